@@ -1,0 +1,327 @@
+//! Layered configuration: built-in defaults, then a TOML file, then
+//! `SHROOMS__SECTION__KEY` environment variables, then `*_FILE` secrets.
+//! The contract variables `SHROOMS_DATA`, `SHROOMS_LISTEN` and
+//! `SHROOMS_DATABASE_URL` are honoured as documented. Unknown keys are
+//! rejected. Secrets are never printed (`Debug` redacts them).
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A string that never shows up in logs or `Debug` output.
+#[derive(Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Data folder: embedded database, uploaded files, backups.
+    pub data: PathBuf,
+    /// Address the HTTP server listens on.
+    pub listen: String,
+    /// PostgreSQL URL; absent means the embedded SQLite database in the data folder.
+    pub database_url: Option<Secret>,
+    /// Public base URL used in links sent by mail (defaults to http://<listen>).
+    pub public_url: Option<String>,
+    /// Folder of template and static overrides (a theme).
+    pub theme: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `info,shrooms_core=debug`.
+    pub log: String,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Database connection pool size.
+    pub pool_size: u32,
+    pub session: SessionConfig,
+    pub security: SecurityConfig,
+    pub tls: Option<TlsConfig>,
+    pub smtp: Option<SmtpConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// A session unused for this long expires.
+    pub idle_minutes: i64,
+    /// A session expires this long after sign-in, used or not.
+    pub absolute_hours: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Lifetime of API access tokens (JWT).
+    pub access_token_seconds: i64,
+    /// Lifetime of API refresh tokens.
+    pub refresh_token_days: i64,
+    /// Failed sign-ins allowed per account within the window.
+    pub max_failures_per_account: i64,
+    /// Failed sign-ins allowed per client address within the window.
+    pub max_failures_per_address: i64,
+    /// Throttling window.
+    pub failure_window_minutes: i64,
+    /// argon2id memory cost in KiB (tests lower it).
+    pub argon2_memory_kib: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// `none`, `starttls` or `tls`.
+    #[serde(default = "default_smtp_security")]
+    pub security: String,
+    pub from: String,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_smtp_security() -> String {
+    "starttls".into()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: PathBuf::from("./shrooms-data"),
+            listen: "127.0.0.1:8080".into(),
+            database_url: None,
+            public_url: None,
+            theme: None,
+            log: "info".into(),
+            max_body_bytes: 2 * 1024 * 1024,
+            pool_size: 16,
+            session: SessionConfig::default(),
+            security: SecurityConfig::default(),
+            tls: None,
+            smtp: None,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            idle_minutes: 120,
+            absolute_hours: 24 * 7,
+        }
+    }
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            access_token_seconds: 900,
+            refresh_token_days: 30,
+            max_failures_per_account: 5,
+            max_failures_per_address: 30,
+            failure_window_minutes: 15,
+            argon2_memory_kib: 19 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration from the process environment and the optional file
+    /// named by `SHROOMS_CONFIG` (or `<data>/shrooms.toml` when it exists).
+    pub fn load() -> anyhow::Result<Config> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::load_from(&env)
+    }
+
+    pub fn load_from(env: &BTreeMap<String, String>) -> anyhow::Result<Config> {
+        let mut tree = toml::Table::new();
+        let data_hint = env.get("SHROOMS_DATA").cloned();
+        let file = match env.get("SHROOMS_CONFIG") {
+            Some(p) => Some(PathBuf::from(p)),
+            None => {
+                let p = Path::new(data_hint.as_deref().unwrap_or("./shrooms-data"))
+                    .join("shrooms.toml");
+                p.exists().then_some(p)
+            }
+        };
+        if let Some(path) = &file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading configuration file {}", path.display()))?;
+            tree = text
+                .parse::<toml::Table>()
+                .with_context(|| format!("parsing configuration file {}", path.display()))?;
+        }
+        // SHROOMS__SECTION__KEY=value (values parsed as TOML when they parse, else strings).
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("SHROOMS__") else {
+                continue;
+            };
+            let (path, value) = match rest.strip_suffix("_FILE") {
+                Some(p) => (
+                    p,
+                    std::fs::read_to_string(v)
+                        .with_context(|| format!("reading secret file for {k}"))?
+                        .trim_end()
+                        .to_string(),
+                ),
+                None => (rest, v.clone()),
+            };
+            let keys: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            insert_path(&mut tree, &keys, parse_env_value(&value));
+        }
+        for (var, key) in [
+            ("SHROOMS_DATA", "data"),
+            ("SHROOMS_LISTEN", "listen"),
+            ("SHROOMS_DATABASE_URL", "database_url"),
+        ] {
+            if let Some(v) = env.get(var) {
+                if !v.is_empty() {
+                    tree.insert(key.into(), toml::Value::String(v.clone()));
+                }
+            }
+        }
+        let cfg: Config = toml::Value::Table(tree)
+            .try_into()
+            .context("invalid configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!(
+                "listen: `{}` is not an address like 127.0.0.1:8080",
+                self.listen
+            );
+        }
+        if let Some(url) = &self.database_url {
+            if !url.0.starts_with("postgres://") && !url.0.starts_with("postgresql://") {
+                bail!("database_url: only postgres:// URLs are supported (leave it unset for the embedded SQLite database)");
+            }
+        }
+        if self.session.idle_minutes <= 0 || self.session.absolute_hours <= 0 {
+            bail!("session: idle_minutes and absolute_hours must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.is_some()
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data.join("shrooms.db")
+    }
+
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{}", self.listen)
+            }
+        }
+    }
+
+    /// Cookies get the `Secure` flag when the instance is reached over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.tls.is_some() || self.base_url().starts_with("https://")
+    }
+}
+
+fn parse_env_value(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match v {
+        "true" => return toml::Value::Boolean(true),
+        "false" => return toml::Value::Boolean(false),
+        _ => {}
+    }
+    toml::Value::String(v.to_string())
+}
+
+fn insert_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
+    match keys {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(t) = entry {
+                insert_path(t, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load_from(&env(&[("SHROOMS_DATA", "/nonexistent-shrooms")])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert!(c.database_url.is_none());
+    }
+
+    #[test]
+    fn env_layers_override_and_unknown_keys_fail() {
+        let c = Config::load_from(&env(&[
+            ("SHROOMS_DATA", "/nonexistent-shrooms"),
+            ("SHROOMS__SESSION__IDLE_MINUTES", "5"),
+            ("SHROOMS_LISTEN", "127.0.0.1:9999"),
+        ]))
+        .unwrap();
+        assert_eq!(c.session.idle_minutes, 5);
+        assert_eq!(c.listen, "127.0.0.1:9999");
+        let err = Config::load_from(&env(&[
+            ("SHROOMS_DATA", "/nonexistent-shrooms"),
+            ("SHROOMS__SESSION__IDLE_MINUTS", "5"),
+        ]))
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("idle_minuts"), "{err:#}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let c = Config::load_from(&env(&[
+            ("SHROOMS_DATA", "/nonexistent-shrooms"),
+            ("SHROOMS_DATABASE_URL", "postgres://u:hunter2@localhost/db"),
+        ]))
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,164 @@
+//! The core, declared through the same [`Module`] interface as every domain
+//! module: its migrations, routes, menu, dashboard widgets, templates and
+//! translations.
+
+use crate::db::Migration;
+use crate::module::{MenuEntry, Module, Widget};
+use crate::permissions::{Access, BuiltinRole};
+use crate::web::{api, ui, AppState, OrgCtx};
+use axum::Router;
+
+pub struct CoreModule;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    id: "m20261121_001_core_init",
+    sql: include_str!("../migrations/m20261121_001_core_init.sql"),
+}];
+
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../templates/", $name)))),*]
+    };
+}
+
+pub const TEMPLATES: &[(&str, &str)] = templates!(
+    "layout.html",
+    "macros.html",
+    "error.html",
+    "home.html",
+    "setup.html",
+    "login.html",
+    "login_totp.html",
+    "password_forgot.html",
+    "password_reset.html",
+    "email_verify.html",
+    "account_security.html",
+    "admin.html",
+    "dashboard.html",
+    "people_list.html",
+    "people_rows_partial.html",
+    "person_form.html",
+    "person_show.html",
+    "audit_list.html",
+    "org_settings.html",
+    "api_docs.html",
+    "widget_people.html",
+    "widget_activity.html",
+);
+
+impl Module for CoreModule {
+    fn id(&self) -> &'static str {
+        "core"
+    }
+    fn name_key(&self) -> &'static str {
+        "module.core.name"
+    }
+    fn description_key(&self) -> &'static str {
+        "module.core.description"
+    }
+    fn always_on(&self) -> bool {
+        true
+    }
+    fn migrations(&self) -> &'static [Migration] {
+        MIGRATIONS
+    }
+    fn default_access(&self, role: BuiltinRole) -> Access {
+        match role {
+            BuiltinRole::Owner | BuiltinRole::Admin => Access::Admin,
+            BuiltinRole::Manager | BuiltinRole::Staff => Access::Write,
+            BuiltinRole::Member => Access::Read,
+            BuiltinRole::Client => Access::None,
+        }
+    }
+    fn menu(&self) -> Vec<MenuEntry> {
+        vec![
+            MenuEntry {
+                label_key: "nav.dashboard",
+                path: "",
+                min_access: Access::None,
+                order: 0,
+            },
+            MenuEntry {
+                label_key: "nav.people",
+                path: "people",
+                min_access: Access::Read,
+                order: 10,
+            },
+            MenuEntry {
+                label_key: "nav.audit",
+                path: "audit",
+                min_access: Access::Admin,
+                order: 900,
+            },
+            MenuEntry {
+                label_key: "nav.settings",
+                path: "settings",
+                min_access: Access::Admin,
+                order: 1000,
+            },
+        ]
+    }
+    fn router(&self) -> Router<AppState> {
+        api::router().merge(ui::router())
+    }
+    fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
+        None // the core's document is the base of `api::openapi_document`
+    }
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        TEMPLATES
+    }
+    fn translations(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("en", include_str!("../i18n/en.toml")),
+            ("fr", include_str!("../i18n/fr.toml")),
+        ]
+    }
+    fn widgets(&self) -> Vec<Widget> {
+        vec![
+            Widget {
+                id: "core.people",
+                title_key: "widget.people",
+                template: "widget_people.html",
+                min_access: Access::Read,
+                order: 0,
+                load: people_widget,
+            },
+            Widget {
+                id: "core.activity",
+                title_key: "widget.activity",
+                template: "widget_activity.html",
+                min_access: Access::Admin,
+                order: 100,
+                load: activity_widget,
+            },
+        ]
+    }
+}
+
+fn people_widget(st: AppState, ctx: OrgCtx) -> crate::module::WidgetFuture {
+    Box::pin(async move {
+        let cap = ctx.can_read("core")?;
+        let n = crate::people::count(&st.db, &cap).await?;
+        Ok(serde_json::json!({"count": n, "org": ctx.org.slug}))
+    })
+}
+
+fn activity_widget(st: AppState, ctx: OrgCtx) -> crate::module::WidgetFuture {
+    Box::pin(async move {
+        ctx.can_admin("core")?;
+        let page = api::audit_page(
+            &st,
+            Some(ctx.org.id),
+            api::AuditParams {
+                actor: None,
+                action: None,
+                entity_type: None,
+                entity_id: None,
+                limit: Some(8),
+                cursor: None,
+            },
+        )
+        .await?;
+        Ok(serde_json::json!({"entries": page.items, "org": ctx.org.slug}))
+    })
+}

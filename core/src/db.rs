@@ -1,0 +1,306 @@
+//! Storage: one pool type for both backends (the backend is chosen at the
+//! pool, never by making handlers generic), write transactions, and the
+//! migration runner. SQL is written once in a portable dialect: `$1`
+//! placeholders, TEXT ids, BIGINT integers, booleans and UTC milliseconds.
+
+use crate::config::Config;
+use crate::error::{CoreError, CoreResult};
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer: writers queue here instead of failing with SQLITE_BUSY.
+    write_lock: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction. On SQLite it also holds the process's writer slot.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, Any>,
+    backend: Backend,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+    pub async fn commit(self) -> CoreResult<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Db {
+    pub async fn connect(cfg: &Config) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = match &cfg.database_url {
+            Some(u) => (u.0.clone(), Backend::Postgres),
+            None => {
+                std::fs::create_dir_all(&cfg.data)
+                    .with_context(|| format!("creating data folder {}", cfg.data.display()))?;
+                let path = std::fs::canonicalize(&cfg.data)?.join("shrooms.db");
+                (
+                    format!("sqlite://{}?mode=rwc", path.display()),
+                    Backend::Sqlite,
+                )
+            }
+        };
+        let opts = AnyConnectOptions::from_str(&url).context("invalid database URL")?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(cfg.pool_size.max(2))
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("connecting to the {} database", backend.name()))?;
+        Ok(Db {
+            pool,
+            backend,
+            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for reads outside a transaction.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Begins a write transaction.
+    pub async fn begin(&self) -> CoreResult<Tx> {
+        let writer = match &self.write_lock {
+            Some(l) => Some(l.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(Tx {
+            tx,
+            backend: self.backend,
+            _writer: writer,
+        })
+    }
+
+    /// Round-trips to the database; used by health checks.
+    pub async fn ping(&self) -> CoreResult<Duration> {
+        let start = std::time::Instant::now();
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(start.elapsed())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// A consistent copy of the whole database, taken while the server runs.
+    /// SQLite: `VACUUM INTO` a file. PostgreSQL: see `backup::export`.
+    pub async fn sqlite_snapshot(&self, dest: &std::path::Path) -> CoreResult<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(CoreError::BadRequest("not an SQLite database".into()));
+        }
+        let p = dest.to_string_lossy().replace('\'', "''");
+        sqlx::query(&format!("VACUUM INTO '{p}'"))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// One schema change of one module. Ids sort in application order:
+/// `m<yyyymmdd>_<seq>_<module>_<what>`.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    pub id: &'static str,
+    pub sql: &'static str,
+}
+
+fn checksum(sql: &str) -> String {
+    crate::crypto::sha256_hex(sql.as_bytes())
+}
+
+/// Splits a migration into statements: `;` at the end of a line ends one.
+/// Comment lines (`--`) are dropped. Migrations hold no triggers or procedures.
+fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in sql.lines() {
+        let t = line.trim();
+        if t.starts_with("--") || t.is_empty() {
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+        if t.ends_with(';') {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+const MIGRATION_LOCK: i64 = 0x5348_524f_4f4d; // "SHROOM"
+
+/// Applies the pending migrations, in id order, each in its own transaction.
+/// Several replicas starting at once on PostgreSQL wait on an advisory lock.
+/// An applied migration whose text changed is refused: add a new one instead.
+pub async fn migrate(
+    db: &Db,
+    migrations: &[(&'static str, Migration)],
+) -> anyhow::Result<Vec<String>> {
+    let mut conn = db.pool.acquire().await?;
+    if db.backend == Backend::Postgres {
+        sqlx::query(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = migrate_locked(&mut conn, migrations).await;
+    if db.backend == Backend::Postgres {
+        sqlx::query(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+async fn migrate_locked(
+    conn: &mut AnyConnection,
+    migrations: &[(&'static str, Migration)],
+) -> anyhow::Result<Vec<String>> {
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, module TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    let rows = sqlx::query("SELECT id, checksum FROM schema_migrations")
+        .fetch_all(&mut *conn)
+        .await?;
+    let applied: std::collections::HashMap<String, String> = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    let mut sorted: Vec<_> = migrations.to_vec();
+    sorted.sort_by_key(|(_, m)| m.id);
+    let mut done = Vec::new();
+    for (module, m) in sorted {
+        let sum = checksum(m.sql);
+        if let Some(prev) = applied.get(m.id) {
+            if *prev != sum {
+                anyhow::bail!(
+                    "migration {} was changed after it was applied; never edit an applied migration, add a new one",
+                    m.id
+                );
+            }
+            continue;
+        }
+        let mut tx = conn.begin().await?;
+        for stmt in statements(m.sql) {
+            tx.execute(stmt.as_str())
+                .await
+                .with_context(|| format!("migration {} failed at: {}", m.id, stmt.trim()))?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (id, module, checksum, applied_at) VALUES ($1, $2, $3, $4)")
+            .bind(m.id)
+            .bind(module)
+            .bind(&sum)
+            .bind(crate::ids::Timestamp::now().0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        done.push(m.id.to_string());
+    }
+    Ok(done)
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern (used with `ESCAPE '\'`).
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn splits_statements_and_drops_comments() {
+        let s =
+            statements("-- a comment\nCREATE TABLE a (x BIGINT);\n\nCREATE INDEX i ON a (x);\n");
+        assert_eq!(s.len(), 2);
+        assert!(s[1].contains("CREATE INDEX"));
+    }
+    #[test]
+    fn like_escape_escapes_wildcards() {
+        assert_eq!(like_escape("50%_a\\"), "50\\%\\_a\\\\");
+    }
+}
+
+/// Ids of migrations not yet applied (used by `shrooms check`).
+pub async fn pending_migrations(
+    db: &Db,
+    migrations: &[(&'static str, Migration)],
+) -> anyhow::Result<Vec<String>> {
+    let applied: Vec<String> = match sqlx::query("SELECT id FROM schema_migrations")
+        .fetch_all(&db.pool)
+        .await
+    {
+        Ok(rows) => rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?,
+        Err(_) => Vec::new(),
+    };
+    Ok(migrations
+        .iter()
+        .map(|(_, m)| m.id.to_string())
+        .filter(|id| !applied.contains(id))
+        .collect())
+}

@@ -1,0 +1,418 @@
+//! The people directory of an organisation: everyone it deals with
+//! (members, volunteers, clients, contacts), whether or not they have an account.
+
+use crate::audit::{self, Change, Who};
+use crate::db::{like_escape, Db};
+use crate::error::{CoreError, CoreResult, FieldError};
+use crate::identity::normalize_email;
+use crate::ids::{parse_id, PersonId, Timestamp};
+use crate::permissions::{CanRead, CanWrite};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Person {
+    #[schema(value_type = String)]
+    pub id: PersonId,
+    pub org_id: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub notes: String,
+    pub account_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const COLS: &str =
+    "id, org_id, given_name, family_name, email, phone, notes, account_id, created_at, updated_at";
+
+fn from_row(r: &AnyRow) -> CoreResult<Person> {
+    Ok(Person {
+        id: parse_id(&r.try_get::<String, _>(0)?)?,
+        org_id: r.try_get(1)?,
+        given_name: r.try_get(2)?,
+        family_name: r.try_get(3)?,
+        email: r.try_get(4)?,
+        phone: r.try_get(5)?,
+        notes: r.try_get(6)?,
+        account_id: r.try_get(7)?,
+        created_at: Timestamp(r.try_get(8)?).rfc3339(),
+        updated_at: Timestamp(r.try_get(9)?).rfc3339(),
+    })
+}
+
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonInput {
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub notes: Option<String>,
+}
+
+struct Clean {
+    given: String,
+    family: String,
+    email: Option<String>,
+    phone: Option<String>,
+    notes: String,
+}
+
+fn clean(input: &PersonInput, base: Option<&Person>) -> Result<Clean, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let pick = |v: &Option<String>, old: Option<&String>| {
+        v.as_ref()
+            .map(|s| s.trim().to_string())
+            .or(old.cloned())
+            .unwrap_or_default()
+    };
+    let given = pick(&input.given_name, base.map(|b| &b.given_name));
+    let family = pick(&input.family_name, base.map(|b| &b.family_name));
+    if given.is_empty() && family.is_empty() {
+        errors.push(FieldError::new(
+            "family_name",
+            "Give at least a given name or a family name.",
+        ));
+    }
+    for (f, v) in [("given_name", &given), ("family_name", &family)] {
+        if v.chars().count() > 100 {
+            errors.push(FieldError::new(f, "Use at most 100 characters."));
+        }
+    }
+    let email = match &input.email {
+        Some(e) if e.trim().is_empty() => None,
+        Some(e) => match normalize_email(e) {
+            Ok(e) => Some(e),
+            Err(fe) => {
+                errors.push(fe);
+                None
+            }
+        },
+        None => base.and_then(|b| b.email.clone()),
+    };
+    let phone = match &input.phone {
+        Some(p) if p.trim().is_empty() => None,
+        Some(p) => {
+            let p = p.trim().to_string();
+            if p.len() > 40
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " +-.()".contains(c))
+            {
+                errors.push(FieldError::new(
+                    "phone",
+                    "Use digits, spaces and + - . ( ) only.",
+                ));
+            }
+            Some(p)
+        }
+        None => base.and_then(|b| b.phone.clone()),
+    };
+    let notes = input
+        .notes
+        .clone()
+        .or(base.map(|b| b.notes.clone()))
+        .unwrap_or_default();
+    if notes.len() > 20_000 {
+        errors.push(FieldError::new(
+            "notes",
+            "Keep notes under 20,000 characters.",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(Clean {
+            given,
+            family,
+            email,
+            phone,
+            notes,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn search_text(c: &Clean) -> String {
+    format!(
+        "{} {} {} {}",
+        c.given,
+        c.family,
+        c.email.as_deref().unwrap_or(""),
+        c.phone.as_deref().unwrap_or("")
+    )
+    .to_lowercase()
+}
+
+pub async fn create(db: &Db, who: &Who, cap: &CanWrite, input: PersonInput) -> CoreResult<Person> {
+    let c = clean(&input, None).map_err(CoreError::Validation)?;
+    let id = PersonId::new();
+    let now = Timestamp::now().0;
+    let mut tx = db.begin().await?;
+    sqlx::query(&format!(
+        "INSERT INTO people ({COLS}, search) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8, $9)"
+    ))
+    .bind(id.to_string())
+    .bind(cap.org().to_string())
+    .bind(&c.given)
+    .bind(&c.family)
+    .bind(&c.email)
+    .bind(&c.phone)
+    .bind(&c.notes)
+    .bind(now)
+    .bind(search_text(&c))
+    .execute(tx.conn())
+    .await?;
+    let p = from_row(
+        &sqlx::query(&format!("SELECT {COLS} FROM people WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_one(tx.conn())
+            .await?,
+    )?;
+    audit::record(
+        &mut tx,
+        who,
+        Change {
+            org: Some(cap.org()),
+            action: "person.create",
+            entity_type: "person",
+            entity_id: id.to_string(),
+            before: None,
+            after: serde_json::to_value(&p).ok(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(p)
+}
+
+/// Reads one person of the capability's organisation; any other answers NotFound.
+pub async fn get(db: &Db, cap: &CanRead, id: &str) -> CoreResult<Person> {
+    let r = sqlx::query(&format!(
+        "SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2"
+    ))
+    .bind(cap.org().to_string())
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or(CoreError::NotFound)?;
+    from_row(&r)
+}
+
+pub async fn update(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    id: &str,
+    input: PersonInput,
+) -> CoreResult<Person> {
+    let mut tx = db.begin().await?;
+    let before = from_row(
+        &sqlx::query(&format!(
+            "SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(cap.org().to_string())
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(CoreError::NotFound)?,
+    )?;
+    let c = clean(&input, Some(&before)).map_err(CoreError::Validation)?;
+    sqlx::query("UPDATE people SET given_name = $1, family_name = $2, email = $3, phone = $4, notes = $5, search = $6, updated_at = $7 WHERE org_id = $8 AND id = $9")
+        .bind(&c.given)
+        .bind(&c.family)
+        .bind(&c.email)
+        .bind(&c.phone)
+        .bind(&c.notes)
+        .bind(search_text(&c))
+        .bind(Timestamp::now().0)
+        .bind(cap.org().to_string())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    let after = from_row(
+        &sqlx::query(&format!("SELECT {COLS} FROM people WHERE id = $1"))
+            .bind(id)
+            .fetch_one(tx.conn())
+            .await?,
+    )?;
+    audit::record(
+        &mut tx,
+        who,
+        Change {
+            org: Some(cap.org()),
+            action: "person.update",
+            entity_type: "person",
+            entity_id: id.to_string(),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&after).ok(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+pub async fn delete(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> CoreResult<()> {
+    let mut tx = db.begin().await?;
+    let before = sqlx::query(&format!(
+        "SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2"
+    ))
+    .bind(cap.org().to_string())
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?
+    .ok_or(CoreError::NotFound)?;
+    let before = from_row(&before)?;
+    sqlx::query("DELETE FROM people WHERE org_id = $1 AND id = $2")
+        .bind(cap.org().to_string())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    audit::record(
+        &mut tx,
+        who,
+        Change {
+            org: Some(cap.org()),
+            action: "person.delete",
+            entity_type: "person",
+            entity_id: id.to_string(),
+            before: serde_json::to_value(&before).ok(),
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PeopleSort {
+    /// Family name, then given name.
+    #[default]
+    Name,
+    /// Newest first.
+    Newest,
+    /// Oldest first.
+    Oldest,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+pub struct ListQuery {
+    pub q: Option<String>,
+    pub sort: PeopleSort,
+    pub cursor: Option<String>,
+    pub limit: i64,
+}
+
+fn bad_cursor() -> CoreError {
+    CoreError::validation(
+        "cursor",
+        "This cursor is not valid for this list; start again without it.",
+    )
+}
+
+/// Keyset-paginated list: stable under inserts, constant cost per page.
+pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Person>> {
+    let limit = q.limit.clamp(1, 200);
+    let mut sql = format!("SELECT {COLS} FROM people WHERE org_id = $1");
+    let mut binds: Vec<String> = vec![cap.org().to_string()];
+    if let Some(term) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        binds.push(format!("%{}%", like_escape(&term.to_lowercase())));
+        sql.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", binds.len()));
+    }
+    let cursor: Option<Vec<String>> = match &q.cursor {
+        Some(c) => Some(
+            B64.decode(c)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(bad_cursor)?,
+        ),
+        None => None,
+    };
+    let n = binds.len();
+    let (order, keys): (&str, usize) = match q.sort {
+        PeopleSort::Name => {
+            if let Some(c) = &cursor {
+                if c.len() != 3 {
+                    return Err(bad_cursor());
+                }
+                sql.push_str(&format!(
+                    " AND (family_name, given_name, id) > (${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3
+                ));
+            }
+            ("family_name, given_name, id", 3)
+        }
+        PeopleSort::Newest | PeopleSort::Oldest => {
+            let op = if q.sort == PeopleSort::Newest {
+                "<"
+            } else {
+                ">"
+            };
+            if let Some(c) = &cursor {
+                if c.len() != 1 {
+                    return Err(bad_cursor());
+                }
+                sql.push_str(&format!(" AND id {op} ${}", n + 1));
+            }
+            (
+                if q.sort == PeopleSort::Newest {
+                    "id DESC"
+                } else {
+                    "id"
+                },
+                1,
+            )
+        }
+    };
+    let _ = keys;
+    if let Some(c) = cursor {
+        binds.extend(c);
+    }
+    sql.push_str(&format!(" ORDER BY {order} LIMIT {}", limit + 1));
+    let mut query = sqlx::query(&sql);
+    for b in &binds {
+        query = query.bind(b);
+    }
+    let rows = query.fetch_all(db.pool()).await?;
+    let mut items = rows.iter().map(from_row).collect::<CoreResult<Vec<_>>>()?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|p| {
+            let key = match q.sort {
+                PeopleSort::Name => vec![
+                    p.family_name.clone(),
+                    p.given_name.clone(),
+                    p.id.to_string(),
+                ],
+                _ => vec![p.id.to_string()],
+            };
+            B64.encode(serde_json::to_vec(&key).unwrap_or_default())
+        })
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+pub async fn count(db: &Db, cap: &CanRead) -> CoreResult<i64> {
+    Ok(sqlx::query("SELECT COUNT(*) FROM people WHERE org_id = $1")
+        .bind(cap.org().to_string())
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)?)
+}

@@ -1,0 +1,950 @@
+//! JSON API of the core, version 1, under `/api/v1`. Every handler is thin:
+//! parse, authorise (capability from [`OrgCtx`]), call the service, answer.
+//! Each carries its OpenAPI annotation; `openapi()` assembles the document.
+
+use super::auth::{Actor, OrgCtx};
+use super::AppState;
+use crate::audit::{self, AuditEntry, AuditFilter};
+use crate::error::{CoreError, CoreResult, FieldError, Problem};
+use crate::identity::{self, ApiKeyInfo, TokenPair, TokenPurpose};
+use crate::instance;
+use crate::orgs::{self, Member, NewOrg, Org, OrgPatch, Role, RoleInput};
+use crate::outbox::{self, OutboxMessage};
+use crate::people::{self, ListQuery, PeopleSort, Person, PersonInput};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+pub const CORE: &str = "core";
+
+// ---------- extractors that answer problem+json ----------
+
+/// JSON body whose errors (syntax, unknown or missing fields, size) become problem+json.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Response;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(e) => Err(json_rejection(e)),
+        }
+    }
+}
+
+fn json_rejection(e: JsonRejection) -> Response {
+    let status = e.status();
+    let text = e.body_text();
+    match e {
+        JsonRejection::JsonDataError(_) => {
+            // "Failed to deserialize the JSON body into the target type: name: missing field `x` at line..."
+            let detail = text
+                .split_once(": ")
+                .map(|x| x.1)
+                .unwrap_or(&text)
+                .to_string();
+            let field = detail
+                .split(": ")
+                .next()
+                .filter(|f| !f.contains(' '))
+                .unwrap_or("body")
+                .to_string();
+            let field = extract_backticked(&detail).unwrap_or(field);
+            CoreError::Validation(vec![FieldError::new(field, detail)]).into_response()
+        }
+        JsonRejection::MissingJsonContentType(_) => crate::error::problem_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Send the body as application/json.".into(),
+            vec![],
+        ),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => crate::error::problem_response(
+            status,
+            "payload-too-large",
+            "The request body is too large.".into(),
+            vec![],
+        ),
+        _ => crate::error::problem_response(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            format!("The body is not valid JSON: {text}"),
+            vec![],
+        ),
+    }
+}
+
+fn extract_backticked(s: &str) -> Option<String> {
+    let start = s.find('`')? + 1;
+    let end = s[start..].find('`')? + start;
+    Some(s[start..end].to_string())
+}
+
+/// Query string whose errors become problem+json.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(q) => Ok(ApiQuery(q.0)),
+            Err(e) => Err(query_rejection(e)),
+        }
+    }
+}
+
+fn query_rejection(e: QueryRejection) -> Response {
+    CoreError::Validation(vec![FieldError::new("query", e.body_text())]).into_response()
+}
+
+fn created<T: Serialize>(v: T) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+// ---------- auth ----------
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub email: String,
+    pub password: String,
+    /// Current code of the authenticator app, when a second factor is enrolled.
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body = TokenRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn token(
+    State(st): State<AppState>,
+    parts: Parts_,
+    ApiJson(req): ApiJson<TokenRequest>,
+) -> CoreResult<Json<TokenPair>> {
+    let account =
+        identity::password_login(&st.db, &st.cfg, &req.email, &req.password, &parts.0).await?;
+    if account.totp_enabled {
+        match req.totp.as_deref() {
+            Some(code) => identity::check_totp(&st.db, &st.cfg, &account, code, &parts.0).await?,
+            None => {
+                return Err(CoreError::validation(
+                    "totp",
+                    "This account has a second factor: send the current code in `totp`.",
+                ))
+            }
+        }
+    }
+    Ok(Json(
+        identity::issue_tokens(&st.db, &st.cfg, &st.signing_key, account.id).await?,
+    ))
+}
+
+/// The client address, as an extractor for handlers that do not need the actor.
+pub struct Parts_(pub String);
+
+impl FromRequestParts<AppState> for Parts_ {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Parts_(super::auth::client_address(parts)))
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
+pub async fn refresh(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> CoreResult<Json<TokenPair>> {
+    Ok(Json(
+        identity::refresh_tokens(&st.db, &st.cfg, &st.signing_key, &req.refresh_token).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout-everywhere", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
+pub async fn logout_everywhere(State(st): State<AppState>, actor: Actor) -> CoreResult<StatusCode> {
+    let mut tx = st.db.begin().await?;
+    identity::end_all_sessions(&mut tx, &actor.who(), actor.account.id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotRequest {
+    pub email: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", request_body = ForgotRequest,
+    responses((status = 202, description = "A reset link was sent if the account exists")))]
+pub async fn forgot_password(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<ForgotRequest>,
+) -> CoreResult<StatusCode> {
+    send_reset_link(&st, &req.email).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Mails a password reset link; says nothing about whether the account exists.
+pub async fn send_reset_link(st: &AppState, email: &str) -> CoreResult<()> {
+    if let Some(a) = identity::find_account_by_email(&st.db, email).await? {
+        if !a.disabled {
+            let mut tx = st.db.begin().await?;
+            let token =
+                identity::issue_one_time_token(&mut tx, a.id, TokenPurpose::ResetPassword).await?;
+            outbox::enqueue(&mut tx, &st.cfg, None, "password_reset", &a.email, "Reset your Shrooms password",
+                &format!("Someone asked to reset the password of this account. If it was you, open this link within one hour:\n{}/password/reset?token={token}\n\nIf it was not you, ignore this message.", st.base_url())).await?;
+            tx.commit().await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    pub token: String,
+    pub password: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", request_body = ResetRequest,
+    responses((status = 204), (status = 400, body = Problem), (status = 422, body = Problem)))]
+pub async fn reset_password(
+    State(st): State<AppState>,
+    addr: Parts_,
+    ApiJson(req): ApiJson<ResetRequest>,
+) -> CoreResult<StatusCode> {
+    do_reset(&st, &req.token, req.password, &addr.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn do_reset(
+    st: &AppState,
+    token: &str,
+    password: String,
+    address: &str,
+) -> CoreResult<()> {
+    identity::check_password_policy(&password).map_err(|e| CoreError::Validation(vec![e]))?;
+    let mut tx = st.db.begin().await?;
+    let account =
+        identity::consume_one_time_token(&mut tx, token, TokenPurpose::ResetPassword).await?;
+    let who = crate::audit::Who {
+        account: Some(account),
+        label: "password-reset".into(),
+        address: address.into(),
+    };
+    identity::set_password(&mut tx, &who, &st.cfg, account, password).await?;
+    // A reset proves control of the mailbox; old sessions may belong to an intruder.
+    identity::end_all_sessions(&mut tx, &who, account).await?;
+    sqlx::query(
+        "UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2",
+    )
+    .bind(crate::ids::Timestamp::now().0)
+    .bind(account.to_string())
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub token: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/email/verify", tag = "auth", request_body = VerifyRequest,
+    responses((status = 204), (status = 400, body = Problem)))]
+pub async fn verify_email(
+    State(st): State<AppState>,
+    addr: Parts_,
+    ApiJson(req): ApiJson<VerifyRequest>,
+) -> CoreResult<StatusCode> {
+    let mut tx = st.db.begin().await?;
+    let account =
+        identity::consume_one_time_token(&mut tx, &req.token, TokenPurpose::VerifyEmail).await?;
+    identity::mark_email_verified(
+        &mut tx,
+        &crate::audit::Who {
+            account: Some(account),
+            label: "email-verification".into(),
+            address: addr.0,
+        },
+        account,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/me/email/verification", tag = "me", security(("bearer" = [])),
+    responses((status = 202), (status = 409, body = Problem)))]
+pub async fn send_verification(State(st): State<AppState>, actor: Actor) -> CoreResult<StatusCode> {
+    send_verification_mail(&st, &actor.account).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn send_verification_mail(st: &AppState, a: &identity::Account) -> CoreResult<()> {
+    if a.email_verified {
+        return Err(CoreError::Conflict {
+            field: None,
+            message: "This email address is already verified.".into(),
+        });
+    }
+    let mut tx = st.db.begin().await?;
+    let token = identity::issue_one_time_token(&mut tx, a.id, TokenPurpose::VerifyEmail).await?;
+    outbox::enqueue(
+        &mut tx,
+        &st.cfg,
+        None,
+        "verify_email",
+        &a.email,
+        "Confirm your email address",
+        &format!(
+            "Open this link to confirm your address:\n{}/email/verify?token={token}\n",
+            st.base_url()
+        ),
+    )
+    .await?;
+    tx.commit().await
+}
+
+// ---------- me ----------
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub email_verified: bool,
+    pub is_instance_admin: bool,
+    pub totp_enabled: bool,
+    pub lang: Option<String>,
+    pub orgs: Vec<Org>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "me", security(("bearer" = [])), responses((status = 200, body = Me), (status = 401, body = Problem)))]
+pub async fn me(State(st): State<AppState>, actor: Actor) -> CoreResult<Json<Me>> {
+    let a = &actor.account;
+    let orgs = orgs::list_orgs(&st.db, a.id, false, None, 200).await?;
+    Ok(Json(Me {
+        id: a.id.to_string(),
+        email: a.email.clone(),
+        display_name: a.display_name.clone(),
+        email_verified: a.email_verified,
+        is_instance_admin: a.is_instance_admin,
+        totp_enabled: a.totp_enabled,
+        lang: a.lang.clone(),
+        orgs,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub info: ApiKeyInfo,
+    /// Shown once: store it now.
+    pub secret: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/me/api-keys", tag = "me", security(("bearer" = [])), responses((status = 200, body = [ApiKeyInfo])))]
+pub async fn list_keys(
+    State(st): State<AppState>,
+    actor: Actor,
+) -> CoreResult<Json<Vec<ApiKeyInfo>>> {
+    Ok(Json(
+        identity::list_api_keys(&st.db, actor.account.id).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/me/api-keys", tag = "me", security(("bearer" = [])), request_body = NewApiKey,
+    responses((status = 201, body = CreatedApiKey), (status = 422, body = Problem)))]
+pub async fn create_key(
+    State(st): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<NewApiKey>,
+) -> CoreResult<Response> {
+    let (info, secret) =
+        identity::create_api_key(&st.db, &actor.who(), actor.account.id, &req.name).await?;
+    Ok(created(CreatedApiKey { info, secret }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/me/api-keys/{id}", tag = "me", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn revoke_key(
+    State(st): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> CoreResult<StatusCode> {
+    identity::revoke_api_key(&st.db, &actor.who(), actor.account.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------- organisations ----------
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// From `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrgPage {
+    pub items: Vec<Org>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", security(("bearer" = [])), params(PageParams),
+    responses((status = 200, body = OrgPage)))]
+pub async fn list_orgs(
+    State(st): State<AppState>,
+    actor: Actor,
+    ApiQuery(p): ApiQuery<PageParams>,
+) -> CoreResult<Json<OrgPage>> {
+    let limit = p.limit.unwrap_or(50).clamp(1, 200);
+    let mut items = orgs::list_orgs(
+        &st.db,
+        actor.account.id,
+        actor.is_instance_admin(),
+        p.cursor.as_deref(),
+        limit + 1,
+    )
+    .await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|o| o.slug.clone())
+    } else {
+        None
+    };
+    Ok(Json(OrgPage { items, next_cursor }))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", security(("bearer" = [])), request_body = NewOrg,
+    responses((status = 201, body = Org), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_org(
+    State(st): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<NewOrg>,
+) -> CoreResult<Response> {
+    actor.require_instance_admin()?;
+    let mut tx = st.db.begin().await?;
+    let org = orgs::create_org(
+        &mut tx,
+        &actor.who(),
+        &st.modules,
+        req,
+        Some(actor.account.id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(created(org))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path, description = "Organisation id or URL name")),
+    responses((status = 200, body = Org), (status = 404, body = Problem)))]
+pub async fn get_org(ctx: OrgCtx) -> CoreResult<Json<Org>> {
+    ctx.can_read(CORE)?;
+    Ok(Json(ctx.org))
+}
+
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)), request_body = OrgPatch,
+    responses((status = 200, body = Org), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_org(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(req): ApiJson<OrgPatch>,
+) -> CoreResult<Json<Org>> {
+    let cap = ctx.can_admin(CORE)?;
+    Ok(Json(orgs::update_org(&st.db, &ctx.who(), &cap, req).await?))
+}
+
+// ---------- people ----------
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PeopleParams {
+    /// Search in names, email and phone.
+    pub q: Option<String>,
+    pub sort: Option<PeopleSort>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PeoplePage {
+    pub items: Vec<Person>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/people", tag = "people", security(("bearer" = [])), params(("org" = String, Path), PeopleParams),
+    responses((status = 200, body = PeoplePage), (status = 404, body = Problem)))]
+pub async fn list_people(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiQuery(p): ApiQuery<PeopleParams>,
+) -> CoreResult<Json<PeoplePage>> {
+    let cap = ctx.can_read(CORE)?;
+    let page = people::list(
+        &st.db,
+        &cap,
+        &ListQuery {
+            q: p.q,
+            sort: p.sort.unwrap_or_default(),
+            cursor: p.cursor,
+            limit: p.limit.unwrap_or(50),
+        },
+    )
+    .await?;
+    Ok(Json(PeoplePage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/people", tag = "people", security(("bearer" = [])), params(("org" = String, Path)), request_body = PersonInput,
+    responses((status = 201, body = Person), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_person(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(req): ApiJson<PersonInput>,
+) -> CoreResult<Response> {
+    let cap = ctx.can_write(CORE)?;
+    Ok(created(
+        people::create(&st.db, &ctx.who(), &cap, req).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/people/{id}", tag = "people", security(("bearer" = [])), params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Person), (status = 404, body = Problem)))]
+pub async fn get_person(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+) -> CoreResult<Json<Person>> {
+    let cap = ctx.can_read(CORE)?;
+    Ok(Json(people::get(&st.db, &cap, &id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/people/{id}", tag = "people", security(("bearer" = [])), params(("org" = String, Path), ("id" = String, Path)), request_body = PersonInput,
+    responses((status = 200, body = Person), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_person(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<PersonInput>,
+) -> CoreResult<Json<Person>> {
+    let cap = ctx.can_write(CORE)?;
+    Ok(Json(
+        people::update(&st.db, &ctx.who(), &cap, &id, req).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/people/{id}", tag = "people", security(("bearer" = [])), params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_person(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+) -> CoreResult<StatusCode> {
+    let cap = ctx.can_write(CORE)?;
+    people::delete(&st.db, &ctx.who(), &cap, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------- members and roles ----------
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)), responses((status = 200, body = [Member]), (status = 404, body = Problem)))]
+pub async fn list_members(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+) -> CoreResult<Json<Vec<Member>>> {
+    ctx.can_read(CORE)?;
+    Ok(Json(orgs::list_members(&st.db, ctx.org.id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberInput {
+    pub email: String,
+    /// Role key: owner, admin, manager, staff, member, client or a custom role.
+    pub role: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)), request_body = MemberInput,
+    responses((status = 201, body = Member), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn add_member(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(req): ApiJson<MemberInput>,
+) -> CoreResult<Response> {
+    let cap = ctx.can_admin(CORE)?;
+    identity::normalize_email(&req.email).map_err(|e| CoreError::Validation(vec![e]))?;
+    Ok(created(
+        orgs::set_member(
+            &st.db,
+            &st.cfg,
+            &ctx.who(),
+            &cap,
+            &req.email,
+            &req.role,
+            &st.base_url(),
+        )
+        .await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/members/{account}", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path), ("account" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn remove_member(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, account)): Path<(String, String)>,
+) -> CoreResult<StatusCode> {
+    let cap = ctx.can_admin(CORE)?;
+    let account = account.parse().map_err(|_| CoreError::NotFound)?;
+    orgs::remove_member(&st.db, &ctx.who(), &cap, account).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/roles", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)), responses((status = 200, body = [Role]), (status = 404, body = Problem)))]
+pub async fn list_roles(State(st): State<AppState>, ctx: OrgCtx) -> CoreResult<Json<Vec<Role>>> {
+    ctx.can_read(CORE)?;
+    Ok(Json(orgs::list_roles(&st.db, ctx.org.id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/roles", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)), request_body = RoleInput,
+    responses((status = 201, body = Role), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_role(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(req): ApiJson<RoleInput>,
+) -> CoreResult<Response> {
+    let cap = ctx.can_admin(CORE)?;
+    Ok(created(
+        orgs::save_role(&st.db, &ctx.who(), &cap, &st.modules, None, req).await?,
+    ))
+}
+
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/roles/{key}", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path), ("key" = String, Path)), request_body = RoleInput,
+    responses((status = 200, body = Role), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_role(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, key)): Path<(String, String)>,
+    ApiJson(req): ApiJson<RoleInput>,
+) -> CoreResult<Json<Role>> {
+    let cap = ctx.can_admin(CORE)?;
+    Ok(Json(
+        orgs::save_role(&st.db, &ctx.who(), &cap, &st.modules, Some(&key), req).await?,
+    ))
+}
+
+// ---------- modules ----------
+
+#[derive(Serialize, ToSchema)]
+pub struct ModuleState {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub always_on: bool,
+    pub depends_on: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleToggle {
+    pub enabled: bool,
+}
+
+pub async fn module_states(
+    st: &AppState,
+    org: Option<crate::ids::OrgId>,
+    lang: &str,
+) -> CoreResult<Vec<ModuleState>> {
+    let mut out = Vec::new();
+    for m in st.modules.all() {
+        out.push(ModuleState {
+            id: m.id().into(),
+            name: st.templates.tr(lang, m.name_key()),
+            enabled: instance::module_enabled(&st.db, &st.modules, m.id(), org).await?,
+            always_on: m.always_on(),
+            depends_on: m.depends_on().iter().map(|s| s.to_string()).collect(),
+        });
+    }
+    Ok(out)
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/modules", tag = "modules", security(("bearer" = [])), params(("org" = String, Path)), responses((status = 200, body = [ModuleState]), (status = 404, body = Problem)))]
+pub async fn org_modules(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+) -> CoreResult<Json<Vec<ModuleState>>> {
+    ctx.can_read(CORE)?;
+    Ok(Json(module_states(&st, Some(ctx.org.id), "en").await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/modules/{module}", tag = "modules", security(("bearer" = [])), params(("org" = String, Path), ("module" = String, Path)), request_body = ModuleToggle,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_org_module(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, module)): Path<(String, String)>,
+    ApiJson(req): ApiJson<ModuleToggle>,
+) -> CoreResult<StatusCode> {
+    ctx.can_admin(CORE)?;
+    instance::set_module_enabled(
+        &st.db,
+        &ctx.who(),
+        &st.modules,
+        &module,
+        Some(ctx.org.id),
+        req.enabled,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/modules", tag = "admin", security(("bearer" = [])), responses((status = 200, body = [ModuleState]), (status = 403, body = Problem)))]
+pub async fn instance_modules(
+    State(st): State<AppState>,
+    actor: Actor,
+) -> CoreResult<Json<Vec<ModuleState>>> {
+    actor.require_instance_admin()?;
+    Ok(Json(module_states(&st, None, "en").await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/admin/modules/{module}", tag = "admin", security(("bearer" = [])), params(("module" = String, Path)), request_body = ModuleToggle,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn set_instance_module(
+    State(st): State<AppState>,
+    actor: Actor,
+    Path(module): Path<String>,
+    ApiJson(req): ApiJson<ModuleToggle>,
+) -> CoreResult<StatusCode> {
+    actor.require_instance_admin()?;
+    instance::set_module_enabled(
+        &st.db,
+        &actor.who(),
+        &st.modules,
+        &module,
+        None,
+        req.enabled,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------- audit and outbox ----------
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Email of the actor.
+    pub actor: Option<String>,
+    /// e.g. `person.update`.
+    pub action: Option<String>,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    pub next_cursor: Option<String>,
+}
+
+pub async fn audit_page(
+    st: &AppState,
+    org: Option<crate::ids::OrgId>,
+    p: AuditParams,
+) -> CoreResult<AuditPage> {
+    let limit = p.limit.unwrap_or(50).clamp(1, 500);
+    let before_seq = match p.cursor.as_deref() {
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| CoreError::validation("cursor", "Invalid cursor."))?,
+        ),
+        None => None,
+    };
+    let f = AuditFilter {
+        org,
+        actor: p.actor,
+        action: p.action,
+        entity_type: p.entity_type,
+        entity_id: p.entity_id,
+        before_seq,
+        limit: limit + 1,
+    };
+    let mut items = audit::list(&st.db, &f).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|e| e.seq.to_string())
+    } else {
+        None
+    };
+    Ok(AuditPage { items, next_cursor })
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit", security(("bearer" = [])), params(("org" = String, Path), AuditParams),
+    responses((status = 200, body = AuditPage), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn org_audit(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiQuery(p): ApiQuery<AuditParams>,
+) -> CoreResult<Json<AuditPage>> {
+    ctx.can_admin(CORE)?;
+    Ok(Json(audit_page(&st, Some(ctx.org.id), p).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", security(("bearer" = [])), params(AuditParams),
+    responses((status = 200, body = AuditPage), (status = 403, body = Problem)))]
+pub async fn instance_audit(
+    State(st): State<AppState>,
+    actor: Actor,
+    ApiQuery(p): ApiQuery<AuditParams>,
+) -> CoreResult<Json<AuditPage>> {
+    actor.require_instance_admin()?;
+    Ok(Json(audit_page(&st, None, p).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OutboxParams {
+    /// Only messages to this address.
+    pub to: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/outbox", tag = "admin", security(("bearer" = [])), params(OutboxParams),
+    responses((status = 200, body = [OutboxMessage]), (status = 403, body = Problem)))]
+pub async fn list_outbox(
+    State(st): State<AppState>,
+    actor: Actor,
+    ApiQuery(p): ApiQuery<OutboxParams>,
+) -> CoreResult<Json<Vec<OutboxMessage>>> {
+    actor.require_instance_admin()?;
+    Ok(Json(
+        outbox::list(&st.db, p.to.as_deref(), p.limit.unwrap_or(50)).await?,
+    ))
+}
+
+// ---------- document ----------
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Shrooms API", version = "1", description = "The JSON API of Shrooms. Errors are RFC 9457 problem+json; lists are cursor-paginated. See docs/API.md."),
+    paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, list_keys, create_key, revoke_key,
+        list_orgs, create_org, get_org, patch_org, list_people, create_person, get_person, patch_person, delete_person,
+        list_members, add_member, remove_member, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
+        org_audit, instance_audit, list_outbox),
+    components(schemas(Problem, FieldError)),
+    modifiers(&BearerAuth),
+)]
+pub struct CoreApi;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or API key")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole API document: the core's and every module's.
+pub fn openapi_document(modules: &crate::module::Modules) -> utoipa::openapi::OpenApi {
+    let mut doc = CoreApi::openapi();
+    for m in modules.all() {
+        if let Some(more) = m.openapi() {
+            doc.merge(more);
+        }
+    }
+    doc
+}
+
+pub async fn openapi_json(State(st): State<AppState>) -> Response {
+    let doc = openapi_document(&st.modules);
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc.to_pretty_json().unwrap_or_default(),
+    )
+        .into_response()
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/api/v1/auth/token", post(token))
+        .route("/api/v1/auth/refresh", post(refresh))
+        .route("/api/v1/auth/logout-everywhere", post(logout_everywhere))
+        .route("/api/v1/auth/password/forgot", post(forgot_password))
+        .route("/api/v1/auth/password/reset", post(reset_password))
+        .route("/api/v1/auth/email/verify", post(verify_email))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/me/email/verification", post(send_verification))
+        .route("/api/v1/me/api-keys", get(list_keys).post(create_key))
+        .route(
+            "/api/v1/me/api-keys/{id}",
+            axum::routing::delete(revoke_key),
+        )
+        .route("/api/v1/orgs", get(list_orgs).post(create_org))
+        .route("/api/v1/orgs/{org}", get(get_org).patch(patch_org))
+        .route(
+            "/api/v1/orgs/{org}/people",
+            get(list_people).post(create_person),
+        )
+        .route(
+            "/api/v1/orgs/{org}/people/{id}",
+            get(get_person).patch(patch_person).delete(delete_person),
+        )
+        .route(
+            "/api/v1/orgs/{org}/members",
+            get(list_members).post(add_member),
+        )
+        .route(
+            "/api/v1/orgs/{org}/members/{account}",
+            axum::routing::delete(remove_member),
+        )
+        .route(
+            "/api/v1/orgs/{org}/roles",
+            get(list_roles).post(create_role),
+        )
+        .route("/api/v1/orgs/{org}/roles/{key}", patch(patch_role))
+        .route("/api/v1/orgs/{org}/modules", get(org_modules))
+        .route("/api/v1/orgs/{org}/modules/{module}", put(set_org_module))
+        .route("/api/v1/orgs/{org}/audit", get(org_audit))
+        .route("/api/v1/admin/modules", get(instance_modules))
+        .route("/api/v1/admin/modules/{module}", put(set_instance_module))
+        .route("/api/v1/admin/audit", get(instance_audit))
+        .route("/api/v1/admin/outbox", get(list_outbox))
+}

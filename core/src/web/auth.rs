@@ -1,0 +1,396 @@
+//! Who is asking, and for which organisation.
+//!
+//! [`Actor`] authenticates the request: a session cookie for pages, a bearer
+//! token (JWT access token or personal API key) for `/api/`. [`OrgCtx`] adds
+//! the organisation named by the `{org}` path segment and the actor's role in
+//! it. It fails closed: an organisation the actor does not belong to answers
+//! 404, exactly like one that does not exist.
+
+use super::{ui::UiError, AppState};
+use crate::error::{CoreError, CoreResult};
+use crate::identity::{self, Account, API_KEY_PREFIX};
+use crate::orgs::{self, Org, Role};
+use crate::permissions::{Access, CanAdmin, CanRead, CanWrite, Permissions};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+pub const SESSION_COOKIE: &str = "shrooms_session";
+pub const CSRF_COOKIE: &str = "shrooms_csrf";
+pub const LANG_COOKIE: &str = "shrooms_lang";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    Session { token_hash: String },
+    AccessToken,
+    ApiKey,
+}
+
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub account: Account,
+    pub address: String,
+    pub method: AuthMethod,
+}
+
+impl Actor {
+    pub fn who(&self) -> crate::audit::Who {
+        self.account.who(&self.address)
+    }
+    pub fn is_instance_admin(&self) -> bool {
+        self.account.is_instance_admin
+    }
+    pub fn require_instance_admin(&self) -> CoreResult<()> {
+        if self.account.is_instance_admin {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(
+                "Only instance administrators can do this.".into(),
+            ))
+        }
+    }
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+}
+
+pub fn set_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    max_age_secs: Option<i64>,
+) -> HeaderValue {
+    let secure = if state.cfg.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let age = match max_age_secs {
+        Some(s) => format!("; Max-Age={s}"),
+        None => String::new(),
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+pub fn client_address(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn is_api(parts: &Parts) -> bool {
+    parts.uri.path().starts_with("/api/")
+}
+
+/// Rejection: problem+json for the API, a redirect to sign-in for pages.
+fn reject(parts: &Parts, err: CoreError) -> Response {
+    if is_api(parts) {
+        return err.into_response();
+    }
+    match err {
+        CoreError::Unauthorized(_) => {
+            let next = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            Redirect::to(&format!("/login?next={}", urlencode(next))).into_response()
+        }
+        CoreError::TotpRequired => Redirect::to("/account/security?required=1").into_response(),
+        other => UiError(other).into_response(),
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> CoreResult<Option<Actor>> {
+    let address = client_address(parts);
+    if is_api(parts) {
+        let Some(auth) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Ok(None);
+        };
+        let token = auth
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| CoreError::Unauthorized("Use `Authorization: Bearer <token>`.".into()))?
+            .trim();
+        let (account, method) = if token.starts_with(API_KEY_PREFIX) {
+            (
+                identity::verify_api_key(&state.db, token).await?,
+                AuthMethod::ApiKey,
+            )
+        } else {
+            (
+                identity::verify_access_token(&state.db, &state.signing_key, token).await?,
+                AuthMethod::AccessToken,
+            )
+        };
+        return Ok(Some(Actor {
+            account,
+            address,
+            method,
+        }));
+    }
+    let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    match identity::find_session(&state.db, &state.cfg, &token).await? {
+        Some(s) if !s.second_factor_pending => Ok(Some(Actor {
+            account: s.account,
+            address,
+            method: AuthMethod::Session {
+                token_hash: s.token_hash,
+            },
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// The signed-in actor, if any (cached for the request).
+pub struct MaybeActor(pub Option<Actor>);
+
+impl FromRequestParts<AppState> for MaybeActor {
+    type Rejection = Response;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(a) = parts.extensions.get::<Option<Actor>>() {
+            return Ok(MaybeActor(a.clone()));
+        }
+        let a = authenticate(parts, state)
+            .await
+            .map_err(|e| reject(parts, e))?;
+        parts.extensions.insert(a.clone());
+        Ok(MaybeActor(a))
+    }
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = Response;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let MaybeActor(a) = MaybeActor::from_request_parts(parts, state).await?;
+        a.ok_or_else(|| reject(parts, CoreError::Unauthorized("Sign in first.".into())))
+    }
+}
+
+/// An actor acting inside one organisation, with the permissions of its role there.
+#[derive(Clone, Debug)]
+pub struct OrgCtx {
+    pub org: Org,
+    pub actor: Actor,
+    pub role: Option<Role>,
+    pub perms: Permissions,
+}
+
+impl OrgCtx {
+    pub fn access(&self, module: &str) -> Access {
+        self.perms.get(module)
+    }
+    fn check(&self, module: &str, need: Access) -> CoreResult<()> {
+        if self.access(module) >= need {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(format!(
+                "Your role does not allow this ({} access to `{module}` is needed).",
+                need.as_str()
+            )))
+        }
+    }
+    pub fn can_read(&self, module: &'static str) -> CoreResult<CanRead> {
+        self.check(module, Access::Read)?;
+        Ok(CanRead::grant(self.org.id, self.actor.account.id, module))
+    }
+    pub fn can_write(&self, module: &'static str) -> CoreResult<CanWrite> {
+        self.check(module, Access::Write)?;
+        Ok(CanWrite::grant(self.org.id, self.actor.account.id, module))
+    }
+    pub fn can_admin(&self, module: &'static str) -> CoreResult<CanAdmin> {
+        self.check(module, Access::Admin)?;
+        Ok(CanAdmin::grant(self.org.id, self.actor.account.id, module))
+    }
+    pub fn who(&self) -> crate::audit::Who {
+        self.actor.who()
+    }
+
+    pub async fn resolve(state: &AppState, actor: Actor, org_key: &str) -> CoreResult<OrgCtx> {
+        let org = orgs::find_org(&state.db, org_key)
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        let role = orgs::membership_role(&state.db, org.id, actor.account.id).await?;
+        let perms = match (&role, actor.is_instance_admin()) {
+            // Instance administrators operate every organisation of their instance.
+            (_, true) => state
+                .modules
+                .default_permissions(crate::permissions::BuiltinRole::Owner),
+            (Some(r), false) if r.key == "owner" => state
+                .modules
+                .default_permissions(crate::permissions::BuiltinRole::Owner),
+            (Some(r), false) => r.permissions.clone(),
+            (None, false) => return Err(CoreError::NotFound),
+        };
+        if role.as_ref().is_some_and(|r| r.require_totp) && !actor.account.totp_enabled {
+            return Err(CoreError::TotpRequired);
+        }
+        Ok(OrgCtx {
+            org,
+            actor,
+            role,
+            perms,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for OrgCtx {
+    type Rejection = Response;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(c) = parts.extensions.get::<OrgCtx>() {
+            return Ok(c.clone());
+        }
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let Path(params): Path<HashMap<String, String>> = Path::from_request_parts(parts, state)
+            .await
+            .map_err(|e| e.into_response())?;
+        let key = params.get("org").cloned().unwrap_or_default();
+        let ctx = OrgCtx::resolve(state, actor, &key)
+            .await
+            .map_err(|e| reject(parts, e))?;
+        parts.extensions.insert(ctx.clone());
+        Ok(ctx)
+    }
+}
+
+/// The CSRF token of this browser, for forms (`<input name="_csrf">`).
+#[derive(Clone)]
+pub struct CsrfToken(pub String);
+
+/// CSRF protection for pages: double-submit token (cookie + form field or
+/// `X-CSRF-Token` header) on every state-changing request, plus an Origin
+/// check. The JSON API is exempt: it authenticates with bearer tokens, which
+/// a browser never sends by itself.
+pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let existing = cookie(req.headers(), CSRF_COOKIE).filter(|c| c.len() >= 32);
+    let (mut parts, body) = req.into_parts();
+    let token = existing.clone().unwrap_or_else(crate::crypto::random_token);
+    parts.extensions.insert(CsrfToken(token.clone()));
+    let req = if super::is_write(&parts.method) {
+        if let Some(origin) = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+        {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let origin_host = origin.split("://").nth(1).unwrap_or("");
+            if origin != "null" && origin_host != host {
+                return UiError(CoreError::Forbidden(
+                    "This form was sent from another site.".into(),
+                ))
+                .into_response();
+            }
+        }
+        let Some(expected) = existing.clone() else {
+            return UiError(CoreError::Forbidden(
+                "Your form expired: reload the page and send it again.".into(),
+            ))
+            .into_response();
+        };
+        let header_token = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let (sent, body) = match header_token {
+            Some(t) => (Some(t), body),
+            None => {
+                let is_form = parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+                if !is_form {
+                    (None, body)
+                } else {
+                    let bytes = match axum::body::to_bytes(body, state.cfg.max_body_bytes).await {
+                        Ok(b) => b,
+                        Err(_) => {
+                            return UiError(CoreError::BadRequest("The form is too large.".into()))
+                                .into_response()
+                        }
+                    };
+                    let sent = form_urlencoded_get(&bytes, "_csrf");
+                    (sent, Body::from(bytes))
+                }
+            }
+        };
+        if !sent.is_some_and(|s| crate::crypto::constant_time_eq(s.as_bytes(), expected.as_bytes()))
+        {
+            return UiError(CoreError::Forbidden(
+                "Your form expired: reload the page and send it again.".into(),
+            ))
+            .into_response();
+        }
+        Request::from_parts(parts, body)
+    } else {
+        Request::from_parts(parts, body)
+    };
+    let mut resp = next.run(req).await;
+    if existing.is_none() {
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(&state, CSRF_COOKIE, &token, None),
+        );
+    }
+    resp
+}
+
+fn form_urlencoded_get(body: &[u8], key: &str) -> Option<String> {
+    let s = std::str::from_utf8(body).ok()?;
+    s.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.replace('+', " "))
+    })
+}

@@ -1,0 +1,132 @@
+//! Prometheus metrics of this process: request counts and latency
+//! histograms per route, database pool, uptime. Each replica exposes its own.
+
+use super::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+#[derive(Default)]
+struct Series {
+    count: u64,
+    sum: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+pub struct Metrics {
+    started: Instant,
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Series>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            started: Instant::now(),
+            requests: Mutex::default(),
+            latency: Mutex::default(),
+        }
+    }
+}
+
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let resp = next.run(req).await;
+    let route = route.unwrap_or_else(|| "unmatched".into());
+    let secs = start.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    if let Ok(mut m) = state.metrics.requests.lock() {
+        *m.entry((method, route.clone(), status)).or_default() += 1;
+    }
+    if let Ok(mut l) = state.metrics.latency.lock() {
+        let s = l.entry(route).or_default();
+        s.count += 1;
+        s.sum += secs;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+    resp
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+pub async fn endpoint(State(state): State<AppState>) -> Response {
+    let mut out = String::new();
+    out.push_str("# HELP shrooms_http_requests_total HTTP requests by method, route and status.\n# TYPE shrooms_http_requests_total counter\n");
+    if let Ok(m) = state.metrics.requests.lock() {
+        for ((method, route, status), n) in m.iter() {
+            out.push_str(&format!("shrooms_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}\n", esc(method), esc(route)));
+        }
+    }
+    out.push_str("# HELP shrooms_http_request_duration_seconds Request latency by route.\n# TYPE shrooms_http_request_duration_seconds histogram\n");
+    if let Ok(l) = state.metrics.latency.lock() {
+        for (route, s) in l.iter() {
+            let r = esc(route);
+            for (i, b) in BUCKETS.iter().enumerate() {
+                out.push_str(&format!(
+                    "shrooms_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}\n",
+                    s.buckets[i]
+                ));
+            }
+            out.push_str(&format!(
+                "shrooms_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}\n",
+                s.count
+            ));
+            out.push_str(&format!(
+                "shrooms_http_request_duration_seconds_sum{{route=\"{r}\"}} {}\n",
+                s.sum
+            ));
+            out.push_str(&format!(
+                "shrooms_http_request_duration_seconds_count{{route=\"{r}\"}} {}\n",
+                s.count
+            ));
+        }
+    }
+    let (size, idle) = state.db.pool_stats();
+    out.push_str(&format!(
+        "# HELP shrooms_db_pool_connections Open database connections.\n# TYPE shrooms_db_pool_connections gauge\nshrooms_db_pool_connections{{state=\"open\"}} {size}\nshrooms_db_pool_connections{{state=\"idle\"}} {idle}\n"
+    ));
+    out.push_str(&format!("# HELP shrooms_db_pool_max Pool size limit.\n# TYPE shrooms_db_pool_max gauge\nshrooms_db_pool_max {}\n", state.cfg.pool_size));
+    let (queued, failed) = outbox_counts(&state).await;
+    out.push_str(&format!(
+        "# HELP shrooms_jobs Background work waiting or failed (mail outbox).\n# TYPE shrooms_jobs gauge\nshrooms_jobs{{queue=\"mail\",state=\"queued\"}} {queued}\nshrooms_jobs{{queue=\"mail\",state=\"failed\"}} {failed}\n"
+    ));
+    out.push_str(&format!("# HELP shrooms_uptime_seconds Seconds since start.\n# TYPE shrooms_uptime_seconds gauge\nshrooms_uptime_seconds {}\n", state.metrics.started.elapsed().as_secs()));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+async fn outbox_counts(state: &AppState) -> (i64, i64) {
+    use sqlx::Row;
+    let q = |s: &'static str| async move {
+        sqlx::query("SELECT COUNT(*) FROM mail_outbox WHERE status = $1")
+            .bind(s)
+            .fetch_one(state.db.pool())
+            .await
+            .ok()
+            .and_then(|r| r.try_get::<i64, _>(0).ok())
+            .unwrap_or(0)
+    };
+    (q("queued").await, q("failed").await)
+}
