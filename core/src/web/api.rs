@@ -395,6 +395,65 @@ pub async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+// ---------- second factor ----------
+
+#[derive(Serialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// Base32 secret to type into an authenticator app.
+    pub secret: String,
+    /// `otpauth://` URI (what a QR code encodes).
+    pub uri: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    pub code: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/me/totp", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = TotpEnrolment), (status = 409, body = Problem)))]
+pub async fn totp_begin(
+    State(st): State<AppState>,
+    actor: Actor,
+) -> CoreResult<Json<TotpEnrolment>> {
+    if actor.account.totp_enabled {
+        return Err(CoreError::Conflict {
+            field: None,
+            message: "A second factor is already enrolled.".into(),
+        });
+    }
+    let secret = identity::totp_begin(&st.db, actor.account.id).await?;
+    let name = instance::load(&st.db).await?.name;
+    Ok(Json(TotpEnrolment {
+        uri: crate::crypto::totp_uri(&name, &actor.account.email, &secret),
+        secret,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "me", security(("bearer" = [])), request_body = TotpCode,
+    responses((status = 204), (status = 422, body = Problem)))]
+pub async fn totp_confirm(
+    State(st): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<TotpCode>,
+) -> CoreResult<StatusCode> {
+    let account = identity::get_account(&st.db, actor.account.id).await?;
+    identity::totp_confirm(&st.db, &actor.who(), &account, &req.code).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/me/totp", tag = "me", security(("bearer" = [])), request_body = TotpCode,
+    responses((status = 204), (status = 401, body = Problem)))]
+pub async fn totp_disable(
+    State(st): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<TotpCode>,
+) -> CoreResult<StatusCode> {
+    identity::totp_disable(&st.db, &st.cfg, &actor.who(), &actor.account, &req.code).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---------- organisations ----------
 
 #[derive(Deserialize, IntoParams)]
@@ -854,7 +913,7 @@ pub async fn list_outbox(
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Shrooms API", version = "1", description = "The JSON API of Shrooms. Errors are RFC 9457 problem+json; lists are cursor-paginated. See docs/API.md."),
-    paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, list_keys, create_key, revoke_key,
+    paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, list_keys, create_key, revoke_key, totp_begin, totp_confirm, totp_disable,
         list_orgs, create_org, get_org, patch_org, list_people, create_person, get_person, patch_person, delete_person,
         list_members, add_member, remove_member, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
         org_audit, instance_audit, list_outbox),
@@ -913,6 +972,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me", get(me))
         .route("/api/v1/me/email/verification", post(send_verification))
         .route("/api/v1/me/api-keys", get(list_keys).post(create_key))
+        .route("/api/v1/me/totp", post(totp_begin).delete(totp_disable))
+        .route("/api/v1/me/totp/confirm", post(totp_confirm))
         .route(
             "/api/v1/me/api-keys/{id}",
             axum::routing::delete(revoke_key),

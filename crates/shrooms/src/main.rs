@@ -3,9 +3,9 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use shrooms_core::{audit, core_module::CoreModule, identity, Config, Db, Module, Modules};
+use shrooms::modules;
+use shrooms_core::{audit, identity, Config, Db};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -73,12 +73,6 @@ enum AdminCommand {
 enum AuditCommand {
     /// Recompute the hash chain and report the first broken entry, if any.
     Verify,
-}
-
-/// The modules of this build, in one explicit list.
-fn modules() -> anyhow::Result<Modules> {
-    let list: Vec<Arc<dyn Module>> = vec![Arc::new(CoreModule)];
-    Modules::new(list)
 }
 
 fn main() -> anyhow::Result<()> {

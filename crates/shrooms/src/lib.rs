@@ -1,0 +1,13 @@
+//! The modules of this build, in one explicit list: what `shrooms` serves
+//! and what the integration tests start.
+
+use shrooms_core::{core_module::CoreModule, Module, Modules};
+use std::sync::Arc;
+
+pub fn module_list() -> Vec<Arc<dyn Module>> {
+    vec![Arc::new(CoreModule)]
+}
+
+pub fn modules() -> anyhow::Result<Modules> {
+    Modules::new(module_list())
+}

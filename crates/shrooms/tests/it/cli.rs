@@ -1,0 +1,355 @@
+//! The `shrooms` binary as an operator runs it: serve, admin create while
+//! serving, kill -9 under write load, audit verify, backup and restore, check.
+
+use serde_json::{json, Value};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+use testkit::Backend;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shrooms");
+
+struct Env {
+    vars: Vec<(String, String)>,
+    dir: std::path::PathBuf,
+}
+
+impl Env {
+    async fn new(backend: Backend) -> Env {
+        let (cfg, dir) = testkit::test_config(backend, &crate::modules())
+            .await
+            .unwrap();
+        let mut vars = vec![
+            ("SHROOMS_DATA".to_string(), dir.display().to_string()),
+            (
+                "SHROOMS__SECURITY__ARGON2_MEMORY_KIB".to_string(),
+                "64".to_string(),
+            ),
+            ("SHROOMS__LOG".to_string(), "warn".to_string()),
+        ];
+        if let Some(u) = &cfg.database_url {
+            vars.push(("SHROOMS_DATABASE_URL".into(), u.0.clone()));
+        }
+        Env { vars, dir }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env_remove("SHROOMS_DATABASE_URL")
+            .env_remove("SHROOMS_CONFIG");
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run shrooms")
+    }
+
+    async fn serve(&self) -> (Child, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = self
+            .cmd(&["serve"])
+            .env("SHROOMS_LISTEN", &listen)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start server");
+        let base = format!("http://{listen}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+                if r.status() == 200 {
+                    return (child, base);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not become ready on {base}");
+    }
+}
+
+async fn token(base: &str, email: &str, password: &str) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+macro_rules! proc_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(Env::new(Backend::Sqlite).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if std::env::var("SHROOMS_TEST_SKIP_POSTGRES").is_ok() {
+                    eprintln!("SKIPPED: PostgreSQL tests disabled by SHROOMS_TEST_SKIP_POSTGRES");
+                    return;
+                }
+                ($body)(Env::new(Backend::Postgres).await).await;
+            }
+        }
+    };
+}
+
+proc_test!(
+    kill_during_writes_loses_nothing_acknowledged,
+    |env: Env| async move {
+        let (mut server, base) = env.serve().await;
+        // An administrator created from the command line while the server runs.
+        let out = env.run(&[
+            "admin",
+            "create",
+            "--email",
+            "ops@example.org",
+            "--password",
+            "operator password",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let t = token(&base, "ops@example.org", "operator password").await;
+        let client = reqwest::Client::new();
+        let r = client
+            .post(format!("{base}/api/v1/orgs"))
+            .bearer_auth(&t)
+            .json(&json!({"name": "Load", "slug": "load"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        // Eight writers; the server is killed with SIGKILL in the middle.
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let (client, base, t, acked) = (client.clone(), base.clone(), t.clone(), acked.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..1000 {
+                    let r = client
+                        .post(format!("{base}/api/v1/orgs/load/people"))
+                        .bearer_auth(&t)
+                        .json(
+                            &json!({"given_name": format!("W{w}"), "family_name": format!("N{i}")}),
+                        )
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == 201 => {
+                            let v: Value = match r.json().await {
+                                Ok(v) => v,
+                                Err(_) => break,
+                            };
+                            acked
+                                .lock()
+                                .unwrap()
+                                .push(v["id"].as_str().unwrap().to_string());
+                        }
+                        _ => break,
+                    }
+                }
+            }));
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if acked.lock().unwrap().len() >= 150 {
+                break;
+            }
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
+        for t in tasks {
+            let _ = t.await;
+        }
+        let acked = acked.lock().unwrap().clone();
+        assert!(acked.len() >= 150);
+        let (mut server, base) = env.serve().await;
+        let t = token(&base, "ops@example.org", "operator password").await;
+        for id in &acked {
+            let r = client
+                .get(format!("{base}/api/v1/orgs/load/people/{id}"))
+                .bearer_auth(&t)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "acknowledged person {id} was lost");
+        }
+        let out = env.run(&["audit", "verify"]);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
+        server.kill().unwrap();
+        let _ = server.wait();
+    }
+);
+
+proc_test!(audit_verify_finds_tampering, |env: Env| async move {
+    let (mut server, base) = env.serve().await;
+    assert!(env
+        .run(&[
+            "admin",
+            "create",
+            "--email",
+            "ops@example.org",
+            "--password",
+            "operator password"
+        ])
+        .status
+        .success());
+    let t = token(&base, "ops@example.org", "operator password").await;
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{base}/api/v1/orgs"))
+        .bearer_auth(&t)
+        .json(&json!({"name": "Audit", "slug": "audit"}))
+        .send()
+        .await
+        .unwrap();
+    for i in 0..5 {
+        let r = client
+            .post(format!("{base}/api/v1/orgs/audit/people"))
+            .bearer_auth(&t)
+            .json(&json!({"given_name": "P", "family_name": format!("{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert!(env.run(&["audit", "verify"]).status.success());
+    // Someone with database access rewrites history.
+    let mut cfg = shrooms_core::Config::default();
+    cfg.data = env.dir.clone();
+    if let Some((_, u)) = env.vars.iter().find(|(k, _)| k == "SHROOMS_DATABASE_URL") {
+        cfg.database_url = Some(shrooms_core::config::Secret(u.clone()));
+    }
+    let db = shrooms_core::Db::connect(&cfg).await.unwrap();
+    sqlx::query("UPDATE audit_log SET after_json = '{\"given_name\":\"Mallory\"}' WHERE seq = 4")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+    let out = env.run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("entry 4"), "{err}");
+});
+
+proc_test!(backup_restore_and_check, |env: Env| async move {
+    let (mut server, base) = env.serve().await;
+    assert!(env
+        .run(&[
+            "admin",
+            "create",
+            "--email",
+            "ops@example.org",
+            "--password",
+            "operator password"
+        ])
+        .status
+        .success());
+    let t = token(&base, "ops@example.org", "operator password").await;
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{base}/api/v1/orgs"))
+        .bearer_auth(&t)
+        .json(&json!({"name": "Keep", "slug": "keep"}))
+        .send()
+        .await
+        .unwrap();
+    let p: Value = client
+        .post(format!("{base}/api/v1/orgs/keep/people"))
+        .bearer_auth(&t)
+        .json(&json!({"given_name": "Kept", "family_name": "Safe"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = p["id"].as_str().unwrap().to_string();
+    // Backup while the server runs.
+    let file = env.dir.join("snap.backup");
+    let out = env.run(&["backup", "--output", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = client
+        .delete(format!("{base}/api/v1/orgs/keep/people/{id}"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    server.kill().unwrap();
+    let _ = server.wait();
+    let out = env.run(&["restore", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut server, base) = env.serve().await;
+    let t = token(&base, "ops@example.org", "operator password").await;
+    let r = client
+        .get(format!("{base}/api/v1/orgs/keep/people/{id}"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the person deleted after the backup is back"
+    );
+    let out = env.run(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("database: ok") && text.contains("up to date"),
+        "{text}"
+    );
+    server.kill().unwrap();
+    let _ = server.wait();
+});
+
+#[test]
+fn bad_configuration_is_refused_clearly() {
+    let out = Command::new(BIN)
+        .arg("check")
+        .env("SHROOMS_DATA", std::env::temp_dir().join("shrooms-nothing"))
+        .env("SHROOMS__SESION__IDLE_MINUTES", "3")
+        .env_remove("SHROOMS_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sesion"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
