@@ -19,11 +19,7 @@ pub struct Who {
 
 impl Who {
     pub fn system(label: &str) -> Who {
-        Who {
-            account: None,
-            label: label.to_string(),
-            address: String::new(),
-        }
+        Who { account: None, label: label.to_string(), address: String::new() }
     }
 }
 
@@ -97,13 +93,10 @@ fn entry_hash(
 pub async fn record(tx: &mut Tx, who: &Who, change: Change<'_>) -> CoreResult<i64> {
     if tx.backend() == Backend::Postgres {
         // Serialises appends across replicas until this transaction ends.
-        sqlx::query(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
-            .execute(tx.conn())
-            .await?;
+        sqlx::query(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK})")).execute(tx.conn()).await?;
     }
-    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(tx.conn())
-        .await?;
+    let last =
+        sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(tx.conn()).await?;
     let (seq, prev_hash) = match last {
         Some(r) => (r.try_get::<i64, _>(0)? + 1, r.try_get::<String, _>(1)?),
         None => (1, GENESIS.to_string()),
@@ -201,19 +194,13 @@ pub async fn verify(db: &Db) -> CoreResult<Verification> {
                 &stored_prev,
             );
             if h != stored_hash {
-                return Ok(Verification::Broken {
-                    seq,
-                    reason: "its content was altered after it was written".into(),
-                });
+                return Ok(Verification::Broken { seq, reason: "its content was altered after it was written".into() });
             }
             prev = stored_hash;
             expected_seq += 1;
         }
     }
-    Ok(Verification::Intact {
-        entries: expected_seq - 1,
-        head: prev,
-    })
+    Ok(Verification::Intact { entries: expected_seq - 1, head: prev })
 }
 
 pub struct AuditFilter {
@@ -258,10 +245,7 @@ pub async fn list(db: &Db, f: &AuditFilter) -> CoreResult<Vec<AuditEntry>> {
         sql.push_str(&format!(" AND seq < ${}", binds.len() + 1));
         q_before = Some(b);
     }
-    sql.push_str(&format!(
-        " ORDER BY seq DESC LIMIT {}",
-        f.limit.clamp(1, 500)
-    ));
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", f.limit.clamp(1, 500)));
     let mut q = sqlx::query(&sql);
     for b in &binds {
         q = q.bind(b);

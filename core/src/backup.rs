@@ -11,29 +11,14 @@ use std::process::Command;
 
 fn stamp() -> String {
     let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}{:02}{:02}-{:02}{:02}{:02}",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{:04}{:02}{:02}-{:02}{:02}{:02}", t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
 }
 
 pub async fn backup(cfg: &Config, db: &Db, output: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let ext = if db.backend() == Backend::Sqlite {
-        "db"
-    } else {
-        "pgdump"
-    };
+    let ext = if db.backend() == Backend::Sqlite { "db" } else { "pgdump" };
     let out = match output {
         Some(p) => p,
-        None => cfg
-            .data
-            .join("backups")
-            .join(format!("shrooms-{}.{ext}", stamp())),
+        None => cfg.data.join("backups").join(format!("shrooms-{}.{ext}", stamp())),
     };
     if let Some(dir) = out.parent() {
         if !dir.as_os_str().is_empty() {
@@ -45,16 +30,10 @@ pub async fn backup(cfg: &Config, db: &Db, output: Option<PathBuf>) -> anyhow::R
     }
     match db.backend() {
         Backend::Sqlite => {
-            db.sqlite_snapshot(&out)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            db.sqlite_snapshot(&out).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         Backend::Postgres => {
-            let url = cfg
-                .database_url
-                .as_ref()
-                .map(|u| u.0.clone())
-                .unwrap_or_default();
+            let url = cfg.database_url.as_ref().map(|u| u.0.clone()).unwrap_or_default();
             let status = Command::new("pg_dump")
                 .args(["--format=custom", "--no-owner", "--file"])
                 .arg(&out)
@@ -78,16 +57,12 @@ pub async fn restore(cfg: &Config, file: &Path) -> anyhow::Result<()> {
         None => {
             // Check it is a Shrooms SQLite database before replacing anything.
             let mut check = cfg.clone();
-            let tmp_dir =
-                std::env::temp_dir().join(format!("shrooms-restore-{}", uuid::Uuid::now_v7()));
+            let tmp_dir = std::env::temp_dir().join(format!("shrooms-restore-{}", uuid::Uuid::now_v7()));
             std::fs::create_dir_all(&tmp_dir)?;
             std::fs::copy(file, tmp_dir.join("shrooms.db"))?;
             check.data = tmp_dir.clone();
             let db = Db::connect(&check).await?;
-            let ok = sqlx::query("SELECT COUNT(*) FROM schema_migrations")
-                .fetch_one(db.pool())
-                .await
-                .is_ok();
+            let ok = sqlx::query("SELECT COUNT(*) FROM schema_migrations").fetch_one(db.pool()).await.is_ok();
             db.close().await;
             let _ = std::fs::remove_dir_all(&tmp_dir);
             if !ok {
@@ -96,11 +71,8 @@ pub async fn restore(cfg: &Config, file: &Path) -> anyhow::Result<()> {
             std::fs::create_dir_all(&cfg.data)?;
             let target = cfg.sqlite_path();
             if target.exists() {
-                let keep = cfg
-                    .data
-                    .join(format!("shrooms.db.before-restore-{}", stamp()));
-                std::fs::rename(&target, &keep)
-                    .with_context(|| "moving the current database aside")?;
+                let keep = cfg.data.join(format!("shrooms.db.before-restore-{}", stamp()));
+                std::fs::rename(&target, &keep).with_context(|| "moving the current database aside")?;
                 eprintln!("previous database kept as {}", keep.display());
             }
             for suffix in ["-wal", "-shm"] {
@@ -114,13 +86,7 @@ pub async fn restore(cfg: &Config, file: &Path) -> anyhow::Result<()> {
         }
         Some(url) => {
             let status = Command::new("pg_restore")
-                .args([
-                    "--clean",
-                    "--if-exists",
-                    "--no-owner",
-                    "--single-transaction",
-                    "--dbname",
-                ])
+                .args(["--clean", "--if-exists", "--no-owner", "--single-transaction", "--dbname"])
                 .arg(&url.0)
                 .arg(file)
                 .status()

@@ -123,10 +123,7 @@ impl Default for Config {
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig {
-            idle_minutes: 120,
-            absolute_hours: 24 * 7,
-        }
+        SessionConfig { idle_minutes: 120, absolute_hours: 24 * 7 }
     }
 }
 
@@ -157,8 +154,7 @@ impl Config {
         let file = match env.get("SHROOMS_CONFIG") {
             Some(p) => Some(PathBuf::from(p)),
             None => {
-                let p = Path::new(data_hint.as_deref().unwrap_or("./shrooms-data"))
-                    .join("shrooms.toml");
+                let p = Path::new(data_hint.as_deref().unwrap_or("./shrooms-data")).join("shrooms.toml");
                 p.exists().then_some(p)
             }
         };
@@ -187,30 +183,23 @@ impl Config {
             let keys: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
             insert_path(&mut tree, &keys, parse_env_value(&value));
         }
-        for (var, key) in [
-            ("SHROOMS_DATA", "data"),
-            ("SHROOMS_LISTEN", "listen"),
-            ("SHROOMS_DATABASE_URL", "database_url"),
-        ] {
+        for (var, key) in
+            [("SHROOMS_DATA", "data"), ("SHROOMS_LISTEN", "listen"), ("SHROOMS_DATABASE_URL", "database_url")]
+        {
             if let Some(v) = env.get(var) {
                 if !v.is_empty() {
                     tree.insert(key.into(), toml::Value::String(v.clone()));
                 }
             }
         }
-        let cfg: Config = toml::Value::Table(tree)
-            .try_into()
-            .context("invalid configuration")?;
+        let cfg: Config = toml::Value::Table(tree).try_into().context("invalid configuration")?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            bail!(
-                "listen: `{}` is not an address like 127.0.0.1:8080",
-                self.listen
-            );
+            bail!("listen: `{}` is not an address like 127.0.0.1:8080", self.listen);
         }
         if let Some(url) = &self.database_url {
             if !url.0.starts_with("postgres://") && !url.0.starts_with("postgresql://") {
@@ -266,9 +255,7 @@ fn insert_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
             table.insert(last.clone(), value);
         }
         [first, rest @ ..] => {
-            let entry = table
-                .entry(first.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if !entry.is_table() {
                 *entry = toml::Value::Table(toml::Table::new());
             }
@@ -284,10 +271,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]

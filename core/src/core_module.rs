@@ -10,10 +10,8 @@ use axum::Router;
 
 pub struct CoreModule;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "m20261121_001_core_init",
-    sql: include_str!("../migrations/m20261121_001_core_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] =
+    &[Migration { id: "m20261121_001_core_init", sql: include_str!("../migrations/m20261121_001_core_init.sql") }];
 
 macro_rules! templates {
     ($($name:literal),* $(,)?) => {
@@ -72,30 +70,10 @@ impl Module for CoreModule {
     }
     fn menu(&self) -> Vec<MenuEntry> {
         vec![
-            MenuEntry {
-                label_key: "nav.dashboard",
-                path: "",
-                min_access: Access::None,
-                order: 0,
-            },
-            MenuEntry {
-                label_key: "nav.people",
-                path: "people",
-                min_access: Access::Read,
-                order: 10,
-            },
-            MenuEntry {
-                label_key: "nav.audit",
-                path: "audit",
-                min_access: Access::Admin,
-                order: 900,
-            },
-            MenuEntry {
-                label_key: "nav.settings",
-                path: "settings",
-                min_access: Access::Admin,
-                order: 1000,
-            },
+            MenuEntry { label_key: "nav.dashboard", path: "", min_access: Access::None, order: 0 },
+            MenuEntry { label_key: "nav.people", path: "people", min_access: Access::Read, order: 10 },
+            MenuEntry { label_key: "nav.audit", path: "audit", min_access: Access::Admin, order: 900 },
+            MenuEntry { label_key: "nav.settings", path: "settings", min_access: Access::Admin, order: 1000 },
         ]
     }
     fn router(&self) -> Router<AppState> {
@@ -108,10 +86,7 @@ impl Module for CoreModule {
         TEMPLATES
     }
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
-        &[
-            ("en", include_str!("../i18n/en.toml")),
-            ("fr", include_str!("../i18n/fr.toml")),
-        ]
+        &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
     }
     fn widgets(&self) -> Vec<Widget> {
         vec![

@@ -70,9 +70,7 @@ pub fn base32_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let (mut buf, mut bits) = (0u32, 0u32);
     for c in s.chars().filter(|c| !c.is_whitespace() && *c != '=') {
-        let v = B32
-            .iter()
-            .position(|&x| x as char == c.to_ascii_uppercase())? as u32;
+        let v = B32.iter().position(|&x| x as char == c.to_ascii_uppercase())? as u32;
         buf = (buf << 5) | v;
         bits += 5;
         if bits >= 8 {
@@ -94,10 +92,8 @@ pub fn totp_code(secret: &[u8], step: i64) -> String {
     mac.update(&step.to_be_bytes());
     let h = mac.finalize().into_bytes();
     let off = (h[19] & 0x0f) as usize;
-    let bin = ((h[off] as u32 & 0x7f) << 24)
-        | ((h[off + 1] as u32) << 16)
-        | ((h[off + 2] as u32) << 8)
-        | h[off + 3] as u32;
+    let bin =
+        ((h[off] as u32 & 0x7f) << 24) | ((h[off + 1] as u32) << 16) | ((h[off + 2] as u32) << 8) | h[off + 3] as u32;
     format!("{:06}", bin % 1_000_000)
 }
 
@@ -108,17 +104,14 @@ pub fn totp_match(secret: &[u8], code: &str, unix_secs: i64) -> Option<i64> {
         return None;
     }
     let now = unix_secs / TOTP_STEP;
-    (now - 1..=now + 1)
-        .find(|&s| constant_time_eq(totp_code(secret, s).as_bytes(), code.as_bytes()))
+    (now - 1..=now + 1).find(|&s| constant_time_eq(totp_code(secret, s).as_bytes(), code.as_bytes()))
 }
 
 pub fn totp_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
     fn enc(s: &str) -> String {
         s.bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
                 _ => format!("%{b:02X}"),
             })
             .collect()
@@ -165,8 +158,7 @@ pub fn jwt_verify<T: DeserializeOwned>(key: &[u8], token: &str) -> Option<T> {
 // ---------- passwords (argon2id) ----------
 
 fn argon2(memory_kib: u32) -> argon2::Argon2<'static> {
-    let params =
-        argon2::Params::new(memory_kib.max(8), 2, 1, None).expect("valid argon2 parameters");
+    let params = argon2::Params::new(memory_kib.max(8), 2, 1, None).expect("valid argon2 parameters");
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
 }
 
@@ -183,9 +175,7 @@ pub fn hash_password(password: &str, memory_kib: u32) -> String {
 pub fn verify_password(password: &str, phc: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     match PasswordHash::new(phc) {
-        Ok(h) => argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok(),
+        Ok(h) => argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
         Err(_) => false,
     }
 }

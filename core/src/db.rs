@@ -65,10 +65,7 @@ impl Db {
                 std::fs::create_dir_all(&cfg.data)
                     .with_context(|| format!("creating data folder {}", cfg.data.display()))?;
                 let path = std::fs::canonicalize(&cfg.data)?.join("shrooms.db");
-                (
-                    format!("sqlite://{}?mode=rwc", path.display()),
-                    Backend::Sqlite,
-                )
+                (format!("sqlite://{}?mode=rwc", path.display()), Backend::Sqlite)
             }
         };
         let opts = AnyConnectOptions::from_str(&url).context("invalid database URL")?;
@@ -90,11 +87,7 @@ impl Db {
             .connect_with(opts)
             .await
             .with_context(|| format!("connecting to the {} database", backend.name()))?;
-        Ok(Db {
-            pool,
-            backend,
-            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
-        })
+        Ok(Db { pool, backend, write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -113,11 +106,7 @@ impl Db {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(Tx {
-            tx,
-            backend: self.backend,
-            _writer: writer,
-        })
+        Ok(Tx { tx, backend: self.backend, _writer: writer })
     }
 
     /// Round-trips to the database; used by health checks.
@@ -142,9 +131,7 @@ impl Db {
             return Err(CoreError::BadRequest("not an SQLite database".into()));
         }
         let p = dest.to_string_lossy().replace('\'', "''");
-        sqlx::query(&format!("VACUUM INTO '{p}'"))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(&format!("VACUUM INTO '{p}'")).execute(&self.pool).await?;
         Ok(())
     }
 }
@@ -188,21 +175,14 @@ const MIGRATION_LOCK: i64 = 0x5348_524f_4f4d; // "SHROOM"
 /// Applies the pending migrations, in id order, each in its own transaction.
 /// Several replicas starting at once on PostgreSQL wait on an advisory lock.
 /// An applied migration whose text changed is refused: add a new one instead.
-pub async fn migrate(
-    db: &Db,
-    migrations: &[(&'static str, Migration)],
-) -> anyhow::Result<Vec<String>> {
+pub async fn migrate(db: &Db, migrations: &[(&'static str, Migration)]) -> anyhow::Result<Vec<String>> {
     let mut conn = db.pool.acquire().await?;
     if db.backend == Backend::Postgres {
-        sqlx::query(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(&mut *conn).await?;
     }
     let result = migrate_locked(&mut conn, migrations).await;
     if db.backend == Backend::Postgres {
-        sqlx::query(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(&mut *conn).await?;
     }
     result
 }
@@ -215,9 +195,7 @@ async fn migrate_locked(
         "CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, module TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
     .await?;
-    let rows = sqlx::query("SELECT id, checksum FROM schema_migrations")
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query("SELECT id, checksum FROM schema_migrations").fetch_all(&mut *conn).await?;
     let applied: std::collections::HashMap<String, String> = rows
         .iter()
         .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
@@ -272,8 +250,7 @@ mod tests {
     use super::*;
     #[test]
     fn splits_statements_and_drops_comments() {
-        let s =
-            statements("-- a comment\nCREATE TABLE a (x BIGINT);\n\nCREATE INDEX i ON a (x);\n");
+        let s = statements("-- a comment\nCREATE TABLE a (x BIGINT);\n\nCREATE INDEX i ON a (x);\n");
         assert_eq!(s.len(), 2);
         assert!(s[1].contains("CREATE INDEX"));
     }
@@ -284,23 +261,10 @@ mod tests {
 }
 
 /// Ids of migrations not yet applied (used by `shrooms check`).
-pub async fn pending_migrations(
-    db: &Db,
-    migrations: &[(&'static str, Migration)],
-) -> anyhow::Result<Vec<String>> {
-    let applied: Vec<String> = match sqlx::query("SELECT id FROM schema_migrations")
-        .fetch_all(&db.pool)
-        .await
-    {
-        Ok(rows) => rows
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?,
+pub async fn pending_migrations(db: &Db, migrations: &[(&'static str, Migration)]) -> anyhow::Result<Vec<String>> {
+    let applied: Vec<String> = match sqlx::query("SELECT id FROM schema_migrations").fetch_all(&db.pool).await {
+        Ok(rows) => rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?,
         Err(_) => Vec::new(),
     };
-    Ok(migrations
-        .iter()
-        .map(|(_, m)| m.id.to_string())
-        .filter(|id| !applied.contains(id))
-        .collect())
+    Ok(migrations.iter().map(|(_, m)| m.id.to_string()).filter(|id| !applied.contains(id)).collect())
 }

@@ -24,15 +24,14 @@ impl Rng {
 }
 
 const GIVEN: &[&str] = &[
-    "Camille", "Léa", "Hugo", "Lucas", "Emma", "Chloé", "Nathan", "Inès", "Louis", "Manon",
-    "Aïcha", "Youssef", "Fatou", "Mamadou", "Awa", "Jean", "Marie", "Pierre", "Sophie", "Thomas",
-    "Julie", "Nicolas", "Sarah", "Antoine", "Zoé", "Kofi", "Amina", "Paul", "Clara", "Mehdi",
+    "Camille", "Léa", "Hugo", "Lucas", "Emma", "Chloé", "Nathan", "Inès", "Louis", "Manon", "Aïcha", "Youssef",
+    "Fatou", "Mamadou", "Awa", "Jean", "Marie", "Pierre", "Sophie", "Thomas", "Julie", "Nicolas", "Sarah", "Antoine",
+    "Zoé", "Kofi", "Amina", "Paul", "Clara", "Mehdi",
 ];
 const FAMILY: &[&str] = &[
-    "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy",
-    "Moreau", "Simon", "Laurent", "Lefebvre", "Michel", "Garcia", "David", "Bertrand", "Roux",
-    "Vincent", "Fournier", "Diallo", "Traoré", "Ndiaye", "Mensah", "Koné", "Nguyen", "Benali",
-    "Rousseau", "Blanc", "Guerin",
+    "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau", "Simon",
+    "Laurent", "Lefebvre", "Michel", "Garcia", "David", "Bertrand", "Roux", "Vincent", "Fournier", "Diallo", "Traoré",
+    "Ndiaye", "Mensah", "Koné", "Nguyen", "Benali", "Rousseau", "Blanc", "Guerin",
 ];
 const ORGS: &[&str] = &[
     "Club Informatique",
@@ -84,22 +83,13 @@ pub async fn load(
     let mut org_ids: Vec<OrgId> = Vec::new();
     for i in 0..org_count {
         let base = ORGS[i % ORGS.len()];
-        let name = if org_count > ORGS.len() {
-            format!("{base} {}", i / ORGS.len() + 1)
-        } else {
-            base.to_string()
-        };
+        let name = if org_count > ORGS.len() { format!("{base} {}", i / ORGS.len() + 1) } else { base.to_string() };
         let mut tx = st.db.begin().await?;
         let org = orgs::create_org(
             &mut tx,
             &who,
             &st.modules,
-            NewOrg {
-                name,
-                slug: None,
-                timezone: None,
-                currency: None,
-            },
+            NewOrg { name, slug: None, timezone: None, currency: None },
             Some(admin.id),
         )
         .await?;
@@ -115,13 +105,7 @@ pub async fn load(
             for _ in 0..batch {
                 let g = rng.pick(GIVEN);
                 let f = rng.pick(FAMILY);
-                let email = format!(
-                    "{}.{}{}@{}",
-                    ascii(g),
-                    ascii(f),
-                    rng.next() % 1000,
-                    rng.pick(DOMAINS)
-                );
+                let email = format!("{}.{}{}@{}", ascii(g), ascii(f), rng.next() % 1000, rng.pick(DOMAINS));
                 let phone = format!(
                     "+33 6 {:02} {:02} {:02} {:02}",
                     rng.next() % 100,
@@ -130,14 +114,7 @@ pub async fn load(
                     rng.next() % 100
                 );
                 let search = format!("{g} {f} {email} {phone}").to_lowercase();
-                rows.push([
-                    PersonId::new().to_string(),
-                    g.to_string(),
-                    f.to_string(),
-                    email,
-                    phone,
-                    search,
-                ]);
+                rows.push([PersonId::new().to_string(), g.to_string(), f.to_string(), email, phone, search]);
             }
             let now = Timestamp::now().0;
             for (k, _) in rows.iter().enumerate() {
@@ -187,7 +164,10 @@ pub async fn load(
             progress(done, scale);
         }
     }
-    Ok(format!("demo data loaded: {} organisation(s), {done} people; sign in as {admin_email} / demo-password", org_ids.len()))
+    Ok(format!(
+        "demo data loaded: {} organisation(s), {done} people; sign in as {admin_email} / demo-password",
+        org_ids.len()
+    ))
 }
 
 fn ascii(s: &str) -> String {

@@ -14,10 +14,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
+        FieldError { field: field.into(), message: message.into() }
     }
 }
 
@@ -36,10 +33,7 @@ pub enum CoreError {
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("conflict: {message}")]
-    Conflict {
-        field: Option<String>,
-        message: String,
-    },
+    Conflict { field: Option<String>, message: String },
     #[error("too many attempts")]
     TooManyRequests { retry_after_secs: i64 },
     #[error("database unavailable: {0}")]
@@ -97,10 +91,7 @@ impl CoreError {
     /// Turns a unique violation into a field error (launchbadge's `on_constraint`).
     pub fn on_conflict(self, field: &str, message: &str) -> Self {
         match self {
-            CoreError::Conflict { .. } => CoreError::Conflict {
-                field: Some(field.into()),
-                message: message.into(),
-            },
+            CoreError::Conflict { .. } => CoreError::Conflict { field: Some(field.into()), message: message.into() },
             other => other,
         }
     }
@@ -149,22 +140,16 @@ impl CoreError {
                 format!("Too many attempts; try again in {retry_after_secs} seconds.")
             }
             CoreError::Unavailable(_) => {
-                "The database is unavailable right now; nothing was changed. Try again shortly."
-                    .into()
+                "The database is unavailable right now; nothing was changed. Try again shortly.".into()
             }
-            CoreError::Database(_) | CoreError::Internal(_) => {
-                "An internal error occurred; it has been logged.".into()
-            }
+            CoreError::Database(_) | CoreError::Internal(_) => "An internal error occurred; it has been logged.".into(),
         }
     }
 
     pub fn field_errors(&self) -> Vec<FieldError> {
         match self {
             CoreError::Validation(v) => v.clone(),
-            CoreError::Conflict {
-                field: Some(f),
-                message,
-            } => vec![FieldError::new(f, message)],
+            CoreError::Conflict { field: Some(f), message } => vec![FieldError::new(f, message)],
             _ => vec![],
         }
     }
@@ -194,12 +179,7 @@ pub struct Problem {
 
 pub const PROBLEM_BASE: &str = "urn:shrooms:problem:";
 
-pub fn problem_response(
-    status: StatusCode,
-    kind: &str,
-    detail: String,
-    errors: Vec<FieldError>,
-) -> Response {
+pub fn problem_response(status: StatusCode, kind: &str, detail: String, errors: Vec<FieldError>) -> Response {
     let body = Problem {
         kind: format!("{PROBLEM_BASE}{kind}"),
         title: status.canonical_reason().unwrap_or("Error").to_string(),
@@ -208,30 +188,21 @@ pub fn problem_response(
         errors,
     };
     let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     resp
 }
 
 impl IntoResponse for CoreError {
     fn into_response(self) -> Response {
         self.log();
-        let mut resp = problem_response(
-            self.status(),
-            self.kind(),
-            self.public_detail(),
-            self.field_errors(),
-        );
+        let mut resp = problem_response(self.status(), self.kind(), self.public_detail(), self.field_errors());
         if let CoreError::TooManyRequests { retry_after_secs } = &self {
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
         if let CoreError::Unavailable(_) = &self {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         resp
     }

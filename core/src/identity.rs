@@ -55,11 +55,7 @@ fn account_from_row(r: &AnyRow) -> CoreResult<Account> {
 
 impl Account {
     pub fn who(&self, address: &str) -> Who {
-        Who {
-            account: Some(self.id),
-            label: self.email.clone(),
-            address: address.to_string(),
-        }
+        Who { account: Some(self.id), label: self.email.clone(), address: address.to_string() }
     }
     fn audit_view(&self) -> serde_json::Value {
         serde_json::json!({
@@ -73,12 +69,7 @@ impl Account {
 /// Trims and lowercases an email, or says why it is not one.
 pub fn normalize_email(raw: &str) -> Result<String, FieldError> {
     let e = raw.trim().to_lowercase();
-    let bad = || {
-        FieldError::new(
-            "email",
-            "Enter a valid email address, like name@example.org.",
-        )
-    };
+    let bad = || FieldError::new("email", "Enter a valid email address, like name@example.org.");
     if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad());
     }
@@ -113,9 +104,7 @@ pub async fn hash_password_async(password: String, memory_kib: u32) -> CoreResul
 }
 
 pub async fn verify_password_async(password: String, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || crypto::verify_password(&password, &phc))
-        .await
-        .unwrap_or(false)
+    tokio::task::spawn_blocking(move || crypto::verify_password(&password, &phc)).await.unwrap_or(false)
 }
 
 pub struct NewAccount {
@@ -127,12 +116,7 @@ pub struct NewAccount {
     pub lang: Option<String>,
 }
 
-pub async fn create_account(
-    tx: &mut Tx,
-    who: &Who,
-    cfg: &Config,
-    new: NewAccount,
-) -> CoreResult<Account> {
+pub async fn create_account(tx: &mut Tx, who: &Who, cfg: &Config, new: NewAccount) -> CoreResult<Account> {
     let mut errors = Vec::new();
     let email = normalize_email(&new.email).map_err(|e| errors.push(e)).ok();
     let display_name = new.display_name.trim().to_string();
@@ -142,20 +126,14 @@ pub async fn create_account(
         }
     }
     if display_name.chars().count() > 200 {
-        errors.push(FieldError::new(
-            "display_name",
-            "Use at most 200 characters.",
-        ));
+        errors.push(FieldError::new("display_name", "Use at most 200 characters."));
     }
     if !errors.is_empty() {
         return Err(CoreError::Validation(errors));
     }
     let email = email.unwrap_or_default();
-    let display_name = if display_name.is_empty() {
-        email.split('@').next().unwrap_or("").to_string()
-    } else {
-        display_name
-    };
+    let display_name =
+        if display_name.is_empty() { email.split('@').next().unwrap_or("").to_string() } else { display_name };
     let hash = match new.password {
         Some(p) => Some(hash_password_async(p, cfg.security.argon2_memory_kib).await?),
         None => None,
@@ -195,24 +173,20 @@ pub async fn create_account(
 }
 
 pub async fn get_account(db: &Db, id: AccountId) -> CoreResult<Account> {
-    let r = sqlx::query(&format!(
-        "SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1"
-    ))
-    .bind(id.to_string())
-    .fetch_optional(db.pool())
-    .await?
-    .ok_or(CoreError::NotFound)?;
+    let r = sqlx::query(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or(CoreError::NotFound)?;
     account_from_row(&r)
 }
 
 pub async fn get_account_tx(tx: &mut Tx, id: AccountId) -> CoreResult<Account> {
-    let r = sqlx::query(&format!(
-        "SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1"
-    ))
-    .bind(id.to_string())
-    .fetch_optional(tx.conn())
-    .await?
-    .ok_or(CoreError::NotFound)?;
+    let r = sqlx::query(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(CoreError::NotFound)?;
     account_from_row(&r)
 }
 
@@ -220,12 +194,10 @@ pub async fn find_account_by_email(db: &Db, email: &str) -> CoreResult<Option<Ac
     let Ok(email) = normalize_email(email) else {
         return Ok(None);
     };
-    let r = sqlx::query(&format!(
-        "SELECT {ACCOUNT_COLS} FROM accounts WHERE email = $1"
-    ))
-    .bind(email)
-    .fetch_optional(db.pool())
-    .await?;
+    let r = sqlx::query(&format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE email = $1"))
+        .bind(email)
+        .fetch_optional(db.pool())
+        .await?;
     r.as_ref().map(account_from_row).transpose()
 }
 
@@ -279,13 +251,11 @@ pub async fn set_last_org(db: &Db, account: AccountId, org: &str) -> CoreResult<
 }
 
 pub async fn mark_email_verified(tx: &mut Tx, who: &Who, account: AccountId) -> CoreResult<()> {
-    sqlx::query(
-        "UPDATE accounts SET email_verified_at = $1 WHERE id = $2 AND email_verified_at IS NULL",
-    )
-    .bind(Timestamp::now().0)
-    .bind(account.to_string())
-    .execute(tx.conn())
-    .await?;
+    sqlx::query("UPDATE accounts SET email_verified_at = $1 WHERE id = $2 AND email_verified_at IS NULL")
+        .bind(Timestamp::now().0)
+        .bind(account.to_string())
+        .execute(tx.conn())
+        .await?;
     audit::record(
         tx,
         who,
@@ -305,34 +275,25 @@ pub async fn mark_email_verified(tx: &mut Tx, who: &Who, account: AccountId) -> 
 // ---------------- throttling ----------------
 
 fn subjects(email: &str, address: &str) -> [String; 2] {
-    [
-        format!("account:{}", email.trim().to_lowercase()),
-        format!("address:{address}"),
-    ]
+    [format!("account:{}", email.trim().to_lowercase()), format!("address:{address}")]
 }
 
 async fn throttle_check(db: &Db, cfg: &Config, email: &str, address: &str) -> CoreResult<()> {
     let window_ms = cfg.security.failure_window_minutes * 60_000;
     let since = Timestamp::now().0 - window_ms;
     let [acct, addr] = subjects(email, address);
-    for (subject, max) in [
-        (acct, cfg.security.max_failures_per_account),
-        (addr, cfg.security.max_failures_per_address),
-    ] {
-        let r = sqlx::query(
-            "SELECT COUNT(*), MIN(at) FROM login_failures WHERE subject = $1 AND at > $2",
-        )
-        .bind(&subject)
-        .bind(since)
-        .fetch_one(db.pool())
-        .await?;
+    for (subject, max) in [(acct, cfg.security.max_failures_per_account), (addr, cfg.security.max_failures_per_address)]
+    {
+        let r = sqlx::query("SELECT COUNT(*), MIN(at) FROM login_failures WHERE subject = $1 AND at > $2")
+            .bind(&subject)
+            .bind(since)
+            .fetch_one(db.pool())
+            .await?;
         let n: i64 = r.try_get(0)?;
         if n >= max {
             let oldest: i64 = r.try_get::<Option<i64>, _>(1)?.unwrap_or(since);
             let retry = ((oldest + window_ms - Timestamp::now().0) / 1000).max(1);
-            return Err(CoreError::TooManyRequests {
-                retry_after_secs: retry,
-            });
+            return Err(CoreError::TooManyRequests { retry_after_secs: retry });
         }
     }
     Ok(())
@@ -350,10 +311,7 @@ async fn throttle_fail(db: &Db, email: &str, address: &str) -> CoreResult<()> {
             .await?;
     }
     // Old entries are useless: keep the table small.
-    sqlx::query("DELETE FROM login_failures WHERE at < $1")
-        .bind(now - 24 * 3_600_000)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query("DELETE FROM login_failures WHERE at < $1").bind(now - 24 * 3_600_000).execute(tx.conn()).await?;
     tx.commit().await
 }
 
@@ -363,13 +321,7 @@ fn wrong_credentials() -> CoreError {
 
 /// Checks email and password (and TOTP when `totp` is given or enrolled and
 /// `require_totp` is set). Failures are counted per account and per address.
-pub async fn password_login(
-    db: &Db,
-    cfg: &Config,
-    email: &str,
-    password: &str,
-    address: &str,
-) -> CoreResult<Account> {
+pub async fn password_login(db: &Db, cfg: &Config, email: &str, password: &str, address: &str) -> CoreResult<Account> {
     throttle_check(db, cfg, email, address).await?;
     let account = find_account_by_email(db, email).await?;
     let ok = match &account {
@@ -394,19 +346,11 @@ pub async fn password_login(
 
 fn dummy_hash(cfg: &Config) -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        crypto::hash_password("not a real password", cfg.security.argon2_memory_kib)
-    })
+    DUMMY.get_or_init(|| crypto::hash_password("not a real password", cfg.security.argon2_memory_kib))
 }
 
 /// Checks a TOTP code for an enrolled account; a code is accepted once.
-pub async fn check_totp(
-    db: &Db,
-    cfg: &Config,
-    account: &Account,
-    code: &str,
-    address: &str,
-) -> CoreResult<()> {
+pub async fn check_totp(db: &Db, cfg: &Config, account: &Account, code: &str, address: &str) -> CoreResult<()> {
     throttle_check(db, cfg, &account.email, address).await?;
     let secret = account
         .totp_secret
@@ -428,9 +372,7 @@ pub async fn check_totp(
                 return Ok(());
             }
             throttle_fail(db, &account.email, address).await?;
-            Err(CoreError::Unauthorized(
-                "This code was already used; wait for the next one.".into(),
-            ))
+            Err(CoreError::Unauthorized("This code was already used; wait for the next one.".into()))
         }
         _ => {
             throttle_fail(db, &account.email, address).await?;
@@ -453,10 +395,7 @@ pub async fn totp_begin(db: &Db, account: AccountId) -> CoreResult<String> {
 /// Confirms enrolment with a first code from the authenticator app.
 pub async fn totp_confirm(db: &Db, who: &Who, account: &Account, code: &str) -> CoreResult<()> {
     if account.totp_enabled {
-        return Err(CoreError::Conflict {
-            field: None,
-            message: "A second factor is already enrolled.".into(),
-        });
+        return Err(CoreError::Conflict { field: None, message: "A second factor is already enrolled.".into() });
     }
     let secret = account
         .totp_secret
@@ -464,10 +403,7 @@ pub async fn totp_confirm(db: &Db, who: &Who, account: &Account, code: &str) -> 
         .and_then(crypto::base32_decode)
         .ok_or_else(|| CoreError::BadRequest("start the enrolment first".into()))?;
     let step = crypto::totp_match(&secret, code, Timestamp::now().0 / 1000).ok_or_else(|| {
-        CoreError::validation(
-            "code",
-            "This code does not match; check the time on your phone and try again.",
-        )
+        CoreError::validation("code", "This code does not match; check the time on your phone and try again.")
     })?;
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE accounts SET totp_enabled_at = $1, totp_last_step = $2 WHERE id = $3")
@@ -492,13 +428,7 @@ pub async fn totp_confirm(db: &Db, who: &Who, account: &Account, code: &str) -> 
     tx.commit().await
 }
 
-pub async fn totp_disable(
-    db: &Db,
-    cfg: &Config,
-    who: &Who,
-    account: &Account,
-    code: &str,
-) -> CoreResult<()> {
+pub async fn totp_disable(db: &Db, cfg: &Config, who: &Who, account: &Account, code: &str) -> CoreResult<()> {
     check_totp(db, cfg, account, code, &who.address).await?;
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE accounts SET totp_enabled_at = NULL, totp_secret = NULL, totp_last_step = NULL WHERE id = $1")
@@ -557,10 +487,12 @@ pub async fn create_session(
 /// Finds a live session; expired ones (idle or absolute) are deleted.
 pub async fn find_session(db: &Db, cfg: &Config, token: &str) -> CoreResult<Option<Session>> {
     let hash = crypto::token_hash(token);
-    let Some(r) = sqlx::query("SELECT account_id, second_factor_pending, last_seen_at, expires_at FROM sessions WHERE token_hash = $1")
-        .bind(&hash)
-        .fetch_optional(db.pool())
-        .await?
+    let Some(r) = sqlx::query(
+        "SELECT account_id, second_factor_pending, last_seen_at, expires_at FROM sessions WHERE token_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(db.pool())
+    .await?
     else {
         return Ok(None);
     };
@@ -568,10 +500,7 @@ pub async fn find_session(db: &Db, cfg: &Config, token: &str) -> CoreResult<Opti
     let last_seen: i64 = r.try_get(2)?;
     let expires: i64 = r.try_get(3)?;
     if now > expires || now > last_seen + cfg.session.idle_minutes * 60_000 {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(&hash)
-            .execute(db.pool())
-            .await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&hash).execute(db.pool()).await?;
         return Ok(None);
     }
     let account = get_account(db, parse_id(&r.try_get::<String, _>(0)?)?).await?;
@@ -586,11 +515,7 @@ pub async fn find_session(db: &Db, cfg: &Config, token: &str) -> CoreResult<Opti
             .execute(db.pool())
             .await?;
     }
-    Ok(Some(Session {
-        token_hash: hash,
-        account,
-        second_factor_pending: r.try_get::<i64, _>(1)? != 0,
-    }))
+    Ok(Some(Session { token_hash: hash, account, second_factor_pending: r.try_get::<i64, _>(1)? != 0 }))
 }
 
 pub async fn complete_second_factor(db: &Db, token_hash: &str) -> CoreResult<()> {
@@ -602,27 +527,19 @@ pub async fn complete_second_factor(db: &Db, token_hash: &str) -> CoreResult<()>
 }
 
 pub async fn end_session(db: &Db, token_hash: &str) -> CoreResult<()> {
-    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-        .bind(token_hash)
-        .execute(db.pool())
-        .await?;
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(db.pool()).await?;
     Ok(())
 }
 
 /// Signs the account out everywhere: browser sessions, refresh token families
 /// (and so the access tokens tied to them).
 pub async fn end_all_sessions(tx: &mut Tx, who: &Who, account: AccountId) -> CoreResult<()> {
-    sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+    sqlx::query("DELETE FROM sessions WHERE account_id = $1").bind(account.to_string()).execute(tx.conn()).await?;
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL")
+        .bind(Timestamp::now().0)
         .bind(account.to_string())
         .execute(tx.conn())
         .await?;
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(Timestamp::now().0)
-    .bind(account.to_string())
-    .execute(tx.conn())
-    .await?;
     audit::record(
         tx,
         who,
@@ -692,12 +609,7 @@ async fn issue_in_family(
     })
 }
 
-pub async fn issue_tokens(
-    db: &Db,
-    cfg: &Config,
-    key: &[u8],
-    account: AccountId,
-) -> CoreResult<TokenPair> {
+pub async fn issue_tokens(db: &Db, cfg: &Config, key: &[u8], account: AccountId) -> CoreResult<TokenPair> {
     let mut tx = db.begin().await?;
     let family = uuid::Uuid::now_v7().to_string();
     let pair = issue_in_family(tx.conn(), cfg, key, account, &family).await?;
@@ -707,35 +619,28 @@ pub async fn issue_tokens(
 
 /// Rotates a refresh token. Presenting one that was already used means it
 /// leaked: the whole family is revoked and the caller must sign in again.
-pub async fn refresh_tokens(
-    db: &Db,
-    cfg: &Config,
-    key: &[u8],
-    refresh: &str,
-) -> CoreResult<TokenPair> {
+pub async fn refresh_tokens(db: &Db, cfg: &Config, key: &[u8], refresh: &str) -> CoreResult<TokenPair> {
     let hash = crypto::token_hash(refresh);
     let mut tx = db.begin().await?;
-    let row = sqlx::query("SELECT family_id, account_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1")
-        .bind(&hash)
-        .fetch_optional(tx.conn())
-        .await?
-        .ok_or_else(|| CoreError::Unauthorized("Unknown refresh token.".into()))?;
+    let row = sqlx::query(
+        "SELECT family_id, account_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(tx.conn())
+    .await?
+    .ok_or_else(|| CoreError::Unauthorized("Unknown refresh token.".into()))?;
     let family: String = row.try_get(0)?;
     let account: AccountId = parse_id(&row.try_get::<String, _>(1)?)?;
     let now = Timestamp::now().0;
     if row.try_get::<Option<i64>, _>(4)?.is_some() {
-        return Err(CoreError::Unauthorized(
-            "This refresh token was revoked; sign in again.".into(),
-        ));
+        return Err(CoreError::Unauthorized("This refresh token was revoked; sign in again.".into()));
     }
     if row.try_get::<Option<i64>, _>(3)?.is_some() {
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&family)
-        .execute(tx.conn())
-        .await?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&family)
+            .execute(tx.conn())
+            .await?;
         audit::record(
             &mut tx,
             &Who::system("token-reuse-detector"),
@@ -750,12 +655,12 @@ pub async fn refresh_tokens(
         )
         .await?;
         tx.commit().await?;
-        return Err(CoreError::Unauthorized("This refresh token was already used; every token of its family is now revoked. Sign in again.".into()));
+        return Err(CoreError::Unauthorized(
+            "This refresh token was already used; every token of its family is now revoked. Sign in again.".into(),
+        ));
     }
     if now > row.try_get::<i64, _>(2)? {
-        return Err(CoreError::Unauthorized(
-            "This refresh token has expired; sign in again.".into(),
-        ));
+        return Err(CoreError::Unauthorized("This refresh token has expired; sign in again.".into()));
     }
     let acct = get_account_tx(&mut tx, account).await?;
     if acct.disabled {
@@ -778,18 +683,14 @@ pub async fn verify_access_token(db: &Db, key: &[u8], token: &str) -> CoreResult
     if claims.typ != "access" || claims.exp < Timestamp::now().0 / 1000 {
         return Err(bad());
     }
-    let revoked = sqlx::query(
-        "SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NOT NULL LIMIT 1",
-    )
-    .bind(&claims.fam)
-    .fetch_optional(db.pool())
-    .await?;
+    let revoked = sqlx::query("SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NOT NULL LIMIT 1")
+        .bind(&claims.fam)
+        .fetch_optional(db.pool())
+        .await?;
     if revoked.is_some() {
         return Err(bad());
     }
-    let account = get_account(db, claims.sub.parse().map_err(|_| bad())?)
-        .await
-        .map_err(|_| bad())?;
+    let account = get_account(db, claims.sub.parse().map_err(|_| bad())?).await.map_err(|_| bad())?;
     if account.disabled {
         return Err(bad());
     }
@@ -810,33 +711,27 @@ pub struct ApiKeyInfo {
 
 pub const API_KEY_PREFIX: &str = "shr_";
 
-pub async fn create_api_key(
-    db: &Db,
-    who: &Who,
-    account: AccountId,
-    name: &str,
-) -> CoreResult<(ApiKeyInfo, String)> {
+pub async fn create_api_key(db: &Db, who: &Who, account: AccountId, name: &str) -> CoreResult<(ApiKeyInfo, String)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(CoreError::validation(
-            "name",
-            "Give the key a name of 1 to 100 characters.",
-        ));
+        return Err(CoreError::validation("name", "Give the key a name of 1 to 100 characters."));
     }
     let prefix = crypto::hex(&crypto::random_bytes::<4>());
     let secret = format!("{API_KEY_PREFIX}{prefix}_{}", crypto::random_token());
     let id = uuid::Uuid::now_v7().to_string();
     let now = Timestamp::now();
     let mut tx = db.begin().await?;
-    sqlx::query("INSERT INTO api_keys (id, account_id, name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(&id)
-        .bind(account.to_string())
-        .bind(name)
-        .bind(&prefix)
-        .bind(crypto::token_hash(&secret))
-        .bind(now.0)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_keys (id, account_id, name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(account.to_string())
+    .bind(name)
+    .bind(&prefix)
+    .bind(crypto::token_hash(&secret))
+    .bind(now.0)
+    .execute(tx.conn())
+    .await?;
     audit::record(
         &mut tx,
         who,
@@ -876,9 +771,7 @@ pub async fn list_api_keys(db: &Db, account: AccountId) -> CoreResult<Vec<ApiKey
                 name: r.try_get(1)?,
                 prefix: r.try_get(2)?,
                 created_at: Timestamp(r.try_get(3)?).rfc3339(),
-                last_used_at: r
-                    .try_get::<Option<i64>, _>(4)?
-                    .map(|t| Timestamp(t).rfc3339()),
+                last_used_at: r.try_get::<Option<i64>, _>(4)?.map(|t| Timestamp(t).rfc3339()),
                 revoked: r.try_get::<Option<i64>, _>(5)?.is_some(),
             })
         })
@@ -916,20 +809,16 @@ pub async fn revoke_api_key(db: &Db, who: &Who, account: AccountId, id: &str) ->
 pub async fn verify_api_key(db: &Db, secret: &str) -> CoreResult<Account> {
     let bad = || CoreError::Unauthorized("Invalid or revoked API key.".into());
     let hash = crypto::token_hash(secret);
-    let r = sqlx::query(
-        "SELECT account_id, last_used_at, revoked_at FROM api_keys WHERE key_hash = $1",
-    )
-    .bind(&hash)
-    .fetch_optional(db.pool())
-    .await?
-    .ok_or_else(bad)?;
+    let r = sqlx::query("SELECT account_id, last_used_at, revoked_at FROM api_keys WHERE key_hash = $1")
+        .bind(&hash)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or_else(bad)?;
     if r.try_get::<Option<i64>, _>(2)?.is_some() {
         return Err(bad());
     }
     let now = Timestamp::now().0;
-    if r.try_get::<Option<i64>, _>(1)?
-        .is_none_or(|t| now - t > 300_000)
-    {
+    if r.try_get::<Option<i64>, _>(1)?.is_none_or(|t| now - t > 300_000) {
         sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE key_hash = $2")
             .bind(now)
             .bind(&hash)
@@ -966,11 +855,7 @@ impl TokenPurpose {
     }
 }
 
-pub async fn issue_one_time_token(
-    tx: &mut Tx,
-    account: AccountId,
-    purpose: TokenPurpose,
-) -> CoreResult<String> {
+pub async fn issue_one_time_token(tx: &mut Tx, account: AccountId, purpose: TokenPurpose) -> CoreResult<String> {
     let token = crypto::random_token();
     let now = Timestamp::now();
     sqlx::query("INSERT INTO one_time_tokens (token_hash, account_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
@@ -985,11 +870,7 @@ pub async fn issue_one_time_token(
 }
 
 /// Consumes a token: it works once, for its purpose, before it expires.
-pub async fn consume_one_time_token(
-    tx: &mut Tx,
-    token: &str,
-    purpose: TokenPurpose,
-) -> CoreResult<AccountId> {
+pub async fn consume_one_time_token(tx: &mut Tx, token: &str, purpose: TokenPurpose) -> CoreResult<AccountId> {
     let now = Timestamp::now().0;
     let r = sqlx::query("UPDATE one_time_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1 RETURNING account_id")
         .bind(now)

@@ -52,9 +52,7 @@ pub struct Timestamp(pub i64);
 
 impl Timestamp {
     pub fn now() -> Self {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Timestamp(d.as_millis() as i64)
     }
     pub fn plus_secs(self, s: i64) -> Self {
@@ -63,8 +61,7 @@ impl Timestamp {
     pub fn rfc3339(self) -> String {
         let t = time::OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000_000)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
+        t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
     }
 }
 
@@ -76,6 +73,5 @@ impl fmt::Display for Timestamp {
 
 /// Parses a stored id column; a malformed id in the database is a bug, reported as such.
 pub fn parse_id<T: FromStr>(s: &str) -> Result<T, crate::error::CoreError> {
-    s.parse()
-        .map_err(|_| crate::error::CoreError::Internal(format!("malformed id in database: {s}")))
+    s.parse().map_err(|_| crate::error::CoreError::Internal(format!("malformed id in database: {s}")))
 }

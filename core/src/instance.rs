@@ -33,11 +33,9 @@ pub async fn ensure(db: &Db) -> CoreResult<()> {
 }
 
 pub async fn load(db: &Db) -> CoreResult<Instance> {
-    let r = sqlx::query(
-        "SELECT name, default_lang, signing_key, setup_done_at FROM instance WHERE id = 1",
-    )
-    .fetch_one(db.pool())
-    .await?;
+    let r = sqlx::query("SELECT name, default_lang, signing_key, setup_done_at FROM instance WHERE id = 1")
+        .fetch_one(db.pool())
+        .await?;
     Ok(Instance {
         name: r.try_get(0)?,
         default_lang: r.try_get(1)?,
@@ -67,16 +65,10 @@ pub async fn complete_setup(
 ) -> CoreResult<(Account, Org)> {
     let mut errors = Vec::new();
     if s.instance_name.trim().is_empty() || s.instance_name.chars().count() > 120 {
-        errors.push(FieldError::new(
-            "instance_name",
-            "Give the instance a name of 1 to 120 characters.",
-        ));
+        errors.push(FieldError::new("instance_name", "Give the instance a name of 1 to 120 characters."));
     }
     if s.first_org.trim().is_empty() {
-        errors.push(FieldError::new(
-            "first_org",
-            "Name your first organisation.",
-        ));
+        errors.push(FieldError::new("first_org", "Name your first organisation."));
     }
     if !matches!(s.default_lang.as_str(), "fr" | "en") {
         errors.push(FieldError::new("default_lang", "Choose fr or en."));
@@ -93,21 +85,12 @@ pub async fn complete_setup(
         return Err(CoreError::Validation(errors));
     }
     let mut tx = db.begin().await?;
-    let done: Option<i64> = sqlx::query("SELECT setup_done_at FROM instance WHERE id = 1")
-        .fetch_one(tx.conn())
-        .await?
-        .try_get(0)?;
+    let done: Option<i64> =
+        sqlx::query("SELECT setup_done_at FROM instance WHERE id = 1").fetch_one(tx.conn()).await?.try_get(0)?;
     if done.is_some() {
-        return Err(CoreError::Conflict {
-            field: None,
-            message: "This instance is already set up.".into(),
-        });
+        return Err(CoreError::Conflict { field: None, message: "This instance is already set up.".into() });
     }
-    let who = Who {
-        account: None,
-        label: "setup".into(),
-        address: address.into(),
-    };
+    let who = Who { account: None, label: "setup".into(), address: address.into() };
     let admin = identity::create_account(
         &mut tx,
         &who,
@@ -124,14 +107,12 @@ pub async fn complete_setup(
     .await?;
     let who = admin.who(address);
     let now = Timestamp::now().0;
-    sqlx::query(
-        "UPDATE instance SET name = $1, default_lang = $2, setup_done_at = $3 WHERE id = 1",
-    )
-    .bind(s.instance_name.trim())
-    .bind(&s.default_lang)
-    .bind(now)
-    .execute(tx.conn())
-    .await?;
+    sqlx::query("UPDATE instance SET name = $1, default_lang = $2, setup_done_at = $3 WHERE id = 1")
+        .bind(s.instance_name.trim())
+        .bind(&s.default_lang)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
     for m in modules.all() {
         if m.always_on() {
             continue;
@@ -149,12 +130,7 @@ pub async fn complete_setup(
         &mut tx,
         &who,
         modules,
-        NewOrg {
-            name: s.first_org,
-            slug: None,
-            timezone: None,
-            currency: None,
-        },
+        NewOrg { name: s.first_org, slug: None, timezone: None, currency: None },
         Some(admin.id),
     )
     .await?;
@@ -166,13 +142,9 @@ fn validate_dependencies(modules: &Modules, enabled: &[String]) -> Result<(), Fi
     for id in enabled {
         if let Some(m) = modules.get(id) {
             for d in m.depends_on() {
-                let dep_on =
-                    enabled.iter().any(|e| e == d) || modules.get(d).is_some_and(|x| x.always_on());
+                let dep_on = enabled.iter().any(|e| e == d) || modules.get(d).is_some_and(|x| x.always_on());
                 if !dep_on {
-                    return Err(FieldError::new(
-                        "modules",
-                        format!("Module `{id}` needs module `{d}`."),
-                    ));
+                    return Err(FieldError::new("modules", format!("Module `{id}` needs module `{d}`.")));
                 }
             }
         }
@@ -201,21 +173,14 @@ async fn setting(db: &Db, module: &str, scope: &str) -> CoreResult<Option<bool>>
 
 /// A module is on for an organisation when it is on for the instance and the
 /// organisation has not turned it off.
-pub async fn module_enabled(
-    db: &Db,
-    modules: &Modules,
-    module: &str,
-    org: Option<OrgId>,
-) -> CoreResult<bool> {
+pub async fn module_enabled(db: &Db, modules: &Modules, module: &str, org: Option<OrgId>) -> CoreResult<bool> {
     let Some(m) = modules.get(module) else {
         return Ok(false);
     };
     if m.always_on() {
         return Ok(true);
     }
-    let instance_on = setting(db, module, "instance")
-        .await?
-        .unwrap_or(m.enabled_by_default());
+    let instance_on = setting(db, module, "instance").await?.unwrap_or(m.enabled_by_default());
     if !instance_on {
         return Ok(false);
     }
@@ -225,11 +190,7 @@ pub async fn module_enabled(
     }
 }
 
-pub async fn enabled_modules(
-    db: &Db,
-    modules: &Modules,
-    org: Option<OrgId>,
-) -> CoreResult<Vec<String>> {
+pub async fn enabled_modules(db: &Db, modules: &Modules, org: Option<OrgId>) -> CoreResult<Vec<String>> {
     let mut out = Vec::new();
     for m in modules.all() {
         if module_enabled(db, modules, m.id(), org).await? {
@@ -251,25 +212,17 @@ pub async fn set_module_enabled(
 ) -> CoreResult<()> {
     let m = modules.get(module).ok_or(CoreError::NotFound)?;
     if m.always_on() {
-        return Err(CoreError::validation(
-            "module",
-            "The core cannot be disabled.",
-        ));
+        return Err(CoreError::validation("module", "The core cannot be disabled."));
     }
     if enabled {
         for d in m.depends_on() {
             if !module_enabled(db, modules, d, org).await? {
-                return Err(CoreError::validation(
-                    "module",
-                    &format!("Enable `{d}` first: `{module}` needs it."),
-                ));
+                return Err(CoreError::validation("module", &format!("Enable `{d}` first: `{module}` needs it.")));
             }
         }
     } else {
         for other in modules.all() {
-            if other.depends_on().contains(&module)
-                && module_enabled(db, modules, other.id(), org).await?
-            {
+            if other.depends_on().contains(&module) && module_enabled(db, modules, other.id(), org).await? {
                 return Err(CoreError::validation(
                     "module",
                     &format!("Disable `{}` first: it needs `{module}`.", other.id()),
@@ -290,11 +243,7 @@ pub async fn set_module_enabled(
         who,
         Change {
             org,
-            action: if enabled {
-                "module.enable"
-            } else {
-                "module.disable"
-            },
+            action: if enabled { "module.enable" } else { "module.disable" },
             entity_type: "module",
             entity_id: module.to_string(),
             before: None,

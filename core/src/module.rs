@@ -101,10 +101,7 @@ impl Modules {
         for m in &list {
             for d in m.depends_on() {
                 if !ids.contains(d) {
-                    anyhow::bail!(
-                        "module `{}` depends on `{d}`, which is not registered",
-                        m.id()
-                    );
+                    anyhow::bail!("module `{}` depends on `{d}`, which is not registered", m.id());
                 }
             }
         }
@@ -120,10 +117,7 @@ impl Modules {
         let Some(m) = self.get(id) else { return Ok(()) };
         for d in m.depends_on() {
             if path.contains(d) {
-                anyhow::bail!(
-                    "modules depend on each other in a cycle: {} -> {d}",
-                    path.join(" -> ")
-                );
+                anyhow::bail!("modules depend on each other in a cycle: {} -> {d}", path.join(" -> "));
             }
             path.push(d);
             self.check_cycle(d, path)?;
@@ -141,19 +135,13 @@ impl Modules {
     }
 
     pub fn migrations(&self) -> Vec<(&'static str, Migration)> {
-        self.list
-            .iter()
-            .flat_map(|m| m.migrations().iter().map(move |mig| (m.id(), *mig)))
-            .collect()
+        self.list.iter().flat_map(|m| m.migrations().iter().map(move |mig| (m.id(), *mig))).collect()
     }
 
     /// Default permissions of a built-in role over every module.
     pub fn default_permissions(&self, role: BuiltinRole) -> crate::permissions::Permissions {
         crate::permissions::Permissions(
-            self.list
-                .iter()
-                .map(|m| (m.id().to_string(), m.default_access(role)))
-                .collect(),
+            self.list.iter().map(|m| (m.id().to_string(), m.default_access(role))).collect(),
         )
     }
 }

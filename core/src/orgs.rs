@@ -26,8 +26,7 @@ pub struct Org {
     pub created_at: String,
 }
 
-const ORG_COLS: &str =
-    "id, slug, name, timezone, currency, logo_url, color_primary, color_accent, created_at";
+const ORG_COLS: &str = "id, slug, name, timezone, currency, logo_url, color_primary, color_accent, created_at";
 
 fn org_from_row(r: &AnyRow) -> CoreResult<Org> {
     Ok(Org {
@@ -99,39 +98,20 @@ fn valid_color(c: &str) -> bool {
     c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|x| x.is_ascii_hexdigit())
 }
 
-fn validate_common(
-    name: Option<&str>,
-    tz: Option<&str>,
-    cur: Option<&str>,
-    errors: &mut Vec<FieldError>,
-) {
+fn validate_common(name: Option<&str>, tz: Option<&str>, cur: Option<&str>, errors: &mut Vec<FieldError>) {
     if let Some(n) = name {
         if n.trim().is_empty() || n.chars().count() > 120 {
-            errors.push(FieldError::new(
-                "name",
-                "Give a name of 1 to 120 characters.",
-            ));
+            errors.push(FieldError::new("name", "Give a name of 1 to 120 characters."));
         }
     }
     if let Some(t) = tz {
-        if t.is_empty()
-            || t.len() > 64
-            || !t
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
-        {
-            errors.push(FieldError::new(
-                "timezone",
-                "Use an IANA time zone like Europe/Paris.",
-            ));
+        if t.is_empty() || t.len() > 64 || !t.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)) {
+            errors.push(FieldError::new("timezone", "Use an IANA time zone like Europe/Paris."));
         }
     }
     if let Some(c) = cur {
         if c.len() != 3 || !c.chars().all(|x| x.is_ascii_uppercase()) {
-            errors.push(FieldError::new(
-                "currency",
-                "Use a three-letter ISO 4217 code like EUR.",
-            ));
+            errors.push(FieldError::new("currency", "Use a three-letter ISO 4217 code like EUR."));
         }
     }
 }
@@ -145,57 +125,40 @@ pub async fn create_org(
     owner: Option<AccountId>,
 ) -> CoreResult<Org> {
     let mut errors = Vec::new();
-    validate_common(
-        Some(&new.name),
-        new.timezone.as_deref(),
-        new.currency.as_deref(),
-        &mut errors,
-    );
+    validate_common(Some(&new.name), new.timezone.as_deref(), new.currency.as_deref(), &mut errors);
     let explicit_slug = new.slug.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if let Some(s) = explicit_slug {
-        if s.len() > 48
-            || !s
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            || s.len() == 36
+        if s.len() > 48 || !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') || s.len() == 36
         {
-            errors.push(FieldError::new(
-                "slug",
-                "Use 1 to 48 lowercase letters, digits and hyphens.",
-            ));
+            errors.push(FieldError::new("slug", "Use 1 to 48 lowercase letters, digits and hyphens."));
         }
     }
     if !errors.is_empty() {
         return Err(CoreError::Validation(errors));
     }
-    let base = explicit_slug
-        .map(str::to_string)
-        .unwrap_or_else(|| slugify(&new.name));
+    let base = explicit_slug.map(str::to_string).unwrap_or_else(|| slugify(&new.name));
     let mut slug = base.clone();
     if explicit_slug.is_none() {
         let mut n = 1;
-        while sqlx::query("SELECT 1 FROM orgs WHERE slug = $1")
-            .bind(&slug)
-            .fetch_optional(tx.conn())
-            .await?
-            .is_some()
-        {
+        while sqlx::query("SELECT 1 FROM orgs WHERE slug = $1").bind(&slug).fetch_optional(tx.conn()).await?.is_some() {
             n += 1;
             slug = format!("{base}-{n}");
         }
     }
     let id = OrgId::new();
     let now = Timestamp::now().0;
-    sqlx::query(&format!("INSERT INTO orgs ({ORG_COLS}, updated_at) VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL, $6, $6)"))
-        .bind(id.to_string())
-        .bind(&slug)
-        .bind(new.name.trim())
-        .bind(new.timezone.as_deref().unwrap_or("Europe/Paris"))
-        .bind(new.currency.as_deref().unwrap_or("EUR"))
-        .bind(now)
-        .execute(tx.conn())
-        .await
-        .map_err(|e| CoreError::from(e).on_conflict("slug", "This URL name is already taken."))?;
+    sqlx::query(&format!(
+        "INSERT INTO orgs ({ORG_COLS}, updated_at) VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL, $6, $6)"
+    ))
+    .bind(id.to_string())
+    .bind(&slug)
+    .bind(new.name.trim())
+    .bind(new.timezone.as_deref().unwrap_or("Europe/Paris"))
+    .bind(new.currency.as_deref().unwrap_or("EUR"))
+    .bind(now)
+    .execute(tx.conn())
+    .await
+    .map_err(|e| CoreError::from(e).on_conflict("slug", "This URL name is already taken."))?;
     for role in BuiltinRole::ALL {
         sqlx::query("INSERT INTO roles (id, org_id, key, name, builtin, permissions, require_totp) VALUES ($1, $2, $3, $4, 1, $5, 0)")
             .bind(RoleId::new().to_string())
@@ -236,11 +199,7 @@ async fn get_org_tx(tx: &mut Tx, id: OrgId) -> CoreResult<Org> {
 
 /// Finds an organisation by id or URL name.
 pub async fn find_org(db: &Db, key: &str) -> CoreResult<Option<Org>> {
-    let col = if key.len() == 36 && key.parse::<uuid::Uuid>().is_ok() {
-        "id"
-    } else {
-        "slug"
-    };
+    let col = if key.len() == 36 && key.parse::<uuid::Uuid>().is_ok() { "id" } else { "slug" };
     let r = sqlx::query(&format!("SELECT {ORG_COLS} FROM orgs WHERE {col} = $1"))
         .bind(key)
         .fetch_optional(db.pool())
@@ -250,16 +209,8 @@ pub async fn find_org(db: &Db, key: &str) -> CoreResult<Option<Org>> {
 
 pub async fn update_org(db: &Db, who: &Who, cap: &CanAdmin, patch: OrgPatch) -> CoreResult<Org> {
     let mut errors = Vec::new();
-    validate_common(
-        patch.name.as_deref(),
-        patch.timezone.as_deref(),
-        patch.currency.as_deref(),
-        &mut errors,
-    );
-    for (f, v) in [
-        ("color_primary", &patch.color_primary),
-        ("color_accent", &patch.color_accent),
-    ] {
+    validate_common(patch.name.as_deref(), patch.timezone.as_deref(), patch.currency.as_deref(), &mut errors);
+    for (f, v) in [("color_primary", &patch.color_primary), ("color_accent", &patch.color_accent)] {
         if let Some(c) = v {
             if !c.is_empty() && !valid_color(c) {
                 errors.push(FieldError::new(f, "Use a colour like #2e7d32."));
@@ -268,10 +219,7 @@ pub async fn update_org(db: &Db, who: &Who, cap: &CanAdmin, patch: OrgPatch) -> 
     }
     if let Some(u) = &patch.logo_url {
         if !u.is_empty() && !(u.starts_with("https://") || u.starts_with('/')) {
-            errors.push(FieldError::new(
-                "logo_url",
-                "Use an https:// address or a path on this site.",
-            ));
+            errors.push(FieldError::new("logo_url", "Use an https:// address or a path on this site."));
         }
     }
     if !errors.is_empty() {
@@ -324,12 +272,10 @@ pub async fn list_orgs(
     let limit = limit.clamp(1, 200);
     let after = after_slug.unwrap_or("");
     let rows = if all {
-        sqlx::query(&format!(
-            "SELECT {ORG_COLS} FROM orgs WHERE slug > $1 ORDER BY slug LIMIT {limit}"
-        ))
-        .bind(after)
-        .fetch_all(db.pool())
-        .await?
+        sqlx::query(&format!("SELECT {ORG_COLS} FROM orgs WHERE slug > $1 ORDER BY slug LIMIT {limit}"))
+            .bind(after)
+            .fetch_all(db.pool())
+            .await?
     } else {
         sqlx::query(&format!(
             "SELECT {} FROM orgs o JOIN memberships m ON m.org_id = o.id WHERE m.account_id = $1 AND o.slug > $2 ORDER BY o.slug LIMIT {limit}",
@@ -371,12 +317,11 @@ fn role_from_row(r: &AnyRow) -> CoreResult<Role> {
 const ROLE_COLS: &str = "r.id, r.key, r.name, r.builtin, r.permissions, r.require_totp";
 
 pub async fn list_roles(db: &Db, org: OrgId) -> CoreResult<Vec<Role>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {ROLE_COLS} FROM roles r WHERE r.org_id = $1 ORDER BY r.builtin DESC, r.key"
-    ))
-    .bind(org.to_string())
-    .fetch_all(db.pool())
-    .await?;
+    let rows =
+        sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles r WHERE r.org_id = $1 ORDER BY r.builtin DESC, r.key"))
+            .bind(org.to_string())
+            .fetch_all(db.pool())
+            .await?;
     rows.iter().map(role_from_row).collect()
 }
 
@@ -413,85 +358,60 @@ pub async fn save_role(
     if let Some(p) = &input.permissions {
         for m in p.keys() {
             if modules.get(m).is_none() {
-                errors.push(FieldError::new(
-                    "permissions",
-                    format!("Unknown module `{m}`."),
-                ));
+                errors.push(FieldError::new("permissions", format!("Unknown module `{m}`.")));
             }
         }
     }
     let mut tx = db.begin().await?;
     let before = match existing_key {
         Some(k) => Some(
-            sqlx::query(&format!(
-                "SELECT {ROLE_COLS} FROM roles r WHERE r.org_id = $1 AND r.key = $2"
-            ))
-            .bind(cap.org().to_string())
-            .bind(k)
-            .fetch_optional(tx.conn())
-            .await?
-            .as_ref()
-            .map(role_from_row)
-            .transpose()?
-            .ok_or(CoreError::NotFound)?,
+            sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles r WHERE r.org_id = $1 AND r.key = $2"))
+                .bind(cap.org().to_string())
+                .bind(k)
+                .fetch_optional(tx.conn())
+                .await?
+                .as_ref()
+                .map(role_from_row)
+                .transpose()?
+                .ok_or(CoreError::NotFound)?,
         ),
         None => None,
     };
     if before.as_ref().is_some_and(|r| r.key == "owner") && input.permissions.is_some() {
-        errors.push(FieldError::new(
-            "permissions",
-            "The owner role always has every permission.",
-        ));
+        errors.push(FieldError::new("permissions", "The owner role always has every permission."));
     }
     let key = match (&before, &input.key) {
         (Some(b), _) => b.key.clone(),
         (None, Some(k))
             if !k.is_empty()
                 && k.len() <= 40
-                && k.chars().all(|c| {
-                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
-                }) =>
+                && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') =>
         {
             k.clone()
         }
         (None, _) => {
-            errors.push(FieldError::new(
-                "key",
-                "Use 1 to 40 lowercase letters, digits, - or _.",
-            ));
+            errors.push(FieldError::new("key", "Use 1 to 40 lowercase letters, digits, - or _."));
             String::new()
         }
     };
     if !errors.is_empty() {
         return Err(CoreError::Validation(errors));
     }
-    let name = input
-        .name
-        .clone()
-        .or(before.as_ref().map(|b| b.name.clone()))
-        .unwrap_or_else(|| key.clone());
-    let mut perms = before
-        .as_ref()
-        .map(|b| b.permissions.clone())
-        .unwrap_or_default();
+    let name = input.name.clone().or(before.as_ref().map(|b| b.name.clone())).unwrap_or_else(|| key.clone());
+    let mut perms = before.as_ref().map(|b| b.permissions.clone()).unwrap_or_default();
     if let Some(p) = input.permissions {
         perms = Permissions(p);
     }
-    let require_totp = input
-        .require_totp
-        .or(before.as_ref().map(|b| b.require_totp))
-        .unwrap_or(false);
+    let require_totp = input.require_totp.or(before.as_ref().map(|b| b.require_totp)).unwrap_or(false);
     match &before {
         Some(b) => {
-            sqlx::query(
-                "UPDATE roles SET name = $1, permissions = $2, require_totp = $3 WHERE id = $4",
-            )
-            .bind(&name)
-            .bind(perms.to_json())
-            .bind(require_totp as i64)
-            .bind(b.id.to_string())
-            .execute(tx.conn())
-            .await?;
+            sqlx::query("UPDATE roles SET name = $1, permissions = $2, require_totp = $3 WHERE id = $4")
+                .bind(&name)
+                .bind(perms.to_json())
+                .bind(require_totp as i64)
+                .bind(b.id.to_string())
+                .execute(tx.conn())
+                .await?;
         }
         None => {
             sqlx::query("INSERT INTO roles (id, org_id, key, name, builtin, permissions, require_totp) VALUES ($1, $2, $3, $4, 0, $5, $6)")
@@ -507,24 +427,18 @@ pub async fn save_role(
         }
     }
     let after = role_from_row(
-        &sqlx::query(&format!(
-            "SELECT {ROLE_COLS} FROM roles r WHERE r.org_id = $1 AND r.key = $2"
-        ))
-        .bind(cap.org().to_string())
-        .bind(&key)
-        .fetch_one(tx.conn())
-        .await?,
+        &sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles r WHERE r.org_id = $1 AND r.key = $2"))
+            .bind(cap.org().to_string())
+            .bind(&key)
+            .fetch_one(tx.conn())
+            .await?,
     )?;
     audit::record(
         &mut tx,
         who,
         Change {
             org: Some(cap.org()),
-            action: if before.is_some() {
-                "role.update"
-            } else {
-                "role.create"
-            },
+            action: if before.is_some() { "role.update" } else { "role.create" },
             entity_type: "role",
             entity_id: after.id.to_string(),
             before: before.as_ref().and_then(|b| serde_json::to_value(b).ok()),
@@ -546,13 +460,7 @@ pub struct Member {
     pub role: String,
 }
 
-async fn add_member_tx(
-    tx: &mut Tx,
-    who: &Who,
-    org: OrgId,
-    account: AccountId,
-    role_key: &str,
-) -> CoreResult<()> {
+async fn add_member_tx(tx: &mut Tx, who: &Who, org: OrgId, account: AccountId, role_key: &str) -> CoreResult<()> {
     let role = sqlx::query("SELECT id FROM roles WHERE org_id = $1 AND key = $2")
         .bind(org.to_string())
         .bind(role_key)
@@ -598,9 +506,7 @@ pub async fn set_member(
         // Only owners hand out ownership.
         let r = membership_role(state_db, cap.org(), cap.actor()).await?;
         if r.is_none_or(|r| r.key != "owner") {
-            return Err(CoreError::Forbidden(
-                "Only an owner can make someone an owner.".into(),
-            ));
+            return Err(CoreError::Forbidden("Only an owner can make someone an owner.".into()));
         }
     }
     let mut tx = state_db.begin().await?;
@@ -621,12 +527,7 @@ pub async fn set_member(
                 },
             )
             .await?;
-            let token = identity::issue_one_time_token(
-                &mut tx,
-                a.id,
-                identity::TokenPurpose::ResetPassword,
-            )
-            .await?;
+            let token = identity::issue_one_time_token(&mut tx, a.id, identity::TokenPurpose::ResetPassword).await?;
             crate::outbox::enqueue(&mut tx, cfg, Some(cap.org()), "invitation", &a.email, "Your Shrooms account", &format!("An account was opened for you. Choose your password here (valid one hour; afterwards use \"forgot password\"):\n{base_url}/password/reset?token={token}\n")).await?;
             a
         }
@@ -641,12 +542,7 @@ pub async fn set_member(
     })
 }
 
-pub async fn remove_member(
-    db: &Db,
-    who: &Who,
-    cap: &CanAdmin,
-    account: AccountId,
-) -> CoreResult<()> {
+pub async fn remove_member(db: &Db, who: &Who, cap: &CanAdmin, account: AccountId) -> CoreResult<()> {
     let mut tx = db.begin().await?;
     let owners: i64 = sqlx::query("SELECT COUNT(*) FROM memberships m JOIN roles r ON r.id = m.role_id WHERE m.org_id = $1 AND r.key = 'owner' AND m.account_id <> $2")
         .bind(cap.org().to_string())
@@ -655,10 +551,7 @@ pub async fn remove_member(
         .await?
         .try_get(0)?;
     if owners == 0 {
-        return Err(CoreError::Conflict {
-            field: None,
-            message: "An organisation keeps at least one owner.".into(),
-        });
+        return Err(CoreError::Conflict { field: None, message: "An organisation keeps at least one owner.".into() });
     }
     let n = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND account_id = $2")
         .bind(cap.org().to_string())
@@ -706,10 +599,7 @@ pub async fn list_members(db: &Db, org: OrgId) -> CoreResult<Vec<Member>> {
 mod tests {
     #[test]
     fn slugs_are_url_safe() {
-        assert_eq!(
-            super::slugify("Club Informatique de l'École"),
-            "club-informatique-de-l-ecole"
-        );
+        assert_eq!(super::slugify("Club Informatique de l'École"), "club-informatique-de-l-ecole");
         assert_eq!(super::slugify("  !!! "), "org");
     }
 }

@@ -19,11 +19,7 @@ pub async fn enqueue(
     subject: &str,
     body_text: &str,
 ) -> CoreResult<()> {
-    let status = if cfg.smtp.is_some() {
-        "queued"
-    } else {
-        "logged"
-    };
+    let status = if cfg.smtp.is_some() { "queued" } else { "logged" };
     sqlx::query("INSERT INTO mail_outbox (id, org_id, kind, to_addr, subject, body_text, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(org.map(|o| o.to_string()))
@@ -36,12 +32,7 @@ pub async fn enqueue(
         .execute(tx.conn())
         .await?;
     if cfg.smtp.is_none() {
-        tracing::info!(
-            kind,
-            to,
-            subject,
-            "no SMTP configured; mail kept in the outbox and shown here:\n{body_text}"
-        );
+        tracing::info!(kind, to, subject, "no SMTP configured; mail kept in the outbox and shown here:\n{body_text}");
     }
     Ok(())
 }

@@ -28,8 +28,7 @@ pub struct Person {
     pub updated_at: String,
 }
 
-const COLS: &str =
-    "id, org_id, given_name, family_name, email, phone, notes, account_id, created_at, updated_at";
+const COLS: &str = "id, org_id, given_name, family_name, email, phone, notes, account_id, created_at, updated_at";
 
 fn from_row(r: &AnyRow) -> CoreResult<Person> {
     Ok(Person {
@@ -67,18 +66,12 @@ struct Clean {
 fn clean(input: &PersonInput, base: Option<&Person>) -> Result<Clean, Vec<FieldError>> {
     let mut errors = Vec::new();
     let pick = |v: &Option<String>, old: Option<&String>| {
-        v.as_ref()
-            .map(|s| s.trim().to_string())
-            .or(old.cloned())
-            .unwrap_or_default()
+        v.as_ref().map(|s| s.trim().to_string()).or(old.cloned()).unwrap_or_default()
     };
     let given = pick(&input.given_name, base.map(|b| &b.given_name));
     let family = pick(&input.family_name, base.map(|b| &b.family_name));
     if given.is_empty() && family.is_empty() {
-        errors.push(FieldError::new(
-            "family_name",
-            "Give at least a given name or a family name.",
-        ));
+        errors.push(FieldError::new("family_name", "Give at least a given name or a family name."));
     }
     for (f, v) in [("given_name", &given), ("family_name", &family)] {
         if v.chars().count() > 100 {
@@ -100,53 +93,27 @@ fn clean(input: &PersonInput, base: Option<&Person>) -> Result<Clean, Vec<FieldE
         Some(p) if p.trim().is_empty() => None,
         Some(p) => {
             let p = p.trim().to_string();
-            if p.len() > 40
-                || !p
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || " +-.()".contains(c))
-            {
-                errors.push(FieldError::new(
-                    "phone",
-                    "Use digits, spaces and + - . ( ) only.",
-                ));
+            if p.len() > 40 || !p.chars().all(|c| c.is_ascii_digit() || " +-.()".contains(c)) {
+                errors.push(FieldError::new("phone", "Use digits, spaces and + - . ( ) only."));
             }
             Some(p)
         }
         None => base.and_then(|b| b.phone.clone()),
     };
-    let notes = input
-        .notes
-        .clone()
-        .or(base.map(|b| b.notes.clone()))
-        .unwrap_or_default();
+    let notes = input.notes.clone().or(base.map(|b| b.notes.clone())).unwrap_or_default();
     if notes.len() > 20_000 {
-        errors.push(FieldError::new(
-            "notes",
-            "Keep notes under 20,000 characters.",
-        ));
+        errors.push(FieldError::new("notes", "Keep notes under 20,000 characters."));
     }
     if errors.is_empty() {
-        Ok(Clean {
-            given,
-            family,
-            email,
-            phone,
-            notes,
-        })
+        Ok(Clean { given, family, email, phone, notes })
     } else {
         Err(errors)
     }
 }
 
 fn search_text(c: &Clean) -> String {
-    format!(
-        "{} {} {} {}",
-        c.given,
-        c.family,
-        c.email.as_deref().unwrap_or(""),
-        c.phone.as_deref().unwrap_or("")
-    )
-    .to_lowercase()
+    format!("{} {} {} {}", c.given, c.family, c.email.as_deref().unwrap_or(""), c.phone.as_deref().unwrap_or(""))
+        .to_lowercase()
 }
 
 pub async fn create(db: &Db, who: &Who, cap: &CanWrite, input: PersonInput) -> CoreResult<Person> {
@@ -154,20 +121,18 @@ pub async fn create(db: &Db, who: &Who, cap: &CanWrite, input: PersonInput) -> C
     let id = PersonId::new();
     let now = Timestamp::now().0;
     let mut tx = db.begin().await?;
-    sqlx::query(&format!(
-        "INSERT INTO people ({COLS}, search) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8, $9)"
-    ))
-    .bind(id.to_string())
-    .bind(cap.org().to_string())
-    .bind(&c.given)
-    .bind(&c.family)
-    .bind(&c.email)
-    .bind(&c.phone)
-    .bind(&c.notes)
-    .bind(now)
-    .bind(search_text(&c))
-    .execute(tx.conn())
-    .await?;
+    sqlx::query(&format!("INSERT INTO people ({COLS}, search) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8, $9)"))
+        .bind(id.to_string())
+        .bind(cap.org().to_string())
+        .bind(&c.given)
+        .bind(&c.family)
+        .bind(&c.email)
+        .bind(&c.phone)
+        .bind(&c.notes)
+        .bind(now)
+        .bind(search_text(&c))
+        .execute(tx.conn())
+        .await?;
     let p = from_row(
         &sqlx::query(&format!("SELECT {COLS} FROM people WHERE id = $1"))
             .bind(id.to_string())
@@ -193,34 +158,24 @@ pub async fn create(db: &Db, who: &Who, cap: &CanWrite, input: PersonInput) -> C
 
 /// Reads one person of the capability's organisation; any other answers NotFound.
 pub async fn get(db: &Db, cap: &CanRead, id: &str) -> CoreResult<Person> {
-    let r = sqlx::query(&format!(
-        "SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(cap.org().to_string())
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?
-    .ok_or(CoreError::NotFound)?;
+    let r = sqlx::query(&format!("SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2"))
+        .bind(cap.org().to_string())
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or(CoreError::NotFound)?;
     from_row(&r)
 }
 
-pub async fn update(
-    db: &Db,
-    who: &Who,
-    cap: &CanWrite,
-    id: &str,
-    input: PersonInput,
-) -> CoreResult<Person> {
+pub async fn update(db: &Db, who: &Who, cap: &CanWrite, id: &str, input: PersonInput) -> CoreResult<Person> {
     let mut tx = db.begin().await?;
     let before = from_row(
-        &sqlx::query(&format!(
-            "SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2"
-        ))
-        .bind(cap.org().to_string())
-        .bind(id)
-        .fetch_optional(tx.conn())
-        .await?
-        .ok_or(CoreError::NotFound)?,
+        &sqlx::query(&format!("SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2"))
+            .bind(cap.org().to_string())
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?
+            .ok_or(CoreError::NotFound)?,
     )?;
     let c = clean(&input, Some(&before)).map_err(CoreError::Validation)?;
     sqlx::query("UPDATE people SET given_name = $1, family_name = $2, email = $3, phone = $4, notes = $5, search = $6, updated_at = $7 WHERE org_id = $8 AND id = $9")
@@ -236,10 +191,7 @@ pub async fn update(
         .execute(tx.conn())
         .await?;
     let after = from_row(
-        &sqlx::query(&format!("SELECT {COLS} FROM people WHERE id = $1"))
-            .bind(id)
-            .fetch_one(tx.conn())
-            .await?,
+        &sqlx::query(&format!("SELECT {COLS} FROM people WHERE id = $1")).bind(id).fetch_one(tx.conn()).await?,
     )?;
     audit::record(
         &mut tx,
@@ -260,14 +212,12 @@ pub async fn update(
 
 pub async fn delete(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> CoreResult<()> {
     let mut tx = db.begin().await?;
-    let before = sqlx::query(&format!(
-        "SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(cap.org().to_string())
-    .bind(id)
-    .fetch_optional(tx.conn())
-    .await?
-    .ok_or(CoreError::NotFound)?;
+    let before = sqlx::query(&format!("SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2"))
+        .bind(cap.org().to_string())
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(CoreError::NotFound)?;
     let before = from_row(&before)?;
     sqlx::query("DELETE FROM people WHERE org_id = $1 AND id = $2")
         .bind(cap.org().to_string())
@@ -317,10 +267,7 @@ pub struct ListQuery {
 }
 
 fn bad_cursor() -> CoreError {
-    CoreError::validation(
-        "cursor",
-        "This cursor is not valid for this list; start again without it.",
-    )
+    CoreError::validation("cursor", "This cursor is not valid for this list; start again without it.")
 }
 
 /// Keyset-paginated list: stable under inserts, constant cost per page.
@@ -333,12 +280,7 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
         sql.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", binds.len()));
     }
     let cursor: Option<Vec<String>> = match &q.cursor {
-        Some(c) => Some(
-            B64.decode(c)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .ok_or_else(bad_cursor)?,
-        ),
+        Some(c) => Some(B64.decode(c).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad_cursor)?),
         None => None,
     };
     let n = binds.len();
@@ -348,35 +290,19 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
                 if c.len() != 3 {
                     return Err(bad_cursor());
                 }
-                sql.push_str(&format!(
-                    " AND (family_name, given_name, id) > (${}, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3
-                ));
+                sql.push_str(&format!(" AND (family_name, given_name, id) > (${}, ${}, ${})", n + 1, n + 2, n + 3));
             }
             ("family_name, given_name, id", 3)
         }
         PeopleSort::Newest | PeopleSort::Oldest => {
-            let op = if q.sort == PeopleSort::Newest {
-                "<"
-            } else {
-                ">"
-            };
+            let op = if q.sort == PeopleSort::Newest { "<" } else { ">" };
             if let Some(c) = &cursor {
                 if c.len() != 1 {
                     return Err(bad_cursor());
                 }
                 sql.push_str(&format!(" AND id {op} ${}", n + 1));
             }
-            (
-                if q.sort == PeopleSort::Newest {
-                    "id DESC"
-                } else {
-                    "id"
-                },
-                1,
-            )
+            (if q.sort == PeopleSort::Newest { "id DESC" } else { "id" }, 1)
         }
     };
     let _ = keys;
@@ -394,11 +320,7 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
         items.truncate(limit as usize);
         items.last().map(|p| {
             let key = match q.sort {
-                PeopleSort::Name => vec![
-                    p.family_name.clone(),
-                    p.given_name.clone(),
-                    p.id.to_string(),
-                ],
+                PeopleSort::Name => vec![p.family_name.clone(), p.given_name.clone(), p.id.to_string()],
                 _ => vec![p.id.to_string()],
             };
             B64.encode(serde_json::to_vec(&key).unwrap_or_default())

@@ -10,19 +10,7 @@ use crate::ids::{AccountId, OrgId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    Default,
-    utoipa::ToSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
     #[default]
@@ -206,11 +194,7 @@ mod tests {
         let owner = AccountId::new();
         let other = AccountId::new();
         let g = uuid::Uuid::now_v7();
-        let v = Visibility {
-            owner: Some(owner),
-            group: Some(g),
-            mode: 0o640,
-        };
+        let v = Visibility { owner: Some(owner), group: Some(g), mode: 0o640 };
         assert!(v.can_read(owner, &[]) && v.can_write(owner, &[]));
         assert!(v.can_read(other, &[g]) && !v.can_write(other, &[g]));
         assert!(!v.can_read(other, &[]));
@@ -220,10 +204,6 @@ mod tests {
 
     #[test]
     fn access_orders() {
-        assert!(
-            Access::Admin > Access::Write
-                && Access::Write > Access::Read
-                && Access::Read > Access::None
-        );
+        assert!(Access::Admin > Access::Write && Access::Write > Access::Read && Access::Read > Access::None);
     }
 }

@@ -44,17 +44,8 @@ fn json_rejection(e: JsonRejection) -> Response {
     match e {
         JsonRejection::JsonDataError(_) => {
             // "Failed to deserialize the JSON body into the target type: name: missing field `x` at line..."
-            let detail = text
-                .split_once(": ")
-                .map(|x| x.1)
-                .unwrap_or(&text)
-                .to_string();
-            let field = detail
-                .split(": ")
-                .next()
-                .filter(|f| !f.contains(' '))
-                .unwrap_or("body")
-                .to_string();
+            let detail = text.split_once(": ").map(|x| x.1).unwrap_or(&text).to_string();
+            let field = detail.split(": ").next().filter(|f| !f.contains(' ')).unwrap_or("body").to_string();
             let field = extract_backticked(&detail).unwrap_or(field);
             CoreError::Validation(vec![FieldError::new(field, detail)]).into_response()
         }
@@ -64,12 +55,9 @@ fn json_rejection(e: JsonRejection) -> Response {
             "Send the body as application/json.".into(),
             vec![],
         ),
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => crate::error::problem_response(
-            status,
-            "payload-too-large",
-            "The request body is too large.".into(),
-            vec![],
-        ),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            crate::error::problem_response(status, "payload-too-large", "The request body is too large.".into(), vec![])
+        }
         _ => crate::error::problem_response(
             StatusCode::BAD_REQUEST,
             "malformed-json",
@@ -125,8 +113,7 @@ pub async fn token(
     parts: Parts_,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> CoreResult<Json<TokenPair>> {
-    let account =
-        identity::password_login(&st.db, &st.cfg, &req.email, &req.password, &parts.0).await?;
+    let account = identity::password_login(&st.db, &st.cfg, &req.email, &req.password, &parts.0).await?;
     if account.totp_enabled {
         match req.totp.as_deref() {
             Some(code) => identity::check_totp(&st.db, &st.cfg, &account, code, &parts.0).await?,
@@ -138,9 +125,7 @@ pub async fn token(
             }
         }
     }
-    Ok(Json(
-        identity::issue_tokens(&st.db, &st.cfg, &st.signing_key, account.id).await?,
-    ))
+    Ok(Json(identity::issue_tokens(&st.db, &st.cfg, &st.signing_key, account.id).await?))
 }
 
 /// The client address, as an extractor for handlers that do not need the actor.
@@ -161,13 +146,8 @@ pub struct RefreshRequest {
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
-pub async fn refresh(
-    State(st): State<AppState>,
-    ApiJson(req): ApiJson<RefreshRequest>,
-) -> CoreResult<Json<TokenPair>> {
-    Ok(Json(
-        identity::refresh_tokens(&st.db, &st.cfg, &st.signing_key, &req.refresh_token).await?,
-    ))
+pub async fn refresh(State(st): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> CoreResult<Json<TokenPair>> {
+    Ok(Json(identity::refresh_tokens(&st.db, &st.cfg, &st.signing_key, &req.refresh_token).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout-everywhere", tag = "auth", security(("bearer" = [])),
@@ -200,8 +180,7 @@ pub async fn send_reset_link(st: &AppState, email: &str) -> CoreResult<()> {
     if let Some(a) = identity::find_account_by_email(&st.db, email).await? {
         if !a.disabled {
             let mut tx = st.db.begin().await?;
-            let token =
-                identity::issue_one_time_token(&mut tx, a.id, TokenPurpose::ResetPassword).await?;
+            let token = identity::issue_one_time_token(&mut tx, a.id, TokenPurpose::ResetPassword).await?;
             outbox::enqueue(&mut tx, &st.cfg, None, "password_reset", &a.email, "Reset your Shrooms password",
                 &format!("Someone asked to reset the password of this account. If it was you, open this link within one hour:\n{}/password/reset?token={token}\n\nIf it was not you, ignore this message.", st.base_url())).await?;
             tx.commit().await?;
@@ -228,31 +207,19 @@ pub async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn do_reset(
-    st: &AppState,
-    token: &str,
-    password: String,
-    address: &str,
-) -> CoreResult<()> {
+pub async fn do_reset(st: &AppState, token: &str, password: String, address: &str) -> CoreResult<()> {
     identity::check_password_policy(&password).map_err(|e| CoreError::Validation(vec![e]))?;
     let mut tx = st.db.begin().await?;
-    let account =
-        identity::consume_one_time_token(&mut tx, token, TokenPurpose::ResetPassword).await?;
-    let who = crate::audit::Who {
-        account: Some(account),
-        label: "password-reset".into(),
-        address: address.into(),
-    };
+    let account = identity::consume_one_time_token(&mut tx, token, TokenPurpose::ResetPassword).await?;
+    let who = crate::audit::Who { account: Some(account), label: "password-reset".into(), address: address.into() };
     identity::set_password(&mut tx, &who, &st.cfg, account, password).await?;
     // A reset proves control of the mailbox; old sessions may belong to an intruder.
     identity::end_all_sessions(&mut tx, &who, account).await?;
-    sqlx::query(
-        "UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2",
-    )
-    .bind(crate::ids::Timestamp::now().0)
-    .bind(account.to_string())
-    .execute(tx.conn())
-    .await?;
+    sqlx::query("UPDATE accounts SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2")
+        .bind(crate::ids::Timestamp::now().0)
+        .bind(account.to_string())
+        .execute(tx.conn())
+        .await?;
     tx.commit().await
 }
 
@@ -270,15 +237,10 @@ pub async fn verify_email(
     ApiJson(req): ApiJson<VerifyRequest>,
 ) -> CoreResult<StatusCode> {
     let mut tx = st.db.begin().await?;
-    let account =
-        identity::consume_one_time_token(&mut tx, &req.token, TokenPurpose::VerifyEmail).await?;
+    let account = identity::consume_one_time_token(&mut tx, &req.token, TokenPurpose::VerifyEmail).await?;
     identity::mark_email_verified(
         &mut tx,
-        &crate::audit::Who {
-            account: Some(account),
-            label: "email-verification".into(),
-            address: addr.0,
-        },
+        &crate::audit::Who { account: Some(account), label: "email-verification".into(), address: addr.0 },
         account,
     )
     .await?;
@@ -295,10 +257,7 @@ pub async fn send_verification(State(st): State<AppState>, actor: Actor) -> Core
 
 pub async fn send_verification_mail(st: &AppState, a: &identity::Account) -> CoreResult<()> {
     if a.email_verified {
-        return Err(CoreError::Conflict {
-            field: None,
-            message: "This email address is already verified.".into(),
-        });
+        return Err(CoreError::Conflict { field: None, message: "This email address is already verified.".into() });
     }
     let mut tx = st.db.begin().await?;
     let token = identity::issue_one_time_token(&mut tx, a.id, TokenPurpose::VerifyEmail).await?;
@@ -309,10 +268,7 @@ pub async fn send_verification_mail(st: &AppState, a: &identity::Account) -> Cor
         "verify_email",
         &a.email,
         "Confirm your email address",
-        &format!(
-            "Open this link to confirm your address:\n{}/email/verify?token={token}\n",
-            st.base_url()
-        ),
+        &format!("Open this link to confirm your address:\n{}/email/verify?token={token}\n", st.base_url()),
     )
     .await?;
     tx.commit().await
@@ -363,13 +319,8 @@ pub struct CreatedApiKey {
 }
 
 #[utoipa::path(get, path = "/api/v1/me/api-keys", tag = "me", security(("bearer" = [])), responses((status = 200, body = [ApiKeyInfo])))]
-pub async fn list_keys(
-    State(st): State<AppState>,
-    actor: Actor,
-) -> CoreResult<Json<Vec<ApiKeyInfo>>> {
-    Ok(Json(
-        identity::list_api_keys(&st.db, actor.account.id).await?,
-    ))
+pub async fn list_keys(State(st): State<AppState>, actor: Actor) -> CoreResult<Json<Vec<ApiKeyInfo>>> {
+    Ok(Json(identity::list_api_keys(&st.db, actor.account.id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/me/api-keys", tag = "me", security(("bearer" = [])), request_body = NewApiKey,
@@ -379,18 +330,13 @@ pub async fn create_key(
     actor: Actor,
     ApiJson(req): ApiJson<NewApiKey>,
 ) -> CoreResult<Response> {
-    let (info, secret) =
-        identity::create_api_key(&st.db, &actor.who(), actor.account.id, &req.name).await?;
+    let (info, secret) = identity::create_api_key(&st.db, &actor.who(), actor.account.id, &req.name).await?;
     Ok(created(CreatedApiKey { info, secret }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/me/api-keys/{id}", tag = "me", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-pub async fn revoke_key(
-    State(st): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> CoreResult<StatusCode> {
+pub async fn revoke_key(State(st): State<AppState>, actor: Actor, Path(id): Path<String>) -> CoreResult<StatusCode> {
     identity::revoke_api_key(&st.db, &actor.who(), actor.account.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -413,22 +359,13 @@ pub struct TotpCode {
 
 #[utoipa::path(post, path = "/api/v1/me/totp", tag = "me", security(("bearer" = [])),
     responses((status = 200, body = TotpEnrolment), (status = 409, body = Problem)))]
-pub async fn totp_begin(
-    State(st): State<AppState>,
-    actor: Actor,
-) -> CoreResult<Json<TotpEnrolment>> {
+pub async fn totp_begin(State(st): State<AppState>, actor: Actor) -> CoreResult<Json<TotpEnrolment>> {
     if actor.account.totp_enabled {
-        return Err(CoreError::Conflict {
-            field: None,
-            message: "A second factor is already enrolled.".into(),
-        });
+        return Err(CoreError::Conflict { field: None, message: "A second factor is already enrolled.".into() });
     }
     let secret = identity::totp_begin(&st.db, actor.account.id).await?;
     let name = instance::load(&st.db).await?.name;
-    Ok(Json(TotpEnrolment {
-        uri: crate::crypto::totp_uri(&name, &actor.account.email, &secret),
-        secret,
-    }))
+    Ok(Json(TotpEnrolment { uri: crate::crypto::totp_uri(&name, &actor.account.email, &secret), secret }))
 }
 
 #[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "me", security(("bearer" = [])), request_body = TotpCode,
@@ -479,14 +416,8 @@ pub async fn list_orgs(
     ApiQuery(p): ApiQuery<PageParams>,
 ) -> CoreResult<Json<OrgPage>> {
     let limit = p.limit.unwrap_or(50).clamp(1, 200);
-    let mut items = orgs::list_orgs(
-        &st.db,
-        actor.account.id,
-        actor.is_instance_admin(),
-        p.cursor.as_deref(),
-        limit + 1,
-    )
-    .await?;
+    let mut items =
+        orgs::list_orgs(&st.db, actor.account.id, actor.is_instance_admin(), p.cursor.as_deref(), limit + 1).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|o| o.slug.clone())
@@ -505,14 +436,7 @@ pub async fn create_org(
 ) -> CoreResult<Response> {
     actor.require_instance_admin()?;
     let mut tx = st.db.begin().await?;
-    let org = orgs::create_org(
-        &mut tx,
-        &actor.who(),
-        &st.modules,
-        req,
-        Some(actor.account.id),
-    )
-    .await?;
+    let org = orgs::create_org(&mut tx, &actor.who(), &st.modules, req, Some(actor.account.id)).await?;
     tx.commit().await?;
     Ok(created(org))
 }
@@ -564,18 +488,10 @@ pub async fn list_people(
     let page = people::list(
         &st.db,
         &cap,
-        &ListQuery {
-            q: p.q,
-            sort: p.sort.unwrap_or_default(),
-            cursor: p.cursor,
-            limit: p.limit.unwrap_or(50),
-        },
+        &ListQuery { q: p.q, sort: p.sort.unwrap_or_default(), cursor: p.cursor, limit: p.limit.unwrap_or(50) },
     )
     .await?;
-    Ok(Json(PeoplePage {
-        items: page.items,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(PeoplePage { items: page.items, next_cursor: page.next_cursor }))
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/people", tag = "people", security(("bearer" = [])), params(("org" = String, Path)), request_body = PersonInput,
@@ -586,9 +502,7 @@ pub async fn create_person(
     ApiJson(req): ApiJson<PersonInput>,
 ) -> CoreResult<Response> {
     let cap = ctx.can_write(CORE)?;
-    Ok(created(
-        people::create(&st.db, &ctx.who(), &cap, req).await?,
-    ))
+    Ok(created(people::create(&st.db, &ctx.who(), &cap, req).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/people/{id}", tag = "people", security(("bearer" = [])), params(("org" = String, Path), ("id" = String, Path)),
@@ -611,9 +525,7 @@ pub async fn patch_person(
     ApiJson(req): ApiJson<PersonInput>,
 ) -> CoreResult<Json<Person>> {
     let cap = ctx.can_write(CORE)?;
-    Ok(Json(
-        people::update(&st.db, &ctx.who(), &cap, &id, req).await?,
-    ))
+    Ok(Json(people::update(&st.db, &ctx.who(), &cap, &id, req).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/people/{id}", tag = "people", security(("bearer" = [])), params(("org" = String, Path), ("id" = String, Path)),
@@ -631,10 +543,7 @@ pub async fn delete_person(
 // ---------- members and roles ----------
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/members", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)), responses((status = 200, body = [Member]), (status = 404, body = Problem)))]
-pub async fn list_members(
-    State(st): State<AppState>,
-    ctx: OrgCtx,
-) -> CoreResult<Json<Vec<Member>>> {
+pub async fn list_members(State(st): State<AppState>, ctx: OrgCtx) -> CoreResult<Json<Vec<Member>>> {
     ctx.can_read(CORE)?;
     Ok(Json(orgs::list_members(&st.db, ctx.org.id).await?))
 }
@@ -656,18 +565,7 @@ pub async fn add_member(
 ) -> CoreResult<Response> {
     let cap = ctx.can_admin(CORE)?;
     identity::normalize_email(&req.email).map_err(|e| CoreError::Validation(vec![e]))?;
-    Ok(created(
-        orgs::set_member(
-            &st.db,
-            &st.cfg,
-            &ctx.who(),
-            &cap,
-            &req.email,
-            &req.role,
-            &st.base_url(),
-        )
-        .await?,
-    ))
+    Ok(created(orgs::set_member(&st.db, &st.cfg, &ctx.who(), &cap, &req.email, &req.role, &st.base_url()).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/members/{account}", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path), ("account" = String, Path)),
@@ -697,9 +595,7 @@ pub async fn create_role(
     ApiJson(req): ApiJson<RoleInput>,
 ) -> CoreResult<Response> {
     let cap = ctx.can_admin(CORE)?;
-    Ok(created(
-        orgs::save_role(&st.db, &ctx.who(), &cap, &st.modules, None, req).await?,
-    ))
+    Ok(created(orgs::save_role(&st.db, &ctx.who(), &cap, &st.modules, None, req).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/roles/{key}", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path), ("key" = String, Path)), request_body = RoleInput,
@@ -711,9 +607,7 @@ pub async fn patch_role(
     ApiJson(req): ApiJson<RoleInput>,
 ) -> CoreResult<Json<Role>> {
     let cap = ctx.can_admin(CORE)?;
-    Ok(Json(
-        orgs::save_role(&st.db, &ctx.who(), &cap, &st.modules, Some(&key), req).await?,
-    ))
+    Ok(Json(orgs::save_role(&st.db, &ctx.who(), &cap, &st.modules, Some(&key), req).await?))
 }
 
 // ---------- modules ----------
@@ -733,11 +627,7 @@ pub struct ModuleToggle {
     pub enabled: bool,
 }
 
-pub async fn module_states(
-    st: &AppState,
-    org: Option<crate::ids::OrgId>,
-    lang: &str,
-) -> CoreResult<Vec<ModuleState>> {
+pub async fn module_states(st: &AppState, org: Option<crate::ids::OrgId>, lang: &str) -> CoreResult<Vec<ModuleState>> {
     let mut out = Vec::new();
     for m in st.modules.all() {
         out.push(ModuleState {
@@ -752,10 +642,7 @@ pub async fn module_states(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/modules", tag = "modules", security(("bearer" = [])), params(("org" = String, Path)), responses((status = 200, body = [ModuleState]), (status = 404, body = Problem)))]
-pub async fn org_modules(
-    State(st): State<AppState>,
-    ctx: OrgCtx,
-) -> CoreResult<Json<Vec<ModuleState>>> {
+pub async fn org_modules(State(st): State<AppState>, ctx: OrgCtx) -> CoreResult<Json<Vec<ModuleState>>> {
     ctx.can_read(CORE)?;
     Ok(Json(module_states(&st, Some(ctx.org.id), "en").await?))
 }
@@ -769,23 +656,12 @@ pub async fn set_org_module(
     ApiJson(req): ApiJson<ModuleToggle>,
 ) -> CoreResult<StatusCode> {
     ctx.can_admin(CORE)?;
-    instance::set_module_enabled(
-        &st.db,
-        &ctx.who(),
-        &st.modules,
-        &module,
-        Some(ctx.org.id),
-        req.enabled,
-    )
-    .await?;
+    instance::set_module_enabled(&st.db, &ctx.who(), &st.modules, &module, Some(ctx.org.id), req.enabled).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/modules", tag = "admin", security(("bearer" = [])), responses((status = 200, body = [ModuleState]), (status = 403, body = Problem)))]
-pub async fn instance_modules(
-    State(st): State<AppState>,
-    actor: Actor,
-) -> CoreResult<Json<Vec<ModuleState>>> {
+pub async fn instance_modules(State(st): State<AppState>, actor: Actor) -> CoreResult<Json<Vec<ModuleState>>> {
     actor.require_instance_admin()?;
     Ok(Json(module_states(&st, None, "en").await?))
 }
@@ -799,15 +675,7 @@ pub async fn set_instance_module(
     ApiJson(req): ApiJson<ModuleToggle>,
 ) -> CoreResult<StatusCode> {
     actor.require_instance_admin()?;
-    instance::set_module_enabled(
-        &st.db,
-        &actor.who(),
-        &st.modules,
-        &module,
-        None,
-        req.enabled,
-    )
-    .await?;
+    instance::set_module_enabled(&st.db, &actor.who(), &st.modules, &module, None, req.enabled).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -833,17 +701,10 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-pub async fn audit_page(
-    st: &AppState,
-    org: Option<crate::ids::OrgId>,
-    p: AuditParams,
-) -> CoreResult<AuditPage> {
+pub async fn audit_page(st: &AppState, org: Option<crate::ids::OrgId>, p: AuditParams) -> CoreResult<AuditPage> {
     let limit = p.limit.unwrap_or(50).clamp(1, 500);
     let before_seq = match p.cursor.as_deref() {
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| CoreError::validation("cursor", "Invalid cursor."))?,
-        ),
+        Some(c) => Some(c.parse::<i64>().map_err(|_| CoreError::validation("cursor", "Invalid cursor."))?),
         None => None,
     };
     let f = AuditFilter {
@@ -903,9 +764,7 @@ pub async fn list_outbox(
     ApiQuery(p): ApiQuery<OutboxParams>,
 ) -> CoreResult<Json<Vec<OutboxMessage>>> {
     actor.require_instance_admin()?;
-    Ok(Json(
-        outbox::list(&st.db, p.to.as_deref(), p.limit.unwrap_or(50)).await?,
-    ))
+    Ok(Json(outbox::list(&st.db, p.to.as_deref(), p.limit.unwrap_or(50)).await?))
 }
 
 // ---------- document ----------
@@ -931,10 +790,7 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT or API key")
-                    .build(),
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT or API key").build(),
             ),
         );
     }
@@ -953,11 +809,7 @@ pub fn openapi_document(modules: &crate::module::Modules) -> utoipa::openapi::Op
 
 pub async fn openapi_json(State(st): State<AppState>) -> Response {
     let doc = openapi_document(&st.modules);
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        doc.to_pretty_json().unwrap_or_default(),
-    )
-        .into_response()
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], doc.to_pretty_json().unwrap_or_default()).into_response()
 }
 
 pub fn router() -> Router<AppState> {
@@ -974,32 +826,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me/api-keys", get(list_keys).post(create_key))
         .route("/api/v1/me/totp", post(totp_begin).delete(totp_disable))
         .route("/api/v1/me/totp/confirm", post(totp_confirm))
-        .route(
-            "/api/v1/me/api-keys/{id}",
-            axum::routing::delete(revoke_key),
-        )
+        .route("/api/v1/me/api-keys/{id}", axum::routing::delete(revoke_key))
         .route("/api/v1/orgs", get(list_orgs).post(create_org))
         .route("/api/v1/orgs/{org}", get(get_org).patch(patch_org))
-        .route(
-            "/api/v1/orgs/{org}/people",
-            get(list_people).post(create_person),
-        )
-        .route(
-            "/api/v1/orgs/{org}/people/{id}",
-            get(get_person).patch(patch_person).delete(delete_person),
-        )
-        .route(
-            "/api/v1/orgs/{org}/members",
-            get(list_members).post(add_member),
-        )
-        .route(
-            "/api/v1/orgs/{org}/members/{account}",
-            axum::routing::delete(remove_member),
-        )
-        .route(
-            "/api/v1/orgs/{org}/roles",
-            get(list_roles).post(create_role),
-        )
+        .route("/api/v1/orgs/{org}/people", get(list_people).post(create_person))
+        .route("/api/v1/orgs/{org}/people/{id}", get(get_person).patch(patch_person).delete(delete_person))
+        .route("/api/v1/orgs/{org}/members", get(list_members).post(add_member))
+        .route("/api/v1/orgs/{org}/members/{account}", axum::routing::delete(remove_member))
+        .route("/api/v1/orgs/{org}/roles", get(list_roles).post(create_role))
         .route("/api/v1/orgs/{org}/roles/{key}", patch(patch_role))
         .route("/api/v1/orgs/{org}/modules", get(org_modules))
         .route("/api/v1/orgs/{org}/modules/{module}", put(set_org_module))

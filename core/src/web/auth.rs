@@ -49,52 +49,30 @@ impl Actor {
         if self.account.is_instance_admin {
             Ok(())
         } else {
-            Err(CoreError::Forbidden(
-                "Only instance administrators can do this.".into(),
-            ))
+            Err(CoreError::Forbidden("Only instance administrators can do this.".into()))
         }
     }
 }
 
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            let (k, v) = kv.trim().split_once('=')?;
-            (k == name).then(|| v.to_string())
-        })
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
 }
 
-pub fn set_cookie(
-    state: &AppState,
-    name: &str,
-    value: &str,
-    max_age_secs: Option<i64>,
-) -> HeaderValue {
-    let secure = if state.cfg.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: Option<i64>) -> HeaderValue {
+    let secure = if state.cfg.secure_cookies() { "; Secure" } else { "" };
     let age = match max_age_secs {
         Some(s) => format!("; Max-Age={s}"),
         None => String::new(),
     };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}"))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 pub fn client_address(parts: &Parts) -> String {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 fn is_api(parts: &Parts) -> bool {
@@ -108,11 +86,7 @@ fn reject(parts: &Parts, err: CoreError) -> Response {
     }
     match err {
         CoreError::Unauthorized(_) => {
-            let next = parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/");
+            let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
             Redirect::to(&format!("/login?next={}", urlencode(next))).into_response()
         }
         CoreError::TotpRequired => Redirect::to("/account/security?required=1").into_response(),
@@ -123,9 +97,7 @@ fn reject(parts: &Parts, err: CoreError) -> Response {
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -134,11 +106,7 @@ pub fn urlencode(s: &str) -> String {
 async fn authenticate(parts: &Parts, state: &AppState) -> CoreResult<Option<Actor>> {
     let address = client_address(parts);
     if is_api(parts) {
-        let Some(auth) = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
+        let Some(auth) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
             return Ok(None);
         };
         let token = auth
@@ -146,33 +114,19 @@ async fn authenticate(parts: &Parts, state: &AppState) -> CoreResult<Option<Acto
             .ok_or_else(|| CoreError::Unauthorized("Use `Authorization: Bearer <token>`.".into()))?
             .trim();
         let (account, method) = if token.starts_with(API_KEY_PREFIX) {
-            (
-                identity::verify_api_key(&state.db, token).await?,
-                AuthMethod::ApiKey,
-            )
+            (identity::verify_api_key(&state.db, token).await?, AuthMethod::ApiKey)
         } else {
-            (
-                identity::verify_access_token(&state.db, &state.signing_key, token).await?,
-                AuthMethod::AccessToken,
-            )
+            (identity::verify_access_token(&state.db, &state.signing_key, token).await?, AuthMethod::AccessToken)
         };
-        return Ok(Some(Actor {
-            account,
-            address,
-            method,
-        }));
+        return Ok(Some(Actor { account, address, method }));
     }
     let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
         return Ok(None);
     };
     match identity::find_session(&state.db, &state.cfg, &token).await? {
-        Some(s) if !s.second_factor_pending => Ok(Some(Actor {
-            account: s.account,
-            address,
-            method: AuthMethod::Session {
-                token_hash: s.token_hash,
-            },
-        })),
+        Some(s) if !s.second_factor_pending => {
+            Ok(Some(Actor { account: s.account, address, method: AuthMethod::Session { token_hash: s.token_hash } }))
+        }
         _ => Ok(None),
     }
 }
@@ -182,16 +136,11 @@ pub struct MaybeActor(pub Option<Actor>);
 
 impl FromRequestParts<AppState> for MaybeActor {
     type Rejection = Response;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(a) = parts.extensions.get::<Option<Actor>>() {
             return Ok(MaybeActor(a.clone()));
         }
-        let a = authenticate(parts, state)
-            .await
-            .map_err(|e| reject(parts, e))?;
+        let a = authenticate(parts, state).await.map_err(|e| reject(parts, e))?;
         parts.extensions.insert(a.clone());
         Ok(MaybeActor(a))
     }
@@ -199,10 +148,7 @@ impl FromRequestParts<AppState> for MaybeActor {
 
 impl FromRequestParts<AppState> for Actor {
     type Rejection = Response;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let MaybeActor(a) = MaybeActor::from_request_parts(parts, state).await?;
         a.ok_or_else(|| reject(parts, CoreError::Unauthorized("Sign in first.".into())))
     }
@@ -248,50 +194,35 @@ impl OrgCtx {
     }
 
     pub async fn resolve(state: &AppState, actor: Actor, org_key: &str) -> CoreResult<OrgCtx> {
-        let org = orgs::find_org(&state.db, org_key)
-            .await?
-            .ok_or(CoreError::NotFound)?;
+        let org = orgs::find_org(&state.db, org_key).await?.ok_or(CoreError::NotFound)?;
         let role = orgs::membership_role(&state.db, org.id, actor.account.id).await?;
         let perms = match (&role, actor.is_instance_admin()) {
             // Instance administrators operate every organisation of their instance.
-            (_, true) => state
-                .modules
-                .default_permissions(crate::permissions::BuiltinRole::Owner),
-            (Some(r), false) if r.key == "owner" => state
-                .modules
-                .default_permissions(crate::permissions::BuiltinRole::Owner),
+            (_, true) => state.modules.default_permissions(crate::permissions::BuiltinRole::Owner),
+            (Some(r), false) if r.key == "owner" => {
+                state.modules.default_permissions(crate::permissions::BuiltinRole::Owner)
+            }
             (Some(r), false) => r.permissions.clone(),
             (None, false) => return Err(CoreError::NotFound),
         };
         if role.as_ref().is_some_and(|r| r.require_totp) && !actor.account.totp_enabled {
             return Err(CoreError::TotpRequired);
         }
-        Ok(OrgCtx {
-            org,
-            actor,
-            role,
-            perms,
-        })
+        Ok(OrgCtx { org, actor, role, perms })
     }
 }
 
 impl FromRequestParts<AppState> for OrgCtx {
     type Rejection = Response;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(c) = parts.extensions.get::<OrgCtx>() {
             return Ok(c.clone());
         }
         let actor = Actor::from_request_parts(parts, state).await?;
-        let Path(params): Path<HashMap<String, String>> = Path::from_request_parts(parts, state)
-            .await
-            .map_err(|e| e.into_response())?;
+        let Path(params): Path<HashMap<String, String>> =
+            Path::from_request_parts(parts, state).await.map_err(|e| e.into_response())?;
         let key = params.get("org").cloned().unwrap_or_default();
-        let ctx = OrgCtx::resolve(state, actor, &key)
-            .await
-            .map_err(|e| reject(parts, e))?;
+        let ctx = OrgCtx::resolve(state, actor, &key).await.map_err(|e| reject(parts, e))?;
         parts.extensions.insert(ctx.clone());
         Ok(ctx)
     }
@@ -314,35 +245,18 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
     let token = existing.clone().unwrap_or_else(crate::crypto::random_token);
     parts.extensions.insert(CsrfToken(token.clone()));
     let req = if super::is_write(&parts.method) {
-        if let Some(origin) = parts
-            .headers
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-        {
-            let host = parts
-                .headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+        if let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
             let origin_host = origin.split("://").nth(1).unwrap_or("");
             if origin != "null" && origin_host != host {
-                return UiError(CoreError::Forbidden(
-                    "This form was sent from another site.".into(),
-                ))
-                .into_response();
+                return UiError(CoreError::Forbidden("This form was sent from another site.".into())).into_response();
             }
         }
         let Some(expected) = existing.clone() else {
-            return UiError(CoreError::Forbidden(
-                "Your form expired: reload the page and send it again.".into(),
-            ))
-            .into_response();
+            return UiError(CoreError::Forbidden("Your form expired: reload the page and send it again.".into()))
+                .into_response();
         };
-        let header_token = parts
-            .headers
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let header_token = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
         let (sent, body) = match header_token {
             Some(t) => (Some(t), body),
             None => {
@@ -357,8 +271,7 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
                     let bytes = match axum::body::to_bytes(body, state.cfg.max_body_bytes).await {
                         Ok(b) => b,
                         Err(_) => {
-                            return UiError(CoreError::BadRequest("The form is too large.".into()))
-                                .into_response()
+                            return UiError(CoreError::BadRequest("The form is too large.".into())).into_response()
                         }
                     };
                     let sent = form_urlencoded_get(&bytes, "_csrf");
@@ -366,12 +279,9 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
                 }
             }
         };
-        if !sent.is_some_and(|s| crate::crypto::constant_time_eq(s.as_bytes(), expected.as_bytes()))
-        {
-            return UiError(CoreError::Forbidden(
-                "Your form expired: reload the page and send it again.".into(),
-            ))
-            .into_response();
+        if !sent.is_some_and(|s| crate::crypto::constant_time_eq(s.as_bytes(), expected.as_bytes())) {
+            return UiError(CoreError::Forbidden("Your form expired: reload the page and send it again.".into()))
+                .into_response();
         }
         Request::from_parts(parts, body)
     } else {
@@ -379,10 +289,7 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
     };
     let mut resp = next.run(req).await;
     if existing.is_none() {
-        resp.headers_mut().append(
-            header::SET_COOKIE,
-            set_cookie(&state, CSRF_COOKIE, &token, None),
-        );
+        resp.headers_mut().append(header::SET_COOKIE, set_cookie(&state, CSRF_COOKIE, &token, None));
     }
     resp
 }

@@ -26,21 +26,14 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            started: Instant::now(),
-            requests: Mutex::default(),
-            latency: Mutex::default(),
-        }
+        Metrics { started: Instant::now(), requests: Mutex::default(), latency: Mutex::default() }
     }
 }
 
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
     let resp = next.run(req).await;
     let route = route.unwrap_or_else(|| "unmatched".into());
     let secs = start.elapsed().as_secs_f64();
@@ -70,7 +63,11 @@ pub async fn endpoint(State(state): State<AppState>) -> Response {
     out.push_str("# HELP shrooms_http_requests_total HTTP requests by method, route and status.\n# TYPE shrooms_http_requests_total counter\n");
     if let Ok(m) = state.metrics.requests.lock() {
         for ((method, route, status), n) in m.iter() {
-            out.push_str(&format!("shrooms_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}\n", esc(method), esc(route)));
+            out.push_str(&format!(
+                "shrooms_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}\n",
+                esc(method),
+                esc(route)
+            ));
         }
     }
     out.push_str("# HELP shrooms_http_request_duration_seconds Request latency by route.\n# TYPE shrooms_http_request_duration_seconds histogram\n");
@@ -87,34 +84,24 @@ pub async fn endpoint(State(state): State<AppState>) -> Response {
                 "shrooms_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}\n",
                 s.count
             ));
-            out.push_str(&format!(
-                "shrooms_http_request_duration_seconds_sum{{route=\"{r}\"}} {}\n",
-                s.sum
-            ));
-            out.push_str(&format!(
-                "shrooms_http_request_duration_seconds_count{{route=\"{r}\"}} {}\n",
-                s.count
-            ));
+            out.push_str(&format!("shrooms_http_request_duration_seconds_sum{{route=\"{r}\"}} {}\n", s.sum));
+            out.push_str(&format!("shrooms_http_request_duration_seconds_count{{route=\"{r}\"}} {}\n", s.count));
         }
     }
     let (size, idle) = state.db.pool_stats();
     out.push_str(&format!(
         "# HELP shrooms_db_pool_connections Open database connections.\n# TYPE shrooms_db_pool_connections gauge\nshrooms_db_pool_connections{{state=\"open\"}} {size}\nshrooms_db_pool_connections{{state=\"idle\"}} {idle}\n"
     ));
-    out.push_str(&format!("# HELP shrooms_db_pool_max Pool size limit.\n# TYPE shrooms_db_pool_max gauge\nshrooms_db_pool_max {}\n", state.cfg.pool_size));
+    out.push_str(&format!(
+        "# HELP shrooms_db_pool_max Pool size limit.\n# TYPE shrooms_db_pool_max gauge\nshrooms_db_pool_max {}\n",
+        state.cfg.pool_size
+    ));
     let (queued, failed) = outbox_counts(&state).await;
     out.push_str(&format!(
         "# HELP shrooms_jobs Background work waiting or failed (mail outbox).\n# TYPE shrooms_jobs gauge\nshrooms_jobs{{queue=\"mail\",state=\"queued\"}} {queued}\nshrooms_jobs{{queue=\"mail\",state=\"failed\"}} {failed}\n"
     ));
     out.push_str(&format!("# HELP shrooms_uptime_seconds Seconds since start.\n# TYPE shrooms_uptime_seconds gauge\nshrooms_uptime_seconds {}\n", state.metrics.started.elapsed().as_secs()));
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response()
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }
 
 async fn outbox_counts(state: &AppState) -> (i64, i64) {

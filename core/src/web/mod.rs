@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod metrics;
 pub mod templates;
+pub mod tls;
 pub mod ui;
 
 use crate::config::Config;
@@ -68,10 +69,7 @@ impl AppState {
         if self.setup_done.load(Ordering::Relaxed) {
             return true;
         }
-        let done = instance::load(&self.db)
-            .await
-            .map(|i| i.setup_done)
-            .unwrap_or(false);
+        let done = instance::load(&self.db).await.map(|i| i.setup_done).unwrap_or(false);
         if done {
             self.setup_done.store(true, Ordering::Relaxed);
         }
@@ -95,25 +93,16 @@ pub fn router(state: AppState) -> Router {
         let r = if m.always_on() {
             r
         } else {
-            r.route_layer(middleware::from_fn_with_state(
-                (state.clone(), m.id()),
-                module_gate,
-            ))
+            r.route_layer(middleware::from_fn_with_state((state.clone(), m.id()), module_gate))
         };
         app = app.merge(r);
     }
     app.fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            ui::render_errors,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), ui::render_errors))
         .layer(middleware::from_fn_with_state(state.clone(), auth::csrf))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 
@@ -145,8 +134,8 @@ async fn module_gate(
     }
 }
 
-async fn security_headers(req: Request, next: Next) -> Response {
-    let tls = req.uri().scheme_str() == Some("https");
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let tls = state.cfg.secure_cookies();
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     h.insert(
@@ -154,27 +143,12 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        "permissions-policy",
-        HeaderValue::from_static("camera=(self), geolocation=(), microphone=()"),
-    );
-    h.insert(
-        "cross-origin-opener-policy",
-        HeaderValue::from_static("same-origin"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert("permissions-policy", HeaderValue::from_static("camera=(self), geolocation=(), microphone=()"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     if tls {
-        h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        );
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
     }
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -210,12 +184,7 @@ async fn static_asset(
     if path.contains("..") {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let body: Option<Vec<u8>> = match state
-        .cfg
-        .theme
-        .as_ref()
-        .map(|t| t.join("static").join(&path))
-    {
+    let body: Option<Vec<u8>> = match state.cfg.theme.as_ref().map(|t| t.join("static").join(&path)) {
         Some(p) if p.is_file() => tokio::fs::read(p).await.ok(),
         _ => templates::embedded_static(&path).map(|b| b.to_vec()),
     };
@@ -245,14 +214,17 @@ pub fn is_write(m: &Method) -> bool {
 
 /// Runs the server until ctrl-c / SIGTERM; in-flight requests finish first.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let tls = state.cfg.tls.clone();
     let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
-    Ok(())
+    match tls {
+        None => {
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+            Ok(())
+        }
+        Some(tls) => tls::serve(app, listener, &tls, shutdown_signal()).await,
+    }
 }
 
 async fn shutdown_signal() {
@@ -261,8 +233,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

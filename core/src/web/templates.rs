@@ -53,9 +53,8 @@ impl Templates {
                 sources.insert(name.to_string(), src.to_string());
             }
             for (lang, src) in m.translations() {
-                let table: toml::Table = src.parse().map_err(|e| {
-                    anyhow::anyhow!("translations of module {} ({lang}): {e}", m.id())
-                })?;
+                let table: toml::Table =
+                    src.parse().map_err(|e| anyhow::anyhow!("translations of module {} ({lang}): {e}", m.id()))?;
                 let entry = catalog.entry(lang.to_string()).or_default();
                 for (k, v) in table {
                     if let toml::Value::String(s) = v {
@@ -89,28 +88,18 @@ impl Templates {
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
         let cat = catalog.clone();
         env.add_function("t", move |state: &State, key: &str| -> String {
-            let lang = state
-                .lookup("lang")
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| "en".into());
+            let lang = state.lookup("lang").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "en".into());
             translate(&cat, &lang, key)
         });
         let cat = catalog.clone();
         env.add_filter("t", move |state: &State, key: &str| -> String {
-            let lang = state
-                .lookup("lang")
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| "en".into());
+            let lang = state.lookup("lang").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "en".into());
             translate(&cat, &lang, key)
         });
         for (name, src) in sources {
-            env.add_template_owned(name.clone(), src)
-                .map_err(|e| anyhow::anyhow!("template {name}: {e}"))?;
+            env.add_template_owned(name.clone(), src).map_err(|e| anyhow::anyhow!("template {name}: {e}"))?;
         }
-        Ok(Templates {
-            env: Arc::new(env),
-            catalog,
-        })
+        Ok(Templates { env: Arc::new(env), catalog })
     }
 
     pub fn render(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
@@ -126,11 +115,7 @@ impl Templates {
     }
 
     pub fn catalog_keys(&self, lang: &str) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .catalog
-            .get(lang)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
+        let mut v: Vec<String> = self.catalog.get(lang).map(|m| m.keys().cloned().collect()).unwrap_or_default();
         v.sort();
         v
     }
@@ -145,22 +130,13 @@ fn translate(cat: &Catalog, lang: &str, key: &str) -> String {
 }
 
 /// Picks the language: explicit choice, else the browser's, else the instance default.
-pub fn negotiate_lang(
-    choice: Option<&str>,
-    accept_language: Option<&str>,
-    default: &str,
-) -> String {
+pub fn negotiate_lang(choice: Option<&str>, accept_language: Option<&str>, default: &str) -> String {
     if let Some(c) = choice.filter(|c| LANGS.contains(c)) {
         return c.to_string();
     }
     if let Some(al) = accept_language {
         for part in al.split(',') {
-            let tag = part
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let tag = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             let primary = tag.split('-').next().unwrap_or("");
             if LANGS.contains(&primary) {
                 return primary.to_string();
@@ -187,4 +163,287 @@ pub struct Page {
     pub orgs: Vec<serde_json::Value>,
     pub menu: Vec<serde_json::Value>,
     pub flash: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every template renders with a rich sample context (so a broken
+    //! template fails CI), respects the Content-Security-Policy, and every
+    //! translation key exists in every language.
+    use super::*;
+    use crate::core_module::{CoreModule, TEMPLATES};
+    use crate::module::Module;
+    use serde_json::{json, Value as Json};
+    use std::collections::BTreeSet;
+
+    fn templates() -> Templates {
+        let modules = Modules::new(vec![Arc::new(CoreModule)]).expect("modules");
+        Templates::new(&modules, None).expect("templates")
+    }
+
+    fn merge(mut a: Json, b: Json) -> Json {
+        if let (Some(a), Json::Object(b)) = (a.as_object_mut(), b) {
+            a.extend(b);
+        }
+        a
+    }
+
+    fn audit_entry(seq: i64, action: &str, before: Option<Json>, after: Option<Json>) -> Json {
+        json!({"seq": seq, "at": "2026-11-21T09:30:12.345Z", "actor_id": "0193a1b2-0000-7000-8000-000000000001",
+            "actor_label": "ada@example.org", "org_id": "0193a1b2-0000-7000-8000-0000000000aa", "action": action,
+            "entity_type": "person", "entity_id": "0193a1b2-0000-7000-8000-0000000000p1",
+            "before": before, "after": after, "address": "127.0.0.1", "hash": "ab12"})
+    }
+
+    fn person(id: &str, given: &str, family: &str, email: Option<&str>, phone: Option<&str>) -> Json {
+        json!({"id": id, "org_id": "org1", "given_name": given, "family_name": family, "email": email,
+            "phone": phone, "notes": "Trésorière.\nArrivée en 2024 <b>&</b>", "account_id": null,
+            "created_at": "2026-11-20T08:00:00Z", "updated_at": "2026-11-21T08:00:00Z"})
+    }
+
+    fn module_states(all_enabled: bool) -> Json {
+        json!([
+            {"id": "core", "name": "Cœur", "enabled": true, "always_on": true, "depends_on": [],
+             "description": "Personnes, rôles", "checked": true},
+            {"id": "members", "name": "Adhérents", "enabled": all_enabled, "always_on": false, "depends_on": [],
+             "description": "Adhésions et cotisations", "checked": all_enabled},
+            {"id": "clubs", "name": "Clubs", "enabled": true, "always_on": false, "depends_on": ["members"],
+             "description": "Activités des clubs", "checked": true},
+        ])
+    }
+
+    /// Page context shared by every page, signed in (admin of one of two organisations) or not.
+    fn page(lang: &str, signed_in: bool) -> Json {
+        if !signed_in {
+            return json!({"lang": lang, "csrf": "csrf-token-0123456789abcdef0123456789", "instance_name": "Shrooms AESI",
+                "path": "/login", "user": null, "org": null, "orgs": [], "menu": [], "flash": null});
+        }
+        json!({
+            "lang": lang, "csrf": "csrf-token-0123456789abcdef0123456789", "instance_name": "Shrooms AESI",
+            "path": "/o/aesi/people",
+            "user": {"id": "acc1", "email": "ada@example.org", "display_name": "Ada Lovelace",
+                     "is_instance_admin": true, "totp_enabled": false, "email_verified": false},
+            "org": {"id": "org1", "slug": "aesi", "name": "AESI", "logo_url": "https://example.org/logo.png",
+                    "color_primary": "#FF6B35", "color_accent": "#3182CE", "is_admin": true},
+            "orgs": [{"slug": "aesi", "name": "AESI"}, {"slug": "club-info", "name": "Club d'informatique"}],
+            "menu": [
+                {"label": "Tableau de bord", "href": "/o/aesi/", "active": false},
+                {"label": "Personnes", "href": "/o/aesi/people", "active": true},
+            ],
+            "flash": "Saved.",
+        })
+    }
+
+    /// Everything any page may receive, with errors, optional values set and lists filled.
+    fn rich(lang: &str) -> Json {
+        let roles = json!([
+            {"id": "r1", "key": "owner", "name": "owner", "builtin": true, "permissions": {"core": "admin"}, "require_totp": true},
+            {"id": "r2", "key": "member", "name": "member", "builtin": true, "permissions": {"core": "read"}, "require_totp": false},
+            {"id": "r3", "key": "tresorerie", "name": "Trésorerie", "builtin": false, "permissions": {"core": "write", "members": "admin"}, "require_totp": false},
+        ]);
+        let extra = json!({
+            "status": 422, "detail": "Some fields are invalid.",
+            "error": "Some fields are invalid.",
+            "errors": {"instance_name": "Give the instance a name of 1 to 120 characters.", "email": "Enter a valid email address, like name@example.org.",
+                       "password": "Use at least 10 characters.", "first_org": "Name your first organisation.", "modules": "Module `clubs` needs module `members`.",
+                       "code": "Wrong second-factor code.", "name": "Give a name of 1 to 120 characters.", "slug": "This URL name is already taken.",
+                       "family_name": "Give at least a given name or a family name.", "phone": "Use digits, spaces and + - . ( ) only.",
+                       "notes": "Keep notes under 20,000 characters.", "timezone": "Use an IANA time zone like Europe/Paris.",
+                       "currency": "Use a three-letter ISO 4217 code like EUR.", "logo_url": "Use an https:// address or a path on this site.",
+                       "color_primary": "Use a colour like #2e7d32.", "color_accent": "Use a colour like #2e7d32.",
+                       "key": "Use 1 to 40 lowercase letters, digits, - or _.", "role": "Unknown role.", "default_lang": "Choose fr or en."},
+            "form": {"instance_name": "AESI", "default_lang": "fr", "admin_name": "Ada", "admin_email": "ada@example",
+                     "first_org": "AESI", "email": "ada@example", "given_name": "Awa", "family_name": "Ouédraogo",
+                     "phone": "+226 70 00 00 00", "notes": "Note", "name": "Club", "slug": "club"},
+            "member_form": {"email": "new@example.org", "role": "member"},
+            "modules": module_states(true),
+            "next": "/o/aesi/people?q=a&b",
+            "sent": true, "done": true, "token": "tok123",
+            "required": true, "verification_sent": true, "new_key": "shr_abcd1234_secretsecretsecret",
+            "totp_secret": null, "totp_uri": null,
+            "account": {"id": "acc1", "email": "ada@example.org", "display_name": "Ada Lovelace", "email_verified": false,
+                        "is_instance_admin": true, "totp_enabled": true, "lang": "fr", "last_org_id": null, "disabled": false},
+            "keys": [
+                {"id": "k1", "name": "Laptop", "prefix": "abcd1234", "created_at": "2026-11-01T10:00:00Z", "last_used_at": null, "revoked": false},
+                {"id": "k2", "name": "Old", "prefix": "ffff0000", "created_at": "2026-10-01T10:00:00Z", "last_used_at": "2026-10-02T10:00:00Z", "revoked": true},
+            ],
+            "all_orgs": [{"id": "org1", "slug": "aesi", "name": "AESI", "timezone": "Africa/Ouagadougou", "currency": "XOF",
+                          "logo_url": null, "color_primary": null, "color_accent": null, "created_at": "2026-11-20T08:00:00Z"}],
+            "widgets": [
+                {"id": "core.people", "title": "Personnes", "html": "<p class=\"stat\">3</p>"},
+                {"id": "core.activity", "title": "Activité", "html": "<ol><li>x</li></ol>"},
+            ],
+            "data": {"count": 3, "org": "aesi", "entries": [audit_entry(3, "person.update", Some(json!({"given_name": "Awa"})), Some(json!({"given_name": "Awa", "phone": "+226"}))), audit_entry(2, "something.unknown", None, None)]},
+            "people": [person("p1", "Awa", "Ouédraogo", Some("awa@example.org"), Some("+226 70 00 00 00")), person("p2", "", "Sawadogo", None, None)],
+            "next_cursor": "WyJTYXdhZG9nbyIsIiIsInAyIl0",
+            "q": "a&b c+d#e",
+            "can_write": true,
+            "is_new": false,
+            "person": person("p1", "Awa", "Ouédraogo", Some("awa@example.org"), None),
+            "history": [audit_entry(5, "person.create", None, Some(json!({"given_name": "Awa", "tags": ["a", "b"], "n": 1})))],
+            "entries": [audit_entry(5, "person.create", None, Some(json!({"given_name": "Awa"}))), audit_entry(4, "module.enable", Some(json!({"enabled": false})), Some(json!({"enabled": true})))],
+            "filters": {"actor": "ada@example.org", "action": null, "entity_type": "person"},
+            "members": [
+                {"account_id": "acc1", "email": "ada@example.org", "display_name": "Ada Lovelace", "role": "owner"},
+                {"account_id": "acc2", "email": "bob@example.org", "display_name": "", "role": "gone-role"},
+            ],
+            "roles": roles,
+            "org_full": {"id": "org1", "slug": "aesi", "name": "AESI", "timezone": "Africa/Ouagadougou", "currency": "XOF",
+                         "logo_url": "https://example.org/logo.png", "color_primary": "#FF6B35", "color_accent": null, "created_at": "2026-11-20T08:00:00Z"},
+            "module_ids": ["core", "members", "clubs"],
+        });
+        merge(page(lang, true), extra)
+    }
+
+    /// The other branches: no errors, empty lists, pending second factor, first visit.
+    fn sparse(lang: &str) -> Json {
+        let extra = json!({
+            "status": 404, "detail": "The resource does not exist or you cannot see it.",
+            "form": {}, "modules": module_states(false), "next": "/",
+            "token": "tok123",
+            "account": {"id": "acc1", "email": "ada@example.org", "display_name": "", "email_verified": true,
+                        "is_instance_admin": false, "totp_enabled": false, "lang": null, "last_org_id": null, "disabled": false},
+            "totp_secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "totp_uri": "otpauth://totp/Shrooms:ada%40example.org?secret=JBSWY3DPEHPK3PXP&issuer=Shrooms",
+            "keys": [], "all_orgs": [], "widgets": [],
+            "data": {"count": 1, "org": "aesi", "entries": []},
+            "people": [], "next_cursor": null, "q": "", "can_write": false, "is_new": true,
+            "person": {"id": "p1", "given_name": "", "family_name": "", "email": null, "phone": null, "notes": "",
+                       "account_id": "acc9", "created_at": "2026-11-20T08:00:00Z", "updated_at": "2026-11-20T08:00:00Z"},
+            "history": [], "entries": [], "filters": {"actor": null, "action": null, "entity_type": null},
+            "members": [], "roles": [], "module_ids": ["core"],
+            "org_full": {"id": "org1", "slug": "aesi", "name": "AESI", "timezone": "Europe/Paris", "currency": "EUR",
+                         "logo_url": null, "color_primary": null, "color_accent": null, "created_at": "2026-11-20T08:00:00Z"},
+        });
+        let mut p = page(lang, true);
+        p["flash"] = Json::Null;
+        p["org"]["logo_url"] = Json::Null;
+        p["orgs"] = json!([]);
+        p["user"]["is_instance_admin"] = json!(false);
+        merge(p, extra)
+    }
+
+    /// What the error page and the signed-out pages get.
+    fn signed_out(lang: &str) -> Json {
+        merge(
+            page(lang, false),
+            json!({"status": 500, "detail": "An internal error occurred; it has been logged.", "next": "/", "form": {},
+                   "modules": module_states(true), "token": ""}),
+        )
+    }
+
+    /// Problems a rendered page must not have.
+    fn check_html(name: &str, variant: &str, html: &str) {
+        let at = |what: &str| format!("{name} ({variant}): {what}");
+        for bad in ["Undefined", "None", "{{", "}}", "{%", "%}", "[object Object]"] {
+            assert!(!html.contains(bad), "{}\n{html}", at(&format!("contains {bad:?}")));
+        }
+        let lower = html.to_ascii_lowercase();
+        assert!(!lower.contains(" style=") && !lower.contains("<style"), "{}", at("inline style (CSP)"));
+        for (i, _) in lower.match_indices("<script") {
+            let tag = &lower[i..i + lower[i..].find('>').unwrap_or(0)];
+            assert!(tag.contains(" src="), "{}", at("inline script (CSP)"));
+        }
+        for ev in [" onclick=", " onsubmit=", " onchange=", " oninput=", " onload=", "javascript:"] {
+            assert!(!lower.contains(ev), "{}", at(&format!("event handler {ev}")));
+        }
+        let mut rest = lower.as_str();
+        while let Some(i) = rest.find("<form") {
+            let form = &rest[i..];
+            let end = form.find("</form>").unwrap_or(form.len());
+            let tag_end = form.find('>').unwrap_or(0);
+            if form[..tag_end].contains("method=\"post\"") {
+                assert!(form[..end].contains("name=\"_csrf\""), "{}\n{}", at("POST form without _csrf"), &form[..end]);
+            }
+            rest = &form[end.max(5)..];
+        }
+        let mut ids = BTreeSet::new();
+        let mut rest = html;
+        while let Some(i) = rest.find(" id=\"") {
+            let s = &rest[i + 5..];
+            let id = &s[..s.find('"').unwrap_or(0)];
+            assert!(ids.insert(id.to_string()), "{}", at(&format!("duplicate id {id}")));
+            rest = s;
+        }
+    }
+
+    #[test]
+    fn every_template_renders_with_sample_contexts() {
+        let t = templates();
+        for lang in LANGS {
+            for (variant, ctx) in [("rich", rich(lang)), ("sparse", sparse(lang)), ("signed-out", signed_out(lang))] {
+                for (name, _) in TEMPLATES {
+                    let html = t
+                        .render(name, Value::from_serialize(&ctx))
+                        .unwrap_or_else(|e| panic!("{name} ({variant}, {lang}): {e:#}"));
+                    if *name != "macros.html" && !name.starts_with("widget_") && *name != "people_rows_partial.html" {
+                        assert!(html.contains(&format!("<html lang=\"{lang}\"")), "{name}: no <html lang>");
+                    }
+                    check_html(name, &format!("{variant}, {lang}"), &html);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pages_show_what_their_context_holds() {
+        let t = templates();
+        let r = |name: &str, ctx: &Json| t.render(name, Value::from_serialize(ctx)).unwrap();
+        let fr = rich("fr");
+        let html = r("people_list.html", &fr);
+        assert!(html.contains("hx-get=\"/o/aesi/people\""));
+        assert!(html.contains("q=a%26b+c%2Bd%23e&amp;cursor=WyJTYXdhZG9nbyIsIiIsInAyIl0"), "{html}");
+        assert!(html.contains("href=\"/o/aesi/brand.css\""));
+        assert!(html.contains("aria-current=\"page\""));
+        assert!(html.contains("Utilisez au moins 10 caractères") || r("setup.html", &fr).contains("Utilisez au moins 10 caractères"));
+        let rows = r("people_rows_partial.html", &fr);
+        assert!(!rows.contains("<html") && rows.contains("<tr"));
+        let sec = r("account_security.html", &sparse("en"));
+        assert!(sec.contains("JBSW Y3DP EHPK 3PXP"), "{sec}");
+        assert!(sec.contains("/account/totp/confirm"));
+        let sec = r("account_security.html", &fr);
+        assert!(sec.contains("/account/totp/disable") && sec.contains("shr_abcd1234_secretsecretsecret"));
+        let settings = r("org_settings.html", &fr);
+        assert!(settings.contains("name=\"perm_members\""));
+        assert!(settings.contains("<option value=\"admin\" selected>"));
+        assert!(!settings.contains("/settings/modules/core"), "always-on modules have no toggle");
+        let err = r("error.html", &signed_out("fr"));
+        assert!(err.contains("500"));
+    }
+
+    /// Keys called as t("...") in the templates.
+    fn template_keys() -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        for (name, src) in TEMPLATES {
+            let mut rest = *src;
+            while let Some(i) = rest.find("t(\"") {
+                let prev = rest[..i].chars().last();
+                let s = &rest[i + 3..];
+                let end = s.find('"').unwrap_or_else(|| panic!("{name}: unterminated t(\""));
+                if !prev.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    keys.insert(s[..end].to_string());
+                }
+                rest = &s[end..];
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn catalogues_have_the_same_keys_and_cover_every_use() {
+        let cat = |src: &str| -> BTreeSet<String> {
+            src.parse::<toml::Table>().expect("valid TOML").keys().cloned().collect()
+        };
+        let (en, fr) = (cat(include_str!("../../i18n/en.toml")), cat(include_str!("../../i18n/fr.toml")));
+        let only_en: Vec<_> = en.difference(&fr).collect();
+        let only_fr: Vec<_> = fr.difference(&en).collect();
+        assert!(only_en.is_empty() && only_fr.is_empty(), "only in en: {only_en:?}\nonly in fr: {only_fr:?}");
+        let m = CoreModule;
+        let mut used = template_keys();
+        used.insert(m.name_key().into());
+        used.insert(m.description_key().into());
+        used.extend(m.menu().iter().map(|e| e.label_key.to_string()));
+        used.extend(m.widgets().iter().map(|w| w.title_key.to_string()));
+        let missing: Vec<_> = used.iter().filter(|k| !en.contains(*k)).collect();
+        assert!(missing.is_empty(), "keys used but not translated: {missing:?}");
+    }
 }

@@ -44,10 +44,7 @@ impl From<CoreError> for UiError {
 
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
-        let info = UiErrorInfo {
-            status: self.0.status(),
-            detail: self.0.public_detail(),
-        };
+        let info = UiErrorInfo { status: self.0.status(), detail: self.0.public_detail() };
         let mut resp = self.0.into_response();
         resp.extensions_mut().insert(info);
         resp
@@ -57,11 +54,7 @@ impl IntoResponse for UiError {
 pub async fn render_errors(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let api = req.uri().path().starts_with("/api/");
     let headers = req.headers().clone();
-    let csrf = req
-        .extensions()
-        .get::<CsrfToken>()
-        .map(|c| c.0.clone())
-        .unwrap_or_default();
+    let csrf = req.extensions().get::<CsrfToken>().map(|c| c.0.clone()).unwrap_or_default();
     let resp = next.run(req).await;
     if api {
         return resp;
@@ -71,25 +64,12 @@ pub async fn render_errors(State(st): State<AppState>, req: Request, next: Next)
     };
     let lang = negotiate_lang(
         auth::cookie(&headers, LANG_COOKIE).as_deref(),
-        headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
+        headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
         "fr",
     );
-    let page = Page {
-        lang,
-        csrf,
-        instance_name: "Shrooms".into(),
-        ..Default::default()
-    };
-    let ctx = merge(
-        &page,
-        json!({"status": info.status.as_u16(), "detail": info.detail}),
-    );
-    match st
-        .templates
-        .render("error.html", minijinja::Value::from_serialize(&ctx))
-    {
+    let page = Page { lang, csrf, instance_name: "Shrooms".into(), ..Default::default() };
+    let ctx = merge(&page, json!({"status": info.status.as_u16(), "detail": info.detail}));
+    match st.templates.render("error.html", minijinja::Value::from_serialize(&ctx)) {
         Ok(html) => {
             let mut r = (info.status, Html(html)).into_response();
             for (k, v) in resp.headers() {
@@ -125,24 +105,15 @@ impl FromRequestParts<AppState> for Ui {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
         let MaybeActor(actor) = MaybeActor::from_request_parts(parts, st).await?;
-        let inst = instance::load(&st.db)
-            .await
-            .map_err(|e| UiError(e).into_response())?;
-        let choice = auth::cookie(&parts.headers, LANG_COOKIE)
-            .or_else(|| actor.as_ref().and_then(|a| a.account.lang.clone()));
+        let inst = instance::load(&st.db).await.map_err(|e| UiError(e).into_response())?;
+        let choice =
+            auth::cookie(&parts.headers, LANG_COOKIE).or_else(|| actor.as_ref().and_then(|a| a.account.lang.clone()));
         let lang = negotiate_lang(
             choice.as_deref(),
-            parts
-                .headers
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok()),
+            parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
             &inst.default_lang,
         );
-        let csrf = parts
-            .extensions
-            .get::<CsrfToken>()
-            .map(|c| c.0.clone())
-            .unwrap_or_default();
+        let csrf = parts.extensions.get::<CsrfToken>().map(|c| c.0.clone()).unwrap_or_default();
         let user = actor.as_ref().map(|a| json!({"id": a.account.id, "email": a.account.email, "display_name": a.account.display_name, "is_instance_admin": a.account.is_instance_admin, "totp_enabled": a.account.totp_enabled, "email_verified": a.account.email_verified}));
         let orgs = match &actor {
             Some(a) => orgs::list_orgs(&st.db, a.account.id, a.is_instance_admin(), None, 100)
@@ -163,12 +134,7 @@ impl FromRequestParts<AppState> for Ui {
             ..Default::default()
         };
         let htmx = parts.headers.contains_key("hx-request");
-        Ok(Ui {
-            st: st.clone(),
-            page,
-            actor,
-            htmx,
-        })
+        Ok(Ui { st: st.clone(), page, actor, htmx })
     }
 }
 
@@ -192,12 +158,8 @@ impl Ui {
             for e in m.menu() {
                 if ctx.access(m.id()) >= e.min_access {
                     let href = format!("/o/{}/{}", o.slug, e.path);
-                    let active = self.page.path == href
-                        || (!e.path.is_empty() && self.page.path.starts_with(&href));
-                    menu.push((
-                        e.order,
-                        json!({"label": self.t(e.label_key), "href": href, "active": active}),
-                    ));
+                    let active = self.page.path == href || (!e.path.is_empty() && self.page.path.starts_with(&href));
+                    menu.push((e.order, json!({"label": self.t(e.label_key), "href": href, "active": active})));
                 }
             }
         }
@@ -212,15 +174,9 @@ impl Ui {
 
     pub fn render_status(&self, status: StatusCode, name: &str, extra: Value) -> Response {
         let ctx = merge(&self.page, extra);
-        match self
-            .st
-            .templates
-            .render(name, minijinja::Value::from_serialize(&ctx))
-        {
+        match self.st.templates.render(name, minijinja::Value::from_serialize(&ctx)) {
             Ok(html) => (status, Html(html)).into_response(),
-            Err(e) => {
-                UiError(CoreError::Internal(format!("template {name}: {e:#}"))).into_response()
-            }
+            Err(e) => UiError(CoreError::Internal(format!("template {name}: {e:#}"))).into_response(),
         }
     }
 
@@ -266,10 +222,7 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 fn user_agent(h: &HeaderMap) -> String {
-    h.get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
+    h.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
 }
 
 // ---------- home, setup ----------
@@ -300,18 +253,23 @@ async fn setup_page(ui: Ui) -> Response {
         return see_other("/login");
     }
     let modules = setup_modules(&ui, &[]);
-    ui.render(
-        "setup.html",
-        json!({"modules": modules, "form": {"default_lang": ui.page.lang}}),
-    )
+    ui.render("setup.html", json!({"modules": modules, "form": {"default_lang": ui.page.lang}}))
 }
 
 fn setup_modules(ui: &Ui, chosen: &[String]) -> Vec<Value> {
-    ui.st.modules.all().iter().filter(|m| !m.always_on()).map(|m| json!({
-        "id": m.id(), "name": ui.t(m.name_key()), "description": ui.t(m.description_key()),
-        "checked": if chosen.is_empty() { m.enabled_by_default() } else { chosen.iter().any(|c| c == m.id()) },
-        "depends_on": m.depends_on(),
-    })).collect()
+    ui.st
+        .modules
+        .all()
+        .iter()
+        .filter(|m| !m.always_on())
+        .map(|m| {
+            json!({
+                "id": m.id(), "name": ui.t(m.name_key()), "description": ui.t(m.description_key()),
+                "checked": if chosen.is_empty() { m.enabled_by_default() } else { chosen.iter().any(|c| c == m.id()) },
+                "depends_on": m.depends_on(),
+            })
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -336,13 +294,7 @@ async fn setup_submit(ui: Ui, headers: HeaderMap, body: axum::body::Bytes) -> Re
     }
     // Checkbox lists repeat the key: parse pairs by hand.
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(a, _)| a == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let get = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let f = SetupForm {
         instance_name: get("instance_name"),
         default_lang: get("default_lang"),
@@ -351,11 +303,7 @@ async fn setup_submit(ui: Ui, headers: HeaderMap, body: axum::body::Bytes) -> Re
         admin_password: get("admin_password"),
         first_org: get("first_org"),
     };
-    let chosen: Vec<String> = pairs
-        .iter()
-        .filter(|(k, _)| k == "modules")
-        .map(|(_, v)| v.clone())
-        .collect();
+    let chosen: Vec<String> = pairs.iter().filter(|(k, _)| k == "modules").map(|(_, v)| v.clone()).collect();
     let address = "setup";
     let result = instance::complete_setup(
         &ui.st.db,
@@ -375,24 +323,15 @@ async fn setup_submit(ui: Ui, headers: HeaderMap, body: axum::body::Bytes) -> Re
     .await;
     match result {
         Ok((admin, org)) => {
-            let token = match identity::create_session(
-                &ui.st.db,
-                &ui.st.cfg,
-                admin.id,
-                false,
-                &user_agent(&headers),
-                address,
-            )
-            .await
-            {
-                Ok(t) => t,
-                Err(e) => return UiError(e).into_response(),
-            };
+            let token =
+                match identity::create_session(&ui.st.db, &ui.st.cfg, admin.id, false, &user_agent(&headers), address)
+                    .await
+                {
+                    Ok(t) => t,
+                    Err(e) => return UiError(e).into_response(),
+                };
             let _ = identity::set_last_org(&ui.st.db, admin.id, &org.id.to_string()).await;
-            with_cookie(
-                see_other(&format!("/o/{}/", org.slug)),
-                auth::set_cookie(&ui.st, SESSION_COOKIE, &token, None),
-            )
+            with_cookie(see_other(&format!("/o/{}/", org.slug)), auth::set_cookie(&ui.st, SESSION_COOKIE, &token, None))
         }
         Err(e) => {
             let modules = setup_modules(&ui, &chosen);
@@ -415,10 +354,7 @@ async fn login_page(ui: Ui, Query(q): Query<NextQuery>) -> Response {
     if ui.actor.is_some() {
         return see_other(&safe_next(q.next.as_deref()));
     }
-    ui.render(
-        "login.html",
-        json!({"next": safe_next(q.next.as_deref()), "form": {}}),
-    )
+    ui.render("login.html", json!({"next": safe_next(q.next.as_deref()), "form": {}}))
 }
 
 #[derive(Deserialize)]
@@ -431,16 +367,9 @@ struct LoginForm {
     next: Option<String>,
 }
 
-async fn login_submit(
-    ui: Ui,
-    parts_addr: api::Parts_,
-    headers: HeaderMap,
-    Form(f): Form<LoginForm>,
-) -> Response {
+async fn login_submit(ui: Ui, parts_addr: api::Parts_, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let next = safe_next(f.next.as_deref());
-    match identity::password_login(&ui.st.db, &ui.st.cfg, &f.email, &f.password, &parts_addr.0)
-        .await
-    {
+    match identity::password_login(&ui.st.db, &ui.st.cfg, &f.email, &f.password, &parts_addr.0).await {
         Ok(account) => {
             let pending = account.totp_enabled;
             let token = match identity::create_session(
@@ -456,29 +385,15 @@ async fn login_submit(
                 Ok(t) => t,
                 Err(e) => return UiError(e).into_response(),
             };
-            let to = if pending {
-                format!("/login/totp?next={}", auth::urlencode(&next))
-            } else {
-                next
-            };
-            with_cookie(
-                see_other(&to),
-                auth::set_cookie(&ui.st, SESSION_COOKIE, &token, None),
-            )
+            let to = if pending { format!("/login/totp?next={}", auth::urlencode(&next)) } else { next };
+            with_cookie(see_other(&to), auth::set_cookie(&ui.st, SESSION_COOKIE, &token, None))
         }
-        Err(e) => ui.form_error(
-            "login.html",
-            e,
-            json!({"next": next, "form": {"email": f.email}}),
-        ),
+        Err(e) => ui.form_error("login.html", e, json!({"next": next, "form": {"email": f.email}})),
     }
 }
 
 async fn totp_page(ui: Ui, Query(q): Query<NextQuery>) -> Response {
-    ui.render(
-        "login_totp.html",
-        json!({"next": safe_next(q.next.as_deref())}),
-    )
+    ui.render("login_totp.html", json!({"next": safe_next(q.next.as_deref())}))
 }
 
 #[derive(Deserialize)]
@@ -489,12 +404,7 @@ struct CodeForm {
     next: Option<String>,
 }
 
-async fn totp_submit(
-    ui: Ui,
-    addr: api::Parts_,
-    headers: HeaderMap,
-    Form(f): Form<CodeForm>,
-) -> Response {
+async fn totp_submit(ui: Ui, addr: api::Parts_, headers: HeaderMap, Form(f): Form<CodeForm>) -> Response {
     let next = safe_next(f.next.as_deref());
     let Some(token) = auth::cookie(&headers, SESSION_COOKIE) else {
         return see_other("/login");
@@ -517,10 +427,7 @@ async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = auth::cookie(&headers, SESSION_COOKIE) {
         let _ = identity::end_session(&st.db, &crate::crypto::token_hash(&token)).await;
     }
-    with_cookie(
-        see_other("/login"),
-        auth::set_cookie(&st, SESSION_COOKIE, "", Some(0)),
-    )
+    with_cookie(see_other("/login"), auth::set_cookie(&st, SESSION_COOKIE, "", Some(0)))
 }
 
 #[derive(Deserialize)]
@@ -606,15 +513,10 @@ async fn verify_email_submit(ui: Ui, addr: api::Parts_, Form(f): Form<TokenQuery
     let st = &ui.st;
     let result = async {
         let mut tx = st.db.begin().await?;
-        let account =
-            identity::consume_one_time_token(&mut tx, &f.token, TokenPurpose::VerifyEmail).await?;
+        let account = identity::consume_one_time_token(&mut tx, &f.token, TokenPurpose::VerifyEmail).await?;
         identity::mark_email_verified(
             &mut tx,
-            &crate::audit::Who {
-                account: Some(account),
-                label: "email-verification".into(),
-                address: addr.0.clone(),
-            },
+            &crate::audit::Who { account: Some(account), label: "email-verification".into(), address: addr.0.clone() },
             account,
         )
         .await?;
@@ -647,23 +549,11 @@ async fn security_render(ui: &Ui, actor: &Actor, mut extra: Value) -> Response {
         Ok(a) => a,
         Err(e) => return UiError(e).into_response(),
     };
-    let pending_secret = if !account.totp_enabled {
-        account.totp_secret.clone()
-    } else {
-        None
-    };
-    let uri = pending_secret
-        .as_ref()
-        .map(|s| crate::crypto::totp_uri(&ui.page.instance_name, &account.email, s));
+    let pending_secret = if !account.totp_enabled { account.totp_secret.clone() } else { None };
+    let uri = pending_secret.as_ref().map(|s| crate::crypto::totp_uri(&ui.page.instance_name, &account.email, s));
     if let Some(o) = extra.as_object_mut() {
-        o.insert(
-            "keys".into(),
-            serde_json::to_value(keys).unwrap_or_default(),
-        );
-        o.insert(
-            "account".into(),
-            serde_json::to_value(&account).unwrap_or_default(),
-        );
+        o.insert("keys".into(), serde_json::to_value(keys).unwrap_or_default());
+        o.insert("account".into(), serde_json::to_value(&account).unwrap_or_default());
         o.insert("totp_secret".into(), json!(pending_secret));
         o.insert("totp_uri".into(), json!(uri));
     }
@@ -685,24 +575,15 @@ async fn totp_confirm(ui: Ui, actor: Actor, Form(f): Form<CodeForm>) -> Response
     match identity::totp_confirm(&ui.st.db, &actor.who(), &account, &f.code).await {
         Ok(()) => see_other("/account/security"),
         Err(e) => {
-            let fields: serde_json::Map<String, Value> = e
-                .field_errors()
-                .into_iter()
-                .map(|f| (f.field, Value::String(f.message)))
-                .collect();
-            security_render(
-                &ui,
-                &actor,
-                json!({"errors": fields, "error": e.public_detail()}),
-            )
-            .await
+            let fields: serde_json::Map<String, Value> =
+                e.field_errors().into_iter().map(|f| (f.field, Value::String(f.message))).collect();
+            security_render(&ui, &actor, json!({"errors": fields, "error": e.public_detail()})).await
         }
     }
 }
 
 async fn totp_disable(ui: Ui, actor: Actor, Form(f): Form<CodeForm>) -> Response {
-    match identity::totp_disable(&ui.st.db, &ui.st.cfg, &actor.who(), &actor.account, &f.code).await
-    {
+    match identity::totp_disable(&ui.st.db, &ui.st.cfg, &actor.who(), &actor.account, &f.code).await {
         Ok(()) => see_other("/account/security"),
         Err(e) => security_render(&ui, &actor, json!({"error": e.public_detail()})).await,
     }
@@ -736,10 +617,7 @@ async fn logout_everywhere(ui: Ui, actor: Actor) -> Response {
     }
     .await;
     match r {
-        Ok(()) => with_cookie(
-            see_other("/login"),
-            auth::set_cookie(&ui.st, SESSION_COOKIE, "", Some(0)),
-        ),
+        Ok(()) => with_cookie(see_other("/login"), auth::set_cookie(&ui.st, SESSION_COOKIE, "", Some(0))),
         Err(e) => UiError(e).into_response(),
     }
 }
@@ -761,8 +639,7 @@ async fn admin_page(ui: Ui, actor: Actor) -> Response {
 }
 
 async fn admin_render(ui: &Ui, mut extra: Value) -> Response {
-    let orgs = match orgs::list_orgs(&ui.st.db, crate::ids::AccountId::new(), true, None, 200).await
-    {
+    let orgs = match orgs::list_orgs(&ui.st.db, crate::ids::AccountId::new(), true, None, 200).await {
         Ok(o) => o,
         Err(e) => return UiError(e).into_response(),
     };
@@ -771,14 +648,8 @@ async fn admin_render(ui: &Ui, mut extra: Value) -> Response {
         Err(e) => return UiError(e).into_response(),
     };
     if let Some(o) = extra.as_object_mut() {
-        o.insert(
-            "all_orgs".into(),
-            serde_json::to_value(orgs).unwrap_or_default(),
-        );
-        o.insert(
-            "modules".into(),
-            serde_json::to_value(modules).unwrap_or_default(),
-        );
+        o.insert("all_orgs".into(), serde_json::to_value(orgs).unwrap_or_default());
+        o.insert("modules".into(), serde_json::to_value(modules).unwrap_or_default());
     }
     ui.render("admin.html", extra)
 }
@@ -801,12 +672,7 @@ async fn admin_create_org(ui: Ui, actor: Actor, Form(f): Form<OrgForm>) -> Respo
             &mut tx,
             &actor.who(),
             &ui.st.modules,
-            NewOrg {
-                name: f.name.clone(),
-                slug: Some(f.slug.clone()),
-                timezone: None,
-                currency: None,
-            },
+            NewOrg { name: f.name.clone(), slug: Some(f.slug.clone()), timezone: None, currency: None },
             Some(actor.account.id),
         )
         .await?;
@@ -817,13 +683,14 @@ async fn admin_create_org(ui: Ui, actor: Actor, Form(f): Form<OrgForm>) -> Respo
     match r {
         Ok(org) => see_other(&format!("/o/{}/", org.slug)),
         Err(e) => {
-            let fields: serde_json::Map<String, Value> = e
-                .field_errors()
-                .into_iter()
-                .map(|f| (f.field, Value::String(f.message)))
-                .collect();
+            let fields: serde_json::Map<String, Value> =
+                e.field_errors().into_iter().map(|f| (f.field, Value::String(f.message))).collect();
             let status = e.status();
-            let mut resp = admin_render(&ui, json!({"errors": fields, "error": e.public_detail(), "form": {"name": f.name, "slug": f.slug}})).await;
+            let mut resp = admin_render(
+                &ui,
+                json!({"errors": fields, "error": e.public_detail(), "form": {"name": f.name, "slug": f.slug}}),
+            )
+            .await;
             *resp.status_mut() = status;
             resp
         }
@@ -836,25 +703,11 @@ struct ToggleForm {
     enabled: String,
 }
 
-async fn admin_toggle_module(
-    ui: Ui,
-    actor: Actor,
-    Path(module): Path<String>,
-    Form(f): Form<ToggleForm>,
-) -> Response {
+async fn admin_toggle_module(ui: Ui, actor: Actor, Path(module): Path<String>, Form(f): Form<ToggleForm>) -> Response {
     if let Err(e) = actor.require_instance_admin() {
         return UiError(e).into_response();
     }
-    match instance::set_module_enabled(
-        &ui.st.db,
-        &actor.who(),
-        &ui.st.modules,
-        &module,
-        None,
-        f.enabled == "1",
-    )
-    .await
-    {
+    match instance::set_module_enabled(&ui.st.db, &actor.who(), &ui.st.modules, &module, None, f.enabled == "1").await {
         Ok(()) => see_other("/admin"),
         Err(e) => {
             let status = e.status();
@@ -887,10 +740,7 @@ async fn dashboard(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
                 .templates
                 .render(w.template, minijinja::Value::from_serialize(&ctxv))
                 .map_err(|e| CoreError::Internal(format!("widget {}: {e}", w.id)))?;
-            widgets.push((
-                w.order,
-                json!({"id": w.id, "title": ui.t(w.title_key), "html": html}),
-            ));
+            widgets.push((w.order, json!({"id": w.id, "title": ui.t(w.title_key), "html": html})));
         }
     }
     widgets.sort_by_key(|(o, _)| *o);
@@ -905,32 +755,19 @@ struct PeopleQuery {
     cursor: Option<String>,
 }
 
-async fn people_list(
-    ui: Ui,
-    ctx: OrgCtx,
-    Query(q): Query<PeopleQuery>,
-) -> Result<Response, UiError> {
+async fn people_list(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Result<Response, UiError> {
     let cap = ctx.can_read(CORE)?;
     let page = people::list(
         &ui.st.db,
         &cap,
-        &ListQuery {
-            q: q.q.clone(),
-            sort: q.sort.unwrap_or_default(),
-            cursor: q.cursor.clone(),
-            limit: 50,
-        },
+        &ListQuery { q: q.q.clone(), sort: q.sort.unwrap_or_default(), cursor: q.cursor.clone(), limit: 50 },
     )
     .await?;
     let can_write = ctx.access(CORE) >= Access::Write;
     let htmx = ui.htmx;
     let ui = ui.with_org(&ctx).await?;
     let extra = json!({"people": page.items, "next_cursor": page.next_cursor, "q": q.q.unwrap_or_default(), "can_write": can_write});
-    Ok(if htmx {
-        ui.render("people_rows_partial.html", extra)
-    } else {
-        ui.render("people_list.html", extra)
-    })
+    Ok(if htmx { ui.render("people_rows_partial.html", extra) } else { ui.render("people_list.html", extra) })
 }
 
 async fn person_new(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
@@ -968,30 +805,18 @@ impl PersonForm {
     }
 }
 
-async fn person_create(
-    ui: Ui,
-    ctx: OrgCtx,
-    Form(f): Form<PersonForm>,
-) -> Result<Response, UiError> {
+async fn person_create(ui: Ui, ctx: OrgCtx, Form(f): Form<PersonForm>) -> Result<Response, UiError> {
     let cap = ctx.can_write(CORE)?;
     match people::create(&ui.st.db, &ctx.who(), &cap, f.input()).await {
         Ok(p) => Ok(see_other(&format!("/o/{}/people/{}", ctx.org.slug, p.id))),
         Err(e) => {
             let ui = ui.with_org(&ctx).await?;
-            Ok(ui.form_error(
-                "person_form.html",
-                e,
-                json!({"form": f.echo(), "is_new": true}),
-            ))
+            Ok(ui.form_error("person_form.html", e, json!({"form": f.echo(), "is_new": true})))
         }
     }
 }
 
-async fn person_show(
-    ui: Ui,
-    ctx: OrgCtx,
-    Path((_, id)): Path<(String, String)>,
-) -> Result<Response, UiError> {
+async fn person_show(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Result<Response, UiError> {
     let cap = ctx.can_read(CORE)?;
     let p = people::get(&ui.st.db, &cap, &id).await?;
     let history = if ctx.access(CORE) >= Access::Admin {
@@ -1014,24 +839,14 @@ async fn person_show(
     };
     let can_write = ctx.access(CORE) >= Access::Write;
     let ui = ui.with_org(&ctx).await?;
-    Ok(ui.render(
-        "person_show.html",
-        json!({"person": p, "history": history, "can_write": can_write}),
-    ))
+    Ok(ui.render("person_show.html", json!({"person": p, "history": history, "can_write": can_write})))
 }
 
-async fn person_edit(
-    ui: Ui,
-    ctx: OrgCtx,
-    Path((_, id)): Path<(String, String)>,
-) -> Result<Response, UiError> {
+async fn person_edit(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Result<Response, UiError> {
     let cap = ctx.can_write(CORE)?;
     let p = people::get(&ui.st.db, &cap.as_read(), &id).await?;
     let ui = ui.with_org(&ctx).await?;
-    Ok(ui.render(
-        "person_form.html",
-        json!({"form": p, "person": p, "is_new": false}),
-    ))
+    Ok(ui.render("person_form.html", json!({"form": p, "person": p, "is_new": false})))
 }
 
 async fn person_update(
@@ -1046,20 +861,12 @@ async fn person_update(
         Err(CoreError::NotFound) => Err(UiError(CoreError::NotFound)),
         Err(e) => {
             let ui = ui.with_org(&ctx).await?;
-            Ok(ui.form_error(
-                "person_form.html",
-                e,
-                json!({"form": f.echo(), "person": {"id": id}, "is_new": false}),
-            ))
+            Ok(ui.form_error("person_form.html", e, json!({"form": f.echo(), "person": {"id": id}, "is_new": false})))
         }
     }
 }
 
-async fn person_delete(
-    ui: Ui,
-    ctx: OrgCtx,
-    Path((_, id)): Path<(String, String)>,
-) -> Result<Response, UiError> {
+async fn person_delete(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Result<Response, UiError> {
     let cap = ctx.can_write(CORE)?;
     people::delete(&ui.st.db, &ctx.who(), &cap, &id).await?;
     Ok(see_other(&format!("/o/{}/people", ctx.org.slug)))
@@ -1091,10 +898,8 @@ async fn audit_list(ui: Ui, ctx: OrgCtx, Query(q): Query<AuditQuery>) -> Result<
     )
     .await?;
     let ui = ui.with_org(&ctx).await?;
-    Ok(ui.render(
-        "audit_list.html",
-        json!({"entries": page.items, "next_cursor": page.next_cursor, "filters": filters}),
-    ))
+    Ok(ui
+        .render("audit_list.html", json!({"entries": page.items, "next_cursor": page.next_cursor, "filters": filters})))
 }
 
 async fn settings_page(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
@@ -1115,35 +920,13 @@ async fn settings_render(ui: Ui, ctx: &OrgCtx, mut extra: Value) -> Result<Respo
         .map(|(m, _)| serde_json::to_value(m).unwrap_or_default())
         .collect();
     if let Some(o) = extra.as_object_mut() {
-        o.insert(
-            "members".into(),
-            serde_json::to_value(members).unwrap_or_default(),
-        );
-        o.insert(
-            "roles".into(),
-            serde_json::to_value(roles).unwrap_or_default(),
-        );
+        o.insert("members".into(), serde_json::to_value(members).unwrap_or_default());
+        o.insert("roles".into(), serde_json::to_value(roles).unwrap_or_default());
         o.insert("modules".into(), json!(modules));
-        o.insert(
-            "org_full".into(),
-            serde_json::to_value(&ctx.org).unwrap_or_default(),
-        );
-        o.insert(
-            "module_ids".into(),
-            json!(ui
-                .st
-                .modules
-                .all()
-                .iter()
-                .map(|m| m.id())
-                .collect::<Vec<_>>()),
-        );
+        o.insert("org_full".into(), serde_json::to_value(&ctx.org).unwrap_or_default());
+        o.insert("module_ids".into(), json!(ui.st.modules.all().iter().map(|m| m.id()).collect::<Vec<_>>()));
     }
-    let status = if extra.get("error").is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = if extra.get("error").is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     Ok(ui.render_status(status, "org_settings.html", extra))
 }
 
@@ -1163,11 +946,7 @@ struct BrandingForm {
     color_accent: String,
 }
 
-async fn settings_save(
-    ui: Ui,
-    ctx: OrgCtx,
-    Form(f): Form<BrandingForm>,
-) -> Result<Response, UiError> {
+async fn settings_save(ui: Ui, ctx: OrgCtx, Form(f): Form<BrandingForm>) -> Result<Response, UiError> {
     let cap = ctx.can_admin(CORE)?;
     let patch = OrgPatch {
         name: Some(f.name),
@@ -1180,18 +959,10 @@ async fn settings_save(
     match orgs::update_org(&ui.st.db, &ctx.who(), &cap, patch).await {
         Ok(o) => Ok(see_other(&format!("/o/{}/settings", o.slug))),
         Err(e) => {
-            let fields: serde_json::Map<String, Value> = e
-                .field_errors()
-                .into_iter()
-                .map(|f| (f.field, Value::String(f.message)))
-                .collect();
+            let fields: serde_json::Map<String, Value> =
+                e.field_errors().into_iter().map(|f| (f.field, Value::String(f.message))).collect();
             let ui = ui.with_org(&ctx).await?;
-            settings_render(
-                ui,
-                &ctx,
-                json!({"errors": fields, "error": e.public_detail()}),
-            )
-            .await
+            settings_render(ui, &ctx, json!({"errors": fields, "error": e.public_detail()})).await
         }
     }
 }
@@ -1230,34 +1001,19 @@ struct MemberForm {
     role: String,
 }
 
-async fn settings_member(
-    ui: Ui,
-    ctx: OrgCtx,
-    Form(f): Form<MemberForm>,
-) -> Result<Response, UiError> {
+async fn settings_member(ui: Ui, ctx: OrgCtx, Form(f): Form<MemberForm>) -> Result<Response, UiError> {
     let cap = ctx.can_admin(CORE)?;
     let r = match identity::normalize_email(&f.email) {
-        Ok(_) => orgs::set_member(
-            &ui.st.db,
-            &ui.st.cfg,
-            &ctx.who(),
-            &cap,
-            &f.email,
-            &f.role,
-            &ui.st.base_url(),
-        )
-        .await
-        .map(|_| ()),
+        Ok(_) => orgs::set_member(&ui.st.db, &ui.st.cfg, &ctx.who(), &cap, &f.email, &f.role, &ui.st.base_url())
+            .await
+            .map(|_| ()),
         Err(e) => Err(CoreError::Validation(vec![e])),
     };
     match r {
         Ok(()) => Ok(see_other(&format!("/o/{}/settings", ctx.org.slug))),
         Err(e) => {
-            let fields: serde_json::Map<String, Value> = e
-                .field_errors()
-                .into_iter()
-                .map(|f| (f.field, Value::String(f.message)))
-                .collect();
+            let fields: serde_json::Map<String, Value> =
+                e.field_errors().into_iter().map(|f| (f.field, Value::String(f.message))).collect();
             let ui = ui.with_org(&ctx).await?;
             settings_render(ui, &ctx, json!({"errors": fields, "error": e.public_detail(), "member_form": {"email": f.email, "role": f.role}})).await
         }
@@ -1300,30 +1056,13 @@ async fn settings_role(ui: Ui, ctx: OrgCtx, body: axum::body::Bytes) -> Result<R
         permissions: (!perms.is_empty()).then_some(perms),
         require_totp: Some(get("require_totp").as_deref() == Some("1")),
     };
-    match orgs::save_role(
-        &ui.st.db,
-        &ctx.who(),
-        &cap,
-        &ui.st.modules,
-        existing.as_deref(),
-        input,
-    )
-    .await
-    {
+    match orgs::save_role(&ui.st.db, &ctx.who(), &cap, &ui.st.modules, existing.as_deref(), input).await {
         Ok(_) => Ok(see_other(&format!("/o/{}/settings", ctx.org.slug))),
         Err(e) => {
-            let fields: serde_json::Map<String, Value> = e
-                .field_errors()
-                .into_iter()
-                .map(|f| (f.field, Value::String(f.message)))
-                .collect();
+            let fields: serde_json::Map<String, Value> =
+                e.field_errors().into_iter().map(|f| (f.field, Value::String(f.message))).collect();
             let ui = ui.with_org(&ctx).await?;
-            settings_render(
-                ui,
-                &ctx,
-                json!({"errors": fields, "error": e.public_detail()}),
-            )
-            .await
+            settings_render(ui, &ctx, json!({"errors": fields, "error": e.public_detail()})).await
         }
     }
 }
@@ -1344,13 +1083,7 @@ async fn brand_css(State(st): State<AppState>, Path(org): Path<String>) -> Respo
         }
         _ => String::new(),
     };
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "private, max-age=60"),
-        ],
-        css,
-    )
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "private, max-age=60")], css)
         .into_response()
 }
 
@@ -1368,10 +1101,7 @@ pub fn router() -> Router<AppState> {
         .route("/lang", post(set_lang))
         .route("/password/forgot", get(forgot_page).post(forgot_submit))
         .route("/password/reset", get(reset_page).post(reset_submit))
-        .route(
-            "/email/verify",
-            get(verify_email_page).post(verify_email_submit),
-        )
+        .route("/email/verify", get(verify_email_page).post(verify_email_submit))
         .route("/account/security", get(security_page))
         .route("/account/totp/begin", post(totp_begin))
         .route("/account/totp/confirm", post(totp_confirm))
@@ -1395,9 +1125,6 @@ pub fn router() -> Router<AppState> {
         .route("/o/{org}/settings", get(settings_page).post(settings_save))
         .route("/o/{org}/settings/modules/{module}", post(settings_module))
         .route("/o/{org}/settings/members", post(settings_member))
-        .route(
-            "/o/{org}/settings/members/{account}/remove",
-            post(settings_member_remove),
-        )
+        .route("/o/{org}/settings/members/{account}/remove", post(settings_member_remove))
         .route("/o/{org}/settings/roles", post(settings_role))
 }

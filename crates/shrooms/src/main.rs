@@ -79,21 +79,15 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cfg = Config::load()?;
     init_logging(&cfg.log);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(run(cli, cfg))
 }
 
 fn init_logging(filter: &str) {
     use tracing_subscriber::prelude::*;
-    let targets: tracing_subscriber::filter::Targets = filter
-        .parse()
-        .unwrap_or_else(|_| "info".parse().expect("valid default filter"));
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_target(false))
-        .with(targets)
-        .init();
+    let targets: tracing_subscriber::filter::Targets =
+        filter.parse().unwrap_or_else(|_| "info".parse().expect("valid default filter"));
+    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_target(false)).with(targets).init();
 }
 
 async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
@@ -102,23 +96,21 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
         Command::Serve => {
             let started = std::time::Instant::now();
             let listen = cfg.listen.clone();
-            let backend = if cfg.is_postgres() {
-                "postgres"
-            } else {
-                "sqlite"
-            };
+            let backend = if cfg.is_postgres() { "postgres" } else { "sqlite" };
             let state = shrooms_core::boot(cfg, modules).await?;
-            let listener = tokio::net::TcpListener::bind(&listen)
-                .await
-                .with_context(|| format!("listening on {listen}"))?;
+            let listener =
+                tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
             let addr = listener.local_addr()?;
+            let scheme = if state.cfg.tls.is_some() { "https" } else { "http" };
             tracing::info!(
                 database = backend,
                 ready_ms = started.elapsed().as_millis() as u64,
-                "Shrooms is ready on http://{addr}/"
+                "Shrooms is ready on {scheme}://{addr}/"
             );
             if !state.setup_done().await {
-                tracing::info!("first run: open http://{addr}/setup to name the instance and create the first administrator");
+                tracing::info!(
+                    "first run: open {scheme}://{addr}/setup to name the instance and create the first administrator"
+                );
             }
             shrooms_core::web::serve(state, listener).await
         }
@@ -131,14 +123,7 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Admin {
-            command:
-                AdminCommand::Create {
-                    email,
-                    password,
-                    name,
-                },
-        } => {
+        Command::Admin { command: AdminCommand::Create { email, password, name } } => {
             let state = shrooms_core::boot(cfg, modules).await?;
             let mut tx = state.db.begin().await?;
             let who = audit::Who::system("cli");
@@ -164,10 +149,7 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
         Command::Demo { scale, seed } => {
             let state = shrooms_core::boot(cfg, modules).await?;
             let report = shrooms_core::demo::load(&state, scale, seed, |done, total| {
-                eprint!(
-                    "\rpeople: {done}/{total} ({}%)",
-                    if total == 0 { 100 } else { done * 100 / total }
-                );
+                eprint!("\rpeople: {done}/{total} ({}%)", if total == 0 { 100 } else { done * 100 / total });
             })
             .await
             .map_err(describe)?;
@@ -186,9 +168,7 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             println!("database restored from {}", file.display());
             Ok(())
         }
-        Command::Audit {
-            command: AuditCommand::Verify,
-        } => {
+        Command::Audit { command: AuditCommand::Verify } => {
             let db = Db::connect(&cfg).await?;
             match audit::verify(&db).await.map_err(describe)? {
                 audit::Verification::Intact { entries, head } => {
@@ -206,30 +186,16 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
                 "configuration: ok (data folder {}, listen {}, database {})",
                 cfg.data.display(),
                 cfg.listen,
-                if cfg.is_postgres() {
-                    "postgres"
-                } else {
-                    "embedded sqlite"
-                }
+                if cfg.is_postgres() { "postgres" } else { "embedded sqlite" }
             );
-            let db = Db::connect(&cfg)
-                .await
-                .context("database: cannot connect")?;
+            let db = Db::connect(&cfg).await.context("database: cannot connect")?;
             let latency = db.ping().await.map_err(describe)?;
-            println!(
-                "database: ok ({} , round trip {:.1} ms)",
-                db.backend().name(),
-                latency.as_secs_f64() * 1000.0
-            );
+            println!("database: ok ({} , round trip {:.1} ms)", db.backend().name(), latency.as_secs_f64() * 1000.0);
             let pending = shrooms_core::db::pending_migrations(&db, &modules.migrations()).await?;
             if pending.is_empty() {
                 println!("migrations: up to date");
             } else {
-                println!(
-                    "migrations: {} pending ({}); run `shrooms migrate`",
-                    pending.len(),
-                    pending.join(", ")
-                );
+                println!("migrations: {} pending ({}); run `shrooms migrate`", pending.len(), pending.join(", "));
             }
             Ok(())
         }
@@ -242,11 +208,7 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
 }
 
 fn describe(e: shrooms_core::CoreError) -> anyhow::Error {
-    let fields: Vec<String> = e
-        .field_errors()
-        .into_iter()
-        .map(|f| format!("{}: {}", f.field, f.message))
-        .collect();
+    let fields: Vec<String> = e.field_errors().into_iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
     if fields.is_empty() {
         anyhow::anyhow!("{}", e.public_detail())
     } else {

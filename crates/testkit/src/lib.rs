@@ -21,15 +21,12 @@ pub enum Backend {
 }
 
 pub fn pg_admin_url() -> String {
-    std::env::var("SHROOMS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("SHROOMS_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn pg_url_for(db: &str) -> String {
     let base = pg_admin_url();
-    let (prefix, _) = base
-        .rsplit_once('/')
-        .expect("postgres URL with a database name");
+    let (prefix, _) = base.rsplit_once('/').expect("postgres URL with a database name");
     format!("{prefix}/{db}")
 }
 
@@ -54,25 +51,17 @@ pub async fn fresh_pg_database(modules: &Modules) -> anyhow::Result<String> {
             shrooms_core::crypto::sha256_hex(all.as_bytes())[..16].to_string()
         };
         let tpl = format!("shrooms_tpl_{sum}");
-        sqlx::query("SELECT pg_advisory_lock(735201)")
-            .execute(&mut admin)
-            .await?;
+        sqlx::query("SELECT pg_advisory_lock(735201)").execute(&mut admin).await?;
         // Databases left by earlier runs whose process is gone.
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'shrooms_t_%'")
-                .fetch_all(&mut admin)
-                .await
-                .unwrap_or_default();
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'shrooms_t_%'")
+            .fetch_all(&mut admin)
+            .await
+            .unwrap_or_default();
         for (name,) in rows {
-            let pid = name
-                .trim_start_matches("shrooms_t_")
-                .split('_')
-                .next()
-                .and_then(|p| p.parse::<u32>().ok());
+            let pid = name.trim_start_matches("shrooms_t_").split('_').next().and_then(|p| p.parse::<u32>().ok());
             if pid.is_some_and(|p| !PathBuf::from(format!("/proc/{p}")).exists()) {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await;
+                let _ =
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin).await;
             }
         }
         let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
@@ -81,14 +70,9 @@ pub async fn fresh_pg_database(modules: &Modules) -> anyhow::Result<String> {
             .await?;
         if exists.is_none() {
             let building = format!("{tpl}_building");
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
-            ))
-            .execute(&mut admin)
-            .await;
-            sqlx::query(&format!("CREATE DATABASE \"{building}\""))
-                .execute(&mut admin)
-                .await?;
+            let _ =
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)")).execute(&mut admin).await;
+            sqlx::query(&format!("CREATE DATABASE \"{building}\"")).execute(&mut admin).await?;
             let mut cfg = Config::default();
             cfg.database_url = Some(Secret(pg_url_for(&building)));
             let db = shrooms_core::Db::connect(&cfg).await?;
@@ -97,12 +81,10 @@ pub async fn fresh_pg_database(modules: &Modules) -> anyhow::Result<String> {
             // The closed pool's server processes may take a moment to exit.
             let mut renamed = false;
             for _ in 0..50 {
-                if sqlx::query(&format!(
-                    "ALTER DATABASE \"{building}\" RENAME TO \"{tpl}\""
-                ))
-                .execute(&mut admin)
-                .await
-                .is_ok()
+                if sqlx::query(&format!("ALTER DATABASE \"{building}\" RENAME TO \"{tpl}\""))
+                    .execute(&mut admin)
+                    .await
+                    .is_ok()
                 {
                     renamed = true;
                     break;
@@ -111,23 +93,14 @@ pub async fn fresh_pg_database(modules: &Modules) -> anyhow::Result<String> {
             }
             anyhow::ensure!(renamed, "could not rename the template database {building}");
         }
-        sqlx::query("SELECT pg_advisory_unlock(735201)")
-            .execute(&mut admin)
-            .await?;
+        sqlx::query("SELECT pg_advisory_unlock(735201)").execute(&mut admin).await?;
         *guard = Some(tpl);
     }
     let tpl = guard.clone().unwrap_or_default();
-    let name = format!(
-        "shrooms_t_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    );
+    let name = format!("shrooms_t_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
     let mut last_err = None;
     for _ in 0..20 {
-        match sqlx::query(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{tpl}\""))
-            .execute(&mut admin)
-            .await
-        {
+        match sqlx::query(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{tpl}\"")).execute(&mut admin).await {
             Ok(_) => return Ok(name),
             Err(e) => {
                 last_err = Some(e);
@@ -140,11 +113,7 @@ pub async fn fresh_pg_database(modules: &Modules) -> anyhow::Result<String> {
 
 /// A configuration for tests: fast password hashing, a private data folder.
 pub async fn test_config(backend: Backend, modules: &Modules) -> anyhow::Result<(Config, PathBuf)> {
-    let dir = std::env::temp_dir().join(format!(
-        "shrooms-test-{}-{}",
-        std::process::id(),
-        uuid_like()
-    ));
+    let dir = std::env::temp_dir().join(format!("shrooms-test-{}-{}", std::process::id(), uuid_like()));
     std::fs::create_dir_all(&dir)?;
     let mut cfg = Config::default();
     cfg.data = dir.clone();
@@ -174,32 +143,19 @@ pub struct TestApp {
 }
 
 pub fn browser_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
 impl TestApp {
     pub async fn spawn(backend: Backend, modules: Modules) -> TestApp {
-        let (cfg, dir) = test_config(backend, &modules)
-            .await
-            .expect("test configuration");
+        let (cfg, dir) = test_config(backend, &modules).await.expect("test configuration");
         Self::spawn_with(cfg, dir, backend, modules).await
     }
 
     /// Starts another server (a replica) on the same configuration and database.
-    pub async fn spawn_with(
-        cfg: Config,
-        dir: PathBuf,
-        backend: Backend,
-        modules: Modules,
-    ) -> TestApp {
+    pub async fn spawn_with(cfg: Config, dir: PathBuf, backend: Backend, modules: Modules) -> TestApp {
         let state = shrooms_core::boot(cfg, modules).await.expect("boot");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let st = state.clone();
         tokio::spawn(async move {
@@ -211,10 +167,7 @@ impl TestApp {
             backend,
             data_dir: dir,
             browser: browser_client(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
         }
     }
 
@@ -249,12 +202,7 @@ impl TestApp {
         .await
         .expect("setup");
         let token = self.token("admin@example.org", ADMIN_PASSWORD).await;
-        Fixture {
-            admin_email: admin.email,
-            admin_token: token,
-            org_slug: org.slug,
-            org_id: org.id.to_string(),
-        }
+        Fixture { admin_email: admin.email, admin_token: token, org_slug: org.slug, org_id: org.id.to_string() }
     }
 
     pub async fn token(&self, email: &str, password: &str) -> String {
@@ -265,45 +213,18 @@ impl TestApp {
             .send()
             .await
             .expect("token request");
-        assert_eq!(
-            r.status(),
-            200,
-            "sign-in of {email} failed: {}",
-            r.text().await.unwrap_or_default()
-        );
-        r.json::<Value>().await.expect("json")["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
+        assert_eq!(r.status(), 200, "sign-in of {email} failed: {}", r.text().await.unwrap_or_default());
+        r.json::<Value>().await.expect("json")["access_token"].as_str().expect("access_token").to_string()
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request");
+        let r = self.http.get(self.url(path)).bearer_auth(token).send().await.expect("request");
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn send(
-        &self,
-        method: reqwest::Method,
-        token: &str,
-        path: &str,
-        body: Value,
-    ) -> (u16, Value) {
-        let r = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
+    pub async fn send(&self, method: reqwest::Method, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.request(method, self.url(path)).bearer_auth(token).json(&body).send().await.expect("request");
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
@@ -314,20 +235,11 @@ impl TestApp {
 
     /// Creates an account with a role in an organisation and returns its token.
     pub async fn member(&self, admin_token: &str, org: &str, email: &str, role: &str) -> String {
-        let (s, b) = self
-            .post(
-                admin_token,
-                &format!("/api/v1/orgs/{org}/members"),
-                json!({"email": email, "role": role}),
-            )
-            .await;
+        let (s, b) =
+            self.post(admin_token, &format!("/api/v1/orgs/{org}/members"), json!({"email": email, "role": role})).await;
         assert_eq!(s, 201, "{b}");
         let mut tx = self.state.db.begin().await.expect("tx");
-        let id = b["account_id"]
-            .as_str()
-            .expect("account id")
-            .parse()
-            .expect("uuid");
+        let id = b["account_id"].as_str().expect("account id").parse().expect("uuid");
         shrooms_core::identity::set_password(
             &mut tx,
             &shrooms_core::audit::Who::system("test"),
@@ -343,15 +255,7 @@ impl TestApp {
 
     /// Reads the `value` of `<input name="_csrf">` from a page.
     pub async fn csrf_from(&self, path: &str) -> String {
-        let html = self
-            .browser
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("page")
-            .text()
-            .await
-            .expect("text");
+        let html = self.browser.get(self.url(path)).send().await.expect("page").text().await.expect("text");
         extract_csrf(&html).unwrap_or_else(|| panic!("no CSRF field on {path}"))
     }
 }

@@ -3,300 +3,192 @@
 use serde_json::{json, Value};
 use testkit::{db_test, TestApp};
 
-db_test!(
-    people_crud_search_and_pagination,
-    |app: TestApp| async move {
-        let f = app.bootstrap().await;
-        let t = &f.admin_token;
-        let base = format!("/api/v1/orgs/{}/people", f.org_slug);
-        let (s, p) = app.post(t, &base, json!({"given_name": "Ada", "family_name": "Lovelace", "email": "ADA@Example.org", "phone": "+44 20 0000"})).await;
-        assert_eq!(s, 201, "{p}");
-        assert_eq!(p["email"], "ada@example.org");
-        let id = p["id"].as_str().unwrap().to_string();
-        for i in 0..25 {
-            let (s, _) = app.post(t, &base, json!({"given_name": format!("Person{i:02}"), "family_name": "Zeta", "email": format!("p{i}@example.org")})).await;
-            assert_eq!(s, 201);
-        }
-        // Search is case-insensitive over names, email and phone.
-        let (s, r) = app.get(t, &format!("{base}?q=lovel")).await;
-        assert_eq!(s, 200);
-        assert_eq!(r["items"].as_array().unwrap().len(), 1);
-        assert_eq!(r["items"][0]["id"], id.as_str());
-        // Pagination: pages of 10 cover all 26 people exactly once, in name order.
-        let mut seen: Vec<String> = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let url = match &cursor {
-                Some(c) => format!("{base}?limit=10&cursor={c}"),
-                None => format!("{base}?limit=10"),
-            };
-            let (s, page) = app.get(t, &url).await;
-            assert_eq!(s, 200, "{page}");
-            let items = page["items"].as_array().unwrap();
-            assert!(items.len() <= 10);
-            seen.extend(items.iter().map(|p| {
-                format!(
-                    "{} {}",
-                    p["family_name"].as_str().unwrap(),
-                    p["given_name"].as_str().unwrap()
-                )
-            }));
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => break,
-            }
-        }
-        assert_eq!(seen.len(), 26);
-        let mut sorted = seen.clone();
-        sorted.sort();
-        assert_eq!(seen, sorted);
-        // A limit above the maximum is capped, never unbounded.
-        let (_, big) = app.get(t, &format!("{base}?limit=100000")).await;
-        assert!(big["items"].as_array().unwrap().len() <= 200);
-        // Update and read back.
-        let (s, u) = app
-            .send(
-                reqwest::Method::PATCH,
-                t,
-                &format!("{base}/{id}"),
-                json!({"phone": "+33 1 23 45 67 89"}),
-            )
-            .await;
-        assert_eq!(s, 200, "{u}");
-        assert_eq!(u["given_name"], "Ada");
-        assert_eq!(u["phone"], "+33 1 23 45 67 89");
-        // The audit log has before and after.
-        let (_, a) = app
-            .get(
-                t,
-                &format!("/api/v1/orgs/{}/audit?entity_id={id}", f.org_slug),
-            )
-            .await;
-        let upd = a["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["action"] == "person.update")
-            .expect("update audited")
-            .clone();
-        assert_eq!(upd["before"]["phone"], "+44 20 0000");
-        assert_eq!(upd["after"]["phone"], "+33 1 23 45 67 89");
-        assert_eq!(upd["actor_label"], "admin@example.org");
-        // Delete.
-        let (s, _) = app
-            .send(
-                reqwest::Method::DELETE,
-                t,
-                &format!("{base}/{id}"),
-                json!(null),
-            )
-            .await;
-        assert_eq!(s, 204);
-        assert_eq!(app.get(t, &format!("{base}/{id}")).await.0, 404);
-    }
-);
-
-db_test!(
-    bad_input_gets_problem_json_and_changes_nothing,
-    |app: TestApp| async move {
-        let f = app.bootstrap().await;
-        let t = &f.admin_token;
-        let base = format!("/api/v1/orgs/{}/people", f.org_slug);
-        async fn count(app: &TestApp, t: &str, base: &str) -> usize {
-            app.get(t, &format!("{base}?limit=200")).await.1["items"]
-                .as_array()
-                .map(|a| a.len())
-                .unwrap_or(99)
-        }
-        let before = count(&app, t, &base).await;
-        // Invalid email: 422 naming the field.
-        let (s, b) = app
-            .post(
-                t,
-                &base,
-                json!({"given_name": "A", "family_name": "B", "email": "not-an-email"}),
-            )
-            .await;
-        assert_eq!(s, 422);
-        assert_eq!(b["type"], "urn:shrooms:problem:validation");
-        assert_eq!(b["errors"][0]["field"], "email");
-        // Unknown field.
-        let (s, b) = app
-            .post(
-                t,
-                &base,
-                json!({"given_name": "A", "family_name": "B", "shoe_size": 43}),
-            )
-            .await;
-        assert_eq!(s, 422, "{b}");
-        assert!(
-            b["detail"].as_str().unwrap_or("").contains("shoe_size")
-                || b["errors"][0]["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("shoe_size"),
-            "{b}"
-        );
-        // Malformed JSON.
-        let r = app
-            .http
-            .post(app.url(&base))
-            .bearer_auth(t)
-            .header("content-type", "application/json")
-            .body("{\"given_name\": ")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 400);
-        assert_eq!(r.headers()["content-type"], "application/problem+json");
-        // Oversized body.
-        let huge = "x".repeat(3 * 1024 * 1024);
-        let r = app
-            .http
-            .post(app.url(&base))
-            .bearer_auth(t)
-            .header("content-type", "application/json")
-            .body(format!("{{\"notes\": \"{huge}\"}}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 413);
-        // Nothing was stored.
-        assert_eq!(count(&app, t, &base).await, before);
-        // Duplicate organisation URL name: conflict on the field.
-        let (s, _) = app
-            .post(t, "/api/v1/orgs", json!({"name": "Dup", "slug": "dup"}))
-            .await;
+db_test!(people_crud_search_and_pagination, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let base = format!("/api/v1/orgs/{}/people", f.org_slug);
+    let (s, p) = app
+        .post(
+            t,
+            &base,
+            json!({"given_name": "Ada", "family_name": "Lovelace", "email": "ADA@Example.org", "phone": "+44 20 0000"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(p["email"], "ada@example.org");
+    let id = p["id"].as_str().unwrap().to_string();
+    for i in 0..25 {
+        let (s, _) = app.post(t, &base, json!({"given_name": format!("Person{i:02}"), "family_name": "Zeta", "email": format!("p{i}@example.org")})).await;
         assert_eq!(s, 201);
-        let (s, b) = app
-            .post(
-                t,
-                "/api/v1/orgs",
-                json!({"name": "Dup again", "slug": "dup"}),
-            )
-            .await;
-        assert_eq!(s, 409);
-        assert_eq!(b["errors"][0]["field"], "slug");
-        // Expired or forged tokens.
-        let r = app
-            .http
-            .get(app.url("/api/v1/me"))
-            .bearer_auth("eyJhbGciOiJIUzI1NiJ9.e30.AAAA")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401);
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(body["type"], "urn:shrooms:problem:unauthorized");
     }
-);
+    // Search is case-insensitive over names, email and phone.
+    let (s, r) = app.get(t, &format!("{base}?q=lovel")).await;
+    assert_eq!(s, 200);
+    assert_eq!(r["items"].as_array().unwrap().len(), 1);
+    assert_eq!(r["items"][0]["id"], id.as_str());
+    // Pagination: pages of 10 cover all 26 people exactly once, in name order.
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{base}?limit=10&cursor={c}"),
+            None => format!("{base}?limit=10"),
+        };
+        let (s, page) = app.get(t, &url).await;
+        assert_eq!(s, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 10);
+        seen.extend(
+            items
+                .iter()
+                .map(|p| format!("{} {}", p["family_name"].as_str().unwrap(), p["given_name"].as_str().unwrap())),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 26);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+    // A limit above the maximum is capped, never unbounded.
+    let (_, big) = app.get(t, &format!("{base}?limit=100000")).await;
+    assert!(big["items"].as_array().unwrap().len() <= 200);
+    // Update and read back.
+    let (s, u) =
+        app.send(reqwest::Method::PATCH, t, &format!("{base}/{id}"), json!({"phone": "+33 1 23 45 67 89"})).await;
+    assert_eq!(s, 200, "{u}");
+    assert_eq!(u["given_name"], "Ada");
+    assert_eq!(u["phone"], "+33 1 23 45 67 89");
+    // The audit log has before and after.
+    let (_, a) = app.get(t, &format!("/api/v1/orgs/{}/audit?entity_id={id}", f.org_slug)).await;
+    let upd =
+        a["items"].as_array().unwrap().iter().find(|e| e["action"] == "person.update").expect("update audited").clone();
+    assert_eq!(upd["before"]["phone"], "+44 20 0000");
+    assert_eq!(upd["after"]["phone"], "+33 1 23 45 67 89");
+    assert_eq!(upd["actor_label"], "admin@example.org");
+    // Delete.
+    let (s, _) = app.send(reqwest::Method::DELETE, t, &format!("{base}/{id}"), json!(null)).await;
+    assert_eq!(s, 204);
+    assert_eq!(app.get(t, &format!("{base}/{id}")).await.0, 404);
+});
+
+db_test!(bad_input_gets_problem_json_and_changes_nothing, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let base = format!("/api/v1/orgs/{}/people", f.org_slug);
+    async fn count(app: &TestApp, t: &str, base: &str) -> usize {
+        app.get(t, &format!("{base}?limit=200")).await.1["items"].as_array().map(|a| a.len()).unwrap_or(99)
+    }
+    let before = count(&app, t, &base).await;
+    // Invalid email: 422 naming the field.
+    let (s, b) = app.post(t, &base, json!({"given_name": "A", "family_name": "B", "email": "not-an-email"})).await;
+    assert_eq!(s, 422);
+    assert_eq!(b["type"], "urn:shrooms:problem:validation");
+    assert_eq!(b["errors"][0]["field"], "email");
+    // Unknown field.
+    let (s, b) = app.post(t, &base, json!({"given_name": "A", "family_name": "B", "shoe_size": 43})).await;
+    assert_eq!(s, 422, "{b}");
+    assert!(
+        b["detail"].as_str().unwrap_or("").contains("shoe_size")
+            || b["errors"][0]["message"].as_str().unwrap_or("").contains("shoe_size"),
+        "{b}"
+    );
+    // Malformed JSON.
+    let r = app
+        .http
+        .post(app.url(&base))
+        .bearer_auth(t)
+        .header("content-type", "application/json")
+        .body("{\"given_name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // Oversized body.
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let r = app
+        .http
+        .post(app.url(&base))
+        .bearer_auth(t)
+        .header("content-type", "application/json")
+        .body(format!("{{\"notes\": \"{huge}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // Nothing was stored.
+    assert_eq!(count(&app, t, &base).await, before);
+    // Duplicate organisation URL name: conflict on the field.
+    let (s, _) = app.post(t, "/api/v1/orgs", json!({"name": "Dup", "slug": "dup"})).await;
+    assert_eq!(s, 201);
+    let (s, b) = app.post(t, "/api/v1/orgs", json!({"name": "Dup again", "slug": "dup"})).await;
+    assert_eq!(s, 409);
+    assert_eq!(b["errors"][0]["field"], "slug");
+    // Expired or forged tokens.
+    let r = app.http.get(app.url("/api/v1/me")).bearer_auth("eyJhbGciOiJIUzI1NiJ9.e30.AAAA").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], "urn:shrooms:problem:unauthorized");
+});
 
 db_test!(orgs_one_account_many_roles, |app: TestApp| async move {
     let f = app.bootstrap().await;
     let t = &f.admin_token;
-    let (s, org) = app
-        .post(t, "/api/v1/orgs", json!({"name": "Club Informatique"}))
-        .await;
+    let (s, org) = app.post(t, "/api/v1/orgs", json!({"name": "Club Informatique"})).await;
     assert_eq!(s, 201, "{org}");
     assert!(org["id"].as_str().is_some());
     assert_eq!(org["slug"], "club-informatique");
     // One account, two organisations, a different role in each.
-    let m = app
-        .member(t, &f.org_slug, "sam@example.org", "manager")
-        .await;
+    let m = app.member(t, &f.org_slug, "sam@example.org", "manager").await;
     let (s, _) = app
-        .post(
-            t,
-            "/api/v1/orgs/club-informatique/members",
-            json!({"email": "sam@example.org", "role": "member"}),
-        )
+        .post(t, "/api/v1/orgs/club-informatique/members", json!({"email": "sam@example.org", "role": "member"}))
         .await;
     assert_eq!(s, 201);
     let (_, me) = app.get(&m, "/api/v1/me").await;
-    let slugs: Vec<&str> = me["orgs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["slug"].as_str().unwrap())
-        .collect();
+    let slugs: Vec<&str> = me["orgs"].as_array().unwrap().iter().map(|o| o["slug"].as_str().unwrap()).collect();
     assert!(slugs.contains(&"club-informatique") && slugs.contains(&f.org_slug.as_str()));
     // Manager writes in the first, member only reads in the second.
     assert_eq!(
-        app.post(
-            &m,
-            &format!("/api/v1/orgs/{}/people", f.org_slug),
-            json!({"given_name": "A", "family_name": "B"})
-        )
-        .await
-        .0,
+        app.post(&m, &format!("/api/v1/orgs/{}/people", f.org_slug), json!({"given_name": "A", "family_name": "B"}))
+            .await
+            .0,
         201
     );
     assert_eq!(
-        app.post(
-            &m,
-            "/api/v1/orgs/club-informatique/people",
-            json!({"given_name": "A", "family_name": "B"})
-        )
-        .await
-        .0,
+        app.post(&m, "/api/v1/orgs/club-informatique/people", json!({"given_name": "A", "family_name": "B"})).await.0,
         403
     );
-    assert_eq!(
-        app.get(&m, "/api/v1/orgs/club-informatique/people").await.0,
-        200
-    );
+    assert_eq!(app.get(&m, "/api/v1/orgs/club-informatique/people").await.0, 200);
     // Only instance administrators create organisations.
-    assert_eq!(
-        app.post(&m, "/api/v1/orgs", json!({"name": "Mine"}))
-            .await
-            .0,
-        403
-    );
+    assert_eq!(app.post(&m, "/api/v1/orgs", json!({"name": "Mine"})).await.0, 403);
     // GET /api/v1/orgs lists only one's own organisations.
     let (_, list) = app.get(&m, "/api/v1/orgs").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
 });
 
-db_test!(
-    health_metrics_openapi_and_headers,
-    |app: TestApp| async move {
-        let r = app.http.get(app.url("/healthz")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        let h: Value = r.json().await.unwrap();
-        assert_eq!(h["database"]["status"], "ok");
-        assert_eq!(
-            h["database"]["backend"],
-            if app.backend == testkit::Backend::Sqlite {
-                "sqlite"
-            } else {
-                "postgres"
-            }
-        );
-        let r = app
-            .http
-            .get(app.url("/api/v1/openapi.json"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let doc: Value = r.json().await.unwrap();
-        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-        assert!(doc["paths"]["/api/v1/orgs/{org}/people"]["get"].is_object());
-        let r = app.http.get(app.url("/metrics")).send().await.unwrap();
-        let text = r.text().await.unwrap();
-        assert!(
-            text.contains(
-                "shrooms_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"
-            ),
-            "{text}"
-        );
-        assert!(text.contains("shrooms_db_pool_connections"));
-        let r = app.http.get(app.url("/login")).send().await.unwrap();
-        let csp = r.headers()["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
-        assert_eq!(r.headers()["x-frame-options"], "DENY");
-    }
-);
+db_test!(health_metrics_openapi_and_headers, |app: TestApp| async move {
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h: Value = r.json().await.unwrap();
+    assert_eq!(h["database"]["status"], "ok");
+    assert_eq!(h["database"]["backend"], if app.backend == testkit::Backend::Sqlite { "sqlite" } else { "postgres" });
+    let r = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(doc["paths"]["/api/v1/orgs/{org}/people"]["get"].is_object());
+    let r = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("shrooms_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"), "{text}");
+    assert!(text.contains("shrooms_db_pool_connections"));
+    let r = app.http.get(app.url("/login")).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+});
 
 #[test]
 fn committed_openapi_document_is_current() {
@@ -307,5 +199,9 @@ fn committed_openapi_document_is_current() {
         std::fs::write(path, format!("{current}\n")).unwrap();
     }
     let committed = std::fs::read_to_string(path).unwrap_or_default();
-    assert_eq!(committed.trim_end(), current.trim_end(), "docs/openapi.json is out of date: run `SHROOMS_UPDATE_OPENAPI=1 cargo test committed_openapi` and commit it");
+    assert_eq!(
+        committed.trim_end(),
+        current.trim_end(),
+        "docs/openapi.json is out of date: run `SHROOMS_UPDATE_OPENAPI=1 cargo test committed_openapi` and commit it"
+    );
 }

@@ -15,15 +15,10 @@ struct Env {
 
 impl Env {
     async fn new(backend: Backend) -> Env {
-        let (cfg, dir) = testkit::test_config(backend, &crate::modules())
-            .await
-            .unwrap();
+        let (cfg, dir) = testkit::test_config(backend, &crate::modules()).await.unwrap();
         let mut vars = vec![
             ("SHROOMS_DATA".to_string(), dir.display().to_string()),
-            (
-                "SHROOMS__SECURITY__ARGON2_MEMORY_KIB".to_string(),
-                "64".to_string(),
-            ),
+            ("SHROOMS__SECURITY__ARGON2_MEMORY_KIB".to_string(), "64".to_string()),
             ("SHROOMS__LOG".to_string(), "warn".to_string()),
         ];
         if let Some(u) = &cfg.database_url {
@@ -34,9 +29,7 @@ impl Env {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.args(args)
-            .env_remove("SHROOMS_DATABASE_URL")
-            .env_remove("SHROOMS_CONFIG");
+        c.args(args).env_remove("SHROOMS_DATABASE_URL").env_remove("SHROOMS_CONFIG");
         for (k, v) in &self.vars {
             c.env(k, v);
         }
@@ -48,11 +41,7 @@ impl Env {
     }
 
     async fn serve(&self) -> (Child, String) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let listen = format!("127.0.0.1:{port}");
         let child = self
             .cmd(&["serve"])
@@ -83,10 +72,7 @@ async fn token(base: &str, email: &str, password: &str) -> String {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
 }
 
 macro_rules! proc_test {
@@ -109,113 +95,77 @@ macro_rules! proc_test {
     };
 }
 
-proc_test!(
-    kill_during_writes_loses_nothing_acknowledged,
-    |env: Env| async move {
-        let (mut server, base) = env.serve().await;
-        // An administrator created from the command line while the server runs.
-        let out = env.run(&[
-            "admin",
-            "create",
-            "--email",
-            "ops@example.org",
-            "--password",
-            "operator password",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let t = token(&base, "ops@example.org", "operator password").await;
-        let client = reqwest::Client::new();
-        let r = client
-            .post(format!("{base}/api/v1/orgs"))
-            .bearer_auth(&t)
-            .json(&json!({"name": "Load", "slug": "load"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        // Eight writers; the server is killed with SIGKILL in the middle.
-        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let mut tasks = Vec::new();
-        for w in 0..8 {
-            let (client, base, t, acked) = (client.clone(), base.clone(), t.clone(), acked.clone());
-            tasks.push(tokio::spawn(async move {
-                for i in 0..1000 {
-                    let r = client
-                        .post(format!("{base}/api/v1/orgs/load/people"))
-                        .bearer_auth(&t)
-                        .json(
-                            &json!({"given_name": format!("W{w}"), "family_name": format!("N{i}")}),
-                        )
-                        .send()
-                        .await;
-                    match r {
-                        Ok(r) if r.status() == 201 => {
-                            let v: Value = match r.json().await {
-                                Ok(v) => v,
-                                Err(_) => break,
-                            };
-                            acked
-                                .lock()
-                                .unwrap()
-                                .push(v["id"].as_str().unwrap().to_string());
-                        }
-                        _ => break,
+proc_test!(kill_during_writes_loses_nothing_acknowledged, |env: Env| async move {
+    let (mut server, base) = env.serve().await;
+    // An administrator created from the command line while the server runs.
+    let out = env.run(&["admin", "create", "--email", "ops@example.org", "--password", "operator password"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = token(&base, "ops@example.org", "operator password").await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/api/v1/orgs"))
+        .bearer_auth(&t)
+        .json(&json!({"name": "Load", "slug": "load"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // Eight writers; the server is killed with SIGKILL in the middle.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (client, base, t, acked) = (client.clone(), base.clone(), t.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..1000 {
+                let r = client
+                    .post(format!("{base}/api/v1/orgs/load/people"))
+                    .bearer_auth(&t)
+                    .json(&json!({"given_name": format!("W{w}"), "family_name": format!("N{i}")}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 201 => {
+                        let v: Value = match r.json().await {
+                            Ok(v) => v,
+                            Err(_) => break,
+                        };
+                        acked.lock().unwrap().push(v["id"].as_str().unwrap().to_string());
                     }
+                    _ => break,
                 }
-            }));
-        }
-        loop {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if acked.lock().unwrap().len() >= 150 {
-                break;
             }
-        }
-        server.kill().unwrap();
-        server.wait().unwrap();
-        for t in tasks {
-            let _ = t.await;
-        }
-        let acked = acked.lock().unwrap().clone();
-        assert!(acked.len() >= 150);
-        let (mut server, base) = env.serve().await;
-        let t = token(&base, "ops@example.org", "operator password").await;
-        for id in &acked {
-            let r = client
-                .get(format!("{base}/api/v1/orgs/load/people/{id}"))
-                .bearer_auth(&t)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200, "acknowledged person {id} was lost");
-        }
-        let out = env.run(&["audit", "verify"]);
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
-        server.kill().unwrap();
-        let _ = server.wait();
+        }));
     }
-);
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if acked.lock().unwrap().len() >= 150 {
+            break;
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 150);
+    let (mut server, base) = env.serve().await;
+    let t = token(&base, "ops@example.org", "operator password").await;
+    for id in &acked {
+        let r = client.get(format!("{base}/api/v1/orgs/load/people/{id}")).bearer_auth(&t).send().await.unwrap();
+        assert_eq!(r.status(), 200, "acknowledged person {id} was lost");
+    }
+    let out = env.run(&["audit", "verify"]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
+    server.kill().unwrap();
+    let _ = server.wait();
+});
 
 proc_test!(audit_verify_finds_tampering, |env: Env| async move {
     let (mut server, base) = env.serve().await;
     assert!(env
-        .run(&[
-            "admin",
-            "create",
-            "--email",
-            "ops@example.org",
-            "--password",
-            "operator password"
-        ])
+        .run(&["admin", "create", "--email", "ops@example.org", "--password", "operator password"])
         .status
         .success());
     let t = token(&base, "ops@example.org", "operator password").await;
@@ -261,14 +211,7 @@ proc_test!(audit_verify_finds_tampering, |env: Env| async move {
 proc_test!(backup_restore_and_check, |env: Env| async move {
     let (mut server, base) = env.serve().await;
     assert!(env
-        .run(&[
-            "admin",
-            "create",
-            "--email",
-            "ops@example.org",
-            "--password",
-            "operator password"
-        ])
+        .run(&["admin", "create", "--email", "ops@example.org", "--password", "operator password"])
         .status
         .success());
     let t = token(&base, "ops@example.org", "operator password").await;
@@ -294,45 +237,20 @@ proc_test!(backup_restore_and_check, |env: Env| async move {
     // Backup while the server runs.
     let file = env.dir.join("snap.backup");
     let out = env.run(&["backup", "--output", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = client
-        .delete(format!("{base}/api/v1/orgs/keep/people/{id}"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = client.delete(format!("{base}/api/v1/orgs/keep/people/{id}")).bearer_auth(&t).send().await.unwrap();
     assert_eq!(r.status(), 204);
     server.kill().unwrap();
     let _ = server.wait();
     let out = env.run(&["restore", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (mut server, base) = env.serve().await;
     let t = token(&base, "ops@example.org", "operator password").await;
-    let r = client
-        .get(format!("{base}/api/v1/orgs/keep/people/{id}"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        200,
-        "the person deleted after the backup is back"
-    );
+    let r = client.get(format!("{base}/api/v1/orgs/keep/people/{id}")).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the person deleted after the backup is back");
     let out = env.run(&["check"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("database: ok") && text.contains("up to date"),
-        "{text}"
-    );
+    assert!(out.status.success() && text.contains("database: ok") && text.contains("up to date"), "{text}");
     server.kill().unwrap();
     let _ = server.wait();
 });
@@ -347,9 +265,43 @@ fn bad_configuration_is_refused_clearly() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("sesion"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sesion"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_https_when_given_a_certificate() {
+    let env = Env::new(Backend::Sqlite).await;
+    let (cert, key) = (env.dir.join("cert.pem"), env.dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = env
+        .cmd(&["serve"])
+        .env("SHROOMS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SHROOMS__TLS__CERTIFICATE", &cert)
+        .env("SHROOMS__TLS__KEY", &key)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut headers = String::new();
+    for _ in 0..100 {
+        let out =
+            Command::new("curl").args(["-k", "-s", "-i", &format!("https://localhost:{port}/login")]).output().unwrap();
+        if out.status.success() {
+            headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(headers.starts_with("http/"), "no HTTPS answer: {headers}");
+    assert!(headers.contains("strict-transport-security: max-age="), "{headers}");
+    assert!(headers.contains("; secure"), "cookies are Secure over TLS: {headers}");
 }

@@ -8,14 +8,7 @@ use testkit::{db_test, TestApp};
 
 async fn snapshot(app: &TestApp, token: &str, org: &str) -> Value {
     let mut out = serde_json::Map::new();
-    for part in [
-        "people",
-        "members",
-        "roles",
-        "modules",
-        "audit?limit=500",
-        "notes",
-    ] {
+    for part in ["people", "members", "roles", "modules", "audit?limit=500", "notes"] {
         let (s, v) = app.get(token, &format!("/api/v1/orgs/{org}/{part}")).await;
         assert_eq!(s, 200, "{part}: {v}");
         out.insert(part.into(), v);
@@ -25,132 +18,73 @@ async fn snapshot(app: &TestApp, token: &str, org: &str) -> Value {
     Value::Object(out)
 }
 
-db_test!(
-    no_route_leaks_across_organisations,
-    |app: TestApp| async move {
-        let f = app.bootstrap().await;
-        let admin = &f.admin_token;
-        assert_eq!(
-            app.post(
-                admin,
-                "/api/v1/orgs",
-                json!({"name": "Org A", "slug": "org-a"})
-            )
-            .await
-            .0,
-            201
-        );
-        assert_eq!(
-            app.post(
-                admin,
-                "/api/v1/orgs",
-                json!({"name": "Org B", "slug": "org-b"})
-            )
-            .await
-            .0,
-            201
-        );
-        let alice = app
-            .member(admin, "org-a", "alice@example.org", "owner")
-            .await;
-        // Org B's resources.
-        let (_, person) = app
-            .post(
-                admin,
-                "/api/v1/orgs/org-b/people",
-                json!({"given_name": "Bob", "family_name": "B", "email": "bob@example.org"}),
-            )
-            .await;
-        let (_, note) = app
-            .post(
-                admin,
-                "/api/v1/orgs/org-b/notes",
-                json!({"body": "secret of B"}),
-            )
-            .await;
-        let (_, role) = app
-            .post(
-                admin,
-                "/api/v1/orgs/org-b/roles",
-                json!({"key": "b-only", "name": "B only"}),
-            )
-            .await;
-        assert_eq!(role["key"], "b-only");
-        let (_, member) = app
-            .post(
-                admin,
-                "/api/v1/orgs/org-b/members",
-                json!({"email": "bmember@example.org", "role": "member"}),
-            )
-            .await;
-        let ids: Vec<(&str, String)> = vec![
-            ("id", person["id"].as_str().unwrap().to_string()),
-            (
-                "account",
-                member["account_id"].as_str().unwrap().to_string(),
-            ),
-            ("key", "b-only".to_string()),
-            ("module", "notes".to_string()),
-        ];
-        let note_id = note["id"].as_str().unwrap().to_string();
-        let before = snapshot(&app, admin, "org-b").await;
+db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let admin = &f.admin_token;
+    assert_eq!(app.post(admin, "/api/v1/orgs", json!({"name": "Org A", "slug": "org-a"})).await.0, 201);
+    assert_eq!(app.post(admin, "/api/v1/orgs", json!({"name": "Org B", "slug": "org-b"})).await.0, 201);
+    let alice = app.member(admin, "org-a", "alice@example.org", "owner").await;
+    // Org B's resources.
+    let (_, person) = app
+        .post(
+            admin,
+            "/api/v1/orgs/org-b/people",
+            json!({"given_name": "Bob", "family_name": "B", "email": "bob@example.org"}),
+        )
+        .await;
+    let (_, note) = app.post(admin, "/api/v1/orgs/org-b/notes", json!({"body": "secret of B"})).await;
+    let (_, role) = app.post(admin, "/api/v1/orgs/org-b/roles", json!({"key": "b-only", "name": "B only"})).await;
+    assert_eq!(role["key"], "b-only");
+    let (_, member) =
+        app.post(admin, "/api/v1/orgs/org-b/members", json!({"email": "bmember@example.org", "role": "member"})).await;
+    let ids: Vec<(&str, String)> = vec![
+        ("id", person["id"].as_str().unwrap().to_string()),
+        ("account", member["account_id"].as_str().unwrap().to_string()),
+        ("key", "b-only".to_string()),
+        ("module", "notes".to_string()),
+    ];
+    let note_id = note["id"].as_str().unwrap().to_string();
+    let before = snapshot(&app, admin, "org-b").await;
 
-        let (_, doc) = app.get("", "/api/v1/openapi.json").await;
-        let mut checked = 0;
-        for (path, item) in doc["paths"].as_object().unwrap() {
-            if !path.contains("{org}") {
+    let (_, doc) = app.get("", "/api/v1/openapi.json").await;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.contains("{org}") {
+            continue;
+        }
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
                 continue;
             }
-            for method in ["get", "post", "put", "patch", "delete"] {
-                if item.get(method).is_none() {
-                    continue;
+            let fill = |org: &str| {
+                let mut p = path.replace("{org}", org);
+                for (k, v) in &ids {
+                    let v = if *k == "id" && path.contains("/notes/") { note_id.clone() } else { v.clone() };
+                    p = p.replace(&format!("{{{k}}}"), &v);
                 }
-                let fill = |org: &str| {
-                    let mut p = path.replace("{org}", org);
-                    for (k, v) in &ids {
-                        let v = if *k == "id" && path.contains("/notes/") {
-                            note_id.clone()
-                        } else {
-                            v.clone()
-                        };
-                        p = p.replace(&format!("{{{k}}}"), &v);
-                    }
-                    p
-                };
-                let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-                // B's organisation itself.
-                let url = fill("org-b");
+                p
+            };
+            let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            // B's organisation itself.
+            let url = fill("org-b");
+            let (s, b) = app.send(m.clone(), &alice, &url, json!({})).await;
+            assert_eq!(s, 404, "{method} {url} answered {s}: {b}");
+            // B's records reached through A's organisation.
+            let has_record = ["{id}", "{account}", "{key}"].iter().any(|k| path.contains(k));
+            if has_record {
+                let url = fill("org-a");
                 let (s, b) = app.send(m.clone(), &alice, &url, json!({})).await;
                 assert_eq!(s, 404, "{method} {url} answered {s}: {b}");
-                // B's records reached through A's organisation.
-                let has_record = ["{id}", "{account}", "{key}"]
-                    .iter()
-                    .any(|k| path.contains(k));
-                if has_record {
-                    let url = fill("org-a");
-                    let (s, b) = app.send(m.clone(), &alice, &url, json!({})).await;
-                    assert_eq!(s, 404, "{method} {url} answered {s}: {b}");
-                }
-                checked += 1;
             }
+            checked += 1;
         }
-        assert!(checked >= 15, "only {checked} operations were swept");
-        // By id as well as by URL name.
-        let org_b_id = before["org"]["id"].as_str().unwrap();
-        assert_eq!(
-            app.get(&alice, &format!("/api/v1/orgs/{org_b_id}/people"))
-                .await
-                .0,
-            404
-        );
-        // A made-up organisation answers exactly like B.
-        assert_eq!(
-            app.get(&alice, "/api/v1/orgs/does-not-exist/people")
-                .await
-                .0,
-            404
-        );
-        let after = snapshot(&app, admin, "org-b").await;
-        assert_eq!(before, after, "organisation B changed");
     }
-);
+    assert!(checked >= 15, "only {checked} operations were swept");
+    // By id as well as by URL name.
+    let org_b_id = before["org"]["id"].as_str().unwrap();
+    assert_eq!(app.get(&alice, &format!("/api/v1/orgs/{org_b_id}/people")).await.0, 404);
+    // A made-up organisation answers exactly like B.
+    assert_eq!(app.get(&alice, "/api/v1/orgs/does-not-exist/people").await.0, 404);
+    let after = snapshot(&app, admin, "org-b").await;
+    assert_eq!(before, after, "organisation B changed");
+});

@@ -95,12 +95,7 @@ impl Module for NotesModule {
         }
     }
     fn menu(&self) -> Vec<MenuEntry> {
-        vec![MenuEntry {
-            label_key: "Notes",
-            path: "notes",
-            min_access: Access::Read,
-            order: 50,
-        }]
+        vec![MenuEntry { label_key: "Notes", path: "notes", min_access: Access::Read, order: 50 }]
     }
     fn router(&self) -> Router<AppState> {
         Router::new()
@@ -123,8 +118,7 @@ impl Module for NotesModule {
             for x in params {
                 b = b.parameter(x);
             }
-            b.response("200", utoipa::openapi::Response::new("ok"))
-                .build()
+            b.response("200", utoipa::openapi::Response::new("ok")).build()
         };
         let paths = PathsBuilder::new()
             .path("/api/v1/orgs/{org}/notes", {
@@ -132,138 +126,80 @@ impl Module for NotesModule {
                 item.post = Some(op(vec![p("org")]));
                 item
             })
-            .path(
-                "/api/v1/orgs/{org}/notes/{id}",
-                PathItem::new(HttpMethod::Get, op(vec![p("org"), p("id")])),
-            )
+            .path("/api/v1/orgs/{org}/notes/{id}", PathItem::new(HttpMethod::Get, op(vec![p("org"), p("id")])))
             .build();
         Some(utoipa::openapi::OpenApiBuilder::new().paths(paths).build())
     }
 }
 
-db_test!(
-    module_routes_follow_enabling_per_instance_and_org,
-    |app: TestApp| async move {
-        let f = app.bootstrap().await;
-        let t = &f.admin_token;
-        let notes = format!("/api/v1/orgs/{}/notes", f.org_slug);
-        let (s, created) = app.post(t, &notes, json!({"body": "hello"})).await;
-        assert_eq!(s, 201, "{created}");
+db_test!(module_routes_follow_enabling_per_instance_and_org, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let notes = format!("/api/v1/orgs/{}/notes", f.org_slug);
+    let (s, created) = app.post(t, &notes, json!({"body": "hello"})).await;
+    assert_eq!(s, 201, "{created}");
 
-        // Disabled for the organisation: its routes answer 404, its data stays.
-        let (s, _) = app
-            .send(
-                reqwest::Method::PUT,
-                t,
-                &format!("/api/v1/orgs/{}/modules/notes", f.org_slug),
-                json!({"enabled": false}),
-            )
-            .await;
-        assert_eq!(s, 204);
-        assert_eq!(app.get(t, &notes).await.0, 404);
-        let (_, mods) = app
-            .get(t, &format!("/api/v1/orgs/{}/modules", f.org_slug))
-            .await;
-        assert_eq!(
-            mods.as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["id"] == "notes")
-                .unwrap()["enabled"],
-            false
-        );
+    // Disabled for the organisation: its routes answer 404, its data stays.
+    let (s, _) = app
+        .send(reqwest::Method::PUT, t, &format!("/api/v1/orgs/{}/modules/notes", f.org_slug), json!({"enabled": false}))
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(app.get(t, &notes).await.0, 404);
+    let (_, mods) = app.get(t, &format!("/api/v1/orgs/{}/modules", f.org_slug)).await;
+    assert_eq!(mods.as_array().unwrap().iter().find(|m| m["id"] == "notes").unwrap()["enabled"], false);
 
-        // Enabled again: the note is still there.
-        app.send(
-            reqwest::Method::PUT,
-            t,
-            &format!("/api/v1/orgs/{}/modules/notes", f.org_slug),
-            json!({"enabled": true}),
+    // Enabled again: the note is still there.
+    app.send(reqwest::Method::PUT, t, &format!("/api/v1/orgs/{}/modules/notes", f.org_slug), json!({"enabled": true}))
+        .await;
+    let (s, list) = app.get(t, &notes).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["items"][0]["body"], "hello");
+
+    // Disabled for the whole instance: 404 in every organisation.
+    let (s, _) = app.send(reqwest::Method::PUT, t, "/api/v1/admin/modules/notes", json!({"enabled": false})).await;
+    assert_eq!(s, 204);
+    assert_eq!(app.get(t, &notes).await.0, 404);
+
+    // Each change is in the audit log.
+    let (_, audit) = app.get(t, &format!("/api/v1/orgs/{}/audit?action=module.disable", f.org_slug)).await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1);
+    let (_, audit) = app.get(t, "/api/v1/admin/audit?action=module.disable").await;
+    assert!(audit["items"].as_array().unwrap().iter().any(|e| e["org_id"].is_null() && e["entity_id"] == "notes"));
+
+    // The core cannot be disabled.
+    let (s, b) = app.send(reqwest::Method::PUT, t, "/api/v1/admin/modules/core", json!({"enabled": false})).await;
+    assert_eq!(s, 422, "{b}");
+});
+
+db_test!(module_permissions_come_from_roles, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let notes = format!("/api/v1/orgs/{}/notes", f.org_slug);
+    let member = app.member(&f.admin_token, &f.org_slug, "member@example.org", "member").await;
+    let client = app.member(&f.admin_token, &f.org_slug, "client@example.org", "client").await;
+    assert_eq!(app.get(&member, &notes).await.0, 200);
+    let (s, b) = app.post(&member, &notes, json!({"body": "x"})).await;
+    assert_eq!(s, 403, "{b}");
+    assert_eq!(b["type"], "urn:shrooms:problem:forbidden");
+    assert_eq!(app.get(&client, &notes).await.0, 403);
+    // A custom role granting write on notes only.
+    let (s, b) = app
+        .post(
+            &f.admin_token,
+            &format!("/api/v1/orgs/{}/roles", f.org_slug),
+            json!({"key": "scribe", "name": "Scribe", "permissions": {"notes": "write", "core": "read"}}),
         )
         .await;
-        let (s, list) = app.get(t, &notes).await;
-        assert_eq!(s, 200);
-        assert_eq!(list["items"][0]["body"], "hello");
-
-        // Disabled for the whole instance: 404 in every organisation.
-        let (s, _) = app
-            .send(
-                reqwest::Method::PUT,
-                t,
-                "/api/v1/admin/modules/notes",
-                json!({"enabled": false}),
-            )
-            .await;
-        assert_eq!(s, 204);
-        assert_eq!(app.get(t, &notes).await.0, 404);
-
-        // Each change is in the audit log.
-        let (_, audit) = app
-            .get(
-                t,
-                &format!("/api/v1/orgs/{}/audit?action=module.disable", f.org_slug),
-            )
-            .await;
-        assert_eq!(audit["items"].as_array().unwrap().len(), 1);
-        let (_, audit) = app
-            .get(t, "/api/v1/admin/audit?action=module.disable")
-            .await;
-        assert!(audit["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["org_id"].is_null() && e["entity_id"] == "notes"));
-
-        // The core cannot be disabled.
-        let (s, b) = app
-            .send(
-                reqwest::Method::PUT,
-                t,
-                "/api/v1/admin/modules/core",
-                json!({"enabled": false}),
-            )
-            .await;
-        assert_eq!(s, 422, "{b}");
-    }
-);
-
-db_test!(
-    module_permissions_come_from_roles,
-    |app: TestApp| async move {
-        let f = app.bootstrap().await;
-        let notes = format!("/api/v1/orgs/{}/notes", f.org_slug);
-        let member = app
-            .member(&f.admin_token, &f.org_slug, "member@example.org", "member")
-            .await;
-        let client = app
-            .member(&f.admin_token, &f.org_slug, "client@example.org", "client")
-            .await;
-        assert_eq!(app.get(&member, &notes).await.0, 200);
-        let (s, b) = app.post(&member, &notes, json!({"body": "x"})).await;
-        assert_eq!(s, 403, "{b}");
-        assert_eq!(b["type"], "urn:shrooms:problem:forbidden");
-        assert_eq!(app.get(&client, &notes).await.0, 403);
-        // A custom role granting write on notes only.
-        let (s, b) = app.post(&f.admin_token, &format!("/api/v1/orgs/{}/roles", f.org_slug), json!({"key": "scribe", "name": "Scribe", "permissions": {"notes": "write", "core": "read"}})).await;
-        assert_eq!(s, 201, "{b}");
-        let scribe = app
-            .member(&f.admin_token, &f.org_slug, "scribe@example.org", "scribe")
-            .await;
-        assert_eq!(
-            app.post(&scribe, &notes, json!({"body": "by scribe"}))
-                .await
-                .0,
-            201
-        );
-        assert_eq!(
-            app.post(
-                &scribe,
-                &format!("/api/v1/orgs/{}/people", f.org_slug),
-                json!({"given_name": "A", "family_name": "B", "email": "a@b.org"})
-            )
-            .await
-            .0,
-            403
-        );
-    }
-);
+    assert_eq!(s, 201, "{b}");
+    let scribe = app.member(&f.admin_token, &f.org_slug, "scribe@example.org", "scribe").await;
+    assert_eq!(app.post(&scribe, &notes, json!({"body": "by scribe"})).await.0, 201);
+    assert_eq!(
+        app.post(
+            &scribe,
+            &format!("/api/v1/orgs/{}/people", f.org_slug),
+            json!({"given_name": "A", "family_name": "B", "email": "a@b.org"})
+        )
+        .await
+        .0,
+        403
+    );
+});

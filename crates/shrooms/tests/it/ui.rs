@@ -9,23 +9,11 @@ db_test!(first_run_setup_in_the_browser, |app: TestApp| async move {
     let r = b.get(app.url("/")).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/setup");
-    let html = b
-        .get(app.url("/setup"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = b.get(app.url("/setup")).send().await.unwrap().text().await.unwrap();
     let csrf = extract_csrf(&html).expect("csrf field");
     assert!(html.contains("name=\"instance_name\"") && html.contains("name=\"admin_password\""));
     // Without the CSRF token, nothing happens.
-    let r = b
-        .post(app.url("/setup"))
-        .form(&[("instance_name", "X")])
-        .send()
-        .await
-        .unwrap();
+    let r = b.post(app.url("/setup")).form(&[("instance_name", "X")]).send().await.unwrap();
     assert_eq!(r.status(), 403);
     // A bad form comes back with its errors and the values typed.
     let r = b
@@ -74,101 +62,66 @@ db_test!(first_run_setup_in_the_browser, |app: TestApp| async move {
     assert_eq!(r.status(), 303);
 });
 
-db_test!(
-    sign_in_with_second_factor_in_the_browser,
-    |app: TestApp| async move {
-        let f = app.bootstrap().await;
-        let (_, en) = app
-            .post(&f.admin_token, "/api/v1/me/totp", serde_json::json!(null))
-            .await;
-        let secret = shrooms_core::crypto::base32_decode(en["secret"].as_str().unwrap()).unwrap();
-        let now = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64
-                / 30
-        };
-        let step = now();
-        assert_eq!(
-            app.post(
-                &f.admin_token,
-                "/api/v1/me/totp/confirm",
-                serde_json::json!({"code": shrooms_core::crypto::totp_code(&secret, step)})
-            )
-            .await
-            .0,
-            204
-        );
+db_test!(sign_in_with_second_factor_in_the_browser, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (_, en) = app.post(&f.admin_token, "/api/v1/me/totp", serde_json::json!(null)).await;
+    let secret = shrooms_core::crypto::base32_decode(en["secret"].as_str().unwrap()).unwrap();
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 / 30;
+    let step = now();
+    assert_eq!(
+        app.post(
+            &f.admin_token,
+            "/api/v1/me/totp/confirm",
+            serde_json::json!({"code": shrooms_core::crypto::totp_code(&secret, step)})
+        )
+        .await
+        .0,
+        204
+    );
 
-        let b = &app.browser;
-        let csrf = app.csrf_from("/login").await;
-        // Wrong password: the form again, with a message, and the email kept.
-        let r = b
-            .post(app.url("/login"))
-            .form(&[
-                ("_csrf", csrf.as_str()),
-                ("email", "admin@example.org"),
-                ("password", "nope nope nope"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401);
-        assert!(r.text().await.unwrap().contains("admin@example.org"));
-        let r = b
-            .post(app.url("/login"))
-            .form(&[
-                ("_csrf", csrf.as_str()),
-                ("email", "admin@example.org"),
-                ("password", ADMIN_PASSWORD),
-                ("next", "/o/first-org/people"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 303);
-        assert!(r.headers()["location"]
-            .to_str()
-            .unwrap()
-            .starts_with("/login/totp"));
-        // The password alone does not open pages.
-        let r = b.get(app.url("/o/first-org/people")).send().await.unwrap();
-        assert_eq!(r.status(), 303);
-        let html = b
-            .get(app.url("/login/totp?next=/o/first-org/people"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(html.contains("name=\"code\""));
-        let r = b
-            .post(app.url("/login/totp"))
-            .form(&[
-                ("_csrf", csrf.as_str()),
-                (
-                    "code",
-                    shrooms_core::crypto::totp_code(&secret, step + 1).as_str(),
-                ),
-                ("next", "/o/first-org/people"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 303);
-        assert_eq!(r.headers()["location"], "/o/first-org/people");
-        assert_eq!(
-            b.get(app.url("/o/first-org/people"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
-    }
-);
+    let b = &app.browser;
+    let csrf = app.csrf_from("/login").await;
+    // Wrong password: the form again, with a message, and the email kept.
+    let r = b
+        .post(app.url("/login"))
+        .form(&[("_csrf", csrf.as_str()), ("email", "admin@example.org"), ("password", "nope nope nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("admin@example.org"));
+    let r = b
+        .post(app.url("/login"))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("email", "admin@example.org"),
+            ("password", ADMIN_PASSWORD),
+            ("next", "/o/first-org/people"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login/totp"));
+    // The password alone does not open pages.
+    let r = b.get(app.url("/o/first-org/people")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let html = b.get(app.url("/login/totp?next=/o/first-org/people")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("name=\"code\""));
+    let r = b
+        .post(app.url("/login/totp"))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("code", shrooms_core::crypto::totp_code(&secret, step + 1).as_str()),
+            ("next", "/o/first-org/people"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/o/first-org/people");
+    assert_eq!(b.get(app.url("/o/first-org/people")).send().await.unwrap().status(), 200);
+});
 
 db_test!(people_pages_and_language, |app: TestApp| async move {
     let f = app.bootstrap().await;
@@ -176,11 +129,7 @@ db_test!(people_pages_and_language, |app: TestApp| async move {
     let csrf = app.csrf_from("/login").await;
     let r = b
         .post(app.url("/login"))
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("email", "admin@example.org"),
-            ("password", ADMIN_PASSWORD),
-        ])
+        .form(&[("_csrf", csrf.as_str()), ("email", "admin@example.org"), ("password", ADMIN_PASSWORD)])
         .send()
         .await
         .unwrap();
@@ -214,22 +163,10 @@ db_test!(people_pages_and_language, |app: TestApp| async move {
         .unwrap();
     assert_eq!(r.status(), 303);
     let show = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(b
-        .get(app.url(&show))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .contains("grace@navy.example"));
+    assert!(b.get(app.url(&show)).send().await.unwrap().text().await.unwrap().contains("grace@navy.example"));
     // htmx search returns only the rows.
-    let r = b
-        .get(app.url(&format!("/o/{}/people?q=hopp", f.org_slug)))
-        .header("hx-request", "true")
-        .send()
-        .await
-        .unwrap();
+    let r =
+        b.get(app.url(&format!("/o/{}/people?q=hopp", f.org_slug))).header("hx-request", "true").send().await.unwrap();
     let rows = r.text().await.unwrap();
     assert!(rows.contains("Hopper") && !rows.contains("<html"));
     // Language: the browser's by default, the person's choice after.
@@ -242,90 +179,33 @@ db_test!(people_pages_and_language, |app: TestApp| async move {
         .text()
         .await
         .unwrap();
-    assert!(
-        html.contains("lang=\"en\""),
-        "the account chose en at setup"
-    );
-    let r = b
-        .post(app.url("/lang"))
-        .form(&[("_csrf", csrf.as_str()), ("lang", "fr"), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
+    assert!(html.contains("lang=\"en\""), "the account chose en at setup");
+    let r =
+        b.post(app.url("/lang")).form(&[("_csrf", csrf.as_str()), ("lang", "fr"), ("next", "/")]).send().await.unwrap();
     assert_eq!(r.status(), 303);
-    let html = b
-        .get(app.url(&format!("/o/{}/people", f.org_slug)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = b.get(app.url(&format!("/o/{}/people", f.org_slug))).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("lang=\"fr\""));
     // Another organisation's pages are not found, like a missing one.
     assert_eq!(
-        app.post(
-            &f.admin_token,
-            "/api/v1/orgs",
-            serde_json::json!({"name": "Other", "slug": "other"})
-        )
-        .await
-        .0,
+        app.post(&f.admin_token, "/api/v1/orgs", serde_json::json!({"name": "Other", "slug": "other"})).await.0,
         201
     );
-    let m = app
-        .member(&f.admin_token, &f.org_slug, "staff@example.org", "staff")
-        .await;
+    let m = app.member(&f.admin_token, &f.org_slug, "staff@example.org", "staff").await;
     let _ = m;
     let staff = testkit::browser_client();
     let csrf = {
-        let html = staff
-            .get(app.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = staff.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
         extract_csrf(&html).unwrap()
     };
     let r = staff
         .post(app.url("/login"))
-        .form(&[
-            ("_csrf", csrf.as_str()),
-            ("email", "staff@example.org"),
-            ("password", testkit::MEMBER_PASSWORD),
-        ])
+        .form(&[("_csrf", csrf.as_str()), ("email", "staff@example.org"), ("password", testkit::MEMBER_PASSWORD)])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(
-        staff
-            .get(app.url("/o/other/people"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    assert_eq!(
-        staff
-            .get(app.url(&format!("/o/{}/people", f.org_slug)))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(staff.get(app.url("/o/other/people")).send().await.unwrap().status(), 404);
+    assert_eq!(staff.get(app.url(&format!("/o/{}/people", f.org_slug))).send().await.unwrap().status(), 200);
     // Staff may not open settings or the audit log of their own organisation.
-    assert_eq!(
-        staff
-            .get(app.url(&format!("/o/{}/settings", f.org_slug)))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    assert_eq!(staff.get(app.url(&format!("/o/{}/settings", f.org_slug))).send().await.unwrap().status(), 403);
 });
