@@ -683,15 +683,17 @@ pub async fn verify_access_token(db: &Db, key: &[u8], token: &str) -> CoreResult
     if claims.typ != "access" || claims.exp < Timestamp::now().0 / 1000 {
         return Err(bad());
     }
-    let revoked = sqlx::query("SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NOT NULL LIMIT 1")
-        .bind(&claims.fam)
-        .fetch_optional(db.pool())
-        .await?;
-    if revoked.is_some() {
-        return Err(bad());
-    }
-    let account = get_account(db, claims.sub.parse().map_err(|_| bad())?).await.map_err(|_| bad())?;
-    if account.disabled {
+    // Account and revocation of the token's family in one round trip: this runs on every API request.
+    let r = sqlx::query(&format!(
+        "SELECT {ACCOUNT_COLS}, (SELECT COUNT(*) FROM refresh_tokens WHERE family_id = $2 AND revoked_at IS NOT NULL) FROM accounts WHERE id = $1"
+    ))
+    .bind(&claims.sub)
+    .bind(&claims.fam)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or_else(bad)?;
+    let account = account_from_row(&r)?;
+    if r.try_get::<i64, _>(12)? > 0 || account.disabled {
         return Err(bad());
     }
     Ok(account)

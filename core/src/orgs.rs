@@ -304,14 +304,40 @@ pub struct Role {
 }
 
 fn role_from_row(r: &AnyRow) -> CoreResult<Role> {
+    role_from_row_at(r, 0)
+}
+
+fn role_from_row_at(r: &AnyRow, o: usize) -> CoreResult<Role> {
     Ok(Role {
-        id: parse_id(&r.try_get::<String, _>(0)?)?,
-        key: r.try_get(1)?,
-        name: r.try_get(2)?,
-        builtin: r.try_get::<i64, _>(3)? != 0,
-        permissions: Permissions::from_json(&r.try_get::<String, _>(4)?),
-        require_totp: r.try_get::<i64, _>(5)? != 0,
+        id: parse_id(&r.try_get::<String, _>(o)?)?,
+        key: r.try_get(o + 1)?,
+        name: r.try_get(o + 2)?,
+        builtin: r.try_get::<i64, _>(o + 3)? != 0,
+        permissions: Permissions::from_json(&r.try_get::<String, _>(o + 4)?),
+        require_totp: r.try_get::<i64, _>(o + 5)? != 0,
     })
+}
+
+/// The organisation named by `key` (id or URL name) and the account's role
+/// in it, in one round trip: this runs on every organisation request.
+pub async fn find_org_with_role(db: &Db, key: &str, account: AccountId) -> CoreResult<Option<(Org, Option<Role>)>> {
+    let col = if key.len() == 36 && key.parse::<uuid::Uuid>().is_ok() { "id" } else { "slug" };
+    let org_cols = ORG_COLS.split(", ").map(|c| format!("o.{c}")).collect::<Vec<_>>().join(", ");
+    let r = sqlx::query(&format!(
+        "SELECT {org_cols}, {ROLE_COLS} FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.account_id = $2 \
+         LEFT JOIN roles r ON r.id = m.role_id WHERE o.{col} = $1"
+    ))
+    .bind(key)
+    .bind(account.to_string())
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(r) = r else { return Ok(None) };
+    let org = org_from_row(&r)?;
+    let role = match r.try_get::<Option<String>, _>(9)? {
+        Some(_) => Some(role_from_row_at(&r, 9)?),
+        None => None,
+    };
+    Ok(Some((org, role)))
 }
 
 const ROLE_COLS: &str = "r.id, r.key, r.name, r.builtin, r.permissions, r.require_totp";

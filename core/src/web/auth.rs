@@ -194,8 +194,8 @@ impl OrgCtx {
     }
 
     pub async fn resolve(state: &AppState, actor: Actor, org_key: &str) -> CoreResult<OrgCtx> {
-        let org = orgs::find_org(&state.db, org_key).await?.ok_or(CoreError::NotFound)?;
-        let role = orgs::membership_role(&state.db, org.id, actor.account.id).await?;
+        let (org, role) =
+            orgs::find_org_with_role(&state.db, org_key, actor.account.id).await?.ok_or(CoreError::NotFound)?;
         let perms = match (&role, actor.is_instance_admin()) {
             // Instance administrators operate every organisation of their instance.
             (_, true) => state.modules.default_permissions(crate::permissions::BuiltinRole::Owner),

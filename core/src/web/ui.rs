@@ -52,13 +52,12 @@ impl IntoResponse for UiError {
 }
 
 pub async fn render_errors(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let api = req.uri().path().starts_with("/api/");
+    if req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
     let headers = req.headers().clone();
     let csrf = req.extensions().get::<CsrfToken>().map(|c| c.0.clone()).unwrap_or_default();
     let resp = next.run(req).await;
-    if api {
-        return resp;
-    }
     let Some(info) = resp.extensions().get::<UiErrorInfo>().cloned() else {
         return resp;
     };
