@@ -214,8 +214,8 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
-/// Lists entries newest first. `org: None` lists instance-level entries only
-/// when `instance_wide` is set (instance administrators).
+/// Lists entries newest first: one organisation's, or with `org: None` the
+/// whole instance's (for instance administrators only).
 pub async fn list(db: &Db, f: &AuditFilter) -> CoreResult<Vec<AuditEntry>> {
     let mut sql = String::from(
         "SELECT seq, at, actor_id, actor_label, org_id, action, entity_type, entity_id, before_json, after_json, address, hash FROM audit_log WHERE 1=1",

@@ -68,18 +68,23 @@ pub async fn restore(cfg: &Config, file: &Path) -> anyhow::Result<()> {
             if !ok {
                 bail!("{} is not a Shrooms backup", file.display());
             }
+            if std::net::TcpListener::bind(&cfg.listen).is_err() {
+                bail!("something listens on {}: stop the server before restoring", cfg.listen);
+            }
             std::fs::create_dir_all(&cfg.data)?;
             let target = cfg.sqlite_path();
             if target.exists() {
+                // The current database with its write-ahead log, which may hold
+                // committed transactions if the server did not stop cleanly.
                 let keep = cfg.data.join(format!("shrooms.db.before-restore-{}", stamp()));
                 std::fs::rename(&target, &keep).with_context(|| "moving the current database aside")?;
-                eprintln!("previous database kept as {}", keep.display());
-            }
-            for suffix in ["-wal", "-shm"] {
-                let p = PathBuf::from(format!("{}{suffix}", target.display()));
-                if p.exists() {
-                    std::fs::remove_file(p)?;
+                for suffix in ["-wal", "-shm"] {
+                    let p = PathBuf::from(format!("{}{suffix}", target.display()));
+                    if p.exists() {
+                        std::fs::rename(&p, format!("{}{suffix}", keep.display()))?;
+                    }
                 }
+                eprintln!("previous database kept as {}", keep.display());
             }
             std::fs::copy(file, &target)?;
             Ok(())

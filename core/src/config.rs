@@ -40,6 +40,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Database connection pool size.
     pub pool_size: u32,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed
+    /// (for sign-in throttling and the audit log). Empty: the peer address.
+    pub trusted_proxies: Vec<String>,
     pub session: SessionConfig,
     pub security: SecurityConfig,
     pub tls: Option<TlsConfig>,
@@ -113,6 +116,7 @@ impl Default for Config {
             log: "info".into(),
             max_body_bytes: 2 * 1024 * 1024,
             pool_size: 16,
+            trusted_proxies: Vec::new(),
             session: SessionConfig::default(),
             security: SecurityConfig::default(),
             tls: None,
@@ -181,7 +185,8 @@ impl Config {
                 None => (rest, v.clone()),
             };
             let keys: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
-            insert_path(&mut tree, &keys, parse_env_value(&value));
+            let last = keys.last().map(String::as_str).unwrap_or("");
+            insert_path(&mut tree, &keys, parse_env_value(last, &value));
         }
         for (var, key) in
             [("SHROOMS_DATA", "data"), ("SHROOMS_LISTEN", "listen"), ("SHROOMS_DATABASE_URL", "database_url")]
@@ -236,14 +241,35 @@ impl Config {
     }
 }
 
-fn parse_env_value(v: &str) -> toml::Value {
-    if let Ok(i) = v.parse::<i64>() {
-        return toml::Value::Integer(i);
+/// Keys whose values are numbers; every other value stays a string, so a
+/// password of digits remains a password.
+const NUMERIC_KEYS: &[&str] = &[
+    "idle_minutes",
+    "absolute_hours",
+    "access_token_seconds",
+    "refresh_token_days",
+    "max_failures_per_account",
+    "max_failures_per_address",
+    "failure_window_minutes",
+    "argon2_memory_kib",
+    "max_body_bytes",
+    "pool_size",
+    "port",
+];
+
+fn parse_env_value(key: &str, v: &str) -> toml::Value {
+    if NUMERIC_KEYS.contains(&key) {
+        if let Ok(i) = v.trim().parse::<i64>() {
+            return toml::Value::Integer(i);
+        }
     }
-    match v {
-        "true" => return toml::Value::Boolean(true),
-        "false" => return toml::Value::Boolean(false),
-        _ => {}
+    if v.starts_with('[') {
+        // Lists, such as trusted_proxies = ["127.0.0.1"].
+        if let Ok(t) = format!("x = {v}").parse::<toml::Table>() {
+            if let Some(x) = t.get("x") {
+                return x.clone();
+            }
+        }
     }
     toml::Value::String(v.to_string())
 }
@@ -297,6 +323,23 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(format!("{err:#}").contains("idle_minuts"), "{err:#}");
+    }
+
+    #[test]
+    fn digit_only_secrets_stay_strings() {
+        let c = Config::load_from(&env(&[
+            ("SHROOMS_DATA", "/nonexistent-shrooms"),
+            ("SHROOMS__SMTP__HOST", "localhost"),
+            ("SHROOMS__SMTP__FROM", "a@b.org"),
+            ("SHROOMS__SMTP__PASSWORD", "123456"),
+            ("SHROOMS__SMTP__PORT", "2525"),
+            ("SHROOMS__TRUSTED_PROXIES", "[\"10.0.0.1\"]"),
+        ]))
+        .unwrap();
+        let smtp = c.smtp.unwrap();
+        assert_eq!(smtp.password.unwrap().0, "123456");
+        assert_eq!(smtp.port, 2525);
+        assert_eq!(c.trusted_proxies, vec!["10.0.0.1".to_string()]);
     }
 
     #[test]

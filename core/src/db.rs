@@ -262,9 +262,16 @@ mod tests {
 
 /// Ids of migrations not yet applied (used by `shrooms check`).
 pub async fn pending_migrations(db: &Db, migrations: &[(&'static str, Migration)]) -> anyhow::Result<Vec<String>> {
-    let applied: Vec<String> = match sqlx::query("SELECT id FROM schema_migrations").fetch_all(&db.pool).await {
-        Ok(rows) => rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?,
-        Err(_) => Vec::new(),
+    let exists = match db.backend {
+        Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        Backend::Postgres => "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'",
+    };
+    let n: i64 = sqlx::query(exists).fetch_one(&db.pool).await?.try_get(0)?;
+    let applied: Vec<String> = if n == 0 {
+        Vec::new()
+    } else {
+        let rows = sqlx::query("SELECT id FROM schema_migrations").fetch_all(&db.pool).await?;
+        rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?
     };
     Ok(migrations.iter().map(|(_, m)| m.id.to_string()).filter(|id| !applied.contains(id)).collect())
 }

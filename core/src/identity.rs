@@ -315,6 +315,29 @@ async fn throttle_fail(db: &Db, email: &str, address: &str) -> CoreResult<()> {
     tx.commit().await
 }
 
+/// Counts one use of `subject` and refuses once `max` uses happened within
+/// the window (shared by all replicas: the counter is in the database).
+pub async fn rate_limit(db: &Db, subject: &str, max: i64, window_minutes: i64) -> CoreResult<()> {
+    let window_ms = window_minutes * 60_000;
+    let now = Timestamp::now().0;
+    let r = sqlx::query("SELECT COUNT(*), MIN(at) FROM login_failures WHERE subject = $1 AND at > $2")
+        .bind(subject)
+        .bind(now - window_ms)
+        .fetch_one(db.pool())
+        .await?;
+    if r.try_get::<i64, _>(0)? >= max {
+        let oldest: i64 = r.try_get::<Option<i64>, _>(1)?.unwrap_or(now);
+        return Err(CoreError::TooManyRequests { retry_after_secs: ((oldest + window_ms - now) / 1000).max(1) });
+    }
+    sqlx::query("INSERT INTO login_failures (id, subject, at) VALUES ($1, $2, $3)")
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(subject)
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 fn wrong_credentials() -> CoreError {
     CoreError::Unauthorized("Wrong email or password.".into())
 }
@@ -666,11 +689,29 @@ pub async fn refresh_tokens(db: &Db, cfg: &Config, key: &[u8], refresh: &str) ->
     if acct.disabled {
         return Err(CoreError::Unauthorized("This account is disabled.".into()));
     }
-    sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2")
-        .bind(now)
-        .bind(&hash)
-        .execute(tx.conn())
-        .await?;
+    // Conditional on still being unused: of two concurrent refreshes with the
+    // same token (PostgreSQL, several replicas), exactly one wins; the other
+    // is a reuse.
+    let won = sqlx::query(
+        "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(&hash)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1;
+    if !won {
+        drop(tx);
+        let mut tx = db.begin().await?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&family)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        return Err(CoreError::Unauthorized("This refresh token was already used; sign in again.".into()));
+    }
     let pair = issue_in_family(tx.conn(), cfg, key, account, &family).await?;
     tx.commit().await?;
     Ok(pair)

@@ -44,6 +44,16 @@ pub async fn load(db: &Db) -> CoreResult<Instance> {
     })
 }
 
+/// Marks setup as done without the browser (an administrator was created
+/// from the command line), so that nobody else can claim the instance.
+pub async fn close_setup(db: &Db) -> CoreResult<()> {
+    sqlx::query("UPDATE instance SET setup_done_at = $1 WHERE id = 1 AND setup_done_at IS NULL")
+        .bind(Timestamp::now().0)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 pub struct Setup {
     pub instance_name: String,
     pub default_lang: String,

@@ -528,15 +528,22 @@ pub async fn set_member(
     role_key: &str,
     base_url: &str,
 ) -> CoreResult<Member> {
-    if role_key == "owner" {
-        // Only owners hand out ownership.
-        let r = membership_role(state_db, cap.org(), cap.actor()).await?;
-        if r.is_none_or(|r| r.key != "owner") {
-            return Err(CoreError::Forbidden("Only an owner can make someone an owner.".into()));
-        }
+    let existing = identity::find_account_by_email(state_db, email).await?;
+    let current = match &existing {
+        Some(a) => membership_role(state_db, cap.org(), a.id).await?.map(|r| r.key),
+        None => None,
+    };
+    let touches_owner = role_key == "owner" || current.as_deref() == Some("owner");
+    if touches_owner && !actor_is_owner(state_db, cap).await? {
+        return Err(CoreError::Forbidden("Only an owner can give or take away ownership.".into()));
     }
     let mut tx = state_db.begin().await?;
-    let account = match identity::find_account_by_email(state_db, email).await? {
+    if current.as_deref() == Some("owner") && role_key != "owner" {
+        if let Some(a) = &existing {
+            ensure_another_owner(&mut tx, cap.org(), a.id).await?;
+        }
+    }
+    let account = match existing {
         Some(a) => a,
         None => {
             let a = identity::create_account(
@@ -568,16 +575,35 @@ pub async fn set_member(
     })
 }
 
-pub async fn remove_member(db: &Db, who: &Who, cap: &CanAdmin, account: AccountId) -> CoreResult<()> {
-    let mut tx = db.begin().await?;
+/// Owners, and instance administrators, manage ownership.
+async fn actor_is_owner(db: &Db, cap: &CanAdmin) -> CoreResult<bool> {
+    if membership_role(db, cap.org(), cap.actor()).await?.is_some_and(|r| r.key == "owner") {
+        return Ok(true);
+    }
+    Ok(identity::get_account(db, cap.actor()).await?.is_instance_admin)
+}
+
+async fn ensure_another_owner(tx: &mut Tx, org: OrgId, leaving: AccountId) -> CoreResult<()> {
     let owners: i64 = sqlx::query("SELECT COUNT(*) FROM memberships m JOIN roles r ON r.id = m.role_id WHERE m.org_id = $1 AND r.key = 'owner' AND m.account_id <> $2")
-        .bind(cap.org().to_string())
-        .bind(account.to_string())
+        .bind(org.to_string())
+        .bind(leaving.to_string())
         .fetch_one(tx.conn())
         .await?
         .try_get(0)?;
     if owners == 0 {
         return Err(CoreError::Conflict { field: None, message: "An organisation keeps at least one owner.".into() });
+    }
+    Ok(())
+}
+
+pub async fn remove_member(db: &Db, who: &Who, cap: &CanAdmin, account: AccountId) -> CoreResult<()> {
+    let current = membership_role(db, cap.org(), account).await?.ok_or(CoreError::NotFound)?;
+    if current.key == "owner" && !actor_is_owner(db, cap).await? {
+        return Err(CoreError::Forbidden("Only an owner can remove an owner.".into()));
+    }
+    let mut tx = db.begin().await?;
+    if current.key == "owner" {
+        ensure_another_owner(&mut tx, cap.org(), account).await?;
     }
     let n = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND account_id = $2")
         .bind(cap.org().to_string())

@@ -10,31 +10,71 @@ use crate::ids::{OrgId, Timestamp};
 use serde::Serialize;
 use sqlx::Row;
 
+/// Stores a message in the caller's transaction: it exists if and only if the change that sent it commits.
 pub async fn enqueue(
     tx: &mut Tx,
-    cfg: &Config,
+    _cfg: &Config,
     org: Option<OrgId>,
     kind: &str,
     to: &str,
     subject: &str,
     body_text: &str,
 ) -> CoreResult<()> {
-    let status = if cfg.smtp.is_some() { "queued" } else { "logged" };
-    sqlx::query("INSERT INTO mail_outbox (id, org_id, kind, to_addr, subject, body_text, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+    sqlx::query("INSERT INTO mail_outbox (id, org_id, kind, to_addr, subject, body_text, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7)")
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(org.map(|o| o.to_string()))
         .bind(kind)
         .bind(to)
         .bind(subject)
         .bind(body_text)
-        .bind(status)
         .bind(Timestamp::now().0)
         .execute(tx.conn())
         .await?;
-    if cfg.smtp.is_none() {
-        tracing::info!(kind, to, subject, "no SMTP configured; mail kept in the outbox and shown here:\n{body_text}");
-    }
     Ok(())
+}
+
+/// Hands committed messages over. Without SMTP configuration they are
+/// written to the log (status `logged`), which is what a laptop or a test
+/// instance wants. Several replicas never take the same message (row locks
+/// with SKIP LOCKED on PostgreSQL, the single writer on SQLite).
+pub async fn deliver_pending(db: &Db, cfg: &Config) -> CoreResult<usize> {
+    if cfg.smtp.is_some() {
+        // SMTP delivery arrives with the platform services (job runner); until
+        // then messages stay queued and visible in the outbox.
+        return Ok(0);
+    }
+    let lock = if db.backend() == crate::db::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let mut tx = db.begin().await?;
+    let rows = sqlx::query(&format!(
+        "UPDATE mail_outbox SET status = 'logged', attempts = attempts + 1, sent_at = $1 WHERE id IN \
+         (SELECT id FROM mail_outbox WHERE status = 'queued' ORDER BY created_at LIMIT 50{lock}) RETURNING kind, to_addr, subject, body_text"
+    ))
+    .bind(Timestamp::now().0)
+    .fetch_all(tx.conn())
+    .await?;
+    tx.commit().await?;
+    for r in &rows {
+        let (kind, to, subject, body): (String, String, String, String) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+        tracing::info!(kind, to, subject, "no SMTP configured; message kept in the outbox and shown here:\n{body}");
+    }
+    Ok(rows.len())
+}
+
+/// Runs until the process ends: delivers the outbox every second.
+pub async fn run_worker(db: Db, cfg: Config) {
+    if cfg.smtp.is_some() {
+        tracing::warn!(
+            "SMTP is configured but SMTP delivery is not implemented yet: outgoing mail stays queued in the outbox"
+        );
+        return;
+    }
+    loop {
+        if let Err(e) = deliver_pending(&db, &cfg).await {
+            tracing::warn!(error = %e, "mail outbox delivery failed; retrying");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

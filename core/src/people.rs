@@ -101,7 +101,7 @@ fn clean(input: &PersonInput, base: Option<&Person>) -> Result<Clean, Vec<FieldE
         None => base.and_then(|b| b.phone.clone()),
     };
     let notes = input.notes.clone().or(base.map(|b| b.notes.clone())).unwrap_or_default();
-    if notes.len() > 20_000 {
+    if notes.chars().count() > 20_000 {
         errors.push(FieldError::new("notes", "Keep notes under 20,000 characters."));
     }
     if errors.is_empty() {

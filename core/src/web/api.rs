@@ -166,17 +166,21 @@ pub struct ForgotRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", request_body = ForgotRequest,
-    responses((status = 202, description = "A reset link was sent if the account exists")))]
+    responses((status = 202, description = "A reset link was sent if the account exists"), (status = 429, body = Problem)))]
 pub async fn forgot_password(
     State(st): State<AppState>,
+    addr: Parts_,
     ApiJson(req): ApiJson<ForgotRequest>,
 ) -> CoreResult<StatusCode> {
-    send_reset_link(&st, &req.email).await?;
+    send_reset_link(&st, &req.email, &addr.0).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// Mails a password reset link; says nothing about whether the account exists.
-pub async fn send_reset_link(st: &AppState, email: &str) -> CoreResult<()> {
+pub async fn send_reset_link(st: &AppState, email: &str, address: &str) -> CoreResult<()> {
+    // Limits mail floods; counted whether or not the account exists.
+    identity::rate_limit(&st.db, &format!("reset-address:{address}"), 20, 60).await?;
+    identity::rate_limit(&st.db, &format!("reset:{}", email.trim().to_lowercase()), 3, 60).await?;
     if let Some(a) = identity::find_account_by_email(&st.db, email).await? {
         if !a.disabled {
             let mut tx = st.db.begin().await?;

@@ -72,11 +72,38 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: Optio
 }
 
 pub fn client_address(parts: &Parts) -> String {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let trusted = parts.extensions.get::<TrustedProxies>().map(|t| t.0.clone()).unwrap_or_default();
+    if !trusted.iter().any(|t| *t == peer) {
+        return peer;
+    }
+    // The right-most address that is not one of our proxies is the client.
+    let forwarded = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .collect::<Vec<_>>();
+    forwarded.into_iter().rev().find(|a| !a.is_empty() && !trusted.contains(a)).unwrap_or(peer)
 }
 
+/// The configured reverse proxies, put in each request's extensions by the router.
+#[derive(Clone, Default)]
+pub struct TrustedProxies(pub std::sync::Arc<Vec<String>>);
+
 fn is_api(parts: &Parts) -> bool {
-    parts.uri.path().starts_with("/api/")
+    is_api_path(parts.uri.path())
+}
+
+/// The JSON API (bearer tokens, problem+json); `/api/docs` is a page.
+pub fn is_api_path(path: &str) -> bool {
+    path.starts_with("/api/v")
 }
 
 /// Rejection: problem+json for the API, a redirect to sign-in for pages.
@@ -202,7 +229,17 @@ impl OrgCtx {
             (Some(r), false) if r.key == "owner" => {
                 state.modules.default_permissions(crate::permissions::BuiltinRole::Owner)
             }
-            (Some(r), false) => r.permissions.clone(),
+            (Some(r), false) => {
+                // A module registered after the role was saved: built-in roles get
+                // the module's default, custom roles nothing until edited.
+                let mut p = r.permissions.clone();
+                if let Some(builtin) = crate::permissions::BuiltinRole::from_key(&r.key).filter(|_| r.builtin) {
+                    for m in state.modules.all() {
+                        p.0.entry(m.id().to_string()).or_insert_with(|| m.default_access(builtin));
+                    }
+                }
+                p
+            }
             (None, false) => return Err(CoreError::NotFound),
         };
         if role.as_ref().is_some_and(|r| r.require_totp) && !actor.account.totp_enabled {
@@ -237,7 +274,7 @@ pub struct CsrfToken(pub String);
 /// check. The JSON API is exempt: it authenticates with bearer tokens, which
 /// a browser never sends by itself.
 pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/api/") {
+    if is_api_path(req.uri().path()) {
         return next.run(req).await;
     }
     let existing = cookie(req.headers(), CSRF_COOKIE).filter(|c| c.len() >= 32);

@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), auth::csrf))
         .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(DefaultBodyLimit::max(state.cfg.max_body_bytes))
+        .layer(axum::Extension(auth::TrustedProxies(Arc::new(state.cfg.trusted_proxies.clone()))))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
@@ -215,6 +216,7 @@ pub fn is_write(m: &Method) -> bool {
 /// Runs the server until ctrl-c / SIGTERM; in-flight requests finish first.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let tls = state.cfg.tls.clone();
+    tokio::spawn(crate::outbox::run_worker(state.db.clone(), state.cfg.clone()));
     let app = router(state);
     match tls {
         None => {

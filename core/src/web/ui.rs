@@ -52,7 +52,7 @@ impl IntoResponse for UiError {
 }
 
 pub async fn render_errors(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/api/") {
+    if auth::is_api_path(req.uri().path()) {
         return next.run(req).await;
     }
     let headers = req.headers().clone();
@@ -132,7 +132,9 @@ impl FromRequestParts<AppState> for Ui {
             orgs,
             ..Default::default()
         };
-        let htmx = parts.headers.contains_key("hx-request");
+        // A history restore wants the whole page, not the fragment.
+        let htmx =
+            parts.headers.contains_key("hx-request") && !parts.headers.contains_key("hx-history-restore-request");
         Ok(Ui { st: st.clone(), page, actor, htmx })
     }
 }
@@ -287,7 +289,7 @@ struct SetupForm {
     first_org: String,
 }
 
-async fn setup_submit(ui: Ui, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn setup_submit(ui: Ui, addr: api::Parts_, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     if ui.st.setup_done().await {
         return see_other("/login");
     }
@@ -303,7 +305,7 @@ async fn setup_submit(ui: Ui, headers: HeaderMap, body: axum::body::Bytes) -> Re
         first_org: get("first_org"),
     };
     let chosen: Vec<String> = pairs.iter().filter(|(k, _)| k == "modules").map(|(_, v)| v.clone()).collect();
-    let address = "setup";
+    let address = addr.0.as_str();
     let result = instance::complete_setup(
         &ui.st.db,
         &ui.st.cfg,
@@ -463,7 +465,7 @@ struct EmailForm {
     email: String,
 }
 
-async fn forgot_submit(ui: Ui, Form(f): Form<EmailForm>) -> Response {
+async fn forgot_submit(ui: Ui, addr: api::Parts_, Form(f): Form<EmailForm>) -> Response {
     if let Err(e) = identity::normalize_email(&f.email) {
         return ui.form_error(
             "password_forgot.html",
@@ -471,7 +473,7 @@ async fn forgot_submit(ui: Ui, Form(f): Form<EmailForm>) -> Response {
             json!({"form": {"email": f.email}}),
         );
     }
-    match api::send_reset_link(&ui.st, &f.email).await {
+    match api::send_reset_link(&ui.st, &f.email, &addr.0).await {
         Ok(()) => ui.render("password_forgot.html", json!({"sent": true})),
         Err(e) => UiError(e).into_response(),
     }
@@ -766,7 +768,10 @@ async fn people_list(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Resul
     let htmx = ui.htmx;
     let ui = ui.with_org(&ctx).await?;
     let extra = json!({"people": page.items, "next_cursor": page.next_cursor, "q": q.q.unwrap_or_default(), "can_write": can_write});
-    Ok(if htmx { ui.render("people_rows_partial.html", extra) } else { ui.render("people_list.html", extra) })
+    let mut resp =
+        if htmx { ui.render("people_rows_partial.html", extra) } else { ui.render("people_list.html", extra) };
+    resp.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request"));
+    Ok(resp)
 }
 
 async fn person_new(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
@@ -1067,21 +1072,16 @@ async fn settings_role(ui: Ui, ctx: OrgCtx, body: axum::body::Bytes) -> Result<R
 }
 
 /// The organisation's colours as CSS custom properties (the CSP forbids inline styles).
-async fn brand_css(State(st): State<AppState>, Path(org): Path<String>) -> Response {
-    let css = match orgs::find_org(&st.db, &org).await {
-        Ok(Some(o)) => {
-            let mut s = String::from(":root {");
-            if let Some(c) = o.color_primary.filter(|c| c.len() == 7) {
-                s.push_str(&format!(" --primary: {c};"));
-            }
-            if let Some(c) = o.color_accent.filter(|c| c.len() == 7) {
-                s.push_str(&format!(" --accent: {c};"));
-            }
-            s.push_str(" }\n");
-            s
-        }
-        _ => String::new(),
-    };
+async fn brand_css(ctx: OrgCtx) -> Response {
+    let o = ctx.org;
+    let mut css = String::from(":root {");
+    if let Some(c) = o.color_primary.filter(|c| c.len() == 7) {
+        css.push_str(&format!(" --primary: {c};"));
+    }
+    if let Some(c) = o.color_accent.filter(|c| c.len() == 7) {
+        css.push_str(&format!(" --accent: {c};"));
+    }
+    css.push_str(" }\n");
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "private, max-age=60")], css)
         .into_response()
 }

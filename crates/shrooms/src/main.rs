@@ -143,6 +143,9 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             .await
             .map_err(describe)?;
             tx.commit().await.map_err(describe)?;
+            // An administrator exists: the browser setup page is closed (the
+            // administrator names the instance and creates organisations in /admin).
+            shrooms_core::instance::close_setup(&state.db).await.map_err(describe)?;
             println!("administrator {} created ({})", account.email, account.id);
             Ok(())
         }
@@ -182,6 +185,12 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             }
         }
         Command::Check => {
+            if !cfg.is_postgres() && !cfg.sqlite_path().exists() {
+                anyhow::bail!(
+                    "database: no database at {} (run `shrooms serve` or `shrooms migrate` to create it)",
+                    cfg.sqlite_path().display()
+                );
+            }
             println!(
                 "configuration: ok (data folder {}, listen {}, database {})",
                 cfg.data.display(),

@@ -255,3 +255,54 @@ db_test!(sessions_expire_when_idle, |app: TestApp| async move {
     assert_eq!(r.status(), 303);
     assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
 });
+
+db_test!(concurrent_refreshes_with_one_token_cannot_both_win, |app: TestApp| async move {
+    app.bootstrap().await;
+    let (_, pair) =
+        app.post("", "/api/v1/auth/token", json!({"email": "admin@example.org", "password": ADMIN_PASSWORD})).await;
+    let r = pair["refresh_token"].as_str().unwrap().to_string();
+    let mut handles = Vec::new();
+    for _ in 0..6 {
+        let (http, url, r) = (app.http.clone(), app.url("/api/v1/auth/refresh"), r.clone());
+        handles.push(tokio::spawn(async move {
+            http.post(url).json(&json!({"refresh_token": r})).send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for h in handles {
+        if h.await.unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    assert!(ok <= 1, "{ok} refreshes succeeded with the same token");
+});
+
+db_test!(password_reset_requests_are_rate_limited, |app: TestApp| async move {
+    app.bootstrap().await;
+    for _ in 0..3 {
+        assert_eq!(app.post("", "/api/v1/auth/password/forgot", json!({"email": "admin@example.org"})).await.0, 202);
+    }
+    let (s, b) = app.post("", "/api/v1/auth/password/forgot", json!({"email": "admin@example.org"})).await;
+    assert_eq!(s, 429, "{b}");
+});
+
+db_test!(ownership_is_managed_by_owners_only, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let org = &f.org_slug;
+    let admin = app.member(&f.admin_token, org, "orgadmin@example.org", "admin").await;
+    let members = format!("/api/v1/orgs/{org}/members");
+    // An organisation administrator cannot demote or remove the owner...
+    let (s, b) = app.post(&admin, &members, json!({"email": "admin@example.org", "role": "member"})).await;
+    assert_eq!(s, 403, "{b}");
+    let (_, me) = app.get(&f.admin_token, "/api/v1/me").await;
+    let owner_id = me["id"].as_str().unwrap();
+    assert_eq!(app.send(reqwest::Method::DELETE, &admin, &format!("{members}/{owner_id}"), json!(null)).await.0, 403);
+    // ...nor make anyone an owner.
+    assert_eq!(app.post(&admin, &members, json!({"email": "orgadmin@example.org", "role": "owner"})).await.0, 403);
+    // The last owner cannot step down.
+    let (s, b) = app.post(&f.admin_token, &members, json!({"email": "admin@example.org", "role": "member"})).await;
+    assert_eq!(s, 409, "{b}");
+    let (_, list) = app.get(&f.admin_token, &members).await;
+    let owner = list.as_array().unwrap().iter().find(|m| m["email"] == "admin@example.org").unwrap().clone();
+    assert_eq!(owner["role"], "owner");
+});

@@ -20,6 +20,8 @@ impl Env {
             ("SHROOMS_DATA".to_string(), dir.display().to_string()),
             ("SHROOMS__SECURITY__ARGON2_MEMORY_KIB".to_string(), "64".to_string()),
             ("SHROOMS__LOG".to_string(), "warn".to_string()),
+            // A free port, so `restore` can tell that no server runs there.
+            ("SHROOMS_LISTEN".to_string(), format!("127.0.0.1:{}", free_port())),
         ];
         if let Some(u) = &cfg.database_url {
             vars.push(("SHROOMS_DATABASE_URL".into(), u.0.clone()));
@@ -41,8 +43,7 @@ impl Env {
     }
 
     async fn serve(&self) -> (Child, String) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let listen = format!("127.0.0.1:{port}");
+        let listen = self.vars.iter().find(|(k, _)| k == "SHROOMS_LISTEN").map(|(_, v)| v.clone()).unwrap_or_default();
         let child = self
             .cmd(&["serve"])
             .env("SHROOMS_LISTEN", &listen)
@@ -62,6 +63,10 @@ impl Env {
         }
         panic!("server did not become ready on {base}");
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn token(base: &str, email: &str, password: &str) -> String {
@@ -244,6 +249,7 @@ proc_test!(backup_restore_and_check, |env: Env| async move {
     let _ = server.wait();
     let out = env.run(&["restore", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The browser setup page is closed once an administrator exists.
     let (mut server, base) = env.serve().await;
     let t = token(&base, "ops@example.org", "operator password").await;
     let r = client.get(format!("{base}/api/v1/orgs/keep/people/{id}")).bearer_auth(&t).send().await.unwrap();
