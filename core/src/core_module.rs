@@ -10,8 +10,13 @@ use axum::Router;
 
 pub struct CoreModule;
 
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { id: "m20261121_001_core_init", sql: include_str!("../migrations/m20261121_001_core_init.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { id: "m20261121_001_core_init", sql: include_str!("../migrations/m20261121_001_core_init.sql") },
+    Migration {
+        id: "m20261121_002_core_people_terms",
+        sql: include_str!("../migrations/m20261121_002_core_people_terms.sql"),
+    },
+];
 
 macro_rules! templates {
     ($($name:literal),* $(,)?) => {

@@ -5,8 +5,9 @@
 use crate::audit::{self, Change, Who};
 use crate::error::CoreResult;
 use crate::identity::{self, NewAccount};
-use crate::ids::{OrgId, PersonId, Timestamp};
+use crate::ids::OrgId;
 use crate::orgs::{self, NewOrg};
+use crate::people;
 use crate::web::AppState;
 
 /// xorshift64*: small, fast, reproducible; not for secrets.
@@ -100,8 +101,7 @@ pub async fn load(
         while left > 0 {
             let batch = left.min(400);
             let mut tx = st.db.begin().await?;
-            let mut sql = String::from("INSERT INTO people (id, org_id, given_name, family_name, email, phone, notes, search, created_at, updated_at) VALUES ");
-            let mut rows: Vec<[String; 6]> = Vec::with_capacity(batch);
+            let mut rows = Vec::with_capacity(batch);
             for _ in 0..batch {
                 let g = rng.pick(GIVEN);
                 let f = rng.pick(FAMILY);
@@ -113,38 +113,9 @@ pub async fn load(
                     rng.next() % 100,
                     rng.next() % 100
                 );
-                let search = format!("{g} {f} {email} {phone}").to_lowercase();
-                rows.push([PersonId::new().to_string(), g.to_string(), f.to_string(), email, phone, search]);
+                rows.push((g.to_string(), f.to_string(), Some(email), Some(phone)));
             }
-            let now = Timestamp::now().0;
-            for (k, _) in rows.iter().enumerate() {
-                let b = k * 7;
-                if k > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, '', ${}, {now}, {now})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
-                ));
-            }
-            let mut q = sqlx::query(&sql);
-            for r in &rows {
-                q = q
-                    .bind(r[0].clone())
-                    .bind(org.id.to_string())
-                    .bind(r[1].clone())
-                    .bind(r[2].clone())
-                    .bind(r[3].clone())
-                    .bind(r[4].clone())
-                    .bind(r[5].clone());
-            }
-            q.execute(tx.conn()).await?;
+            people::insert_bulk(&mut tx, org.id, &rows).await?;
             audit::record(
                 &mut tx,
                 &who,

@@ -36,9 +36,22 @@ pub use web::AppState;
 /// test harness both do before listening.
 pub async fn boot(cfg: Config, modules: Modules) -> anyhow::Result<AppState> {
     let db = Db::connect(&cfg).await?;
-    let applied = db::migrate(&db, &modules.migrations()).await?;
+    migrate(&db, &modules).await?;
+    AppState::new(cfg, db, modules).await
+}
+
+/// Applies pending migrations, then the data steps that follow some of them
+/// (rebuilding the people search words after the migration that creates them).
+pub async fn migrate(db: &Db, modules: &Modules) -> anyhow::Result<Vec<String>> {
+    let applied = db::migrate(db, &modules.migrations()).await?;
     for m in &applied {
         tracing::info!(migration = %m, "migration applied");
     }
-    AppState::new(cfg, db, modules).await
+    if applied.iter().any(|m| m == "m20261121_002_core_people_terms") {
+        let n = people::reindex_all(db).await.map_err(|e| anyhow::anyhow!("indexing people for search: {e}"))?;
+        if n > 0 {
+            tracing::info!(people = n, "people indexed for search");
+        }
+    }
+    Ok(applied)
 }

@@ -2,10 +2,10 @@
 //! (members, volunteers, clients, contacts), whether or not they have an account.
 
 use crate::audit::{self, Change, Who};
-use crate::db::{like_escape, Db};
+use crate::db::Db;
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::identity::normalize_email;
-use crate::ids::{parse_id, PersonId, Timestamp};
+use crate::ids::{parse_id, OrgId, PersonId, Timestamp};
 use crate::permissions::{CanRead, CanWrite};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -111,6 +111,174 @@ fn clean(input: &PersonInput, base: Option<&Person>) -> Result<Clean, Vec<FieldE
     }
 }
 
+/// Lowercases and folds accents, keeping ASCII letters and digits; any other
+/// character separates words.
+pub fn fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars().flat_map(char::to_lowercase) {
+        let c = match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+            'ç' => 'c',
+            'è' | 'é' | 'ê' | 'ë' => 'e',
+            'ì' | 'í' | 'î' | 'ï' => 'i',
+            'ñ' => 'n',
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
+            'ù' | 'ú' | 'û' | 'ü' => 'u',
+            'ý' | 'ÿ' => 'y',
+            'œ' => {
+                out.push_str("oe");
+                continue;
+            }
+            'æ' => {
+                out.push_str("ae");
+                continue;
+            }
+            c => c,
+        };
+        out.push(if c.is_ascii_alphanumeric() { c } else { ' ' });
+    }
+    out
+}
+
+/// The words a person is found by: names, email (whole and in parts) and
+/// phone (in groups and as one run of digits).
+pub fn terms_of(
+    given: &str,
+    family: &str,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> std::collections::BTreeSet<String> {
+    let mut t: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for part in [given, family, email.unwrap_or(""), phone.unwrap_or("")] {
+        for w in fold(part).split_whitespace() {
+            t.insert(w.chars().take(64).collect());
+        }
+    }
+    if let Some(e) = email {
+        let whole: String = fold(e).split_whitespace().collect();
+        if !whole.is_empty() {
+            t.insert(whole.chars().take(64).collect());
+        }
+    }
+    if let Some(p) = phone {
+        let digits: String = p.chars().filter(char::is_ascii_digit).collect();
+        if !digits.is_empty() {
+            t.insert(digits);
+        }
+    }
+    t
+}
+
+/// The smallest string greater than every string starting with `prefix`
+/// (letters and digits only, so the bound holds in byte order and in the
+/// usual PostgreSQL collations alike); `None` when there is none.
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '0'..='8' | 'a'..='y' => Some(((last as u8) + 1) as char),
+            '9' => Some('a'),
+            _ => None,
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+async fn write_terms(conn: &mut sqlx::AnyConnection, org: &str, id: &str, c: &Clean) -> CoreResult<()> {
+    sqlx::query("DELETE FROM people_terms WHERE person_id = $1").bind(id).execute(&mut *conn).await?;
+    let terms = terms_of(&c.given, &c.family, c.email.as_deref(), c.phone.as_deref());
+    if terms.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from("INSERT INTO people_terms (org_id, term, person_id) VALUES ");
+    for (i, _) in terms.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("($1, ${}, $2)", i + 3));
+    }
+    let mut q = sqlx::query(&sql).bind(org).bind(id);
+    for t in &terms {
+        q = q.bind(t.as_str());
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Rebuilds the search words of every person (after the search index
+/// migration, or by an operator); returns how many people were indexed.
+pub async fn reindex_all(db: &Db) -> CoreResult<usize> {
+    let mut done = 0;
+    let mut after = String::new();
+    loop {
+        let rows = sqlx::query(&format!("SELECT {COLS} FROM people WHERE id > $1 ORDER BY id LIMIT 500"))
+            .bind(&after)
+            .fetch_all(db.pool())
+            .await?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        let mut tx = db.begin().await?;
+        for r in &rows {
+            let p = from_row(r)?;
+            let c = Clean {
+                given: p.given_name.clone(),
+                family: p.family_name.clone(),
+                email: p.email.clone(),
+                phone: p.phone.clone(),
+                notes: String::new(),
+            };
+            write_terms(tx.conn(), &p.org_id, &p.id.to_string(), &c).await?;
+            after = p.id.to_string();
+            done += 1;
+        }
+        tx.commit().await?;
+    }
+}
+
+/// Inserts many people of one organisation in the caller's transaction (imports, demo data); no audit entry per row.
+pub async fn insert_bulk(
+    tx: &mut crate::db::Tx,
+    org: OrgId,
+    people: &[(String, String, Option<String>, Option<String>)],
+) -> CoreResult<usize> {
+    let now = Timestamp::now().0;
+    for chunk in people.chunks(200) {
+        let mut sql = format!("INSERT INTO people ({COLS}, search) VALUES ");
+        let mut ids = Vec::with_capacity(chunk.len());
+        for (k, _) in chunk.iter().enumerate() {
+            let b = k * 5;
+            if k > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}, $1, ${}, ${}, ${}, ${}, '', NULL, {now}, {now}, '')",
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            ));
+            ids.push(PersonId::new().to_string());
+        }
+        let mut q = sqlx::query(&sql).bind(org.to_string());
+        for ((g, f, e, p), id) in chunk.iter().zip(&ids) {
+            q = q.bind(id.clone()).bind(g.clone()).bind(f.clone()).bind(e.clone()).bind(p.clone());
+        }
+        q.execute(tx.conn()).await?;
+        for ((g, f, e, p), id) in chunk.iter().zip(&ids) {
+            let c =
+                Clean { given: g.clone(), family: f.clone(), email: e.clone(), phone: p.clone(), notes: String::new() };
+            write_terms(tx.conn(), &org.to_string(), id, &c).await?;
+        }
+    }
+    Ok(people.len())
+}
+
 fn search_text(c: &Clean) -> String {
     format!("{} {} {} {}", c.given, c.family, c.email.as_deref().unwrap_or(""), c.phone.as_deref().unwrap_or(""))
         .to_lowercase()
@@ -133,6 +301,7 @@ pub async fn create(db: &Db, who: &Who, cap: &CanWrite, input: PersonInput) -> C
         .bind(search_text(&c))
         .execute(tx.conn())
         .await?;
+    write_terms(tx.conn(), &cap.org().to_string(), &id.to_string(), &c).await?;
     let p = from_row(
         &sqlx::query(&format!("SELECT {COLS} FROM people WHERE id = $1"))
             .bind(id.to_string())
@@ -190,6 +359,7 @@ pub async fn update(db: &Db, who: &Who, cap: &CanWrite, id: &str, input: PersonI
         .bind(id)
         .execute(tx.conn())
         .await?;
+    write_terms(tx.conn(), &cap.org().to_string(), id, &c).await?;
     let after = from_row(
         &sqlx::query(&format!("SELECT {COLS} FROM people WHERE id = $1")).bind(id).fetch_one(tx.conn()).await?,
     )?;
@@ -275,9 +445,21 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
     let limit = q.limit.clamp(1, 200);
     let mut sql = format!("SELECT {COLS} FROM people WHERE org_id = $1");
     let mut binds: Vec<String> = vec![cap.org().to_string()];
-    if let Some(term) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        binds.push(format!("%{}%", like_escape(&term.to_lowercase())));
-        sql.push_str(&format!(" AND search LIKE ${} ESCAPE '\\'", binds.len()));
+    // Every word of the query must start a word of the person (index range scans).
+    if let Some(text) = q.q.as_deref() {
+        for w in fold(text).split_whitespace().take(6) {
+            binds.push(w.to_string());
+            let lo = binds.len();
+            match prefix_upper_bound(w) {
+                Some(hi) => {
+                    binds.push(hi);
+                    sql.push_str(&format!(" AND id IN (SELECT person_id FROM people_terms WHERE org_id = $1 AND term >= ${lo} AND term < ${})", lo + 1));
+                }
+                None => sql.push_str(&format!(
+                    " AND id IN (SELECT person_id FROM people_terms WHERE org_id = $1 AND term >= ${lo})"
+                )),
+            }
+        }
     }
     let cursor: Option<Vec<String>> = match &q.cursor {
         Some(c) => Some(B64.decode(c).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad_cursor)?),
@@ -337,4 +519,25 @@ pub async fn count(db: &Db, cap: &CanRead) -> CoreResult<i64> {
         .fetch_one(db.pool())
         .await?
         .try_get(0)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_folded_and_split() {
+        let t = terms_of("Zoé", "Lefèvre-Dubois", Some("Zoe.L@Example.org"), Some("+33 6 12"));
+        for w in ["zoe", "lefevre", "dubois", "example", "org", "zoelexampleorg", "33", "6", "12", "33612"] {
+            assert!(t.contains(w), "{w} missing from {t:?}");
+        }
+    }
+
+    #[test]
+    fn prefix_bounds() {
+        assert_eq!(prefix_upper_bound("mar").as_deref(), Some("mas"));
+        assert_eq!(prefix_upper_bound("az").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("a9").as_deref(), Some("aa"));
+        assert_eq!(prefix_upper_bound("zz"), None);
+    }
 }

@@ -69,7 +69,7 @@ pub async fn fresh_pg_database(modules: &Modules) -> anyhow::Result<String> {
             .fetch_optional(&mut admin)
             .await?;
         if exists.is_none() {
-            let building = format!("{tpl}_building");
+            let building = format!("{tpl}_b{}", std::process::id());
             let _ =
                 sqlx::query(&format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)")).execute(&mut admin).await;
             sqlx::query(&format!("CREATE DATABASE \"{building}\"")).execute(&mut admin).await?;
@@ -78,9 +78,14 @@ pub async fn fresh_pg_database(modules: &Modules) -> anyhow::Result<String> {
             let db = shrooms_core::Db::connect(&cfg).await?;
             shrooms_core::db::migrate(&db, &modules.migrations()).await?;
             db.close().await;
-            // The closed pool's server processes may take a moment to exit.
+            // The closed pool's server processes may take a moment to exit;
+            // end any that linger.
             let mut renamed = false;
             for _ in 0..50 {
+                let _ = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+                    .bind(&building)
+                    .execute(&mut admin)
+                    .await;
                 if sqlx::query(&format!("ALTER DATABASE \"{building}\" RENAME TO \"{tpl}\""))
                     .execute(&mut admin)
                     .await
@@ -146,8 +151,23 @@ pub fn browser_client() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
+/// Server errors go to the test's captured output (shown when a test fails).
+fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter: tracing_subscriber::filter::Targets =
+            std::env::var("SHROOMS_TEST_LOG").unwrap_or_else(|_| "warn".into()).parse().unwrap_or_default();
+        use tracing_subscriber::prelude::*;
+        let _ = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_test_writer())
+            .with(filter)
+            .try_init();
+    });
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend, modules: Modules) -> TestApp {
+        init_logging();
         let (cfg, dir) = test_config(backend, &modules).await.expect("test configuration");
         Self::spawn_with(cfg, dir, backend, modules).await
     }

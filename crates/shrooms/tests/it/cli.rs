@@ -141,11 +141,13 @@ proc_test!(kill_during_writes_loses_nothing_acknowledged, |env: Env| async move 
             }
         }));
     }
+    let start = std::time::Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         if acked.lock().unwrap().len() >= 150 {
             break;
         }
+        assert!(start.elapsed() < Duration::from_secs(60), "writes are not being acknowledged");
     }
     server.kill().unwrap();
     server.wait().unwrap();
