@@ -169,7 +169,7 @@ impl Config {
                 .parse::<toml::Table>()
                 .with_context(|| format!("parsing configuration file {}", path.display()))?;
         }
-        // SHROOMS__SECTION__KEY=value (values parsed as TOML when they parse, else strings).
+        // SHROOMS__SECTION__KEY=value: text, except the numeric keys and [lists].
         for (k, v) in env {
             let Some(rest) = k.strip_prefix("SHROOMS__") else {
                 continue;

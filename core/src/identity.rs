@@ -709,6 +709,19 @@ pub async fn refresh_tokens(db: &Db, cfg: &Config, key: &[u8], refresh: &str) ->
             .bind(&family)
             .execute(tx.conn())
             .await?;
+        audit::record(
+            &mut tx,
+            &Who::system("token-reuse-detector"),
+            Change {
+                org: None,
+                action: "account.refresh_reuse_revoked",
+                entity_type: "account",
+                entity_id: account.to_string(),
+                before: None,
+                after: Some(serde_json::json!({"family": family, "race": true})),
+            },
+        )
+        .await?;
         tx.commit().await?;
         return Err(CoreError::Unauthorized("This refresh token was already used; sign in again.".into()));
     }

@@ -5,7 +5,7 @@ use crate::audit::{self, Change, Who};
 use crate::db::Db;
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::identity::normalize_email;
-use crate::ids::{parse_id, OrgId, PersonId, Timestamp};
+use crate::ids::{parse_id, PersonId, Timestamp};
 use crate::permissions::{CanRead, CanWrite};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -240,13 +240,15 @@ pub async fn reindex_all(db: &Db) -> CoreResult<usize> {
     }
 }
 
-/// Inserts many people of one organisation in the caller's transaction (imports, demo data); no audit entry per row.
+/// Inserts many people of one organisation in the caller's transaction
+/// (imports, demo data); the caller records one audit entry for the batch.
 pub async fn insert_bulk(
     tx: &mut crate::db::Tx,
-    org: OrgId,
+    cap: &CanWrite,
     people: &[(String, String, Option<String>, Option<String>)],
 ) -> CoreResult<usize> {
     let now = Timestamp::now().0;
+    let org = cap.org();
     for chunk in people.chunks(200) {
         let mut sql = format!("INSERT INTO people ({COLS}, search) VALUES ");
         let mut ids = Vec::with_capacity(chunk.len());

@@ -85,8 +85,13 @@ fn main() -> anyhow::Result<()> {
 
 fn init_logging(filter: &str) {
     use tracing_subscriber::prelude::*;
-    let targets: tracing_subscriber::filter::Targets =
-        filter.parse().unwrap_or_else(|_| "info".parse().expect("valid default filter"));
+    let targets: tracing_subscriber::filter::Targets = match filter.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("log: `{filter}` is not a valid filter ({e}); using `info`");
+            "info".parse().expect("valid default filter")
+        }
+    };
     tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_target(false)).with(targets).init();
 }
 
@@ -144,7 +149,7 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             .map_err(describe)?;
             tx.commit().await.map_err(describe)?;
             // An administrator exists: the browser setup page is closed (the
-            // administrator names the instance and creates organisations in /admin).
+            // administrator creates organisations in /admin).
             shrooms_core::instance::close_setup(&state.db).await.map_err(describe)?;
             println!("administrator {} created ({})", account.email, account.id);
             Ok(())
