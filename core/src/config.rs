@@ -38,7 +38,9 @@ pub struct Config {
     pub log: String,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
-    /// Database connection pool size.
+    /// Database connection pool size; 0 picks one for the backend (8 for
+    /// SQLite, whose reads gain nothing from more on small machines and whose
+    /// every connection has its own thread and page cache; 16 for PostgreSQL).
     pub pool_size: u32,
     /// Addresses of reverse proxies whose `X-Forwarded-For` is believed
     /// (for sign-in throttling and the audit log). Empty: the peer address.
@@ -115,7 +117,7 @@ impl Default for Config {
             theme: None,
             log: "info".into(),
             max_body_bytes: 2 * 1024 * 1024,
-            pool_size: 16,
+            pool_size: 0,
             trusted_proxies: Vec::new(),
             session: SessionConfig::default(),
             security: SecurityConfig::default(),
@@ -219,6 +221,14 @@ impl Config {
 
     pub fn is_postgres(&self) -> bool {
         self.database_url.is_some()
+    }
+
+    pub fn effective_pool_size(&self) -> u32 {
+        match (self.pool_size, self.is_postgres()) {
+            (0, true) => 16,
+            (0, false) => 8,
+            (n, _) => n.max(2),
+        }
     }
 
     pub fn sqlite_path(&self) -> PathBuf {

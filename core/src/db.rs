@@ -70,7 +70,7 @@ impl Db {
         };
         let opts = AnyConnectOptions::from_str(&url).context("invalid database URL")?;
         let pool = AnyPoolOptions::new()
-            .max_connections(cfg.pool_size.max(2))
+            .max_connections(cfg.effective_pool_size())
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _meta| {

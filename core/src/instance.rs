@@ -54,6 +54,42 @@ pub async fn close_setup(db: &Db) -> CoreResult<()> {
     Ok(())
 }
 
+/// Renames the instance or changes its default language.
+pub async fn update(db: &Db, who: &Who, name: Option<&str>, default_lang: Option<&str>) -> CoreResult<Instance> {
+    let mut errors = Vec::new();
+    if let Some(n) = name {
+        if n.trim().is_empty() || n.chars().count() > 120 {
+            errors.push(FieldError::new("name", "Give the instance a name of 1 to 120 characters."));
+        }
+    }
+    if let Some(l) = default_lang {
+        if !matches!(l, "fr" | "en") {
+            errors.push(FieldError::new("default_lang", "Choose fr or en."));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CoreError::Validation(errors));
+    }
+    let before = load(db).await?;
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE instance SET name = $1, default_lang = $2 WHERE id = 1")
+        .bind(name.map(str::trim).unwrap_or(&before.name))
+        .bind(default_lang.unwrap_or(&before.default_lang))
+        .execute(tx.conn())
+        .await?;
+    audit::record(&mut tx, who, Change {
+        org: None,
+        action: "instance.update",
+        entity_type: "instance",
+        entity_id: "1".into(),
+        before: Some(serde_json::json!({"name": before.name, "default_lang": before.default_lang})),
+        after: Some(serde_json::json!({"name": name.map(str::trim).unwrap_or(&before.name), "default_lang": default_lang.unwrap_or(&before.default_lang)})),
+    })
+    .await?;
+    tx.commit().await?;
+    load(db).await
+}
+
 pub struct Setup {
     pub instance_name: String,
     pub default_lang: String,

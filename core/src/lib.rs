@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod groups;
 pub mod identity;
 pub mod ids;
 pub mod instance;

@@ -6,6 +6,7 @@ use super::auth::{Actor, OrgCtx};
 use super::AppState;
 use crate::audit::{self, AuditEntry, AuditFilter};
 use crate::error::{CoreError, CoreResult, FieldError, Problem};
+use crate::groups::{self, Group};
 use crate::identity::{self, ApiKeyInfo, TokenPair, TokenPurpose};
 use crate::instance;
 use crate::orgs::{self, Member, NewOrg, Org, OrgPatch, Role, RoleInput};
@@ -614,6 +615,107 @@ pub async fn patch_role(
     Ok(Json(orgs::save_role(&st.db, &ctx.who(), &cap, &st.modules, Some(&key), req).await?))
 }
 
+// ---------- groups ----------
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupInput {
+    pub name: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/groups", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)),
+    responses((status = 200, body = [Group]), (status = 404, body = Problem)))]
+pub async fn list_groups(State(st): State<AppState>, ctx: OrgCtx) -> CoreResult<Json<Vec<Group>>> {
+    let cap = ctx.can_read(CORE)?;
+    Ok(Json(groups::list(&st.db, &cap).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/groups", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)), request_body = GroupInput,
+    responses((status = 201, body = Group), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_group(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(req): ApiJson<GroupInput>,
+) -> CoreResult<Response> {
+    let cap = ctx.can_admin(CORE)?;
+    Ok(created(groups::create(&st.db, &ctx.who(), &cap, &req.name).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/groups/{group}", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path), ("group" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_group(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, group)): Path<(String, String)>,
+) -> CoreResult<StatusCode> {
+    let cap = ctx.can_admin(CORE)?;
+    groups::delete(&st.db, &ctx.who(), &cap, &group).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/groups/{group}/members/{account}", tag = "orgs", security(("bearer" = [])),
+    params(("org" = String, Path), ("group" = String, Path), ("account" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn add_group_member(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, group, account)): Path<(String, String, String)>,
+) -> CoreResult<StatusCode> {
+    let cap = ctx.can_admin(CORE)?;
+    let account = account.parse().map_err(|_| CoreError::NotFound)?;
+    groups::set_member(&st.db, &ctx.who(), &cap, &group, account, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/groups/{group}/members/{account}", tag = "orgs", security(("bearer" = [])),
+    params(("org" = String, Path), ("group" = String, Path), ("account" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn remove_group_member(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, group, account)): Path<(String, String, String)>,
+) -> CoreResult<StatusCode> {
+    let cap = ctx.can_admin(CORE)?;
+    let account = account.parse().map_err(|_| CoreError::NotFound)?;
+    groups::set_member(&st.db, &ctx.who(), &cap, &group, account, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------- instance ----------
+
+#[derive(Serialize, ToSchema)]
+pub struct InstanceSettings {
+    pub name: String,
+    pub default_lang: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstancePatch {
+    pub name: Option<String>,
+    /// `fr` or `en`.
+    pub default_lang: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/instance", tag = "admin", security(("bearer" = [])), responses((status = 200, body = InstanceSettings), (status = 403, body = Problem)))]
+pub async fn get_instance(State(st): State<AppState>, actor: Actor) -> CoreResult<Json<InstanceSettings>> {
+    actor.require_instance_admin()?;
+    let i = instance::load(&st.db).await?;
+    Ok(Json(InstanceSettings { name: i.name, default_lang: i.default_lang }))
+}
+
+#[utoipa::path(patch, path = "/api/v1/admin/instance", tag = "admin", security(("bearer" = [])), request_body = InstancePatch,
+    responses((status = 200, body = InstanceSettings), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_instance(
+    State(st): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<InstancePatch>,
+) -> CoreResult<Json<InstanceSettings>> {
+    actor.require_instance_admin()?;
+    let i = instance::update(&st.db, &actor.who(), req.name.as_deref(), req.default_lang.as_deref()).await?;
+    Ok(Json(InstanceSettings { name: i.name, default_lang: i.default_lang }))
+}
+
 // ---------- modules ----------
 
 #[derive(Serialize, ToSchema)]
@@ -778,7 +880,7 @@ pub async fn list_outbox(
     info(title = "Shrooms API", version = "1", description = "The JSON API of Shrooms. Errors are RFC 9457 problem+json; lists are cursor-paginated. See docs/API.md."),
     paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, list_keys, create_key, revoke_key, totp_begin, totp_confirm, totp_disable,
         list_orgs, create_org, get_org, patch_org, list_people, create_person, get_person, patch_person, delete_person,
-        list_members, add_member, remove_member, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
+        list_members, add_member, remove_member, list_groups, create_group, delete_group, add_group_member, remove_group_member, get_instance, patch_instance, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
         org_audit, instance_audit, list_outbox),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth),
@@ -837,6 +939,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orgs/{org}/people/{id}", get(get_person).patch(patch_person).delete(delete_person))
         .route("/api/v1/orgs/{org}/members", get(list_members).post(add_member))
         .route("/api/v1/orgs/{org}/members/{account}", axum::routing::delete(remove_member))
+        .route("/api/v1/orgs/{org}/groups", get(list_groups).post(create_group))
+        .route("/api/v1/orgs/{org}/groups/{group}", axum::routing::delete(delete_group))
+        .route("/api/v1/orgs/{org}/groups/{group}/members/{account}", put(add_group_member).delete(remove_group_member))
+        .route("/api/v1/admin/instance", get(get_instance).patch(patch_instance))
         .route("/api/v1/orgs/{org}/roles", get(list_roles).post(create_role))
         .route("/api/v1/orgs/{org}/roles/{key}", patch(patch_role))
         .route("/api/v1/orgs/{org}/modules", get(org_modules))

@@ -94,7 +94,7 @@ pub async fn endpoint(State(state): State<AppState>) -> Response {
     ));
     out.push_str(&format!(
         "# HELP shrooms_db_pool_max Pool size limit.\n# TYPE shrooms_db_pool_max gauge\nshrooms_db_pool_max {}\n",
-        state.cfg.pool_size
+        state.cfg.effective_pool_size()
     ));
     let (queued, failed) = outbox_counts(&state).await;
     out.push_str(&format!(

@@ -322,6 +322,11 @@ mod tests {
                     {"account_id": "acc1", "email": "ada@example.org", "display_name": "Ada Lovelace", "role": "owner"},
                     {"account_id": "acc2", "email": "bob@example.org", "display_name": "", "role": "gone-role"},
                 ],
+                "groups": [
+                    {"id": "g1", "name": "Bureau", "members": ["acc1"]},
+                    {"id": "g2", "name": "Vide", "members": []},
+                ],
+                "instance": {"name": "Fédération AESI", "default_lang": "fr"},
                 "roles": roles,
                 "org_full": {"id": "org1", "slug": "aesi", "name": "AESI", "timezone": "Africa/Ouagadougou", "currency": "XOF",
                              "logo_url": "https://example.org/logo.png", "color_primary": "#FF6B35", "color_accent": null, "created_at": "2026-11-20T08:00:00Z"},

@@ -648,7 +648,12 @@ async fn admin_render(ui: &Ui, mut extra: Value) -> Response {
         Ok(m) => m,
         Err(e) => return UiError(e).into_response(),
     };
+    let inst = match instance::load(&ui.st.db).await {
+        Ok(i) => json!({"name": i.name, "default_lang": i.default_lang}),
+        Err(e) => return UiError(e).into_response(),
+    };
     if let Some(o) = extra.as_object_mut() {
+        o.insert("instance".into(), inst);
         o.insert("all_orgs".into(), serde_json::to_value(orgs).unwrap_or_default());
         o.insert("modules".into(), serde_json::to_value(modules).unwrap_or_default());
     }
@@ -914,6 +919,7 @@ async fn settings_page(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
 
 async fn settings_render(ui: Ui, ctx: &OrgCtx, mut extra: Value) -> Result<Response, UiError> {
     let members = orgs::list_members(&ui.st.db, ctx.org.id).await?;
+    let groups = crate::groups::list(&ui.st.db, &ctx.can_read(CORE)?).await?;
     let roles = orgs::list_roles(&ui.st.db, ctx.org.id).await?;
     let modules = module_states(&ui.st, Some(ctx.org.id), &ui.page.lang).await?;
     let instance_on = module_states(&ui.st, None, &ui.page.lang).await?;
@@ -925,6 +931,7 @@ async fn settings_render(ui: Ui, ctx: &OrgCtx, mut extra: Value) -> Result<Respo
         .collect();
     if let Some(o) = extra.as_object_mut() {
         o.insert("members".into(), serde_json::to_value(members).unwrap_or_default());
+        o.insert("groups".into(), serde_json::to_value(groups).unwrap_or_default());
         o.insert("roles".into(), serde_json::to_value(roles).unwrap_or_default());
         o.insert("modules".into(), json!(modules));
         o.insert("org_full".into(), serde_json::to_value(&ctx.org).unwrap_or_default());
@@ -1071,6 +1078,93 @@ async fn settings_role(ui: Ui, ctx: OrgCtx, body: axum::body::Bytes) -> Result<R
     }
 }
 
+#[derive(Deserialize)]
+struct InstanceForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    default_lang: String,
+}
+
+async fn admin_instance(ui: Ui, actor: Actor, Form(f): Form<InstanceForm>) -> Response {
+    if let Err(e) = actor.require_instance_admin() {
+        return UiError(e).into_response();
+    }
+    match instance::update(&ui.st.db, &actor.who(), Some(&f.name), Some(&f.default_lang)).await {
+        Ok(_) => see_other("/admin"),
+        Err(e) => {
+            let fields: serde_json::Map<String, Value> =
+                e.field_errors().into_iter().map(|f| (f.field, Value::String(f.message))).collect();
+            let status = e.status();
+            let mut r = admin_render(&ui, json!({"errors": fields, "error": e.public_detail()})).await;
+            *r.status_mut() = status;
+            r
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct GroupForm {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct GroupMemberForm {
+    #[serde(default)]
+    account: String,
+}
+
+async fn group_result(ui: Ui, ctx: &OrgCtx, r: CoreResult<()>) -> Result<Response, UiError> {
+    match r {
+        Ok(()) => Ok(see_other(&format!("/o/{}/settings#groups", ctx.org.slug))),
+        Err(CoreError::NotFound) => Err(UiError(CoreError::NotFound)),
+        Err(e) => {
+            let ui = ui.with_org(ctx).await?;
+            settings_render(ui, ctx, json!({"error": e.public_detail()})).await
+        }
+    }
+}
+
+async fn settings_group_create(ui: Ui, ctx: OrgCtx, Form(f): Form<GroupForm>) -> Result<Response, UiError> {
+    let cap = ctx.can_admin(CORE)?;
+    let r = crate::groups::create(&ui.st.db, &ctx.who(), &cap, &f.name).await.map(|_| ());
+    group_result(ui, &ctx, r).await
+}
+
+async fn settings_group_delete(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, group)): Path<(String, String)>,
+) -> Result<Response, UiError> {
+    let cap = ctx.can_admin(CORE)?;
+    let r = crate::groups::delete(&ui.st.db, &ctx.who(), &cap, &group).await;
+    group_result(ui, &ctx, r).await
+}
+
+async fn settings_group_add(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, group)): Path<(String, String)>,
+    Form(f): Form<GroupMemberForm>,
+) -> Result<Response, UiError> {
+    let cap = ctx.can_admin(CORE)?;
+    let account = f.account.parse().map_err(|_| CoreError::validation("account", "Choose a member."))?;
+    let r = crate::groups::set_member(&ui.st.db, &ctx.who(), &cap, &group, account, true).await;
+    group_result(ui, &ctx, r).await
+}
+
+async fn settings_group_remove(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, group, account)): Path<(String, String, String)>,
+) -> Result<Response, UiError> {
+    let cap = ctx.can_admin(CORE)?;
+    let account = account.parse().map_err(|_| CoreError::NotFound)?;
+    let r = crate::groups::set_member(&ui.st.db, &ctx.who(), &cap, &group, account, false).await;
+    group_result(ui, &ctx, r).await
+}
+
 /// The organisation's colours as CSS custom properties (the CSP forbids inline styles).
 async fn brand_css(ctx: OrgCtx) -> Response {
     let o = ctx.org;
@@ -1111,6 +1205,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/email/verification", post(send_verification))
         .route("/admin", get(admin_page))
         .route("/admin/orgs", post(admin_create_org))
+        .route("/admin/instance", post(admin_instance))
         .route("/admin/modules/{module}", post(admin_toggle_module))
         .route("/api/docs", get(api_docs))
         .route("/o/{org}/", get(dashboard))
@@ -1126,4 +1221,8 @@ pub fn router() -> Router<AppState> {
         .route("/o/{org}/settings/members", post(settings_member))
         .route("/o/{org}/settings/members/{account}/remove", post(settings_member_remove))
         .route("/o/{org}/settings/roles", post(settings_role))
+        .route("/o/{org}/settings/groups", post(settings_group_create))
+        .route("/o/{org}/settings/groups/{group}/delete", post(settings_group_delete))
+        .route("/o/{org}/settings/groups/{group}/members", post(settings_group_add))
+        .route("/o/{org}/settings/groups/{group}/members/{account}/remove", post(settings_group_remove))
 }

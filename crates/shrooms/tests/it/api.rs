@@ -205,3 +205,51 @@ fn committed_openapi_document_is_current() {
         "docs/openapi.json is out of date: run `SHROOMS_UPDATE_OPENAPI=1 cargo test committed_openapi` and commit it"
     );
 }
+
+db_test!(groups_and_instance_settings, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let org = &f.org_slug;
+    let staff = app.member(t, org, "tech@example.org", "staff").await;
+    let (_, me) = app.get(&staff, "/api/v1/me").await;
+    let tech_id = me["id"].as_str().unwrap().to_string();
+    let (s, g) = app.post(t, &format!("/api/v1/orgs/{org}/groups"), json!({"name": "Technicians"})).await;
+    assert_eq!(s, 201, "{g}");
+    let gid = g["id"].as_str().unwrap();
+    assert_eq!(app.post(t, &format!("/api/v1/orgs/{org}/groups"), json!({"name": "Technicians"})).await.0, 409);
+    let put = |account: String| format!("/api/v1/orgs/{org}/groups/{gid}/members/{account}");
+    assert_eq!(app.send(reqwest::Method::PUT, t, &put(tech_id.clone()), json!(null)).await.0, 204);
+    // An account that is not a member of the organisation cannot join its groups.
+    let stranger = "01890000-0000-7000-8000-000000000000".to_string();
+    assert_eq!(app.send(reqwest::Method::PUT, t, &put(stranger), json!(null)).await.0, 404);
+    // Staff may read groups but not manage them.
+    let (s, list) = app.get(&staff, &format!("/api/v1/orgs/{org}/groups")).await;
+    assert_eq!(s, 200);
+    assert_eq!(list[0]["members"][0], tech_id.as_str());
+    assert_eq!(app.post(&staff, &format!("/api/v1/orgs/{org}/groups"), json!({"name": "Mine"})).await.0, 403);
+    // The group feeds record-level visibility.
+    let groups = shrooms_core::groups::of_account(&app.state.db, f.org_id.parse().unwrap(), tech_id.parse().unwrap())
+        .await
+        .unwrap();
+    let v = shrooms_core::permissions::Visibility { owner: None, group: Some(groups[0]), mode: 0o060 };
+    assert!(v.can_write(tech_id.parse().unwrap(), &groups));
+
+    // Instance settings: name and default language, audited.
+    let (s, b) = app
+        .send(
+            reqwest::Method::PATCH,
+            t,
+            "/api/v1/admin/instance",
+            json!({"name": "Fédération AESI", "default_lang": "fr"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(app.get(t, "/api/v1/admin/instance").await.1["name"], "Fédération AESI");
+    assert_eq!(
+        app.send(reqwest::Method::PATCH, t, "/api/v1/admin/instance", json!({"default_lang": "de"})).await.0,
+        422
+    );
+    assert_eq!(app.send(reqwest::Method::PATCH, &staff, "/api/v1/admin/instance", json!({"name": "x"})).await.0, 403);
+    let (_, audit) = app.get(t, "/api/v1/admin/audit?action=instance.update").await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1);
+});

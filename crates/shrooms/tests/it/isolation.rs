@@ -8,7 +8,7 @@ use testkit::{db_test, TestApp};
 
 async fn snapshot(app: &TestApp, token: &str, org: &str) -> Value {
     let mut out = serde_json::Map::new();
-    for part in ["people", "members", "roles", "modules", "audit?limit=500", "notes"] {
+    for part in ["people", "members", "roles", "groups", "modules", "audit?limit=500", "notes"] {
         let (s, v) = app.get(token, &format!("/api/v1/orgs/{org}/{part}")).await;
         assert_eq!(s, 200, "{part}: {v}");
         out.insert(part.into(), v);
@@ -37,7 +37,23 @@ db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
     assert_eq!(role["key"], "b-only");
     let (_, member) =
         app.post(admin, "/api/v1/orgs/org-b/members", json!({"email": "bmember@example.org", "role": "member"})).await;
+    let (s, group) = app.post(admin, "/api/v1/orgs/org-b/groups", json!({"name": "Board of B"})).await;
+    assert_eq!(s, 201, "{group}");
+    let (s, _) = app
+        .send(
+            reqwest::Method::PUT,
+            admin,
+            &format!(
+                "/api/v1/orgs/org-b/groups/{}/members/{}",
+                group["id"].as_str().unwrap(),
+                member["account_id"].as_str().unwrap()
+            ),
+            json!(null),
+        )
+        .await;
+    assert_eq!(s, 204);
     let ids: Vec<(&str, String)> = vec![
+        ("group", group["id"].as_str().unwrap().to_string()),
         ("id", person["id"].as_str().unwrap().to_string()),
         ("account", member["account_id"].as_str().unwrap().to_string()),
         ("key", "b-only".to_string()),
@@ -70,7 +86,7 @@ db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
             let (s, b) = app.send(m.clone(), &alice, &url, json!({})).await;
             assert_eq!(s, 404, "{method} {url} answered {s}: {b}");
             // B's records reached through A's organisation.
-            let has_record = ["{id}", "{account}", "{key}"].iter().any(|k| path.contains(k));
+            let has_record = ["{id}", "{account}", "{key}", "{group}"].iter().any(|k| path.contains(k));
             if has_record {
                 let url = fill("org-a");
                 let (s, b) = app.send(m.clone(), &alice, &url, json!({})).await;
