@@ -209,3 +209,30 @@ db_test!(people_pages_and_language, |app: TestApp| async move {
     // Staff may not open settings or the audit log of their own organisation.
     assert_eq!(staff.get(app.url(&format!("/o/{}/settings", f.org_slug))).send().await.unwrap().status(), 403);
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_theme_folder_overrides_templates_and_static_files() {
+    let modules = crate::modules();
+    let (mut cfg, dir) = testkit::test_config(testkit::Backend::Sqlite, &modules).await.unwrap();
+    let theme = dir.join("theme");
+    std::fs::create_dir_all(theme.join("templates")).unwrap();
+    std::fs::create_dir_all(theme.join("static")).unwrap();
+    // An integrator changes the sign-in page and the stylesheet, no compiler involved.
+    let login = shrooms_core::core_module::TEMPLATES.iter().find(|(n, _)| *n == "login.html").unwrap().1;
+    std::fs::write(
+        theme.join("templates/login.html"),
+        login.replace("{% block content %}", "{% block content %}<p>Bienvenue à l'Atelier</p>"),
+    )
+    .unwrap();
+    std::fs::write(theme.join("static/app.css"), "body { background: hotpink; }").unwrap();
+    cfg.theme = Some(theme);
+    let app = TestApp::spawn_with(cfg, dir, testkit::Backend::Sqlite, modules).await;
+    app.bootstrap().await;
+    let html = app.http.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Bienvenue à l&#x27;Atelier") || html.contains("Bienvenue à l'Atelier"), "{html}");
+    let css = app.http.get(app.url("/static/app.css")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(css, "body { background: hotpink; }");
+    // Files the theme does not override come from the binary.
+    let r = app.http.get(app.url("/static/vendor/htmx/htmx.min.js")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
