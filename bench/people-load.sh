@@ -59,6 +59,8 @@ run_one() {
   local idle_kb; idle_kb=$(rss_kb $pid)
   SHROOMS_TOKEN="$token" SHROOMS_ORGS="$orgs" wrk -t2 -c"$CONNS" -d5s -s bench/people.lua "http://127.0.0.1:$port" >/dev/null # warm-up
   local out; out=$(SHROOMS_TOKEN="$token" SHROOMS_ORGS="$orgs" wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s bench/people.lua "http://127.0.0.1:$port")
+  # The same clients as people at work: each waits THINK_MS between requests.
+  local out2; out2=$(SHROOMS_THINK_MS="${THINK_MS:-100}" SHROOMS_TOKEN="$token" SHROOMS_ORGS="$orgs" wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s bench/people.lua "http://127.0.0.1:$port")
   local peak_kb; peak_kb=$(hwm_kb $pid)
   kill $pid; wait $pid 2>/dev/null || true
   local norgs; norgs=$(echo "$orgs" | wc -w)
@@ -68,8 +70,10 @@ run_one() {
     echo "data: $SCALE people over $norgs organisations (shrooms demo --scale $SCALE, loaded in ${load_s}s)"
     echo "ready on existing database: ${ready_ms} ms (process start to first healthy /healthz)"
     echo "memory: idle $((idle_kb / 1024)) MiB RSS, peak under load $((peak_kb / 1024)) MiB (VmHWM)"
-    echo "load: wrk -t2 -c$CONNS -d$DURATION, half lists (limit 50) half searches, bearer token"
+    echo "load 1 (saturation): wrk -t2 -c$CONNS -d$DURATION, half lists (limit 50) half searches, bearer token, no think time"
     echo "$out"
+    echo "load 2 (working day): the same $CONNS clients, each waiting ${THINK_MS:-100} ms between requests"
+    echo "$out2"
   } | tee "bench/results/people-$backend.txt"
   rm -rf "$data"
 }

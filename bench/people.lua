@@ -5,7 +5,13 @@ local orgs = {}
 for s in string.gmatch(os.getenv("SHROOMS_ORGS") or "", "%S+") do orgs[#orgs + 1] = s end
 local terms = {"mar", "dub", "lea", "hugo", "ndiaye", "example.net", "+33 6 1", "tho", "zo", "camille martin"}
 local mode = os.getenv("SHROOMS_MODE") or "mixed" -- mixed | list | search
+local think = tonumber(os.getenv("SHROOMS_THINK_MS") or "0")
 local n = 0
+
+-- Think time between a client's requests (0: as fast as possible).
+delay = function()
+  return think
+end
 request = function()
   n = n + 1
   local org = orgs[(n % #orgs) + 1]

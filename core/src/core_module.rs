@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "m20261121_002_core_people_terms",
         sql: include_str!("../migrations/m20261121_002_core_people_terms.sql"),
     },
+    Migration { id: "m20261121_003_core_jobs", sql: include_str!("../migrations/m20261121_003_core_jobs.sql") },
 ];
 
 macro_rules! templates {

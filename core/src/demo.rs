@@ -136,8 +136,13 @@ pub async fn load(
             progress(done, scale);
         }
     }
-    // Fresh statistics, so the query planners see the data just loaded.
-    sqlx::query("ANALYZE").execute(st.db.pool()).await?;
+    // Fresh statistics (and, on PostgreSQL, a visibility map for index-only
+    // scans), as the database would have after autovacuum caught up.
+    let maintenance = match st.db.backend() {
+        crate::db::Backend::Postgres => "VACUUM ANALYZE",
+        crate::db::Backend::Sqlite => "ANALYZE",
+    };
+    sqlx::query(maintenance).execute(st.db.pool()).await?;
     Ok(format!(
         "demo data loaded: {} organisation(s), {done} people; sign in as {admin_email} / demo-password",
         org_ids.len()

@@ -20,6 +20,7 @@ pub mod groups;
 pub mod identity;
 pub mod ids;
 pub mod instance;
+pub mod jobs;
 pub mod module;
 pub mod orgs;
 pub mod outbox;

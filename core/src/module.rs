@@ -82,6 +82,10 @@ pub trait Module: Send + Sync + 'static {
     fn widgets(&self) -> Vec<Widget> {
         Vec::new()
     }
+    /// Background jobs this module runs (see [`crate::jobs`]).
+    fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
+        Vec::new()
+    }
 }
 
 /// The registered modules, validated: unique ids, known dependencies, no cycles.
@@ -103,6 +107,15 @@ impl Modules {
                 if !ids.contains(d) {
                     anyhow::bail!("module `{}` depends on `{d}`, which is not registered", m.id());
                 }
+            }
+        }
+        let mut job_names: Vec<&str> = Vec::new();
+        for m in &list {
+            for j in m.jobs() {
+                if job_names.contains(&j.name) {
+                    anyhow::bail!("job `{}` is declared twice", j.name);
+                }
+                job_names.push(j.name);
             }
         }
         let mods = Modules { list };
@@ -132,6 +145,11 @@ impl Modules {
 
     pub fn get(&self, id: &str) -> Option<&Arc<dyn Module>> {
         self.list.iter().find(|m| m.id() == id)
+    }
+
+    /// Every job of every module.
+    pub fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
+        self.list.iter().flat_map(|m| m.jobs()).collect()
     }
 
     pub fn migrations(&self) -> Vec<(&'static str, Migration)> {

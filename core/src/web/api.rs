@@ -9,6 +9,7 @@ use crate::error::{CoreError, CoreResult, FieldError, Problem};
 use crate::groups::{self, Group};
 use crate::identity::{self, ApiKeyInfo, TokenPair, TokenPurpose};
 use crate::instance;
+use crate::jobs::{self, JobInfo};
 use crate::orgs::{self, Member, NewOrg, Org, OrgPatch, Role, RoleInput};
 use crate::outbox::{self, OutboxMessage};
 use crate::people::{self, ListQuery, PeopleSort, Person, PersonInput};
@@ -873,6 +874,43 @@ pub async fn list_outbox(
     Ok(Json(outbox::list(&st.db, p.to.as_deref(), p.limit.unwrap_or(50)).await?))
 }
 
+// ---------- background jobs ----------
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobParams {
+    /// queued, running, done, dead or cancelled.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "admin", security(("bearer" = [])), params(JobParams),
+    responses((status = 200, body = [JobInfo]), (status = 403, body = Problem)))]
+pub async fn list_jobs(
+    State(st): State<AppState>,
+    actor: Actor,
+    ApiQuery(p): ApiQuery<JobParams>,
+) -> CoreResult<Json<Vec<JobInfo>>> {
+    actor.require_instance_admin()?;
+    Ok(Json(jobs::list(&st.db, p.status.as_deref(), p.limit.unwrap_or(50)).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/retry", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn retry_job(State(st): State<AppState>, actor: Actor, Path(id): Path<String>) -> CoreResult<StatusCode> {
+    actor.require_instance_admin()?;
+    jobs::retry(&st.db, &actor.who(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/cancel", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn cancel_job(State(st): State<AppState>, actor: Actor, Path(id): Path<String>) -> CoreResult<StatusCode> {
+    actor.require_instance_admin()?;
+    jobs::cancel(&st.db, &actor.who(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---------- document ----------
 
 #[derive(OpenApi)]
@@ -881,7 +919,7 @@ pub async fn list_outbox(
     paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, list_keys, create_key, revoke_key, totp_begin, totp_confirm, totp_disable,
         list_orgs, create_org, get_org, patch_org, list_people, create_person, get_person, patch_person, delete_person,
         list_members, add_member, remove_member, list_groups, create_group, delete_group, add_group_member, remove_group_member, get_instance, patch_instance, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
-        org_audit, instance_audit, list_outbox),
+        org_audit, instance_audit, list_outbox, list_jobs, retry_job, cancel_job),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth),
 )]
@@ -952,4 +990,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/modules/{module}", put(set_instance_module))
         .route("/api/v1/admin/audit", get(instance_audit))
         .route("/api/v1/admin/outbox", get(list_outbox))
+        .route("/api/v1/admin/jobs", get(list_jobs))
+        .route("/api/v1/admin/jobs/{id}/retry", post(retry_job))
+        .route("/api/v1/admin/jobs/{id}/cancel", post(cancel_job))
 }

@@ -100,6 +100,10 @@ pub async fn endpoint(State(state): State<AppState>) -> Response {
     out.push_str(&format!(
         "# HELP shrooms_jobs Background work waiting or failed (mail outbox).\n# TYPE shrooms_jobs gauge\nshrooms_jobs{{queue=\"mail\",state=\"queued\"}} {queued}\nshrooms_jobs{{queue=\"mail\",state=\"failed\"}} {failed}\n"
     ));
+    out.push_str("# HELP shrooms_background_jobs Background jobs by status.\n# TYPE shrooms_background_jobs gauge\n");
+    for (status, n) in crate::jobs::counts(&state.db).await.unwrap_or_default() {
+        out.push_str(&format!("shrooms_background_jobs{{status=\"{}\"}} {n}\n", esc(&status)));
+    }
     out.push_str(&format!("# HELP shrooms_uptime_seconds Seconds since start.\n# TYPE shrooms_uptime_seconds gauge\nshrooms_uptime_seconds {}\n", state.metrics.started.elapsed().as_secs()));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }

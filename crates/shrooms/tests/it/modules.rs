@@ -73,7 +73,45 @@ async fn get_one(
 
 static MIGRATIONS: &[Migration] = &[Migration { id: "m20261121_001_notes_init", sql: "CREATE TABLE test_notes (id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs (id), body TEXT NOT NULL);\n" }];
 
+/// Appends the note given in the payload; idempotent (the job id is the note id).
+fn append_note(st: AppState, ctx: shrooms_core::jobs::JobCtx) -> shrooms_core::jobs::JobFuture {
+    Box::pin(async move {
+        let org = ctx.org.ok_or_else(|| anyhow::anyhow!("no organisation"))?;
+        let mut tx = st.db.begin().await?;
+        sqlx::query("INSERT INTO test_notes (id, org_id, body) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+            .bind(&ctx.id)
+            .bind(org.to_string())
+            .bind(ctx.payload["body"].as_str().unwrap_or(""))
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+fn always_fails(_: AppState, ctx: shrooms_core::jobs::JobCtx) -> shrooms_core::jobs::JobFuture {
+    Box::pin(async move { anyhow::bail!("attempt {} failed", ctx.attempt) })
+}
+
+pub const APPEND: shrooms_core::jobs::JobSpec = shrooms_core::jobs::JobSpec {
+    name: "notes.append",
+    max_attempts: 3,
+    backoff_secs: 0,
+    timeout_secs: 10,
+    run: append_note,
+};
+pub const FAIL: shrooms_core::jobs::JobSpec = shrooms_core::jobs::JobSpec {
+    name: "notes.fail",
+    max_attempts: 3,
+    backoff_secs: 0,
+    timeout_secs: 10,
+    run: always_fails,
+};
+
 impl Module for NotesModule {
+    fn jobs(&self) -> Vec<shrooms_core::jobs::JobSpec> {
+        vec![APPEND, FAIL]
+    }
     fn id(&self) -> &'static str {
         "notes"
     }
@@ -202,4 +240,98 @@ db_test!(module_permissions_come_from_roles, |app: TestApp| async move {
         .0,
         403
     );
+});
+
+async fn enqueue(
+    app: &TestApp,
+    spec: &shrooms_core::jobs::JobSpec,
+    org: &str,
+    body: &str,
+    key: Option<&str>,
+) -> String {
+    let mut tx = app.state.db.begin().await.unwrap();
+    let id = shrooms_core::jobs::enqueue(&mut tx, spec, Some(org.parse().unwrap()), json!({"body": body}), key, 0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn wait_for<F: Fn(&Value) -> bool>(app: &TestApp, token: &str, path: &str, ok: F) -> Value {
+    for _ in 0..200 {
+        let (_, v) = app.get(token, path).await;
+        if ok(&v) {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached on {path}");
+}
+
+db_test!(jobs_run_retry_die_and_resume, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let notes = format!("/api/v1/orgs/{}/notes", f.org_slug);
+    // Enqueued in a transaction that commits: it runs once, even if enqueued twice with one key.
+    let id = enqueue(&app, &APPEND, &f.org_id, "from a job", Some("welcome-note")).await;
+    assert_eq!(enqueue(&app, &APPEND, &f.org_id, "from a job", Some("welcome-note")).await, id);
+    wait_for(&app, t, &notes, |v| v["items"].as_array().is_some_and(|a| a.len() == 1)).await;
+    // A job enqueued in a transaction that rolls back never exists.
+    {
+        let mut tx = app.state.db.begin().await.unwrap();
+        shrooms_core::jobs::enqueue(
+            &mut tx,
+            &APPEND,
+            Some(f.org_id.parse().unwrap()),
+            json!({"body": "ghost"}),
+            None,
+            0,
+        )
+        .await
+        .unwrap();
+        drop(tx);
+    }
+    // A failing job is retried, then dead, with its last error; an operator can retry it.
+    let bad = enqueue(&app, &FAIL, &f.org_id, "", None).await;
+    let jobs =
+        wait_for(&app, t, "/api/v1/admin/jobs?status=dead", |v| v.as_array().is_some_and(|a| !a.is_empty())).await;
+    let dead = jobs.as_array().unwrap().iter().find(|j| j["id"] == bad.as_str()).unwrap().clone();
+    assert_eq!(dead["attempts"], 3);
+    assert_eq!(dead["last_error"], "attempt 3 failed");
+    let r = app.http.post(app.url(&format!("/api/v1/admin/jobs/{bad}/retry"))).bearer_auth(t).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    // A job whose worker died mid-run (lease expired) runs again.
+    let orphan = enqueue(&app, &APPEND, &f.org_id, "orphan", None).await;
+    let _ = orphan;
+    sqlx::query("UPDATE jobs SET status = 'running', attempts = 1, locked_by = 'dead-worker', locked_until = 1 WHERE dedup_key IS NULL AND status = 'queued' AND name = 'notes.append'")
+        .execute(app.state.db.pool())
+        .await
+        .unwrap();
+    let v =
+        wait_for(&app, t, &notes, |v| v["items"].as_array().is_some_and(|a| a.iter().any(|n| n["body"] == "orphan")))
+            .await;
+    assert!(!v["items"].as_array().unwrap().iter().any(|n| n["body"] == "ghost"));
+    let (_, done) = app.get(t, "/api/v1/admin/jobs?status=done").await;
+    assert!(done.as_array().unwrap().len() >= 2);
+});
+
+db_test!(jobs_run_exactly_once_across_replicas, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let replica = TestApp::spawn_with(app.state.cfg.clone(), app.data_dir.clone(), app.backend, crate::modules()).await;
+    let _ = &replica;
+    for i in 0..40 {
+        enqueue(&app, &APPEND, &f.org_id, &format!("n{i}"), None).await;
+    }
+    let t = &f.admin_token;
+    wait_for(&app, t, "/api/v1/admin/jobs?status=done&limit=500", |v| v.as_array().is_some_and(|a| a.len() == 40))
+        .await;
+    let rows: Vec<(String, i64)> = {
+        let rs = sqlx::query("SELECT locked_by, attempts FROM jobs").fetch_all(app.state.db.pool()).await.unwrap();
+        rs.iter()
+            .map(|r| (r.try_get::<Option<String>, _>(0).unwrap().unwrap_or_default(), r.try_get::<i64, _>(1).unwrap()))
+            .collect()
+    };
+    assert!(rows.iter().all(|(_, attempts)| *attempts == 1), "a job ran twice: {rows:?}");
+    let (_, notes) = app.get(t, &format!("/api/v1/orgs/{}/notes", f.org_slug)).await;
+    assert_eq!(notes["items"].as_array().unwrap().len(), 40);
 });
