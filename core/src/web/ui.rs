@@ -556,9 +556,18 @@ async fn security_render(ui: &Ui, actor: &Actor, mut extra: Value) -> Response {
         o.insert("keys".into(), serde_json::to_value(keys).unwrap_or_default());
         o.insert("account".into(), serde_json::to_value(&account).unwrap_or_default());
         o.insert("totp_secret".into(), json!(pending_secret));
+        o.insert("totp_qr".into(), json!(uri.as_deref().and_then(qr_data_uri)));
         o.insert("totp_uri".into(), json!(uri));
     }
     ui.render("account_security.html", extra)
+}
+
+/// The otpauth URI as a QR code, an SVG image in a data URI (allowed by the CSP).
+fn qr_data_uri(uri: &str) -> Option<String> {
+    use base64::Engine;
+    let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
+    let svg = code.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).quiet_zone(true).build();
+    Some(format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(svg)))
 }
 
 async fn totp_begin(ui: Ui, actor: Actor) -> Response {

@@ -236,3 +236,22 @@ async fn a_theme_folder_overrides_templates_and_static_files() {
     let r = app.http.get(app.url("/static/vendor/htmx/htmx.min.js")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+db_test!(second_factor_enrolment_page_shows_a_qr_code, |app: TestApp| async move {
+    app.bootstrap().await;
+    let b = &app.browser;
+    let csrf = app.csrf_from("/login").await;
+    let r = b
+        .post(app.url("/login"))
+        .form(&[("_csrf", csrf.as_str()), ("email", "admin@example.org"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = b.post(app.url("/account/totp/begin")).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    // (minijinja escapes "/" in attributes; browsers decode it)
+    let html = b.get(app.url("/account/security")).send().await.unwrap().text().await.unwrap().replace("&#x2f;", "/");
+    assert!(html.contains("src=\"data:image/svg+xml;base64,"), "no QR code on the enrolment page");
+    assert!(html.contains("otpauth://totp/"));
+});
