@@ -38,9 +38,10 @@ pub struct Config {
     pub log: String,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
-    /// Database connection pool size; 0 picks one for the backend (8 for
-    /// SQLite, whose reads gain nothing from more on small machines and whose
-    /// every connection has its own thread and page cache; 16 for PostgreSQL).
+    /// Database connection pool size; 0 picks 8. More connections did not
+    /// answer faster on the measured machine (see docs/PERFORMANCE.md): every
+    /// SQLite connection has its own thread and page cache, and PostgreSQL
+    /// connections compete for the same cores.
     pub pool_size: u32,
     /// Addresses of reverse proxies whose `X-Forwarded-For` is believed
     /// (for sign-in throttling and the audit log). Empty: the peer address.
@@ -224,10 +225,9 @@ impl Config {
     }
 
     pub fn effective_pool_size(&self) -> u32 {
-        match (self.pool_size, self.is_postgres()) {
-            (0, true) => 16,
-            (0, false) => 8,
-            (n, _) => n.max(2),
+        match self.pool_size {
+            0 => 8,
+            n => n.max(2),
         }
     }
 
