@@ -174,6 +174,19 @@ pub async fn run_due(st: &AppState, worker: &str, max: usize) -> CoreResult<usiz
         let lease = specs.iter().map(|s| s.timeout_secs).max().unwrap_or(300).max(1) + 30;
         let Some(job) = claim(&st.db, worker, &names, lease).await? else { break };
         let Some(spec) = specs.iter().find(|s| s.name == job.name).copied() else { break };
+        // A module switched off (for the instance or the job's organisation)
+        // runs nothing; its jobs wait, untouched, until it is on again.
+        let org: Option<OrgId> = job.org.as_deref().and_then(|o| o.parse().ok());
+        if let Some(module) = st.modules.job_module(&job.name) {
+            if !crate::instance::module_enabled(&st.db, &st.modules, module, org).await? {
+                sqlx::query("UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = $1, locked_by = NULL, locked_until = NULL WHERE id = $2")
+                    .bind(Timestamp::now().plus_secs(300).0)
+                    .bind(&job.id)
+                    .execute(st.db.pool())
+                    .await?;
+                continue;
+            }
+        }
         let ctx = JobCtx {
             id: job.id.clone(),
             org: job.org.as_deref().and_then(|o| o.parse().ok()),
@@ -239,7 +252,7 @@ pub async fn list(db: &Db, status: Option<&str>, limit: i64) -> CoreResult<Vec<J
         .collect()
 }
 
-/// Runs a failed, dead or cancelled job again (attempts start over).
+/// Runs a dead or cancelled job again (attempts start over).
 pub async fn retry(db: &Db, who: &crate::audit::Who, id: &str) -> CoreResult<()> {
     set_status(
         db,

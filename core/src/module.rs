@@ -152,6 +152,11 @@ impl Modules {
         self.list.iter().flat_map(|m| m.jobs()).collect()
     }
 
+    /// The module that declares a job.
+    pub fn job_module(&self, job: &str) -> Option<&'static str> {
+        self.list.iter().find(|m| m.jobs().iter().any(|j| j.name == job)).map(|m| m.id())
+    }
+
     pub fn migrations(&self) -> Vec<(&'static str, Migration)> {
         self.list.iter().flat_map(|m| m.migrations().iter().map(move |mig| (m.id(), *mig))).collect()
     }
