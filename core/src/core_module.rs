@@ -94,6 +94,9 @@ impl Module for CoreModule {
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
         &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
     }
+    fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
+        vec![crate::outbox::MAIL_DELIVER]
+    }
     fn widgets(&self) -> Vec<Widget> {
         vec![
             Widget {

@@ -26,6 +26,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod people;
 pub mod permissions;
+pub mod smtp;
 pub mod web;
 
 pub use config::Config;

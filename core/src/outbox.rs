@@ -1,16 +1,19 @@
 //! The mail outbox: every outgoing message is stored first, in the caller's
-//! transaction. Delivery by SMTP is done by the job runner of the platform
-//! services; an instance without SMTP configuration logs the message instead,
-//! so sign-up and password reset work on a laptop.
+//! transaction, with a job (`core.mail.deliver`) that sends it by SMTP, or
+//! logs it when no SMTP server is configured, so sign-up and password reset
+//! work on a laptop too. Failures are retried and visible.
 
 use crate::config::Config;
 use crate::db::{Db, Tx};
 use crate::error::CoreResult;
 use crate::ids::{OrgId, Timestamp};
+use crate::jobs::{JobCtx, JobFuture, JobSpec};
+use crate::web::AppState;
 use serde::Serialize;
 use sqlx::Row;
 
-/// Stores a message in the caller's transaction: it exists if and only if the change that sent it commits.
+/// Stores a message in the caller's transaction, with the job that delivers
+/// it: both exist if and only if the change that sent the message commits.
 pub async fn enqueue(
     tx: &mut Tx,
     _cfg: &Config,
@@ -20,8 +23,9 @@ pub async fn enqueue(
     subject: &str,
     body_text: &str,
 ) -> CoreResult<()> {
+    let id = uuid::Uuid::now_v7().to_string();
     sqlx::query("INSERT INTO mail_outbox (id, org_id, kind, to_addr, subject, body_text, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7)")
-        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&id)
         .bind(org.map(|o| o.to_string()))
         .bind(kind)
         .bind(to)
@@ -30,51 +34,65 @@ pub async fn enqueue(
         .bind(Timestamp::now().0)
         .execute(tx.conn())
         .await?;
+    crate::jobs::enqueue(tx, &MAIL_DELIVER, org, serde_json::json!({"message": id}), Some(&format!("mail:{id}")), 0)
+        .await?;
     Ok(())
 }
 
-/// Hands committed messages over. Without SMTP configuration they are
-/// written to the log (status `logged`), which is what a laptop or a test
-/// instance wants. Several replicas never take the same message (row locks
-/// with SKIP LOCKED on PostgreSQL, the single writer on SQLite).
-pub async fn deliver_pending(db: &Db, cfg: &Config) -> CoreResult<usize> {
-    if cfg.smtp.is_some() {
-        // SMTP delivery arrives with the platform services (job runner); until
-        // then messages stay queued and visible in the outbox.
-        return Ok(0);
-    }
-    let lock = if db.backend() == crate::db::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-    let mut tx = db.begin().await?;
-    let rows = sqlx::query(&format!(
-        "UPDATE mail_outbox SET status = 'logged', attempts = attempts + 1, sent_at = $1 WHERE id IN \
-         (SELECT id FROM mail_outbox WHERE status = 'queued' ORDER BY created_at LIMIT 50{lock}) RETURNING kind, to_addr, subject, body_text"
-    ))
-    .bind(Timestamp::now().0)
-    .fetch_all(tx.conn())
-    .await?;
-    tx.commit().await?;
-    for r in &rows {
-        let (kind, to, subject, body): (String, String, String, String) =
-            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
-        tracing::info!(kind, to, subject, "no SMTP configured; message kept in the outbox and shown here:\n{body}");
-    }
-    Ok(rows.len())
-}
+/// Delivers one stored message: by SMTP when `[smtp]` is configured, else
+/// into the log (status `logged`), which is what a laptop or a test
+/// instance wants. Failures are retried by the job runner with backoff; the
+/// message shows its attempts and last error, and `failed` after the last.
+pub const MAIL_DELIVER: JobSpec =
+    JobSpec { name: "core.mail.deliver", max_attempts: 8, backoff_secs: 30, timeout_secs: 90, run: deliver };
 
-/// Runs until the process ends: delivers the outbox every second.
-pub async fn run_worker(db: Db, cfg: Config) {
-    if cfg.smtp.is_some() {
-        tracing::warn!(
-            "SMTP is configured but SMTP delivery is not implemented yet: outgoing mail stays queued in the outbox"
-        );
-        return;
-    }
-    loop {
-        if let Err(e) = deliver_pending(&db, &cfg).await {
-            tracing::warn!(error = %e, "mail outbox delivery failed; retrying");
+fn deliver(st: AppState, ctx: JobCtx) -> JobFuture {
+    Box::pin(async move {
+        let id = ctx.payload["message"].as_str().unwrap_or_default().to_string();
+        let Some(r) = sqlx::query("SELECT to_addr, subject, body_text, status, kind FROM mail_outbox WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(st.db.pool())
+            .await?
+        else {
+            return Ok(());
+        };
+        let (to, subject, body, status, kind): (String, String, String, String, String) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
+        if status == "sent" || status == "logged" {
+            return Ok(()); // already delivered: a job may run twice
         }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
+        let now = Timestamp::now().0;
+        let Some(smtp) = &st.cfg.smtp else {
+            tracing::info!(kind, to, subject, "no SMTP configured; message kept in the outbox and shown here:\n{body}");
+            sqlx::query(
+                "UPDATE mail_outbox SET status = 'logged', attempts = attempts + 1, sent_at = $1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(st.db.pool())
+            .await?;
+            return Ok(());
+        };
+        let domain = smtp.from.rsplit('@').next().unwrap_or("localhost").to_string();
+        match crate::smtp::send(smtp, &to, &subject, &body, &format!("{id}@{domain}")).await {
+            Ok(()) => {
+                sqlx::query("UPDATE mail_outbox SET status = 'sent', attempts = attempts + 1, last_error = NULL, sent_at = $1 WHERE id = $2").bind(now).bind(&id).execute(st.db.pool()).await?;
+                Ok(())
+            }
+            Err(e) => {
+                let last = ctx.attempt >= MAIL_DELIVER.max_attempts;
+                sqlx::query(
+                    "UPDATE mail_outbox SET status = $1, attempts = attempts + 1, last_error = $2 WHERE id = $3",
+                )
+                .bind(if last { "failed" } else { "queued" })
+                .bind(format!("{e:#}"))
+                .bind(&id)
+                .execute(st.db.pool())
+                .await?;
+                Err(e)
+            }
+        }
+    })
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -216,7 +216,6 @@ pub fn is_write(m: &Method) -> bool {
 /// Runs the server until ctrl-c / SIGTERM; in-flight requests finish first.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let tls = state.cfg.tls.clone();
-    tokio::spawn(crate::outbox::run_worker(state.db.clone(), state.cfg.clone()));
     tokio::spawn(crate::jobs::run_worker(state.clone()));
     let app = router(state);
     match tls {

@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod cli;
 mod isolation;
+mod mail;
 mod modules;
 mod ui;
 

@@ -1,0 +1,134 @@
+//! Mail leaves through a real SMTP server (aiosmtpd, started here), and
+//! failures are retried and visible.
+
+use base64::Engine;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use testkit::{Backend, TestApp};
+
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl SmtpSink {
+    async fn start(dir: &std::path::Path) -> SmtpSink {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.join("smtp.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new("python3")
+            .args(["-u", "-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 -m aiosmtpd (pip install aiosmtpd)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return SmtpSink { child, port, log };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("aiosmtpd did not start (pip install aiosmtpd)");
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn app_with_smtp(backend: Backend, port: u16) -> TestApp {
+    let modules = crate::modules();
+    let (mut cfg, dir) = testkit::test_config(backend, &modules).await.unwrap();
+    cfg.smtp = Some(shrooms_core::config::SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        username: None,
+        password: None,
+        security: "none".into(),
+        from: "shrooms@example.org".into(),
+    });
+    TestApp::spawn_with(cfg, dir, backend, modules).await
+}
+
+async fn outbox_until(app: &TestApp, token: &str, to: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..200 {
+        let (_, v) = app.get(token, &format!("/api/v1/admin/outbox?to={to}")).await;
+        if let Some(m) = v.as_array().and_then(|a| a.iter().find(|m| ok(m))) {
+            return m.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the outbox never reached the expected state");
+}
+
+async fn delivered_through_smtp(backend: Backend) {
+    let dir = std::env::temp_dir().join(format!("shrooms-smtp-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sink = SmtpSink::start(&dir).await;
+    let app = app_with_smtp(backend, sink.port).await;
+    let f = app.bootstrap().await;
+    assert_eq!(app.post("", "/api/v1/auth/password/forgot", json!({"email": "admin@example.org"})).await.0, 202);
+    let m = outbox_until(&app, &f.admin_token, "admin@example.org", |m| m["status"] == "sent").await;
+    assert_eq!(m["attempts"], 1);
+    // What the SMTP server received: headers, and the link in the base64 body.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&sink.log).unwrap_or_default();
+        if text.contains("Subject:") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(text.contains("To: admin@example.org"), "log {:?}: {text}", sink.log);
+    assert!(text.contains("Subject: Reset your Shrooms password"), "{text}");
+    let body_b64: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Content-Transfer-Encoding: base64"))
+        .skip_while(|l| !l.trim().is_empty())
+        .skip(1)
+        .take_while(|l| !l.starts_with("------------ END MESSAGE") && !l.trim().is_empty())
+        .collect();
+    let body =
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body_b64.trim()).expect("base64 body"))
+            .unwrap();
+    assert!(body.contains("/password/reset?token="), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_is_delivered_through_smtp_sqlite() {
+    delivered_through_smtp(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_is_delivered_through_smtp_postgres() {
+    if std::env::var("SHROOMS_TEST_SKIP_POSTGRES").is_ok() {
+        return;
+    }
+    delivered_through_smtp(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_smtp_server_is_retried_and_visible() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = app_with_smtp(Backend::Sqlite, closed).await;
+    let f = app.bootstrap().await;
+    assert_eq!(app.post("", "/api/v1/auth/password/forgot", json!({"email": "admin@example.org"})).await.0, 202);
+    let m = outbox_until(&app, &f.admin_token, "admin@example.org", |m| m["attempts"].as_i64().unwrap_or(0) >= 1).await;
+    assert_eq!(m["status"], "queued", "it will be tried again");
+    assert!(m["last_error"].as_str().unwrap_or("").contains("connecting"), "{m}");
+    let (_, jobs) = app.get(&f.admin_token, "/api/v1/admin/jobs?status=queued").await;
+    let job = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "core.mail.deliver")
+        .expect("delivery job waiting")
+        .clone();
+    assert_eq!(job["attempts"], 1);
+    assert!(job["last_error"].as_str().is_some());
+}
