@@ -659,24 +659,7 @@ pub async fn refresh_tokens(db: &Db, cfg: &Config, key: &[u8], refresh: &str) ->
         return Err(CoreError::Unauthorized("This refresh token was revoked; sign in again.".into()));
     }
     if row.try_get::<Option<i64>, _>(3)?.is_some() {
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(&family)
-            .execute(tx.conn())
-            .await?;
-        audit::record(
-            &mut tx,
-            &Who::system("token-reuse-detector"),
-            Change {
-                org: None,
-                action: "account.refresh_reuse_revoked",
-                entity_type: "account",
-                entity_id: account.to_string(),
-                before: None,
-                after: Some(serde_json::json!({"family": family})),
-            },
-        )
-        .await?;
+        revoke_family(&mut tx, &family, account, false).await?;
         tx.commit().await?;
         return Err(CoreError::Unauthorized(
             "This refresh token was already used; every token of its family is now revoked. Sign in again.".into(),
@@ -704,30 +687,37 @@ pub async fn refresh_tokens(db: &Db, cfg: &Config, key: &[u8], refresh: &str) ->
     if !won {
         drop(tx);
         let mut tx = db.begin().await?;
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(&family)
-            .execute(tx.conn())
-            .await?;
-        audit::record(
-            &mut tx,
-            &Who::system("token-reuse-detector"),
-            Change {
-                org: None,
-                action: "account.refresh_reuse_revoked",
-                entity_type: "account",
-                entity_id: account.to_string(),
-                before: None,
-                after: Some(serde_json::json!({"family": family, "race": true})),
-            },
-        )
-        .await?;
+        revoke_family(&mut tx, &family, account, true).await?;
         tx.commit().await?;
         return Err(CoreError::Unauthorized("This refresh token was already used; sign in again.".into()));
     }
     let pair = issue_in_family(tx.conn(), cfg, key, account, &family).await?;
     tx.commit().await?;
     Ok(pair)
+}
+
+/// A refresh token was presented twice: it leaked. Every token of its family
+/// is revoked (and the access tokens tied to it stop working), audited.
+async fn revoke_family(tx: &mut Tx, family: &str, account: AccountId, race: bool) -> CoreResult<()> {
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+        .bind(Timestamp::now().0)
+        .bind(family)
+        .execute(tx.conn())
+        .await?;
+    audit::record(
+        tx,
+        &Who::system("token-reuse-detector"),
+        Change {
+            org: None,
+            action: "account.refresh_reuse_revoked",
+            entity_type: "account",
+            entity_id: account.to_string(),
+            before: None,
+            after: Some(serde_json::json!({"family": family, "race": race})),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Validates an access token: signature, expiry, and that its family was not revoked.
