@@ -38,6 +38,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "email_verify.html",
     "account_security.html",
     "admin.html",
+    "admin_jobs.html",
     "dashboard.html",
     "people_list.html",
     "people_rows_partial.html",

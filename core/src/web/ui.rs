@@ -1087,6 +1087,33 @@ async fn settings_role(ui: Ui, ctx: OrgCtx, body: axum::body::Bytes) -> Result<R
     }
 }
 
+#[derive(Deserialize, Default)]
+struct JobsQuery {
+    status: Option<String>,
+}
+
+async fn admin_jobs(ui: Ui, actor: Actor, Query(q): Query<JobsQuery>) -> Result<Response, UiError> {
+    actor.require_instance_admin()?;
+    let status = q.status.filter(|s| ["queued", "running", "done", "dead", "cancelled"].contains(&s.as_str()));
+    let jobs = crate::jobs::list(&ui.st.db, status.as_deref(), 200).await?;
+    let counts = crate::jobs::counts(&ui.st.db).await?;
+    Ok(ui.render("admin_jobs.html", json!({"jobs": jobs, "counts": counts, "status": status})))
+}
+
+async fn admin_job_action(
+    ui: Ui,
+    actor: Actor,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Response, UiError> {
+    actor.require_instance_admin()?;
+    match action.as_str() {
+        "retry" => crate::jobs::retry(&ui.st.db, &actor.who(), &id).await?,
+        "cancel" => crate::jobs::cancel(&ui.st.db, &actor.who(), &id).await?,
+        _ => return Err(UiError(CoreError::NotFound)),
+    }
+    Ok(see_other("/admin/jobs"))
+}
+
 #[derive(Deserialize)]
 struct InstanceForm {
     #[serde(default)]
@@ -1215,6 +1242,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(admin_page))
         .route("/admin/orgs", post(admin_create_org))
         .route("/admin/instance", post(admin_instance))
+        .route("/admin/jobs", get(admin_jobs))
+        .route("/admin/jobs/{id}/{action}", post(admin_job_action))
         .route("/admin/modules/{module}", post(admin_toggle_module))
         .route("/api/docs", get(api_docs))
         .route("/o/{org}/", get(dashboard))

@@ -255,3 +255,42 @@ db_test!(second_factor_enrolment_page_shows_a_qr_code, |app: TestApp| async move
     assert!(html.contains("src=\"data:image/svg+xml;base64,"), "no QR code on the enrolment page");
     assert!(html.contains("otpauth://totp/"));
 });
+
+db_test!(administrators_see_and_retry_failed_jobs_in_the_browser, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let id = {
+        let mut tx = app.state.db.begin().await.unwrap();
+        let id = shrooms_core::jobs::enqueue(
+            &mut tx,
+            &crate::modules::FAIL,
+            Some(f.org_id.parse().unwrap()),
+            serde_json::json!({}),
+            None,
+            0,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        id
+    };
+    let b = &app.browser;
+    let csrf = app.csrf_from("/login").await;
+    b.post(app.url("/login"))
+        .form(&[("_csrf", csrf.as_str()), ("email", "admin@example.org"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let mut html = String::new();
+    for _ in 0..200 {
+        html = b.get(app.url("/admin/jobs?status=dead")).send().await.unwrap().text().await.unwrap();
+        if html.contains(&id) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(html.contains("notes.fail") && html.contains("attempt 3 failed"), "{html}");
+    let r = b.post(app.url(&format!("/admin/jobs/{id}/retry"))).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, audit) = app.get(&f.admin_token, "/api/v1/admin/audit?action=job.retry").await;
+    assert_eq!(audit["items"][0]["entity_id"], id.as_str());
+});
