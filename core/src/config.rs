@@ -214,6 +214,18 @@ impl Config {
                 bail!("database_url: only postgres:// URLs are supported (leave it unset for the embedded SQLite database)");
             }
         }
+        if let Some(smtp) = &self.smtp {
+            if !matches!(smtp.security.as_str(), "none" | "starttls" | "tls") {
+                bail!("smtp.security: `{}` is not one of none, starttls, tls", smtp.security);
+            }
+            if smtp.from.split('<').next_back().map(|a| a.trim_end_matches('>').trim()).is_none_or(|a| !a.contains('@'))
+            {
+                bail!(
+                    "smtp.from: `{}` is not an address like shrooms@example.org or Shrooms <shrooms@example.org>",
+                    smtp.from
+                );
+            }
+        }
         if self.session.idle_minutes <= 0 || self.session.absolute_hours <= 0 {
             bail!("session: idle_minutes and absolute_hours must be positive");
         }

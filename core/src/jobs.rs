@@ -102,37 +102,85 @@ struct Claimed {
     max_attempts: i64,
 }
 
-async fn claim(db: &Db, worker: &str, names: &[&'static str], lease_secs: i64) -> CoreResult<Option<Claimed>> {
+/// Claims up to `batch` due jobs in one transaction: first those waiting
+/// (index on status, run_at), then those whose worker's lease expired.
+async fn claim(
+    db: &Db,
+    worker: &str,
+    names: &[&'static str],
+    lease_secs: i64,
+    batch: usize,
+) -> CoreResult<Vec<Claimed>> {
     if names.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let now = Timestamp::now().0;
     let list: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 4)).collect();
     let lock = if db.backend() == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let mut out = Vec::new();
+    let mut tx = db.begin().await?;
+    for due in ["status = 'queued' AND run_at <= $3", "status = 'running' AND locked_until < $3"] {
+        if out.len() >= batch {
+            break;
+        }
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2, updated_at = $3 \
+             WHERE id IN (SELECT id FROM jobs WHERE {due} AND name IN ({}) ORDER BY run_at LIMIT {}{lock}) \
+             RETURNING id, name, org_id, payload, attempts, max_attempts",
+            list.join(", "),
+            batch - out.len()
+        );
+        let mut q = sqlx::query(&sql).bind(worker).bind(now + lease_secs * 1000).bind(now);
+        for n in names {
+            q = q.bind(*n);
+        }
+        for r in q.fetch_all(tx.conn()).await? {
+            out.push(Claimed {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                org: r.try_get(2)?,
+                payload: r.try_get(3)?,
+                attempts: r.try_get(4)?,
+                max_attempts: r.try_get(5)?,
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn renew(db: &Db, worker: &str, ids: &[String], lease_secs: i64) -> CoreResult<()> {
+    let mut tx = db.begin().await?;
+    for id in ids {
+        sqlx::query("UPDATE jobs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND status = 'running'")
+            .bind(Timestamp::now().0 + lease_secs * 1000)
+            .bind(id)
+            .bind(worker)
+            .execute(tx.conn())
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// Marks jobs that ran well as done, in one statement.
+async fn finish_done(db: &Db, ids: &[String], worker: &str) -> CoreResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let now = Timestamp::now().0;
+    let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
     let sql = format!(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, locked_until = $2, updated_at = $3 \
-         WHERE id = (SELECT id FROM jobs WHERE name IN ({}) AND ((status = 'queued' AND run_at <= $3) OR (status = 'running' AND locked_until < $3)) \
-         ORDER BY run_at LIMIT 1{lock}) RETURNING id, name, org_id, payload, attempts, max_attempts",
+        "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, last_error = NULL, finished_at = $1, updated_at = $1 \
+         WHERE locked_by = $2 AND id IN ({})",
         list.join(", ")
     );
     let mut tx = db.begin().await?;
-    let mut q = sqlx::query(&sql).bind(worker).bind(now + lease_secs * 1000).bind(now);
-    for n in names {
-        q = q.bind(*n);
+    let mut q = sqlx::query(&sql).bind(now).bind(worker);
+    for id in ids {
+        q = q.bind(id);
     }
-    let row = q.fetch_optional(tx.conn()).await?;
-    tx.commit().await?;
-    row.map(|r| {
-        Ok(Claimed {
-            id: r.try_get(0)?,
-            name: r.try_get(1)?,
-            org: r.try_get(2)?,
-            payload: r.try_get(3)?,
-            attempts: r.try_get(4)?,
-            max_attempts: r.try_get(5)?,
-        })
-    })
-    .transpose()
+    q.execute(tx.conn()).await?;
+    tx.commit().await
 }
 
 async fn finish(db: &Db, job: &Claimed, worker: &str, result: Result<(), String>, backoff_secs: i64) -> CoreResult<()> {
@@ -165,49 +213,63 @@ async fn finish(db: &Db, job: &Claimed, worker: &str, result: Result<(), String>
     tx.commit().await
 }
 
-/// Runs due jobs one after another; returns how many ran.
+/// Runs due jobs, claimed in small batches; returns how many ran.
 pub async fn run_due(st: &AppState, worker: &str, max: usize) -> CoreResult<usize> {
     let specs = st.modules.jobs();
     let names: Vec<&'static str> = specs.iter().map(|s| s.name).collect();
+    let lease = specs.iter().map(|s| s.timeout_secs).max().unwrap_or(300).max(1) + 30;
     let mut ran = 0;
     while ran < max {
-        let lease = specs.iter().map(|s| s.timeout_secs).max().unwrap_or(300).max(1) + 30;
-        let Some(job) = claim(&st.db, worker, &names, lease).await? else { break };
-        let Some(spec) = specs.iter().find(|s| s.name == job.name).copied() else { break };
-        // A module switched off (for the instance or the job's organisation)
-        // runs nothing; its jobs wait, untouched, until it is on again.
-        let org: Option<OrgId> = job.org.as_deref().and_then(|o| o.parse().ok());
-        if let Some(module) = st.modules.job_module(&job.name) {
-            if !crate::instance::module_enabled(&st.db, &st.modules, module, org).await? {
-                sqlx::query("UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = $1, locked_by = NULL, locked_until = NULL WHERE id = $2")
-                    .bind(Timestamp::now().plus_secs(300).0)
-                    .bind(&job.id)
-                    .execute(st.db.pool())
-                    .await?;
-                continue;
+        let claimed = claim(&st.db, worker, &names, lease, 32.min(max - ran)).await?;
+        if claimed.is_empty() {
+            break;
+        }
+        let mut done = Vec::new();
+        let mut leased_at = std::time::Instant::now();
+        let ids: Vec<String> = claimed.iter().map(|j| j.id.clone()).collect();
+        for (k, job) in claimed.into_iter().enumerate() {
+            // Slow jobs early in a batch: renew the leases of the ones still
+            // waiting, so no other worker takes them as abandoned.
+            if leased_at.elapsed() > Duration::from_secs(lease as u64 / 2) {
+                renew(&st.db, worker, &ids[k..], lease).await?;
+                leased_at = std::time::Instant::now();
             }
+            let Some(spec) = specs.iter().find(|s| s.name == job.name).copied() else { continue };
+            // A module switched off (for the instance or the job's organisation)
+            // runs nothing; its jobs wait, untouched, until it is on again.
+            let org: Option<OrgId> = job.org.as_deref().and_then(|o| o.parse().ok());
+            if let Some(module) = st.modules.job_module(&job.name) {
+                if !crate::instance::module_enabled(&st.db, &st.modules, module, org).await? {
+                    sqlx::query("UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = $1, locked_by = NULL, locked_until = NULL WHERE id = $2")
+                        .bind(Timestamp::now().plus_secs(300).0)
+                        .bind(&job.id)
+                        .execute(st.db.pool())
+                        .await?;
+                    continue;
+                }
+            }
+            let ctx = JobCtx {
+                id: job.id.clone(),
+                org,
+                payload: serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null),
+                attempt: job.attempts,
+            };
+            let timeout = Duration::from_secs(spec.timeout_secs.max(1) as u64);
+            let outcome = match tokio::time::timeout(timeout, (spec.run)(st.clone(), ctx)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("{e:#}")),
+                Err(_) => Err(format!("timed out after {} s", spec.timeout_secs)),
+            };
+            match outcome {
+                Ok(()) => done.push(job.id.clone()),
+                Err(e) => {
+                    tracing::warn!(job = %job.name, id = %job.id, attempt = job.attempts, error = %e, "job failed");
+                    finish(&st.db, &job, worker, Err(e), spec.backoff_secs).await?;
+                }
+            }
+            ran += 1;
         }
-        let ctx = JobCtx {
-            id: job.id.clone(),
-            org: job.org.as_deref().and_then(|o| o.parse().ok()),
-            payload: serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null),
-            attempt: job.attempts,
-        };
-        let outcome = match tokio::time::timeout(
-            Duration::from_secs(spec.timeout_secs.max(1) as u64),
-            (spec.run)(st.clone(), ctx),
-        )
-        .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("{e:#}")),
-            Err(_) => Err(format!("timed out after {} s", spec.timeout_secs)),
-        };
-        if let Err(e) = &outcome {
-            tracing::warn!(job = %job.name, id = %job.id, attempt = job.attempts, error = %e, "job failed");
-        }
-        finish(&st.db, &job, worker, outcome, spec.backoff_secs).await?;
-        ran += 1;
+        finish_done(&st.db, &done, worker).await?;
     }
     Ok(ran)
 }

@@ -91,8 +91,20 @@ pub fn format_message(from: &str, to: &str, subject: &str, body: &str, message_i
     m
 }
 
+/// The bare address of `Name <address>` or `address`.
+fn bare_address(from: &str) -> &str {
+    match (from.rfind('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => from[a + 1..b].trim(),
+        _ => from.trim(),
+    }
+}
+
 pub async fn send(cfg: &SmtpConfig, to: &str, subject: &str, body: &str, message_id: &str) -> anyhow::Result<()> {
-    if to.contains(['\r', '\n', '<', '>']) || cfg.from.contains(['\r', '\n', '<', '>']) {
+    let from_addr = bare_address(&cfg.from);
+    if to.contains(['\r', '\n', '<', '>'])
+        || from_addr.contains(['\r', '\n', '<', '>'])
+        || cfg.from.contains(['\r', '\n'])
+    {
         bail!("invalid address");
     }
     let tcp = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect((cfg.host.as_str(), cfg.port)))
@@ -125,7 +137,7 @@ pub async fn send(cfg: &SmtpConfig, to: &str, subject: &str, body: &str, message
         let token = B64.encode(format!("\0{user}\0{pass}"));
         command(&mut conn, &format!("AUTH PLAIN {token}"), &[235]).await?;
     }
-    command(&mut conn, &format!("MAIL FROM:<{}>", cfg.from), &[250]).await?;
+    command(&mut conn, &format!("MAIL FROM:<{from_addr}>"), &[250]).await?;
     command(&mut conn, &format!("RCPT TO:<{to}>"), &[250, 251]).await?;
     command(&mut conn, "DATA", &[354]).await?;
     let msg = format_message(&cfg.from, to, subject, body, message_id);
@@ -138,6 +150,12 @@ pub async fn send(cfg: &SmtpConfig, to: &str, subject: &str, body: &str, message
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn display_names_are_allowed_in_from() {
+        assert_eq!(super::bare_address("Atelier Vélo <atelier@example.org>"), "atelier@example.org");
+        assert_eq!(super::bare_address("atelier@example.org"), "atelier@example.org");
+    }
+
     #[test]
     fn non_ascii_subjects_are_encoded_and_bodies_are_base64() {
         let m = super::format_message("a@b.org", "c@d.org", "Réinitialiser", "ligne 1\nligne 2", "x@y");
