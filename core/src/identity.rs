@@ -232,6 +232,40 @@ pub async fn set_password(
     Ok(())
 }
 
+/// Changes a password after checking the current one (counted by sign-in
+/// throttling). Every other browser session and every token family of the
+/// account is ended: whoever knew the old password is out.
+pub async fn change_password(
+    db: &Db,
+    cfg: &Config,
+    who: &Who,
+    account: &Account,
+    current: &str,
+    new: String,
+    keep_session: Option<&str>,
+) -> CoreResult<()> {
+    check_password_policy(&new).map_err(|e| CoreError::Validation(vec![e]))?;
+    if password_login(db, cfg, &account.email, current, &who.address).await.is_err() {
+        return Err(CoreError::Validation(vec![FieldError::new(
+            "current_password",
+            "This is not your current password.",
+        )]));
+    }
+    let mut tx = db.begin().await?;
+    set_password(&mut tx, who, cfg, account.id, new).await?;
+    sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND token_hash <> $2")
+        .bind(account.id.to_string())
+        .bind(keep_session.unwrap_or(""))
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL")
+        .bind(Timestamp::now().0)
+        .bind(account.id.to_string())
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await
+}
+
 pub async fn set_lang(db: &Db, account: AccountId, lang: &str) -> CoreResult<()> {
     sqlx::query("UPDATE accounts SET lang = $1 WHERE id = $2")
         .bind(lang)

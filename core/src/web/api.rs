@@ -347,6 +347,33 @@ pub async fn revoke_key(State(st): State<AppState>, actor: Actor, Path(id): Path
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "me", security(("bearer" = [])), request_body = PasswordChange,
+    responses((status = 204, description = "Changed; every session and token of the account is ended, sign in again"), (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn change_password(
+    State(st): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<PasswordChange>,
+) -> CoreResult<StatusCode> {
+    identity::change_password(
+        &st.db,
+        &st.cfg,
+        &actor.who(),
+        &actor.account,
+        &req.current_password,
+        req.new_password,
+        None,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---------- second factor ----------
 
 #[derive(Serialize, ToSchema)]
@@ -916,7 +943,7 @@ pub async fn cancel_job(State(st): State<AppState>, actor: Actor, Path(id): Path
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Shrooms API", version = "1", description = "The JSON API of Shrooms. Errors are RFC 9457 problem+json; lists are cursor-paginated. See docs/API.md."),
-    paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, list_keys, create_key, revoke_key, totp_begin, totp_confirm, totp_disable,
+    paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, change_password, list_keys, create_key, revoke_key, totp_begin, totp_confirm, totp_disable,
         list_orgs, create_org, get_org, patch_org, list_people, create_person, get_person, patch_person, delete_person,
         list_members, add_member, remove_member, list_groups, create_group, delete_group, add_group_member, remove_group_member, get_instance, patch_instance, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
         org_audit, instance_audit, list_outbox, list_jobs, retry_job, cancel_job),
@@ -967,6 +994,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/email/verify", post(verify_email))
         .route("/api/v1/me", get(me))
         .route("/api/v1/me/email/verification", post(send_verification))
+        .route("/api/v1/me/password", post(change_password))
         .route("/api/v1/me/api-keys", get(list_keys).post(create_key))
         .route("/api/v1/me/totp", post(totp_begin).delete(totp_disable))
         .route("/api/v1/me/totp/confirm", post(totp_confirm))

@@ -632,6 +632,42 @@ async fn logout_everywhere(ui: Ui, actor: Actor) -> Response {
     }
 }
 
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+async fn password_change(ui: Ui, actor: Actor, Form(f): Form<PasswordForm>) -> Response {
+    let keep = match &actor.method {
+        auth::AuthMethod::Session { token_hash } => Some(token_hash.clone()),
+        _ => None,
+    };
+    match identity::change_password(
+        &ui.st.db,
+        &ui.st.cfg,
+        &actor.who(),
+        &actor.account,
+        &f.current_password,
+        f.new_password,
+        keep.as_deref(),
+    )
+    .await
+    {
+        Ok(()) => security_render(&ui, &actor, json!({"password_changed": true})).await,
+        Err(e) => {
+            let fields: serde_json::Map<String, Value> =
+                e.field_errors().into_iter().map(|f| (f.field, Value::String(f.message))).collect();
+            let status = e.status();
+            let mut r = security_render(&ui, &actor, json!({"errors": fields, "error": e.public_detail()})).await;
+            *r.status_mut() = status;
+            r
+        }
+    }
+}
+
 async fn send_verification(ui: Ui, actor: Actor) -> Response {
     match api::send_verification_mail(&ui.st, &actor.account).await {
         Ok(()) => security_render(&ui, &actor, json!({"verification_sent": true})).await,
@@ -1238,6 +1274,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/api-keys", post(key_create))
         .route("/account/api-keys/{id}/revoke", post(key_revoke))
         .route("/account/logout-everywhere", post(logout_everywhere))
+        .route("/account/password", post(password_change))
         .route("/account/email/verification", post(send_verification))
         .route("/admin", get(admin_page))
         .route("/admin/orgs", post(admin_create_org))

@@ -306,3 +306,40 @@ db_test!(ownership_is_managed_by_owners_only, |app: TestApp| async move {
     let owner = list.as_array().unwrap().iter().find(|m| m["email"] == "admin@example.org").unwrap().clone();
     assert_eq!(owner["role"], "owner");
 });
+
+db_test!(changing_the_password_signs_out_the_others, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let other = app.token("admin@example.org", ADMIN_PASSWORD).await;
+    // A wrong current password changes nothing.
+    let (s, b) = app
+        .post(
+            &f.admin_token,
+            "/api/v1/me/password",
+            json!({"current_password": "not it at all", "new_password": "another long password"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(b["errors"][0]["field"], "current_password");
+    assert_eq!(app.get(&other, "/api/v1/me").await.0, 200);
+    let (s, b) = app
+        .post(
+            &f.admin_token,
+            "/api/v1/me/password",
+            json!({"current_password": ADMIN_PASSWORD, "new_password": "another long password"}),
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    assert_eq!(app.get(&other, "/api/v1/me").await.0, 401);
+    assert_eq!(
+        app.post("", "/api/v1/auth/token", json!({"email": "admin@example.org", "password": ADMIN_PASSWORD})).await.0,
+        401
+    );
+    app.token("admin@example.org", "another long password").await;
+    let (_, audit) = app
+        .get(
+            &app.token("admin@example.org", "another long password").await,
+            "/api/v1/admin/audit?action=account.password_set",
+        )
+        .await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1);
+});
