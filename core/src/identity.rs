@@ -777,54 +777,6 @@ pub async fn verify_access_token(db: &Db, key: &[u8], token: &str) -> CoreResult
     Ok(account)
 }
 
-/// [`verify_access_token`] and, in the same round trip, the organisation
-/// named by `org_key` with the account's role in it: what every
-/// organisation request of the API needs first.
-#[allow(clippy::type_complexity)]
-pub async fn verify_access_token_in_org(
-    db: &Db,
-    key: &[u8],
-    token: &str,
-    org_key: &str,
-) -> CoreResult<(Account, Option<(crate::orgs::Org, Option<crate::orgs::Role>)>)> {
-    let bad = || CoreError::Unauthorized("Invalid or expired access token.".into());
-    let claims: AccessClaims = crypto::jwt_verify(key, token).ok_or_else(bad)?;
-    if claims.typ != "access" || claims.exp < Timestamp::now().0 / 1000 {
-        return Err(bad());
-    }
-    let account_cols = ACCOUNT_COLS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ");
-    let col = crate::orgs::org_key_column(org_key);
-    let r = sqlx::query(&format!(
-        "SELECT {account_cols}, (SELECT COUNT(*) FROM refresh_tokens WHERE family_id = $2 AND revoked_at IS NOT NULL), {}, {} \
-         FROM accounts a LEFT JOIN orgs o ON o.{col} = $3 LEFT JOIN memberships m ON m.org_id = o.id AND m.account_id = a.id \
-         LEFT JOIN roles r ON r.id = m.role_id WHERE a.id = $1",
-        crate::orgs::org_cols_prefixed(),
-        crate::orgs::ROLE_COLS
-    ))
-    .bind(&claims.sub)
-    .bind(&claims.fam)
-    .bind(org_key)
-    .fetch_optional(db.pool())
-    .await?
-    .ok_or_else(bad)?;
-    let account = account_from_row(&r)?;
-    if r.try_get::<i64, _>(12)? > 0 || account.disabled {
-        return Err(bad());
-    }
-    let org = match r.try_get::<Option<String>, _>(13)? {
-        None => None,
-        Some(_) => {
-            let org = crate::orgs::org_from_row_at(&r, 13)?;
-            let role = match r.try_get::<Option<String>, _>(22)? {
-                Some(_) => Some(crate::orgs::role_from_row_at(&r, 22)?),
-                None => None,
-            };
-            Some((org, role))
-        }
-    };
-    Ok((account, org))
-}
-
 // ---------------- personal API keys ----------------
 
 #[derive(Serialize, utoipa::ToSchema)]

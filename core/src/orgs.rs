@@ -29,35 +29,17 @@ pub struct Org {
 const ORG_COLS: &str = "id, slug, name, timezone, currency, logo_url, color_primary, color_accent, created_at";
 
 fn org_from_row(r: &AnyRow) -> CoreResult<Org> {
-    org_from_row_at(r, 0)
-}
-
-pub(crate) fn org_from_row_at(r: &AnyRow, o: usize) -> CoreResult<Org> {
     Ok(Org {
-        id: parse_id(&r.try_get::<String, _>(o)?)?,
-        slug: r.try_get(o + 1)?,
-        name: r.try_get(o + 2)?,
-        timezone: r.try_get(o + 3)?,
-        currency: r.try_get(o + 4)?,
-        logo_url: r.try_get(o + 5)?,
-        color_primary: r.try_get(o + 6)?,
-        color_accent: r.try_get(o + 7)?,
-        created_at: Timestamp(r.try_get(o + 8)?).rfc3339(),
+        id: parse_id(&r.try_get::<String, _>(0)?)?,
+        slug: r.try_get(1)?,
+        name: r.try_get(2)?,
+        timezone: r.try_get(3)?,
+        currency: r.try_get(4)?,
+        logo_url: r.try_get(5)?,
+        color_primary: r.try_get(6)?,
+        color_accent: r.try_get(7)?,
+        created_at: Timestamp(r.try_get(8)?).rfc3339(),
     })
-}
-
-/// The organisation columns, prefixed with `o.`, in `org_from_row_at` order.
-pub(crate) fn org_cols_prefixed() -> String {
-    ORG_COLS.split(", ").map(|c| format!("o.{c}")).collect::<Vec<_>>().join(", ")
-}
-
-/// Which column a key names: an id, or a URL name.
-pub(crate) fn org_key_column(key: &str) -> &'static str {
-    if key.len() == 36 && key.parse::<uuid::Uuid>().is_ok() {
-        "id"
-    } else {
-        "slug"
-    }
 }
 
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
@@ -325,7 +307,7 @@ fn role_from_row(r: &AnyRow) -> CoreResult<Role> {
     role_from_row_at(r, 0)
 }
 
-pub(crate) fn role_from_row_at(r: &AnyRow, o: usize) -> CoreResult<Role> {
+fn role_from_row_at(r: &AnyRow, o: usize) -> CoreResult<Role> {
     Ok(Role {
         id: parse_id(&r.try_get::<String, _>(o)?)?,
         key: r.try_get(o + 1)?,
@@ -358,7 +340,7 @@ pub async fn find_org_with_role(db: &Db, key: &str, account: AccountId) -> CoreR
     Ok(Some((org, role)))
 }
 
-pub(crate) const ROLE_COLS: &str = "r.id, r.key, r.name, r.builtin, r.permissions, r.require_totp";
+const ROLE_COLS: &str = "r.id, r.key, r.name, r.builtin, r.permissions, r.require_totp";
 
 pub async fn list_roles(db: &Db, org: OrgId) -> CoreResult<Vec<Role>> {
     let rows =

@@ -223,11 +223,6 @@ impl OrgCtx {
     pub async fn resolve(state: &AppState, actor: Actor, org_key: &str) -> CoreResult<OrgCtx> {
         let (org, role) =
             orgs::find_org_with_role(&state.db, org_key, actor.account.id).await?.ok_or(CoreError::NotFound)?;
-        Self::build(state, actor, org, role)
-    }
-
-    /// The permissions of `actor` in `org` given its role there (fails closed).
-    fn build(state: &AppState, actor: Actor, org: Org, role: Option<Role>) -> CoreResult<OrgCtx> {
         let perms = match (&role, actor.is_instance_admin()) {
             // Instance administrators operate every organisation of their instance.
             (_, true) => state.modules.default_permissions(crate::permissions::BuiltinRole::Owner),
@@ -252,27 +247,6 @@ impl OrgCtx {
         }
         Ok(OrgCtx { org, actor, role, perms })
     }
-
-    /// API requests with an access token: identity, organisation and role in
-    /// one round trip. `None` when the request is not of that kind.
-    async fn resolve_api_fast(parts: &Parts, state: &AppState, org_key: &str) -> Option<CoreResult<OrgCtx>> {
-        if !is_api(parts) || parts.extensions.get::<Option<Actor>>().is_some() {
-            return None;
-        }
-        let token = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")?.trim();
-        if token.starts_with(API_KEY_PREFIX) {
-            return None;
-        }
-        let result = async {
-            let (account, org) =
-                identity::verify_access_token_in_org(&state.db, &state.signing_key, token, org_key).await?;
-            let actor = Actor { account, address: client_address(parts), method: AuthMethod::AccessToken };
-            let (org, role) = org.ok_or(CoreError::NotFound)?;
-            Self::build(state, actor, org, role)
-        }
-        .await;
-        Some(result)
-    }
 }
 
 impl FromRequestParts<AppState> for OrgCtx {
@@ -281,17 +255,11 @@ impl FromRequestParts<AppState> for OrgCtx {
         if let Some(c) = parts.extensions.get::<OrgCtx>() {
             return Ok(c.clone());
         }
+        let actor = Actor::from_request_parts(parts, state).await?;
         let Path(params): Path<HashMap<String, String>> =
             Path::from_request_parts(parts, state).await.map_err(|e| e.into_response())?;
         let key = params.get("org").cloned().unwrap_or_default();
-        let ctx = match OrgCtx::resolve_api_fast(parts, state, &key).await {
-            Some(r) => r.map_err(|e| reject(parts, e))?,
-            None => {
-                let actor = Actor::from_request_parts(parts, state).await?;
-                OrgCtx::resolve(state, actor, &key).await.map_err(|e| reject(parts, e))?
-            }
-        };
-        parts.extensions.insert(Some(ctx.actor.clone()));
+        let ctx = OrgCtx::resolve(state, actor, &key).await.map_err(|e| reject(parts, e))?;
         parts.extensions.insert(ctx.clone());
         Ok(ctx)
     }
