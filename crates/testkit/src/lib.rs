@@ -273,6 +273,21 @@ impl TestApp {
         self.token(email, MEMBER_PASSWORD).await
     }
 
+    /// Signs `client` in through the sign-in form, as a browser does; returns
+    /// the CSRF token for the forms that follow.
+    pub async fn sign_in(&self, client: &reqwest::Client, email: &str, password: &str) -> String {
+        let html = client.get(self.url("/login")).send().await.expect("sign-in page").text().await.expect("text");
+        let csrf = extract_csrf(&html).expect("CSRF field on the sign-in page");
+        let r = client
+            .post(self.url("/login"))
+            .form(&[("_csrf", csrf.as_str()), ("email", email), ("password", password)])
+            .send()
+            .await
+            .expect("sign-in");
+        assert_eq!(r.status(), 303, "sign-in of {email} failed");
+        csrf
+    }
+
     /// Reads the `value` of `<input name="_csrf">` from a page.
     pub async fn csrf_from(&self, path: &str) -> String {
         let html = self.browser.get(self.url(path)).send().await.expect("page").text().await.expect("text");

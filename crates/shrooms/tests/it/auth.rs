@@ -233,15 +233,7 @@ db_test!(replicas_share_sessions_and_data, |app: TestApp| async move {
 
 db_test!(sessions_expire_when_idle, |app: TestApp| async move {
     let f = app.bootstrap().await;
-    let csrf = app.csrf_from("/login").await;
-    let r = app
-        .browser
-        .post(app.url("/login"))
-        .form(&[("email", "admin@example.org"), ("password", ADMIN_PASSWORD), ("_csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    app.sign_in(&app.browser, "admin@example.org", ADMIN_PASSWORD).await;
     let page = format!("/o/{}/people", f.org_slug);
     assert_eq!(app.browser.get(app.url(&page)).send().await.unwrap().status(), 200);
     // Move the session's last use back beyond the idle limit (the clock of the database).

@@ -126,14 +126,7 @@ db_test!(sign_in_with_second_factor_in_the_browser, |app: TestApp| async move {
 db_test!(people_pages_and_language, |app: TestApp| async move {
     let f = app.bootstrap().await;
     let b = &app.browser;
-    let csrf = app.csrf_from("/login").await;
-    let r = b
-        .post(app.url("/login"))
-        .form(&[("_csrf", csrf.as_str()), ("email", "admin@example.org"), ("password", ADMIN_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    app.sign_in(b, "admin@example.org", ADMIN_PASSWORD).await;
     let new = format!("/o/{}/people/new", f.org_slug);
     let csrf = app.csrf_from(&new).await;
     // Invalid email: the form comes back with the error, nothing is created.
@@ -193,17 +186,7 @@ db_test!(people_pages_and_language, |app: TestApp| async move {
     let m = app.member(&f.admin_token, &f.org_slug, "staff@example.org", "staff").await;
     let _ = m;
     let staff = testkit::browser_client();
-    let csrf = {
-        let html = staff.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
-        extract_csrf(&html).unwrap()
-    };
-    let r = staff
-        .post(app.url("/login"))
-        .form(&[("_csrf", csrf.as_str()), ("email", "staff@example.org"), ("password", testkit::MEMBER_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    app.sign_in(&staff, "staff@example.org", testkit::MEMBER_PASSWORD).await;
     assert_eq!(staff.get(app.url("/o/other/people")).send().await.unwrap().status(), 404);
     assert_eq!(staff.get(app.url(&format!("/o/{}/people", f.org_slug))).send().await.unwrap().status(), 200);
     // Staff may not open settings or the audit log of their own organisation.
@@ -240,14 +223,7 @@ async fn a_theme_folder_overrides_templates_and_static_files() {
 db_test!(second_factor_enrolment_page_shows_a_qr_code, |app: TestApp| async move {
     app.bootstrap().await;
     let b = &app.browser;
-    let csrf = app.csrf_from("/login").await;
-    let r = b
-        .post(app.url("/login"))
-        .form(&[("_csrf", csrf.as_str()), ("email", "admin@example.org"), ("password", ADMIN_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    let csrf = app.sign_in(b, "admin@example.org", ADMIN_PASSWORD).await;
     let r = b.post(app.url("/account/totp/begin")).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
     assert_eq!(r.status(), 303);
     // (minijinja escapes "/" in attributes; browsers decode it)
@@ -274,12 +250,7 @@ db_test!(administrators_see_and_retry_failed_jobs_in_the_browser, |app: TestApp|
         id
     };
     let b = &app.browser;
-    let csrf = app.csrf_from("/login").await;
-    b.post(app.url("/login"))
-        .form(&[("_csrf", csrf.as_str()), ("email", "admin@example.org"), ("password", ADMIN_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
+    let csrf = app.sign_in(b, "admin@example.org", ADMIN_PASSWORD).await;
     let mut html = String::new();
     for _ in 0..200 {
         html = b.get(app.url("/admin/jobs?status=dead")).send().await.unwrap().text().await.unwrap();
