@@ -49,6 +49,13 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "api_docs.html",
     "widget_people.html",
     "widget_activity.html",
+    "email_layout.html",
+    "email_password_reset.html",
+    "email_password_reset.txt",
+    "email_verify_email.html",
+    "email_verify_email.txt",
+    "email_invitation.html",
+    "email_invitation.txt",
 );
 
 impl Module for CoreModule {

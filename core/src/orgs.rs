@@ -520,14 +520,13 @@ async fn add_member_tx(tx: &mut Tx, who: &Who, org: OrgId, account: AccountId, r
 /// Gives an account (found by email, or created without a password and
 /// invited by mail) a role in the organisation.
 pub async fn set_member(
-    state_db: &Db,
-    cfg: &crate::config::Config,
+    st: &crate::web::AppState,
     who: &Who,
     cap: &CanAdmin,
     email: &str,
     role_key: &str,
-    base_url: &str,
 ) -> CoreResult<Member> {
+    let (state_db, cfg) = (&st.db, &st.cfg);
     let existing = identity::find_account_by_email(state_db, email).await?;
     let current = match &existing {
         Some(a) => membership_role(state_db, cap.org(), a.id).await?.map(|r| r.key),
@@ -561,7 +560,21 @@ pub async fn set_member(
             )
             .await?;
             let token = identity::issue_one_time_token(&mut tx, a.id, identity::TokenPurpose::ResetPassword).await?;
-            crate::outbox::enqueue(&mut tx, cfg, Some(cap.org()), "invitation", &a.email, "Your Shrooms account", &format!("An account was opened for you. Choose your password here (valid one hour; afterwards use \"forgot password\"):\n{base_url}/password/reset?token={token}\n")).await?;
+            let org_name = sqlx::query("SELECT name FROM orgs WHERE id = $1")
+                .bind(cap.org().to_string())
+                .fetch_one(tx.conn())
+                .await?
+                .try_get::<String, _>(0)?;
+            let lang = crate::outbox::language_for(state_db, None).await?;
+            let link = format!("{}/password/reset?token={token}", st.base_url());
+            let mail = crate::web::api::compose(
+                st,
+                "invitation",
+                &lang,
+                serde_json::json!({"link": link, "org_name": org_name}),
+            )
+            .await?;
+            crate::outbox::enqueue(&mut tx, Some(cap.org()), "invitation", &a.email, &mail).await?;
             a
         }
     };

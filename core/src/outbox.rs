@@ -3,7 +3,6 @@
 //! logs it when no SMTP server is configured, so sign-up and password reset
 //! work on a laptop too. Failures are retried and visible.
 
-use crate::config::Config;
 use crate::db::{Db, Tx};
 use crate::error::CoreResult;
 use crate::ids::{OrgId, Timestamp};
@@ -12,25 +11,34 @@ use crate::web::AppState;
 use serde::Serialize;
 use sqlx::Row;
 
+/// A composed message (see `Templates::render_mail`).
+#[derive(Clone, Debug)]
+pub struct Mail {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// The language to write to someone in: theirs, else the instance's.
+pub async fn language_for(db: &Db, account_lang: Option<&str>) -> CoreResult<String> {
+    match account_lang {
+        Some(l) if crate::web::templates::LANGS.contains(&l) => Ok(l.to_string()),
+        _ => Ok(crate::instance::load(db).await?.default_lang),
+    }
+}
+
 /// Stores a message in the caller's transaction, with the job that delivers
 /// it: both exist if and only if the change that sent the message commits.
-pub async fn enqueue(
-    tx: &mut Tx,
-    _cfg: &Config,
-    org: Option<OrgId>,
-    kind: &str,
-    to: &str,
-    subject: &str,
-    body_text: &str,
-) -> CoreResult<()> {
+pub async fn enqueue(tx: &mut Tx, org: Option<OrgId>, kind: &str, to: &str, mail: &Mail) -> CoreResult<()> {
     let id = uuid::Uuid::now_v7().to_string();
-    sqlx::query("INSERT INTO mail_outbox (id, org_id, kind, to_addr, subject, body_text, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7)")
+    sqlx::query("INSERT INTO mail_outbox (id, org_id, kind, to_addr, subject, body_text, body_html, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8)")
         .bind(&id)
         .bind(org.map(|o| o.to_string()))
         .bind(kind)
         .bind(to)
-        .bind(subject)
-        .bind(body_text)
+        .bind(&mail.subject)
+        .bind(&mail.text)
+        .bind(&mail.html)
         .bind(Timestamp::now().0)
         .execute(tx.conn())
         .await?;
@@ -49,15 +57,17 @@ pub const MAIL_DELIVER: JobSpec =
 fn deliver(st: AppState, ctx: JobCtx) -> JobFuture {
     Box::pin(async move {
         let id = ctx.payload["message"].as_str().unwrap_or_default().to_string();
-        let Some(r) = sqlx::query("SELECT to_addr, subject, body_text, status, kind FROM mail_outbox WHERE id = $1")
-            .bind(&id)
-            .fetch_optional(st.db.pool())
-            .await?
+        let Some(r) =
+            sqlx::query("SELECT to_addr, subject, body_text, status, kind, body_html FROM mail_outbox WHERE id = $1")
+                .bind(&id)
+                .fetch_optional(st.db.pool())
+                .await?
         else {
             return Ok(());
         };
         let (to, subject, body, status, kind): (String, String, String, String, String) =
             (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
+        let html: Option<String> = r.try_get(5)?;
         if status == "sent" || status == "logged" {
             return Ok(()); // already delivered: a job may run twice
         }
@@ -74,7 +84,7 @@ fn deliver(st: AppState, ctx: JobCtx) -> JobFuture {
             return Ok(());
         };
         let domain = smtp.from.rsplit('@').next().unwrap_or("localhost").to_string();
-        match crate::smtp::send(smtp, &to, &subject, &body, &format!("{id}@{domain}")).await {
+        match crate::smtp::send(smtp, &to, &subject, &body, html.as_deref(), &format!("{id}@{domain}")).await {
             Ok(()) => {
                 sqlx::query("UPDATE mail_outbox SET status = 'sent', attempts = attempts + 1, last_error = NULL, sent_at = $1 WHERE id = $2").bind(now).bind(&id).execute(st.db.pool()).await?;
                 Ok(())

@@ -74,19 +74,43 @@ fn encode_header(s: &str) -> String {
     }
 }
 
-/// The message as sent after DATA (headers, base64 body, dot-stuffed).
-pub fn format_message(from: &str, to: &str, subject: &str, body: &str, message_id: &str) -> String {
+fn base64_lines(s: &str) -> String {
+    let encoded = B64.encode(s.replace("\r\n", "\n").replace('\n', "\r\n"));
+    let mut out = String::with_capacity(encoded.len() + encoded.len() / 38);
+    for chunk in encoded.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or(""));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The message as sent after DATA: headers, then the text (and, when given,
+/// the HTML alternative), base64-encoded so no line starts with a dot.
+pub fn format_message(from: &str, to: &str, subject: &str, text: &str, html: Option<&str>, message_id: &str) -> String {
     let date =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc2822).unwrap_or_default();
     let mut m = format!(
-        "From: {from}\r\nTo: {to}\r\nSubject: {}\r\nDate: {date}\r\nMessage-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        "From: {from}\r\nTo: {to}\r\nSubject: {}\r\nDate: {date}\r\nMessage-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n",
         encode_header(subject)
     );
-    let encoded = B64.encode(body.replace("\r\n", "\n").replace('\n', "\r\n"));
-    for chunk in encoded.as_bytes().chunks(76) {
-        m.push_str(std::str::from_utf8(chunk).unwrap_or(""));
-        m.push_str("\r\n");
+    match html {
+        None => {
+            m.push_str("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+            m.push_str(&base64_lines(text));
+        }
+        Some(html) => {
+            let boundary = format!("=_shrooms_{}", message_id.split('@').next().unwrap_or("part").replace('-', ""));
+            m.push_str(&format!("Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"));
+            m.push_str(&format!(
+                "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            ));
+            m.push_str(&base64_lines(text));
+            m.push_str(&format!(
+                "--{boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            ));
+            m.push_str(&base64_lines(html));
+            m.push_str(&format!("--{boundary}--\r\n"));
+        }
     }
     m
 }
@@ -99,7 +123,14 @@ fn bare_address(from: &str) -> &str {
     }
 }
 
-pub async fn send(cfg: &SmtpConfig, to: &str, subject: &str, body: &str, message_id: &str) -> anyhow::Result<()> {
+pub async fn send(
+    cfg: &SmtpConfig,
+    to: &str,
+    subject: &str,
+    body: &str,
+    html: Option<&str>,
+    message_id: &str,
+) -> anyhow::Result<()> {
     let from_addr = bare_address(&cfg.from);
     if to.contains(['\r', '\n', '<', '>'])
         || from_addr.contains(['\r', '\n', '<', '>'])
@@ -140,7 +171,7 @@ pub async fn send(cfg: &SmtpConfig, to: &str, subject: &str, body: &str, message
     command(&mut conn, &format!("MAIL FROM:<{from_addr}>"), &[250]).await?;
     command(&mut conn, &format!("RCPT TO:<{to}>"), &[250, 251]).await?;
     command(&mut conn, "DATA", &[354]).await?;
-    let msg = format_message(&cfg.from, to, subject, body, message_id);
+    let msg = format_message(&cfg.from, to, subject, body, html, message_id);
     // Base64 lines never start with a dot; the headers are ours.
     conn.get_mut().write_all(msg.as_bytes()).await?;
     command(&mut conn, ".", &[250]).await?;
@@ -158,7 +189,9 @@ mod tests {
 
     #[test]
     fn non_ascii_subjects_are_encoded_and_bodies_are_base64() {
-        let m = super::format_message("a@b.org", "c@d.org", "Réinitialiser", "ligne 1\nligne 2", "x@y");
+        let m =
+            super::format_message("a@b.org", "c@d.org", "Réinitialiser", "ligne 1\nligne 2", Some("<p>x</p>"), "x@y");
+        assert!(m.contains("multipart/alternative") && m.contains("text/html"));
         assert!(m.contains("Subject: =?UTF-8?B?"));
         assert!(m.contains("Content-Transfer-Encoding: base64"));
         assert!(m.lines().all(|l| l.len() <= 998));

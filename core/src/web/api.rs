@@ -178,6 +178,14 @@ pub async fn forgot_password(
     Ok(StatusCode::ACCEPTED)
 }
 
+/// Renders a mail of one kind with the instance's name.
+pub async fn compose(st: &AppState, kind: &str, lang: &str, ctx: serde_json::Value) -> CoreResult<outbox::Mail> {
+    let name = instance::load(&st.db).await?.name;
+    st.templates
+        .render_mail(kind, lang, &name, ctx)
+        .map_err(|e| CoreError::Internal(format!("mail template {kind}: {e:#}")))
+}
+
 /// Mails a password reset link; says nothing about whether the account exists.
 pub async fn send_reset_link(st: &AppState, email: &str, address: &str) -> CoreResult<()> {
     // Limits mail floods; counted whether or not the account exists.
@@ -185,10 +193,12 @@ pub async fn send_reset_link(st: &AppState, email: &str, address: &str) -> CoreR
     identity::rate_limit(&st.db, &format!("reset:{}", email.trim().to_lowercase()), 3, 60).await?;
     if let Some(a) = identity::find_account_by_email(&st.db, email).await? {
         if !a.disabled {
+            let lang = outbox::language_for(&st.db, a.lang.as_deref()).await?;
             let mut tx = st.db.begin().await?;
             let token = identity::issue_one_time_token(&mut tx, a.id, TokenPurpose::ResetPassword).await?;
-            outbox::enqueue(&mut tx, &st.cfg, None, "password_reset", &a.email, "Reset your Shrooms password",
-                &format!("Someone asked to reset the password of this account. If it was you, open this link within one hour:\n{}/password/reset?token={token}\n\nIf it was not you, ignore this message.", st.base_url())).await?;
+            let link = format!("{}/password/reset?token={token}", st.base_url());
+            let mail = compose(st, "password_reset", &lang, serde_json::json!({"link": link})).await?;
+            outbox::enqueue(&mut tx, None, "password_reset", &a.email, &mail).await?;
             tx.commit().await?;
         }
     }
@@ -267,16 +277,10 @@ pub async fn send_verification_mail(st: &AppState, a: &identity::Account) -> Cor
     }
     let mut tx = st.db.begin().await?;
     let token = identity::issue_one_time_token(&mut tx, a.id, TokenPurpose::VerifyEmail).await?;
-    outbox::enqueue(
-        &mut tx,
-        &st.cfg,
-        None,
-        "verify_email",
-        &a.email,
-        "Confirm your email address",
-        &format!("Open this link to confirm your address:\n{}/email/verify?token={token}\n", st.base_url()),
-    )
-    .await?;
+    let link = format!("{}/email/verify?token={token}", st.base_url());
+    let lang = outbox::language_for(&st.db, a.lang.as_deref()).await?;
+    let mail = compose(st, "verify_email", &lang, serde_json::json!({"link": link})).await?;
+    outbox::enqueue(&mut tx, None, "verify_email", &a.email, &mail).await?;
     tx.commit().await
 }
 
@@ -598,7 +602,7 @@ pub async fn add_member(
 ) -> CoreResult<Response> {
     let cap = ctx.can_admin(CORE)?;
     identity::normalize_email(&req.email).map_err(|e| CoreError::Validation(vec![e]))?;
-    Ok(created(orgs::set_member(&st.db, &st.cfg, &ctx.who(), &cap, &req.email, &req.role, &st.base_url()).await?))
+    Ok(created(orgs::set_member(&st, &ctx.who(), &cap, &req.email, &req.role).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/members/{account}", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path), ("account" = String, Path)),

@@ -106,6 +106,30 @@ impl Templates {
         self.env.get_template(name)?.render(ctx)
     }
 
+    /// A mail of one kind in one language: subject from the catalogue
+    /// (`mail.<kind>.subject`), plain text from `email_<kind>.txt`, HTML from
+    /// `email_<kind>.html` when it exists. Overridable by a theme like pages.
+    pub fn render_mail(
+        &self,
+        kind: &str,
+        lang: &str,
+        instance_name: &str,
+        ctx: serde_json::Value,
+    ) -> Result<crate::outbox::Mail, minijinja::Error> {
+        let subject = format!("{} — {instance_name}", self.tr(lang, &format!("mail.{kind}.subject")));
+        let mut full = serde_json::json!({"lang": lang, "instance_name": instance_name, "subject": subject});
+        if let (Some(f), serde_json::Value::Object(extra)) = (full.as_object_mut(), ctx) {
+            f.extend(extra);
+        }
+        let value = Value::from_serialize(&full);
+        let text = self.render(&format!("email_{kind}.txt"), value.clone())?;
+        let html = match self.env.get_template(&format!("email_{kind}.html")) {
+            Ok(t) => Some(t.render(value)?),
+            Err(_) => None,
+        };
+        Ok(crate::outbox::Mail { subject, text, html })
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.env.templates().map(|(n, _)| n.to_string()).collect()
     }
@@ -422,6 +446,27 @@ mod tests {
     ];
 
     #[test]
+    fn every_mail_renders_in_both_languages() {
+        let t = templates();
+        for lang in LANGS {
+            for kind in ["password_reset", "verify_email", "invitation"] {
+                let link = "https://shrooms.example/x?token=abc&next=1";
+                let m = t
+                    .render_mail(kind, lang, "AESI", serde_json::json!({"link": link, "org_name": "Club <Info>"}))
+                    .unwrap();
+                assert!(!m.subject.starts_with("mail."), "{kind} {lang}: untranslated subject");
+                assert!(m.text.contains(link), "{kind} {lang}: the text part carries the raw link");
+                let html = m.html.expect("html part");
+                assert!(html.contains("token=abc&amp;next=1"), "{kind} {lang}: the HTML part escapes the link");
+                assert!(!html.contains("Club <Info>"), "{kind} {lang}: names are escaped");
+                for bad in ["Undefined", "{{", "{%"] {
+                    assert!(!m.text.contains(bad) && !html.contains(bad), "{kind} {lang}: {bad}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_template_renders_with_sample_contexts() {
         let t = templates();
         for lang in LANGS {
@@ -429,6 +474,9 @@ mod tests {
                 for (name, _) in TEMPLATES {
                     if variant == "signed-out" && !SIGNED_OUT_PAGES.contains(name) {
                         continue;
+                    }
+                    if name.starts_with("email_") {
+                        continue; // mails: see every_mail_renders_in_both_languages
                     }
                     let html = t
                         .render(name, Value::from_serialize(&ctx))

@@ -1060,9 +1060,7 @@ struct MemberForm {
 async fn settings_member(ui: Ui, ctx: OrgCtx, Form(f): Form<MemberForm>) -> Result<Response, UiError> {
     let cap = ctx.can_admin(CORE)?;
     let r = match identity::normalize_email(&f.email) {
-        Ok(_) => orgs::set_member(&ui.st.db, &ui.st.cfg, &ctx.who(), &cap, &f.email, &f.role, &ui.st.base_url())
-            .await
-            .map(|_| ()),
+        Ok(_) => orgs::set_member(&ui.st, &ctx.who(), &cap, &f.email, &f.role).await.map(|_| ()),
         Err(e) => Err(CoreError::Validation(vec![e])),
     };
     match r {
