@@ -36,6 +36,8 @@ pub struct Config {
     pub theme: Option<PathBuf>,
     /// Log filter, e.g. `info` or `info,shrooms_core=debug`.
     pub log: String,
+    /// `text` (for people) or `json` (one object per line, for log collectors).
+    pub log_format: String,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Database connection pool size; 0 picks 8. More connections did not
@@ -117,6 +119,7 @@ impl Default for Config {
             public_url: None,
             theme: None,
             log: "info".into(),
+            log_format: "text".into(),
             max_body_bytes: 2 * 1024 * 1024,
             pool_size: 0,
             trusted_proxies: Vec::new(),
@@ -225,6 +228,9 @@ impl Config {
                     smtp.from
                 );
             }
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            bail!("log_format: `{}` is not text or json", self.log_format);
         }
         if self.session.idle_minutes <= 0 || self.session.absolute_hours <= 0 {
             bail!("session: idle_minutes and absolute_hours must be positive");

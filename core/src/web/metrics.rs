@@ -30,14 +30,37 @@ impl Default for Metrics {
     }
 }
 
+/// A request slower than this is logged as a warning, with its context.
+const SLOW_SECS: f64 = 0.5;
+
+/// Counts and times every request, gives it an id (the caller's
+/// `X-Request-Id` when it is a sane one), logs it inside a span carrying
+/// that id, and logs slow ones as warnings.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    use tracing::Instrument;
     let start = Instant::now();
     let method = req.method().to_string();
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
-    let resp = next.run(req).await;
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     let route = route.unwrap_or_else(|| "unmatched".into());
+    let span = tracing::info_span!("request", id = %request_id, method = %method, route = %route);
+    let mut resp = next.run(req).instrument(span.clone()).await;
     let secs = start.elapsed().as_secs_f64();
     let status = resp.status().as_u16();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    if secs > SLOW_SECS {
+        tracing::warn!(parent: &span, status, ms = (secs * 1000.0) as u64, "slow request");
+    } else {
+        tracing::debug!(parent: &span, status, ms = (secs * 1000.0) as u64, "request");
+    }
     if let Ok(mut m) = state.metrics.requests.lock() {
         *m.entry((method, route.clone(), status)).or_default() += 1;
     }

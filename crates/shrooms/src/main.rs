@@ -78,12 +78,12 @@ enum AuditCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cfg = Config::load()?;
-    init_logging(&cfg.log);
+    init_logging(&cfg.log, &cfg.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(run(cli, cfg))
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: &str) {
     use tracing_subscriber::prelude::*;
     let targets: tracing_subscriber::filter::Targets = match filter.parse() {
         Ok(t) => t,
@@ -92,7 +92,12 @@ fn init_logging(filter: &str) {
             "info".parse().expect("valid default filter")
         }
     };
-    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_target(false)).with(targets).init();
+    let registry = tracing_subscriber::registry().with(targets);
+    if format == "json" {
+        registry.with(tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(false)).init();
+    } else {
+        registry.with(tracing_subscriber::fmt::layer().with_target(false)).init();
+    }
 }
 
 async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {

@@ -184,6 +184,11 @@ db_test!(health_metrics_openapi_and_headers, |app: TestApp| async move {
     let text = r.text().await.unwrap();
     assert!(text.contains("shrooms_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"), "{text}");
     assert!(text.contains("shrooms_db_pool_connections"));
+    // Every answer names its request; a caller's sane id is kept.
+    let r = app.http.get(app.url("/healthz")).header("x-request-id", "trace-42").send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-42");
+    let r = app.http.get(app.url("/healthz")).header("x-request-id", "bad id; drop").send().await.unwrap();
+    assert_ne!(r.headers()["x-request-id"], "bad id; drop");
     let r = app.http.get(app.url("/login")).send().await.unwrap();
     let csp = r.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));

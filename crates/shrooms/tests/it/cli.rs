@@ -313,3 +313,40 @@ async fn serves_https_when_given_a_certificate() {
     assert!(headers.contains("strict-transport-security: max-age="), "{headers}");
     assert!(headers.contains("; secure"), "cookies are Secure over TLS: {headers}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_id() {
+    let env = Env::new(Backend::Sqlite).await;
+    let listen = env.vars.iter().find(|(k, _)| k == "SHROOMS_LISTEN").map(|(_, v)| v.clone()).unwrap();
+    let log = env.dir.join("server.log");
+    let mut child = env
+        .cmd(&["serve"])
+        .env("SHROOMS__LOG_FORMAT", "json")
+        .env("SHROOMS__LOG", "info,shrooms_core=debug")
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut ok = false;
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("http://{listen}/healthz")).header("x-request-id", "req-json-1").send().await
+        {
+            ok = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty(), "no JSON log lines: {text}");
+    let req = lines
+        .iter()
+        .find(|l| l["span"]["id"] == "req-json-1")
+        .unwrap_or_else(|| panic!("no line for the request: {text}"));
+    assert_eq!(req["span"]["route"], "/healthz");
+    assert_eq!(req["fields"]["status"], 200);
+}

@@ -85,7 +85,10 @@ async fn delivered_through_smtp(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(text.contains("To: admin@example.org"), "log {:?}: {text}", sink.log);
-    assert!(text.contains("Subject: Reset your password — Test instance") || text.contains("Subject: =?UTF-8?B?"), "{text}");
+    assert!(
+        text.contains("Subject: Reset your password — Test instance") || text.contains("Subject: =?UTF-8?B?"),
+        "{text}"
+    );
     assert!(text.contains("multipart/alternative") && text.contains("Content-Type: text/html"), "{text}");
     let body_b64: String = text
         .lines()
