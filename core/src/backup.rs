@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn stamp() -> String {
+pub(crate) fn stamp() -> String {
     let t = time::OffsetDateTime::now_utc();
     format!("{:04}{:02}{:02}-{:02}{:02}{:02}", t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
 }

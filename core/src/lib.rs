@@ -39,13 +39,32 @@ pub use web::AppState;
 /// test harness both do before listening.
 pub async fn boot(cfg: Config, modules: Modules) -> anyhow::Result<AppState> {
     let db = Db::connect(&cfg).await?;
-    migrate(&db, &modules).await?;
+    migrate(&cfg, &db, &modules).await?;
     AppState::new(cfg, db, modules).await
 }
 
 /// Applies pending migrations, then the data steps that follow some of them
 /// (rebuilding the people search words after the migration that creates them).
-pub async fn migrate(db: &Db, modules: &Modules) -> anyhow::Result<Vec<String>> {
+///
+/// Before changing an existing database, a backup is written to
+/// `<data>/backups/pre-migration-<time>.*`: each migration runs in its own
+/// transaction and a failed one rolls back, but a migration that succeeds
+/// and turns out wrong can only be undone from a copy.
+pub async fn migrate(cfg: &Config, db: &Db, modules: &Modules) -> anyhow::Result<Vec<String>> {
+    let pending = db::pending_migrations(db, &modules.migrations()).await?;
+    let fresh = pending.len() == modules.migrations().len();
+    if !pending.is_empty() && !fresh {
+        let out = cfg.data.join("backups").join(format!(
+            "pre-migration-{}-{}.{}",
+            backup::stamp(),
+            &crypto::hex(&crypto::random_bytes::<3>()),
+            if db.backend() == db::Backend::Sqlite { "db" } else { "pgdump" }
+        ));
+        let path = backup::backup(cfg, db, Some(out))
+            .await
+            .map_err(|e| anyhow::anyhow!("backup before migrating failed, nothing was changed: {e:#}"))?;
+        tracing::info!(backup = %path.display(), pending = pending.len(), "database backed up before migrating");
+    }
     let applied = db::migrate(db, &modules.migrations()).await?;
     for m in &applied {
         tracing::info!(migration = %m, "migration applied");

@@ -90,7 +90,8 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{*path}", get(static_asset));
     for m in state.modules.all() {
         let r = m.router();
-        let r = if m.always_on() {
+        // A module without routes (only jobs, say) has nothing to gate.
+        let r = if m.always_on() || !r.has_routes() {
             r
         } else {
             r.route_layer(middleware::from_fn_with_state((state.clone(), m.id()), module_gate))

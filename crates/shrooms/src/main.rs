@@ -126,7 +126,7 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let db = Db::connect(&cfg).await?;
-            let applied = shrooms_core::migrate(&db, &modules).await?;
+            let applied = shrooms_core::migrate(&cfg, &db, &modules).await?;
             println!("{} migration(s) applied", applied.len());
             for m in applied {
                 println!("  {m}");

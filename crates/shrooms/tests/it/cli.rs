@@ -350,3 +350,47 @@ async fn json_logs_carry_the_request_id() {
     assert_eq!(req["span"]["route"], "/healthz");
     assert_eq!(req["fields"]["status"], 200);
 }
+
+struct LaterModule;
+
+static LATER: &[shrooms_core::db::Migration] = &[shrooms_core::db::Migration {
+    id: "m20261122_001_later_init",
+    sql: "CREATE TABLE later_things (id TEXT PRIMARY KEY);\n",
+}];
+
+impl shrooms_core::Module for LaterModule {
+    fn id(&self) -> &'static str {
+        "later"
+    }
+    fn name_key(&self) -> &'static str {
+        "later"
+    }
+    fn description_key(&self) -> &'static str {
+        "later"
+    }
+    fn migrations(&self) -> &'static [shrooms_core::db::Migration] {
+        LATER
+    }
+    fn default_access(&self, _: shrooms_core::permissions::BuiltinRole) -> shrooms_core::permissions::Access {
+        shrooms_core::permissions::Access::None
+    }
+}
+
+testkit::db_test!(an_upgrade_backs_the_database_up_before_migrating, |app: testkit::TestApp| async move {
+    let f = app.bootstrap().await;
+    let backups = app.data_dir.join("backups");
+    assert!(!backups.exists(), "a fresh database needs no backup");
+    // The next version brings a module with a migration.
+    let mut list = shrooms::module_list();
+    list.push(std::sync::Arc::new(crate::modules::NotesModule));
+    list.push(std::sync::Arc::new(LaterModule));
+    let upgraded = shrooms_core::Modules::new(list).unwrap();
+    let next = testkit::TestApp::spawn_with(app.state.cfg.clone(), app.data_dir.clone(), app.backend, upgraded).await;
+    let files: Vec<_> =
+        std::fs::read_dir(&backups).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with("pre-migration-"));
+    assert!(std::fs::metadata(backups.join(&files[0])).unwrap().len() > 0);
+    // And the upgraded server serves the same data.
+    assert_eq!(next.get(&f.admin_token, &format!("/api/v1/orgs/{}", f.org_slug)).await.0, 200);
+});
