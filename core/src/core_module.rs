@@ -39,6 +39,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "account_security.html",
     "admin.html",
     "admin_jobs.html",
+    "admin_health.html",
     "dashboard.html",
     "people_list.html",
     "people_rows_partial.html",

@@ -905,6 +905,73 @@ pub async fn list_outbox(
     Ok(Json(outbox::list(&st.db, p.to.as_deref(), p.limit.unwrap_or(50)).await?))
 }
 
+// ---------- health ----------
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub version: String,
+    pub database_backend: String,
+    pub database_ok: bool,
+    pub database_latency_ms: Option<f64>,
+    /// Jobs by status (shared by all replicas).
+    pub jobs: std::collections::BTreeMap<String, i64>,
+    /// Mail by status (shared by all replicas).
+    pub mail: std::collections::BTreeMap<String, i64>,
+    /// This process.
+    pub uptime_secs: u64,
+    pub memory_rss_kib: Option<u64>,
+    pub data_free_kib: Option<u64>,
+    pub routes: Vec<crate::web::metrics::RouteStats>,
+}
+
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn free_kib(path: &std::path::Path) -> Option<u64> {
+    // `df` is everywhere this runs; the standard library has no free-space call.
+    let out = std::process::Command::new("df").arg("-Pk").arg(path).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()
+}
+
+pub async fn health_report(st: &AppState) -> CoreResult<Health> {
+    let ping = st.db.ping().await;
+    let jobs = jobs::counts(&st.db).await.unwrap_or_default().into_iter().collect();
+    let mail = match sqlx::query("SELECT status, COUNT(*) FROM mail_outbox GROUP BY status")
+        .fetch_all(st.db.pool())
+        .await
+    {
+        Ok(rows) => {
+            use sqlx::Row;
+            rows.iter().filter_map(|r| Some((r.try_get::<String, _>(0).ok()?, r.try_get::<i64, _>(1).ok()?))).collect()
+        }
+        Err(_) => Default::default(),
+    };
+    let mut routes = st.metrics.routes();
+    routes.truncate(15);
+    Ok(Health {
+        version: env!("CARGO_PKG_VERSION").into(),
+        database_backend: st.db.backend().name().into(),
+        database_ok: ping.is_ok(),
+        database_latency_ms: ping.ok().map(|d| d.as_secs_f64() * 1000.0),
+        jobs,
+        mail,
+        uptime_secs: st.metrics.uptime_secs(),
+        memory_rss_kib: proc_status_kib("VmRSS:"),
+        data_free_kib: free_kib(&st.cfg.data),
+        routes,
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/health", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Health), (status = 403, body = Problem)))]
+pub async fn admin_health(State(st): State<AppState>, actor: Actor) -> CoreResult<Json<Health>> {
+    actor.require_instance_admin()?;
+    Ok(Json(health_report(&st).await?))
+}
+
 // ---------- background jobs ----------
 
 #[derive(Deserialize, IntoParams)]
@@ -950,7 +1017,7 @@ pub async fn cancel_job(State(st): State<AppState>, actor: Actor, Path(id): Path
     paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, change_password, list_keys, create_key, revoke_key, totp_begin, totp_confirm, totp_disable,
         list_orgs, create_org, get_org, patch_org, list_people, create_person, get_person, patch_person, delete_person,
         list_members, add_member, remove_member, list_groups, create_group, delete_group, add_group_member, remove_group_member, get_instance, patch_instance, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
-        org_audit, instance_audit, list_outbox, list_jobs, retry_job, cancel_job),
+        org_audit, instance_audit, list_outbox, list_jobs, retry_job, cancel_job, admin_health),
     components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth),
 )]
@@ -1023,6 +1090,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/audit", get(instance_audit))
         .route("/api/v1/admin/outbox", get(list_outbox))
         .route("/api/v1/admin/jobs", get(list_jobs))
+        .route("/api/v1/admin/health", get(admin_health))
         .route("/api/v1/admin/jobs/{id}/retry", post(retry_job))
         .route("/api/v1/admin/jobs/{id}/cancel", post(cancel_job))
 }

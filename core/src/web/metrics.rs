@@ -77,6 +77,45 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     resp
 }
 
+/// Per-route figures of this process, slowest first (for the health page).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RouteStats {
+    pub route: String,
+    pub requests: u64,
+    pub mean_ms: f64,
+    pub server_errors: u64,
+}
+
+impl Metrics {
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    pub fn routes(&self) -> Vec<RouteStats> {
+        let errors: BTreeMap<String, u64> = match self.requests.lock() {
+            Ok(m) => m.iter().filter(|((_, _, s), _)| *s >= 500).fold(BTreeMap::new(), |mut acc, ((_, r, _), n)| {
+                *acc.entry(r.clone()).or_default() += n;
+                acc
+            }),
+            Err(_) => BTreeMap::new(),
+        };
+        let mut out: Vec<RouteStats> = match self.latency.lock() {
+            Ok(l) => l
+                .iter()
+                .map(|(route, s)| RouteStats {
+                    route: route.clone(),
+                    requests: s.count,
+                    mean_ms: if s.count == 0 { 0.0 } else { s.sum * 1000.0 / s.count as f64 },
+                    server_errors: errors.get(route).copied().unwrap_or(0),
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        out.sort_by(|a, b| b.mean_ms.total_cmp(&a.mean_ms));
+        out
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }

@@ -1121,6 +1121,12 @@ async fn settings_role(ui: Ui, ctx: OrgCtx, body: axum::body::Bytes) -> Result<R
     }
 }
 
+async fn admin_health_page(ui: Ui, actor: Actor) -> Result<Response, UiError> {
+    actor.require_instance_admin()?;
+    let h = api::health_report(&ui.st).await?;
+    Ok(ui.render("admin_health.html", json!({"health": h})))
+}
+
 #[derive(Deserialize, Default)]
 struct JobsQuery {
     status: Option<String>,
@@ -1278,6 +1284,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/orgs", post(admin_create_org))
         .route("/admin/instance", post(admin_instance))
         .route("/admin/jobs", get(admin_jobs))
+        .route("/admin/health", get(admin_health_page))
         .route("/admin/jobs/{id}/{action}", post(admin_job_action))
         .route("/admin/modules/{module}", post(admin_toggle_module))
         .route("/api/docs", get(api_docs))

@@ -258,3 +258,20 @@ db_test!(groups_and_instance_settings, |app: TestApp| async move {
     let (_, audit) = app.get(t, "/api/v1/admin/audit?action=instance.update").await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 1);
 });
+
+db_test!(instance_health_for_administrators, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    app.get(&f.admin_token, "/api/v1/me").await;
+    let (s, h) = app.get(&f.admin_token, "/api/v1/admin/health").await;
+    assert_eq!(s, 200, "{h}");
+    assert_eq!(h["database_ok"], true);
+    assert!(h["database_latency_ms"].as_f64().is_some());
+    assert!(h["memory_rss_kib"].as_u64().unwrap_or(0) > 1000);
+    assert!(h["routes"].as_array().unwrap().iter().any(|r| r["route"] == "/api/v1/me"));
+    let staff = app.member(&f.admin_token, &f.org_slug, "staff@example.org", "staff").await;
+    assert_eq!(app.get(&staff, "/api/v1/admin/health").await.0, 403);
+    let b = &app.browser;
+    app.sign_in(b, "admin@example.org", testkit::ADMIN_PASSWORD).await;
+    let html = b.get(app.url("/admin/health")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("System health") && html.contains(app.backend_name()), "{html}");
+});
