@@ -531,6 +531,36 @@ pub async fn list_people(
     Ok(Json(PeoplePage { items: page.items, next_cursor: page.next_cursor }))
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// The same search as the list.
+    pub q: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/people/export.csv", tag = "people", security(("bearer" = [])), params(("org" = String, Path), ExportParams),
+    responses((status = 200, description = "CSV, UTF-8", content_type = "text/csv"), (status = 404, body = Problem)))]
+pub async fn export_people(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiQuery(p): ApiQuery<ExportParams>,
+) -> CoreResult<Response> {
+    let cap = ctx.can_read(CORE)?;
+    let csv = people::export_csv(&st.db, &ctx.who(), &cap, p.q).await?;
+    Ok(csv_response(&format!("people-{}.csv", ctx.org.slug), csv))
+}
+
+pub fn csv_response(filename: &str, body: String) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/people", tag = "people", security(("bearer" = [])), params(("org" = String, Path)), request_body = PersonInput,
     responses((status = 201, body = Person), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_person(
@@ -1015,7 +1045,7 @@ pub async fn cancel_job(State(st): State<AppState>, actor: Actor, Path(id): Path
 #[openapi(
     info(title = "Shrooms API", version = "1", description = "The JSON API of Shrooms. Errors are RFC 9457 problem+json; lists are cursor-paginated. See docs/API.md."),
     paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, change_password, list_keys, create_key, revoke_key, totp_begin, totp_confirm, totp_disable,
-        list_orgs, create_org, get_org, patch_org, list_people, create_person, get_person, patch_person, delete_person,
+        list_orgs, create_org, get_org, patch_org, list_people, export_people, create_person, get_person, patch_person, delete_person,
         list_members, add_member, remove_member, list_groups, create_group, delete_group, add_group_member, remove_group_member, get_instance, patch_instance, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
         org_audit, instance_audit, list_outbox, list_jobs, retry_job, cancel_job, admin_health),
     components(schemas(Problem, FieldError)),
@@ -1073,6 +1103,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orgs", get(list_orgs).post(create_org))
         .route("/api/v1/orgs/{org}", get(get_org).patch(patch_org))
         .route("/api/v1/orgs/{org}/people", get(list_people).post(create_person))
+        .route("/api/v1/orgs/{org}/people/export.csv", get(export_people))
         .route("/api/v1/orgs/{org}/people/{id}", get(get_person).patch(patch_person).delete(delete_person))
         .route("/api/v1/orgs/{org}/members", get(list_members).post(add_member))
         .route("/api/v1/orgs/{org}/members/{account}", axum::routing::delete(remove_member))

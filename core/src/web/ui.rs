@@ -824,6 +824,12 @@ async fn people_list(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Resul
     Ok(resp)
 }
 
+async fn people_export(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Result<Response, UiError> {
+    let cap = ctx.can_read(CORE)?;
+    let csv = people::export_csv(&ui.st.db, &ctx.who(), &cap, q.q).await?;
+    Ok(api::csv_response(&format!("people-{}.csv", ctx.org.slug), csv))
+}
+
 async fn person_new(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
     ctx.can_write(CORE)?;
     let ui = ui.with_org(&ctx).await?;
@@ -1292,6 +1298,7 @@ pub fn router() -> Router<AppState> {
         .route("/o/{org}/brand.css", get(brand_css))
         .route("/o/{org}/people", get(people_list).post(person_create))
         .route("/o/{org}/people/new", get(person_new))
+        .route("/o/{org}/people/export.csv", get(people_export))
         .route("/o/{org}/people/{id}", get(person_show).post(person_update))
         .route("/o/{org}/people/{id}/edit", get(person_edit))
         .route("/o/{org}/people/{id}/delete", post(person_delete))

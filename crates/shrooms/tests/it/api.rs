@@ -275,3 +275,27 @@ db_test!(instance_health_for_administrators, |app: TestApp| async move {
     let html = b.get(app.url("/admin/health")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("System health") && html.contains(app.backend_name()), "{html}");
 });
+
+db_test!(people_export_as_csv, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let base = format!("/api/v1/orgs/{}/people", f.org_slug);
+    for (g, fam, notes) in [("Zoé", "Lefèvre", "likes, commas"), ("Max", "Evil", "=HYPERLINK(\"x\")")] {
+        assert_eq!(app.post(t, &base, json!({"given_name": g, "family_name": fam, "notes": notes})).await.0, 201);
+    }
+    let r = app.http.get(app.url(&format!("{base}/export.csv"))).bearer_auth(t).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(r.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
+    let csv = r.text().await.unwrap();
+    let lines: Vec<&str> = csv.trim_end().split("\r\n").collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].trim_start_matches('\u{feff}').starts_with("id,given_name,family_name"));
+    assert!(lines.iter().any(|l| l.contains("Zoé,Lefèvre,,,\"likes, commas\"")), "{csv}");
+    assert!(lines.iter().any(|l| l.contains("\"'=HYPERLINK(\"\"x\"\")\"")), "formulas are defused: {csv}");
+    // Filtered like the list, and audited.
+    let r = app.http.get(app.url(&format!("{base}/export.csv?q=zoe"))).bearer_auth(t).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap().trim_end().split("\r\n").count(), 2);
+    let (_, audit) = app.get(t, &format!("/api/v1/orgs/{}/audit?action=person.export", f.org_slug)).await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 2);
+});
