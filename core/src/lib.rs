@@ -22,6 +22,7 @@ pub mod ids;
 pub mod instance;
 pub mod jobs;
 pub mod module;
+pub mod ods;
 pub mod orgs;
 pub mod outbox;
 pub mod people;

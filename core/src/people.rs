@@ -525,29 +525,36 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
-/// The filtered list as CSV (UTF-8 with a byte-order mark, so spreadsheet
-/// programs read accents right), in pages of 500. The export is audited:
-/// it takes personal data out of the application.
-pub async fn export_csv(db: &Db, who: &Who, cap: &CanRead, q: Option<String>) -> CoreResult<String> {
-    let mut out = String::from("\u{feff}id,given_name,family_name,email,phone,notes,created_at,updated_at\r\n");
+/// Export formats of the people list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// UTF-8 with a byte-order mark, so spreadsheet programs read accents right.
+    Csv,
+    /// OpenDocument spreadsheet, what LibreOffice opens natively.
+    Ods,
+}
+
+const EXPORT_HEADER: [&str; 8] =
+    ["id", "given_name", "family_name", "email", "phone", "notes", "created_at", "updated_at"];
+
+/// The filtered list, in every page, as a file. The export is audited: it
+/// takes personal data out of the application.
+pub async fn export(db: &Db, who: &Who, cap: &CanRead, q: Option<String>, format: ExportFormat) -> CoreResult<Vec<u8>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
     let mut cursor = None;
-    let mut rows = 0usize;
     loop {
         let page = list(db, cap, &ListQuery { q: q.clone(), sort: PeopleSort::Name, cursor, limit: 200 }).await?;
-        for p in &page.items {
-            let cells = [
+        for p in page.items {
+            rows.push(vec![
                 p.id.to_string(),
-                p.given_name.clone(),
-                p.family_name.clone(),
-                p.email.clone().unwrap_or_default(),
-                p.phone.clone().unwrap_or_default(),
-                p.notes.clone(),
-                p.created_at.clone(),
-                p.updated_at.clone(),
-            ];
-            out.push_str(&cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
-            out.push_str("\r\n");
-            rows += 1;
+                p.given_name,
+                p.family_name,
+                p.email.unwrap_or_default(),
+                p.phone.unwrap_or_default(),
+                p.notes,
+                p.created_at,
+                p.updated_at,
+            ]);
         }
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -555,6 +562,7 @@ pub async fn export_csv(db: &Db, who: &Who, cap: &CanRead, q: Option<String>) ->
         }
     }
     let mut tx = db.begin().await?;
+    let fmt = if format == ExportFormat::Csv { "csv" } else { "ods" };
     audit::record(
         &mut tx,
         who,
@@ -564,12 +572,24 @@ pub async fn export_csv(db: &Db, who: &Who, cap: &CanRead, q: Option<String>) ->
             entity_type: "person",
             entity_id: "*".into(),
             before: None,
-            after: Some(serde_json::json!({"rows": rows, "q": q})),
+            after: Some(serde_json::json!({"rows": rows.len(), "q": q, "format": fmt})),
         },
     )
     .await?;
     tx.commit().await?;
-    Ok(out)
+    Ok(match format {
+        ExportFormat::Csv => {
+            let mut out = String::from("\u{feff}");
+            out.push_str(&EXPORT_HEADER.join(","));
+            out.push_str("\r\n");
+            for r in &rows {
+                out.push_str(&r.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+                out.push_str("\r\n");
+            }
+            out.into_bytes()
+        }
+        ExportFormat::Ods => crate::ods::spreadsheet("People", &EXPORT_HEADER, &rows),
+    })
 }
 
 pub async fn count(db: &Db, cap: &CanRead) -> CoreResult<i64> {

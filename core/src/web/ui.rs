@@ -825,9 +825,11 @@ async fn people_list(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Resul
 }
 
 async fn people_export(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Result<Response, UiError> {
-    let cap = ctx.can_read(CORE)?;
-    let csv = people::export_csv(&ui.st.db, &ctx.who(), &cap, q.q).await?;
-    Ok(api::csv_response(&format!("people-{}.csv", ctx.org.slug), csv))
+    Ok(api::people_file(&ui.st, &ctx, q.q, people::ExportFormat::Csv).await?)
+}
+
+async fn people_export_ods(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Result<Response, UiError> {
+    Ok(api::people_file(&ui.st, &ctx, q.q, people::ExportFormat::Ods).await?)
 }
 
 async fn person_new(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
@@ -1299,6 +1301,7 @@ pub fn router() -> Router<AppState> {
         .route("/o/{org}/people", get(people_list).post(person_create))
         .route("/o/{org}/people/new", get(person_new))
         .route("/o/{org}/people/export.csv", get(people_export))
+        .route("/o/{org}/people/export.ods", get(people_export_ods))
         .route("/o/{org}/people/{id}", get(person_show).post(person_update))
         .route("/o/{org}/people/{id}/edit", get(person_edit))
         .route("/o/{org}/people/{id}/delete", post(person_delete))

@@ -299,3 +299,36 @@ db_test!(people_export_as_csv, |app: TestApp| async move {
     let (_, audit) = app.get(t, &format!("/api/v1/orgs/{}/audit?action=person.export", f.org_slug)).await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 2);
 });
+
+db_test!(people_export_as_ods_opens_as_a_spreadsheet, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let base = format!("/api/v1/orgs/{}/people", f.org_slug);
+    assert_eq!(
+        app.post(t, &base, json!({"given_name": "Zoé", "family_name": "L'Hôpital & Fils", "notes": "<b>x</b>"}))
+            .await
+            .0,
+        201
+    );
+    let r = app.http.get(app.url(&format!("{base}/export.ods"))).bearer_auth(t).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/vnd.oasis.opendocument.spreadsheet");
+    let bytes = r.bytes().await.unwrap();
+    let path = app.data_dir.join("people.ods");
+    std::fs::write(&path, &bytes).unwrap();
+    // Read it with an independent implementation: Python's zipfile and XML parser.
+    let script = r#"
+import sys, zipfile, xml.etree.ElementTree as ET
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None
+names = z.namelist()
+assert names[0] == 'mimetype' and z.read('mimetype') == b'application/vnd.oasis.opendocument.spreadsheet'
+ns = {'table': 'urn:oasis:names:tc:opendocument:xmlns:table:1.0', 'text': 'urn:oasis:names:tc:opendocument:xmlns:text:1.0'}
+root = ET.fromstring(z.read('content.xml'))
+rows = [[''.join(c.itertext()) for c in r.findall('table:table-cell', ns)] for r in root.iter('{urn:oasis:names:tc:opendocument:xmlns:table:1.0}table-row')]
+print(rows[0][1], '|', rows[1][1], '|', rows[1][2], '|', rows[1][5])
+"#;
+    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "given_name | Zoé | L'Hôpital & Fils | <b>x</b>");
+});
