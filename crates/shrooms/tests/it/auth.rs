@@ -164,6 +164,25 @@ db_test!(login_throttling_per_account, |app: TestApp| async move {
     assert_eq!(b["type"], "urn:shrooms:problem:rate-limited");
 });
 
+db_test!(login_throttling_per_address, |app: TestApp| async move {
+    app.bootstrap().await;
+    // One address trying many accounts (password spraying) is stopped too.
+    let max = app.state.cfg.security.max_failures_per_address;
+    for i in 0..max {
+        let (s, _) = app
+            .post(
+                "",
+                "/api/v1/auth/token",
+                json!({"email": format!("user{i}@example.org"), "password": "guess guess guess"}),
+            )
+            .await;
+        assert_eq!(s, 401);
+    }
+    let (s, b) =
+        app.post("", "/api/v1/auth/token", json!({"email": "admin@example.org", "password": ADMIN_PASSWORD})).await;
+    assert_eq!(s, 429, "{b}");
+});
+
 db_test!(api_keys_and_logout_everywhere, |app: TestApp| async move {
     let f = app.bootstrap().await;
     let t = &f.admin_token;
@@ -246,6 +265,25 @@ db_test!(sessions_expire_when_idle, |app: TestApp| async move {
     let r = app.browser.get(app.url(&page)).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
+});
+
+db_test!(sessions_expire_after_their_absolute_lifetime_even_when_used, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    app.sign_in(&app.browser, "admin@example.org", ADMIN_PASSWORD).await;
+    let page = format!("/o/{}/people", f.org_slug);
+    assert_eq!(app.browser.get(app.url(&page)).send().await.unwrap().status(), 200);
+    // Used a second ago, but signed in longer ago than the absolute limit allows.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    sqlx::query("UPDATE sessions SET last_seen_at = $1, expires_at = $2")
+        .bind(now - 1000)
+        .bind(now - 1)
+        .execute(app.state.db.pool())
+        .await
+        .unwrap();
+    let r = app.browser.get(app.url(&page)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions").fetch_one(app.state.db.pool()).await.unwrap();
+    assert_eq!(n, 0, "the expired session is deleted");
 });
 
 db_test!(concurrent_refreshes_with_one_token_cannot_both_win, |app: TestApp| async move {
