@@ -8,7 +8,7 @@ use crate::identity::{self, NewAccount};
 use crate::ids::OrgId;
 use crate::orgs::{self, NewOrg};
 use crate::people;
-use crate::permissions::CanWrite;
+use crate::permissions::{CanWrite, InstanceAdmin};
 use crate::web::AppState;
 
 /// xorshift64*: small, fast, reproducible; not for secrets.
@@ -90,6 +90,7 @@ pub async fn load(
         let org = orgs::create_org(
             &mut tx,
             &who,
+            &InstanceAdmin::grant(None),
             &st.modules,
             NewOrg { name, slug: None, timezone: None, currency: None },
             Some(admin.id),

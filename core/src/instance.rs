@@ -55,7 +55,13 @@ pub async fn close_setup(db: &Db) -> CoreResult<()> {
 }
 
 /// Renames the instance or changes its default language.
-pub async fn update(db: &Db, who: &Who, name: Option<&str>, default_lang: Option<&str>) -> CoreResult<Instance> {
+pub async fn update(
+    db: &Db,
+    who: &Who,
+    _admin: &crate::permissions::InstanceAdmin,
+    name: Option<&str>,
+    default_lang: Option<&str>,
+) -> CoreResult<Instance> {
     let mut errors = Vec::new();
     if let Some(n) = name {
         if n.trim().is_empty() || n.chars().count() > 120 {
@@ -175,6 +181,7 @@ pub async fn complete_setup(
     let org = orgs::create_org(
         &mut tx,
         &who,
+        &crate::permissions::InstanceAdmin::grant(Some(admin.id)),
         modules,
         NewOrg { name: s.first_org, slug: None, timezone: None, currency: None },
         Some(admin.id),
@@ -248,14 +255,25 @@ pub async fn enabled_modules(db: &Db, modules: &Modules, org: Option<OrgId>) -> 
 
 /// Turns a module on or off for the instance (`org: None`) or one
 /// organisation. Data is never deleted: a disabled module's routes answer 404.
+/// Where a module is switched: the whole instance (its administrators) or
+/// one organisation (its administrators).
+pub enum ModuleScope<'a> {
+    Instance(&'a crate::permissions::InstanceAdmin),
+    Org(&'a crate::permissions::CanAdmin),
+}
+
 pub async fn set_module_enabled(
     db: &Db,
     who: &Who,
     modules: &Modules,
     module: &str,
-    org: Option<OrgId>,
+    scope_of: ModuleScope<'_>,
     enabled: bool,
 ) -> CoreResult<()> {
+    let org = match scope_of {
+        ModuleScope::Instance(_) => None,
+        ModuleScope::Org(cap) => Some(cap.org()),
+    };
     let m = modules.get(module).ok_or(CoreError::NotFound)?;
     if m.always_on() {
         return Err(CoreError::validation("module", "The core cannot be disabled."));

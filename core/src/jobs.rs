@@ -315,7 +315,12 @@ pub async fn list(db: &Db, status: Option<&str>, limit: i64) -> CoreResult<Vec<J
 }
 
 /// Runs a dead or cancelled job again (attempts start over).
-pub async fn retry(db: &Db, who: &crate::audit::Who, id: &str) -> CoreResult<()> {
+pub async fn retry(
+    db: &Db,
+    who: &crate::audit::Who,
+    _admin: &crate::permissions::InstanceAdmin,
+    id: &str,
+) -> CoreResult<()> {
     set_status(
         db,
         who,
@@ -328,7 +333,12 @@ pub async fn retry(db: &Db, who: &crate::audit::Who, id: &str) -> CoreResult<()>
 }
 
 /// Cancels a job that has not started.
-pub async fn cancel(db: &Db, who: &crate::audit::Who, id: &str) -> CoreResult<()> {
+pub async fn cancel(
+    db: &Db,
+    who: &crate::audit::Who,
+    _admin: &crate::permissions::InstanceAdmin,
+    id: &str,
+) -> CoreResult<()> {
     set_status(db, who, id, "job.cancel", "status = 'queued'", "status = 'cancelled', finished_at = $1").await
 }
 

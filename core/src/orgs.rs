@@ -120,6 +120,7 @@ fn validate_common(name: Option<&str>, tz: Option<&str>, cur: Option<&str>, erro
 pub async fn create_org(
     tx: &mut Tx,
     who: &Who,
+    _admin: &crate::permissions::InstanceAdmin,
     modules: &Modules,
     new: NewOrg,
     owner: Option<AccountId>,

@@ -127,6 +127,22 @@ capability!(
     CanAdmin
 );
 
+/// Proof that the actor administers the whole instance (or that the
+/// instance itself acts: setup, demo data). Instance-wide changes take it.
+#[derive(Clone, Debug)]
+pub struct InstanceAdmin {
+    actor: Option<AccountId>,
+}
+
+impl InstanceAdmin {
+    pub(crate) fn grant(actor: Option<AccountId>) -> Self {
+        InstanceAdmin { actor }
+    }
+    pub fn actor(&self) -> Option<AccountId> {
+        self.actor
+    }
+}
+
 impl CanWrite {
     pub fn as_read(&self) -> CanRead {
         CanRead::grant(self.org, self.actor, self.module)

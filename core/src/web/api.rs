@@ -8,7 +8,7 @@ use crate::audit::{self, AuditEntry, AuditFilter};
 use crate::error::{CoreError, CoreResult, FieldError, Problem};
 use crate::groups::{self, Group};
 use crate::identity::{self, ApiKeyInfo, TokenPair, TokenPurpose};
-use crate::instance;
+use crate::instance::{self, ModuleScope};
 use crate::jobs::{self, JobInfo};
 use crate::orgs::{self, Member, NewOrg, Org, OrgPatch, Role, RoleInput};
 use crate::outbox::{self, OutboxMessage};
@@ -471,9 +471,9 @@ pub async fn create_org(
     actor: Actor,
     ApiJson(req): ApiJson<NewOrg>,
 ) -> CoreResult<Response> {
-    actor.require_instance_admin()?;
+    let admin = actor.require_instance_admin()?;
     let mut tx = st.db.begin().await?;
-    let org = orgs::create_org(&mut tx, &actor.who(), &st.modules, req, Some(actor.account.id)).await?;
+    let org = orgs::create_org(&mut tx, &actor.who(), &admin, &st.modules, req, Some(actor.account.id)).await?;
     tx.commit().await?;
     Ok(created(org))
 }
@@ -796,8 +796,8 @@ pub async fn patch_instance(
     actor: Actor,
     ApiJson(req): ApiJson<InstancePatch>,
 ) -> CoreResult<Json<InstanceSettings>> {
-    actor.require_instance_admin()?;
-    let i = instance::update(&st.db, &actor.who(), req.name.as_deref(), req.default_lang.as_deref()).await?;
+    let admin = actor.require_instance_admin()?;
+    let i = instance::update(&st.db, &actor.who(), &admin, req.name.as_deref(), req.default_lang.as_deref()).await?;
     Ok(Json(InstanceSettings { name: i.name, default_lang: i.default_lang }))
 }
 
@@ -846,8 +846,8 @@ pub async fn set_org_module(
     Path((_, module)): Path<(String, String)>,
     ApiJson(req): ApiJson<ModuleToggle>,
 ) -> CoreResult<StatusCode> {
-    ctx.can_admin(CORE)?;
-    instance::set_module_enabled(&st.db, &ctx.who(), &st.modules, &module, Some(ctx.org.id), req.enabled).await?;
+    let cap = ctx.can_admin(CORE)?;
+    instance::set_module_enabled(&st.db, &ctx.who(), &st.modules, &module, ModuleScope::Org(&cap), req.enabled).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -865,8 +865,16 @@ pub async fn set_instance_module(
     Path(module): Path<String>,
     ApiJson(req): ApiJson<ModuleToggle>,
 ) -> CoreResult<StatusCode> {
-    actor.require_instance_admin()?;
-    instance::set_module_enabled(&st.db, &actor.who(), &st.modules, &module, None, req.enabled).await?;
+    let admin = actor.require_instance_admin()?;
+    instance::set_module_enabled(
+        &st.db,
+        &actor.who(),
+        &st.modules,
+        &module,
+        ModuleScope::Instance(&admin),
+        req.enabled,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1049,16 +1057,16 @@ pub async fn list_jobs(
 #[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/retry", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn retry_job(State(st): State<AppState>, actor: Actor, Path(id): Path<String>) -> CoreResult<StatusCode> {
-    actor.require_instance_admin()?;
-    jobs::retry(&st.db, &actor.who(), &id).await?;
+    let admin = actor.require_instance_admin()?;
+    jobs::retry(&st.db, &actor.who(), &admin, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/jobs/{id}/cancel", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel_job(State(st): State<AppState>, actor: Actor, Path(id): Path<String>) -> CoreResult<StatusCode> {
-    actor.require_instance_admin()?;
-    jobs::cancel(&st.db, &actor.who(), &id).await?;
+    let admin = actor.require_instance_admin()?;
+    jobs::cancel(&st.db, &actor.who(), &admin, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

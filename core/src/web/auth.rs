@@ -45,9 +45,9 @@ impl Actor {
     pub fn is_instance_admin(&self) -> bool {
         self.account.is_instance_admin
     }
-    pub fn require_instance_admin(&self) -> CoreResult<()> {
+    pub fn require_instance_admin(&self) -> CoreResult<crate::permissions::InstanceAdmin> {
         if self.account.is_instance_admin {
-            Ok(())
+            Ok(crate::permissions::InstanceAdmin::grant(Some(self.account.id)))
         } else {
             Err(CoreError::Forbidden("Only instance administrators can do this.".into()))
         }

@@ -714,14 +714,16 @@ struct OrgForm {
 }
 
 async fn admin_create_org(ui: Ui, actor: Actor, Form(f): Form<OrgForm>) -> Response {
-    if let Err(e) = actor.require_instance_admin() {
-        return UiError(e).into_response();
-    }
+    let admin = match actor.require_instance_admin() {
+        Ok(a) => a,
+        Err(e) => return UiError(e).into_response(),
+    };
     let r = async {
         let mut tx = ui.st.db.begin().await?;
         let org = orgs::create_org(
             &mut tx,
             &actor.who(),
+            &admin,
             &ui.st.modules,
             NewOrg { name: f.name.clone(), slug: Some(f.slug.clone()), timezone: None, currency: None },
             Some(actor.account.id),
@@ -755,10 +757,13 @@ struct ToggleForm {
 }
 
 async fn admin_toggle_module(ui: Ui, actor: Actor, Path(module): Path<String>, Form(f): Form<ToggleForm>) -> Response {
-    if let Err(e) = actor.require_instance_admin() {
-        return UiError(e).into_response();
-    }
-    match instance::set_module_enabled(&ui.st.db, &actor.who(), &ui.st.modules, &module, None, f.enabled == "1").await {
+    let admin = match actor.require_instance_admin() {
+        Ok(a) => a,
+        Err(e) => return UiError(e).into_response(),
+    };
+    let scope = instance::ModuleScope::Instance(&admin);
+    match instance::set_module_enabled(&ui.st.db, &actor.who(), &ui.st.modules, &module, scope, f.enabled == "1").await
+    {
         Ok(()) => see_other("/admin"),
         Err(e) => {
             let status = e.status();
@@ -1037,13 +1042,13 @@ async fn settings_module(
     Path((_, module)): Path<(String, String)>,
     Form(f): Form<ToggleForm>,
 ) -> Result<Response, UiError> {
-    ctx.can_admin(CORE)?;
+    let cap = ctx.can_admin(CORE)?;
     match instance::set_module_enabled(
         &ui.st.db,
         &ctx.who(),
         &ui.st.modules,
         &module,
-        Some(ctx.org.id),
+        instance::ModuleScope::Org(&cap),
         f.enabled == "1",
     )
     .await
@@ -1153,10 +1158,10 @@ async fn admin_job_action(
     actor: Actor,
     Path((id, action)): Path<(String, String)>,
 ) -> Result<Response, UiError> {
-    actor.require_instance_admin()?;
+    let admin = actor.require_instance_admin()?;
     match action.as_str() {
-        "retry" => crate::jobs::retry(&ui.st.db, &actor.who(), &id).await?,
-        "cancel" => crate::jobs::cancel(&ui.st.db, &actor.who(), &id).await?,
+        "retry" => crate::jobs::retry(&ui.st.db, &actor.who(), &admin, &id).await?,
+        "cancel" => crate::jobs::cancel(&ui.st.db, &actor.who(), &admin, &id).await?,
         _ => return Err(UiError(CoreError::NotFound)),
     }
     Ok(see_other("/admin/jobs"))
@@ -1171,10 +1176,11 @@ struct InstanceForm {
 }
 
 async fn admin_instance(ui: Ui, actor: Actor, Form(f): Form<InstanceForm>) -> Response {
-    if let Err(e) = actor.require_instance_admin() {
-        return UiError(e).into_response();
-    }
-    match instance::update(&ui.st.db, &actor.who(), Some(&f.name), Some(&f.default_lang)).await {
+    let admin = match actor.require_instance_admin() {
+        Ok(a) => a,
+        Err(e) => return UiError(e).into_response(),
+    };
+    match instance::update(&ui.st.db, &actor.who(), &admin, Some(&f.name), Some(&f.default_lang)).await {
         Ok(_) => see_other("/admin"),
         Err(e) => {
             let fields: serde_json::Map<String, Value> =
