@@ -233,18 +233,6 @@ async fn migrate_locked(
     Ok(done)
 }
 
-/// Escapes `%`, `_` and `\` for a LIKE pattern (used with `ESCAPE '\'`).
-pub fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,10 +241,6 @@ mod tests {
         let s = statements("-- a comment\nCREATE TABLE a (x BIGINT);\n\nCREATE INDEX i ON a (x);\n");
         assert_eq!(s.len(), 2);
         assert!(s[1].contains("CREATE INDEX"));
-    }
-    #[test]
-    fn like_escape_escapes_wildcards() {
-        assert_eq!(like_escape("50%_a\\"), "50\\%\\_a\\\\");
     }
 }
 

@@ -183,33 +183,23 @@ async fn finish_done(db: &Db, ids: &[String], worker: &str) -> CoreResult<()> {
     tx.commit().await
 }
 
-async fn finish(db: &Db, job: &Claimed, worker: &str, result: Result<(), String>, backoff_secs: i64) -> CoreResult<()> {
+/// A run failed: back to the queue after the backoff, or dead after the last
+/// attempt. Only while the lease is still this worker's.
+async fn fail(db: &Db, job: &Claimed, worker: &str, error: &str, backoff_secs: i64) -> CoreResult<()> {
     let now = Timestamp::now().0;
+    let dead = job.attempts >= job.max_attempts;
+    let delay = (backoff_secs.max(0) << (job.attempts - 1).clamp(0, 20)).min(3600);
     let mut tx = db.begin().await?;
-    match result {
-        Ok(()) => {
-            sqlx::query("UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, last_error = NULL, finished_at = $1, updated_at = $1 WHERE id = $2 AND locked_by = $3")
-                .bind(now)
-                .bind(&job.id)
-                .bind(worker)
-                .execute(tx.conn())
-                .await?;
-        }
-        Err(e) => {
-            let dead = job.attempts >= job.max_attempts;
-            let delay = (backoff_secs.max(0) << (job.attempts - 1).clamp(0, 20)).min(3600);
-            sqlx::query("UPDATE jobs SET status = $1, run_at = $2, locked_by = NULL, locked_until = NULL, last_error = $3, updated_at = $4, finished_at = $5 WHERE id = $6 AND locked_by = $7")
-                .bind(if dead { "dead" } else { "queued" })
-                .bind(now + delay * 1000)
-                .bind(e.chars().take(2000).collect::<String>())
-                .bind(now)
-                .bind(dead.then_some(now))
-                .bind(&job.id)
-                .bind(worker)
-                .execute(tx.conn())
-                .await?;
-        }
-    }
+    sqlx::query("UPDATE jobs SET status = $1, run_at = $2, locked_by = NULL, locked_until = NULL, last_error = $3, updated_at = $4, finished_at = $5 WHERE id = $6 AND locked_by = $7")
+        .bind(if dead { "dead" } else { "queued" })
+        .bind(now + delay * 1000)
+        .bind(error.chars().take(2000).collect::<String>())
+        .bind(now)
+        .bind(dead.then_some(now))
+        .bind(&job.id)
+        .bind(worker)
+        .execute(tx.conn())
+        .await?;
     tx.commit().await
 }
 
@@ -264,7 +254,7 @@ pub async fn run_due(st: &AppState, worker: &str, max: usize) -> CoreResult<usiz
                 Ok(()) => done.push(job.id.clone()),
                 Err(e) => {
                     tracing::warn!(job = %job.name, id = %job.id, attempt = job.attempts, error = %e, "job failed");
-                    finish(&st.db, &job, worker, Err(e), spec.backoff_secs).await?;
+                    fail(&st.db, &job, worker, &e, spec.backoff_secs).await?;
                 }
             }
             ran += 1;

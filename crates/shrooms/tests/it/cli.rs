@@ -80,6 +80,23 @@ async fn token(base: &str, email: &str, password: &str) -> String {
     r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
 }
 
+/// Creates an administrator from the command line while the server runs,
+/// signs it in and creates an organisation; returns the access token.
+async fn operator_with_org(env: &Env, base: &str, name: &str, slug: &str) -> String {
+    let out = env.run(&["admin", "create", "--email", "ops@example.org", "--password", "operator password"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = token(base, "ops@example.org", "operator password").await;
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/orgs"))
+        .bearer_auth(&t)
+        .json(&json!({"name": name, "slug": slug}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    t
+}
+
 macro_rules! proc_test {
     ($name:ident, $body:expr) => {
         mod $name {
@@ -102,19 +119,8 @@ macro_rules! proc_test {
 
 proc_test!(kill_during_writes_loses_nothing_acknowledged, |env: Env| async move {
     let (mut server, base) = env.serve().await;
-    // An administrator created from the command line while the server runs.
-    let out = env.run(&["admin", "create", "--email", "ops@example.org", "--password", "operator password"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let t = token(&base, "ops@example.org", "operator password").await;
+    let t = operator_with_org(&env, &base, "Load", "load").await;
     let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{base}/api/v1/orgs"))
-        .bearer_auth(&t)
-        .json(&json!({"name": "Load", "slug": "load"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
     // Eight writers; the server is killed with SIGKILL in the middle.
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut tasks = Vec::new();
@@ -171,19 +177,8 @@ proc_test!(kill_during_writes_loses_nothing_acknowledged, |env: Env| async move 
 
 proc_test!(audit_verify_finds_tampering, |env: Env| async move {
     let (mut server, base) = env.serve().await;
-    assert!(env
-        .run(&["admin", "create", "--email", "ops@example.org", "--password", "operator password"])
-        .status
-        .success());
-    let t = token(&base, "ops@example.org", "operator password").await;
+    let t = operator_with_org(&env, &base, "Audit", "audit").await;
     let client = reqwest::Client::new();
-    client
-        .post(format!("{base}/api/v1/orgs"))
-        .bearer_auth(&t)
-        .json(&json!({"name": "Audit", "slug": "audit"}))
-        .send()
-        .await
-        .unwrap();
     for i in 0..5 {
         let r = client
             .post(format!("{base}/api/v1/orgs/audit/people"))
@@ -217,19 +212,8 @@ proc_test!(audit_verify_finds_tampering, |env: Env| async move {
 
 proc_test!(backup_restore_and_check, |env: Env| async move {
     let (mut server, base) = env.serve().await;
-    assert!(env
-        .run(&["admin", "create", "--email", "ops@example.org", "--password", "operator password"])
-        .status
-        .success());
-    let t = token(&base, "ops@example.org", "operator password").await;
+    let t = operator_with_org(&env, &base, "Keep", "keep").await;
     let client = reqwest::Client::new();
-    client
-        .post(format!("{base}/api/v1/orgs"))
-        .bearer_auth(&t)
-        .json(&json!({"name": "Keep", "slug": "keep"}))
-        .send()
-        .await
-        .unwrap();
     let p: Value = client
         .post(format!("{base}/api/v1/orgs/keep/people"))
         .bearer_auth(&t)

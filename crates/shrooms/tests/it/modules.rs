@@ -300,25 +300,42 @@ db_test!(jobs_run_retry_die_and_resume, |app: TestApp| async move {
     assert_eq!(dead["last_error"], "attempt 3 failed");
     let r = app.http.post(app.url(&format!("/api/v1/admin/jobs/{bad}/retry"))).bearer_auth(t).send().await.unwrap();
     assert_eq!(r.status(), 204);
-    // A job whose worker died mid-run (lease expired) runs again.
-    let orphan = enqueue(&app, &APPEND, &f.org_id, "orphan", None).await;
-    let _ = orphan;
-    sqlx::query("UPDATE jobs SET status = 'running', attempts = 1, locked_by = 'dead-worker', locked_until = 1 WHERE dedup_key IS NULL AND status = 'queued' AND name = 'notes.append'")
-        .execute(app.state.db.pool())
+    // A job whose worker died mid-run (lease expired) runs again. Written as
+    // already claimed in the same transaction, so no live worker saw it queued.
+    let orphan = {
+        let mut tx = app.state.db.begin().await.unwrap();
+        let id = shrooms_core::jobs::enqueue(
+            &mut tx,
+            &APPEND,
+            Some(f.org_id.parse().unwrap()),
+            json!({"body": "orphan"}),
+            None,
+            0,
+        )
         .await
         .unwrap();
+        sqlx::query("UPDATE jobs SET status = 'running', attempts = 1, locked_by = 'dead-worker', locked_until = 1 WHERE id = $1")
+            .bind(&id)
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        id
+    };
     let v =
         wait_for(&app, t, &notes, |v| v["items"].as_array().is_some_and(|a| a.iter().any(|n| n["body"] == "orphan")))
             .await;
     assert!(!v["items"].as_array().unwrap().iter().any(|n| n["body"] == "ghost"));
     let (_, done) = app.get(t, "/api/v1/admin/jobs?status=done").await;
-    assert!(done.as_array().unwrap().len() >= 2);
+    let reclaimed = done.as_array().unwrap().iter().find(|j| j["id"] == orphan.as_str()).expect("orphan done").clone();
+    assert_eq!(reclaimed["attempts"], 2, "the dead worker's attempt counts, then one more");
 });
 
 db_test!(jobs_run_exactly_once_across_replicas, |app: TestApp| async move {
     let f = app.bootstrap().await;
-    let replica = TestApp::spawn_with(app.state.cfg.clone(), app.data_dir.clone(), app.backend, crate::modules()).await;
-    let _ = &replica;
+    // A second server on the same database: two job workers compete.
+    let _replica =
+        TestApp::spawn_with(app.state.cfg.clone(), app.data_dir.clone(), app.backend, crate::modules()).await;
     for i in 0..40 {
         enqueue(&app, &APPEND, &f.org_id, &format!("n{i}"), None).await;
     }

@@ -143,6 +143,8 @@ db_test!(people_pages_and_language, |app: TestApp| async move {
         .unwrap();
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("value=\"Grace\""));
+    let (_, list) = app.get(&f.admin_token, &format!("/api/v1/orgs/{}/people?q=hopper", f.org_slug)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "nothing was created");
     let r = b
         .post(app.url(&format!("/o/{}/people", f.org_slug)))
         .form(&[
