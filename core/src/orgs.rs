@@ -343,7 +343,8 @@ pub async fn find_org_with_role(db: &Db, key: &str, account: AccountId) -> CoreR
 
 const ROLE_COLS: &str = "r.id, r.key, r.name, r.builtin, r.permissions, r.require_totp";
 
-pub async fn list_roles(db: &Db, org: OrgId) -> CoreResult<Vec<Role>> {
+pub async fn list_roles(db: &Db, cap: &crate::permissions::CanRead) -> CoreResult<Vec<Role>> {
+    let org = cap.org();
     let rows =
         sqlx::query(&format!("SELECT {ROLE_COLS} FROM roles r WHERE r.org_id = $1 ORDER BY r.builtin DESC, r.key"))
             .bind(org.to_string())
@@ -644,7 +645,8 @@ pub async fn remove_member(db: &Db, who: &Who, cap: &CanAdmin, account: AccountI
     tx.commit().await
 }
 
-pub async fn list_members(db: &Db, org: OrgId) -> CoreResult<Vec<Member>> {
+pub async fn list_members(db: &Db, cap: &crate::permissions::CanRead) -> CoreResult<Vec<Member>> {
+    let org = cap.org();
     let rows = sqlx::query("SELECT a.id, a.email, a.display_name, r.key FROM memberships m JOIN accounts a ON a.id = m.account_id JOIN roles r ON r.id = m.role_id WHERE m.org_id = $1 ORDER BY a.email LIMIT 1000")
         .bind(org.to_string())
         .fetch_all(db.pool())

@@ -634,8 +634,7 @@ pub async fn delete_person(
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/members", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)), responses((status = 200, body = [Member]), (status = 404, body = Problem)))]
 pub async fn list_members(State(st): State<AppState>, ctx: OrgCtx) -> CoreResult<Json<Vec<Member>>> {
-    ctx.can_read(CORE)?;
-    Ok(Json(orgs::list_members(&st.db, ctx.org.id).await?))
+    Ok(Json(orgs::list_members(&st.db, &ctx.can_read(CORE)?).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -673,8 +672,7 @@ pub async fn remove_member(
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/roles", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)), responses((status = 200, body = [Role]), (status = 404, body = Problem)))]
 pub async fn list_roles(State(st): State<AppState>, ctx: OrgCtx) -> CoreResult<Json<Vec<Role>>> {
-    ctx.can_read(CORE)?;
-    Ok(Json(orgs::list_roles(&st.db, ctx.org.id).await?))
+    Ok(Json(orgs::list_roles(&st.db, &ctx.can_read(CORE)?).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/roles", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)), request_body = RoleInput,

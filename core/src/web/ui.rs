@@ -976,9 +976,10 @@ async fn settings_page(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
 }
 
 async fn settings_render(ui: Ui, ctx: &OrgCtx, mut extra: Value) -> Result<Response, UiError> {
-    let members = orgs::list_members(&ui.st.db, ctx.org.id).await?;
-    let groups = crate::groups::list(&ui.st.db, &ctx.can_read(CORE)?).await?;
-    let roles = orgs::list_roles(&ui.st.db, ctx.org.id).await?;
+    let cap = ctx.can_read(CORE)?;
+    let members = orgs::list_members(&ui.st.db, &cap).await?;
+    let groups = crate::groups::list(&ui.st.db, &cap).await?;
+    let roles = orgs::list_roles(&ui.st.db, &cap).await?;
     let modules = module_states(&ui.st, Some(ctx.org.id), &ui.page.lang).await?;
     let instance_on = module_states(&ui.st, None, &ui.page.lang).await?;
     let modules: Vec<Value> = modules
