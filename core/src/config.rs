@@ -78,6 +78,12 @@ pub struct SecurityConfig {
     pub failure_window_minutes: i64,
     /// argon2id memory cost in KiB (tests lower it).
     pub argon2_memory_kib: u32,
+    /// How long (milliseconds) a server may reuse what it read to check an
+    /// access token and the caller's role in an organisation before reading
+    /// it again. A write on the same server clears it at once; other replicas
+    /// see a revocation or a role change after at most this delay. 0 turns
+    /// the cache off.
+    pub auth_cache_ms: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -141,6 +147,7 @@ impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
             access_token_seconds: 900,
+            auth_cache_ms: 1000,
             refresh_token_days: 30,
             max_failures_per_account: 5,
             max_failures_per_address: 30,
@@ -275,6 +282,7 @@ const NUMERIC_KEYS: &[&str] = &[
     "idle_minutes",
     "absolute_hours",
     "access_token_seconds",
+    "auth_cache_ms",
     "refresh_token_days",
     "max_failures_per_account",
     "max_failures_per_address",

@@ -17,6 +17,10 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/m20261121_002_core_people_terms.sql"),
     },
     Migration { id: "m20261121_003_core_jobs", sql: include_str!("../migrations/m20261121_003_core_jobs.sql") },
+    Migration {
+        id: "m20261121_004_core_people_terms_phone",
+        sql: include_str!("../migrations/m20261121_004_core_people_terms_phone.sql"),
+    },
 ];
 
 macro_rules! templates {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -34,6 +35,8 @@ pub struct Db {
     backend: Backend,
     /// SQLite allows one writer: writers queue here instead of failing with SQLITE_BUSY.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// Counts committed writes on this server; see [`crate::cache`].
+    generation: Arc<AtomicU64>,
 }
 
 /// A write transaction. On SQLite it also holds the process's writer slot.
@@ -41,6 +44,7 @@ pub struct Tx {
     tx: sqlx::Transaction<'static, Any>,
     backend: Backend,
     _writer: Option<OwnedMutexGuard<()>>,
+    generation: Arc<AtomicU64>,
 }
 
 impl Tx {
@@ -52,6 +56,7 @@ impl Tx {
     }
     pub async fn commit(self) -> CoreResult<()> {
         self.tx.commit().await?;
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
     }
 }
@@ -80,6 +85,8 @@ impl Db {
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        // Reads go through a memory map instead of a copy per page (docs/PERFORMANCE.md).
+                        conn.execute("PRAGMA mmap_size = 1073741824").await?;
                     }
                     Ok(())
                 })
@@ -87,7 +94,12 @@ impl Db {
             .connect_with(opts)
             .await
             .with_context(|| format!("connecting to the {} database", backend.name()))?;
-        Ok(Db { pool, backend, write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))) })
+        Ok(Db {
+            pool,
+            backend,
+            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            generation: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -106,7 +118,18 @@ impl Db {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(Tx { tx, backend: self.backend, _writer: writer })
+        Ok(Tx { tx, backend: self.backend, _writer: writer, generation: self.generation.clone() })
+    }
+
+    /// How many write transactions this server has committed: cached reads
+    /// taken at an older generation are stale.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Marks cached reads stale after a write made outside [`Tx`].
+    pub fn wrote(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Round-trips to the database; used by health checks.

@@ -272,6 +272,7 @@ pub async fn set_lang(db: &Db, account: AccountId, lang: &str) -> CoreResult<()>
         .bind(account.to_string())
         .execute(db.pool())
         .await?;
+    db.wrote();
     Ok(())
 }
 
@@ -281,6 +282,7 @@ pub async fn set_last_org(db: &Db, account: AccountId, org: &str) -> CoreResult<
         .bind(account.to_string())
         .execute(db.pool())
         .await?;
+    db.wrote();
     Ok(())
 }
 
@@ -446,6 +448,7 @@ pub async fn totp_begin(db: &Db, account: AccountId) -> CoreResult<String> {
         .bind(account.to_string())
         .execute(db.pool())
         .await?;
+    db.wrote();
     Ok(secret)
 }
 
@@ -755,26 +758,43 @@ async fn revoke_family(tx: &mut Tx, family: &str, account: AccountId, race: bool
 }
 
 /// Validates an access token: signature, expiry, and that its family was not revoked.
-pub async fn verify_access_token(db: &Db, key: &[u8], token: &str) -> CoreResult<Account> {
+pub async fn verify_access_token(
+    db: &Db,
+    key: &[u8],
+    token: &str,
+    cache: &crate::cache::TtlCache<(String, String), Account>,
+) -> CoreResult<Account> {
     let bad = || CoreError::Unauthorized("Invalid or expired access token.".into());
     let claims: AccessClaims = crypto::jwt_verify(key, token).ok_or_else(bad)?;
     if claims.typ != "access" || claims.exp < Timestamp::now().0 / 1000 {
         return Err(bad());
     }
+    let cache_key = (claims.sub, claims.fam);
+    if let Some(a) = cache.get(db, &cache_key) {
+        return Ok(a);
+    }
+    let generation = db.generation();
+    let account = read_token_account(db, &cache_key.0, &cache_key.1).await?.ok_or_else(bad)?;
+    cache.put(generation, cache_key, account.clone());
+    Ok(account)
+}
+
+/// The account of an access token, unless it is disabled or the token's family was revoked.
+async fn read_token_account(db: &Db, sub: &str, fam: &str) -> CoreResult<Option<Account>> {
     // Account and revocation of the token's family in one round trip: this runs on every API request.
     let r = sqlx::query(&format!(
         "SELECT {ACCOUNT_COLS}, (SELECT COUNT(*) FROM refresh_tokens WHERE family_id = $2 AND revoked_at IS NOT NULL) FROM accounts WHERE id = $1"
     ))
-    .bind(&claims.sub)
-    .bind(&claims.fam)
+    .bind(sub)
+    .bind(fam)
     .fetch_optional(db.pool())
-    .await?
-    .ok_or_else(bad)?;
+    .await?;
+    let Some(r) = r else { return Ok(None) };
     let account = account_from_row(&r)?;
     if r.try_get::<i64, _>(12)? > 0 || account.disabled {
-        return Err(bad());
+        return Ok(None);
     }
-    Ok(account)
+    Ok(Some(account))
 }
 
 // ---------------- personal API keys ----------------

@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod cache;
 pub mod config;
 pub mod core_module;
 pub mod crypto;
@@ -70,7 +71,9 @@ pub async fn migrate(cfg: &Config, db: &Db, modules: &Modules) -> anyhow::Result
     for m in &applied {
         tracing::info!(migration = %m, "migration applied");
     }
-    if applied.iter().any(|m| m == "m20261121_002_core_people_terms") {
+    // Migrations after which the search terms of people are computed differently.
+    const REINDEX: [&str; 2] = ["m20261121_002_core_people_terms", "m20261121_004_core_people_terms_phone"];
+    if applied.iter().any(|m| REINDEX.contains(&m.as_str())) {
         let n = people::reindex_all(db).await.map_err(|e| anyhow::anyhow!("indexing people for search: {e}"))?;
         if n > 0 {
             tracing::info!(people = n, "people indexed for search");

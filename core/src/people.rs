@@ -141,7 +141,7 @@ pub fn fold(s: &str) -> String {
 }
 
 /// The words a person is found by: names, email (whole and in parts) and
-/// phone (in groups and as one run of digits).
+/// phone (in groups, and as one run of digits with its suffixes).
 pub fn terms_of(
     given: &str,
     family: &str,
@@ -161,12 +161,34 @@ pub fn terms_of(
         }
     }
     if let Some(p) = phone {
-        let digits: String = p.chars().filter(char::is_ascii_digit).collect();
-        if !digits.is_empty() {
-            t.insert(digits);
+        // The digits in one run, and each of its suffixes: a search for any
+        // run of consecutive groups ("6 12 34") is a prefix of one of them.
+        let digits: Vec<char> = p.chars().filter(char::is_ascii_digit).take(64).collect();
+        for start in 0..digits.len().saturating_sub(2).max(1).min(digits.len()) {
+            t.insert(digits[start..].iter().collect());
         }
     }
     t
+}
+
+/// The words of a search, as the index holds them: folded, a phone number
+/// typed in groups (`+33 6 12`) joined into one run of digits (`33612`),
+/// longest first (usually the most selective), at most six.
+fn search_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut digits_run = false;
+    for w in fold(text).split_whitespace() {
+        let digits = w.chars().all(|c| c.is_ascii_digit());
+        match words.last_mut() {
+            Some(last) if digits && digits_run => last.push_str(w),
+            _ => words.push(w.to_string()),
+        }
+        digits_run = digits;
+    }
+    words.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    words.dedup();
+    words.truncate(6);
+    words
 }
 
 /// The smallest string greater than every string starting with `prefix`
@@ -448,18 +470,25 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
     let mut sql = format!("SELECT {COLS} FROM people WHERE org_id = $1");
     let mut binds: Vec<String> = vec![cap.org().to_string()];
     // Every word of the query must start a word of the person (index range scans).
+    // The longest word picks the candidates through the index; each other word
+    // is then checked among the few terms of each candidate.
     if let Some(text) = q.q.as_deref() {
-        for w in fold(text).split_whitespace().take(6) {
+        for (i, w) in search_words(text).iter().enumerate() {
             binds.push(w.to_string());
             let lo = binds.len();
-            match prefix_upper_bound(w) {
+            let range = match prefix_upper_bound(w) {
                 Some(hi) => {
                     binds.push(hi);
-                    sql.push_str(&format!(" AND id IN (SELECT person_id FROM people_terms WHERE org_id = $1 AND term >= ${lo} AND term < ${})", lo + 1));
+                    format!("term >= ${lo} AND term < ${}", lo + 1)
                 }
-                None => sql.push_str(&format!(
-                    " AND id IN (SELECT person_id FROM people_terms WHERE org_id = $1 AND term >= ${lo})"
-                )),
+                None => format!("term >= ${lo}"),
+            };
+            if i == 0 {
+                sql.push_str(&format!(" AND id IN (SELECT person_id FROM people_terms WHERE org_id = $1 AND {range})"));
+            } else {
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM people_terms t WHERE t.person_id = people.id AND t.{range})"
+                ));
             }
         }
     }
@@ -619,6 +648,24 @@ mod tests {
         assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(csv_cell("+33 6 12"), "'+33 6 12");
+    }
+
+    #[test]
+    fn phone_digits_are_found_from_any_group() {
+        let t = terms_of("A", "B", None, Some("+33 6 12 34 56 78"));
+        for w in ["33612345678", "612345678", "12345678", "678"] {
+            assert!(t.contains(w), "{w} missing from {t:?}");
+        }
+        assert!(!t.contains("8"), "suffixes shorter than 3 digits are left out: {t:?}");
+        assert!(terms_of("A", "B", None, Some("12")).contains("12"));
+    }
+
+    #[test]
+    fn searches_join_digit_groups_and_start_with_the_longest_word() {
+        assert_eq!(search_words("+33 6 12"), vec!["33612"]);
+        assert_eq!(search_words("camille Martin"), vec!["camille", "martin"]);
+        assert_eq!(search_words("zo marie-léa 06 12"), vec!["marie", "0612", "lea", "zo"]);
+        assert_eq!(search_words("a a a"), vec!["a"]);
     }
 
     #[test]

@@ -143,7 +143,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> CoreResult<Option<Acto
         let (account, method) = if token.starts_with(API_KEY_PREFIX) {
             (identity::verify_api_key(&state.db, token).await?, AuthMethod::ApiKey)
         } else {
-            (identity::verify_access_token(&state.db, &state.signing_key, token).await?, AuthMethod::AccessToken)
+            (
+                identity::verify_access_token(&state.db, &state.signing_key, token, &state.token_cache).await?,
+                AuthMethod::AccessToken,
+            )
         };
         return Ok(Some(Actor { account, address, method }));
     }
@@ -221,8 +224,17 @@ impl OrgCtx {
     }
 
     pub async fn resolve(state: &AppState, actor: Actor, org_key: &str) -> CoreResult<OrgCtx> {
-        let (org, role) =
-            orgs::find_org_with_role(&state.db, org_key, actor.account.id).await?.ok_or(CoreError::NotFound)?;
+        let cache_key = (org_key.to_string(), actor.account.id);
+        let found = match state.org_cache.get(&state.db, &cache_key) {
+            Some(found) => found,
+            None => {
+                let generation = state.db.generation();
+                let found = orgs::find_org_with_role(&state.db, org_key, actor.account.id).await?;
+                state.org_cache.put(generation, cache_key, found.clone());
+                found
+            }
+        };
+        let (org, role) = found.ok_or(CoreError::NotFound)?;
         let perms = match (&role, actor.is_instance_admin()) {
             // Instance administrators operate every organisation of their instance.
             (_, true) => state.modules.default_permissions(crate::permissions::BuiltinRole::Owner),

@@ -9,6 +9,7 @@ pub mod templates;
 pub mod tls;
 pub mod ui;
 
+use crate::cache::TtlCache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::CoreError;
@@ -38,6 +39,10 @@ pub struct StateInner {
     pub templates: Templates,
     pub metrics: metrics::Metrics,
     pub signing_key: Vec<u8>,
+    /// Account behind an access token, by (account id, token family).
+    pub token_cache: TtlCache<(String, String), crate::identity::Account>,
+    /// Organisation and the caller's role in it, by (org id or slug, account).
+    pub org_cache: TtlCache<(String, crate::ids::AccountId), Option<(crate::orgs::Org, Option<crate::orgs::Role>)>>,
     setup_done: AtomicBool,
 }
 
@@ -53,7 +58,10 @@ impl AppState {
         instance::ensure(&db).await?;
         let inst = instance::load(&db).await?;
         let templates = Templates::new(&modules, cfg.theme.as_deref())?;
+        let ttl = std::time::Duration::from_millis(cfg.security.auth_cache_ms.max(0) as u64);
         Ok(AppState(Arc::new(StateInner {
+            token_cache: TtlCache::new(ttl),
+            org_cache: TtlCache::new(ttl),
             cfg,
             db,
             modules,
