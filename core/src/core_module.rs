@@ -3,7 +3,7 @@
 //! translations.
 
 use crate::db::Migration;
-use crate::module::{MenuEntry, Module, Widget};
+use crate::module::{MailMode, MenuEntry, Module, NotificationKind, RecordKind, RecordRef, Widget};
 use crate::permissions::{Access, BuiltinRole};
 use crate::web::{api, ui, AppState, OrgCtx};
 use axum::Router;
@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "m20261121_004_core_people_terms_phone",
         sql: include_str!("../migrations/m20261121_004_core_people_terms_phone.sql"),
     },
+    Migration { id: "m20261121_040_core_timeline", sql: include_str!("../migrations/m20261121_040_core_timeline.sql") },
 ];
 
 macro_rules! templates {
@@ -61,6 +62,13 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "email_verify_email.txt",
     "email_invitation.html",
     "email_invitation.txt",
+    "timeline_partial.html",
+    "timeline_page.html",
+    "notifications.html",
+    "email_notification.html",
+    "email_notification.txt",
+    "email_digest.html",
+    "email_digest.txt",
 );
 
 impl Module for CoreModule {
@@ -96,7 +104,7 @@ impl Module for CoreModule {
         ]
     }
     fn router(&self) -> Router<AppState> {
-        api::router().merge(ui::router())
+        api::router().merge(ui::router()).merge(crate::web::social::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         None // the core's document is the base of `api::openapi_document`
@@ -108,7 +116,35 @@ impl Module for CoreModule {
         &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
     }
     fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
-        vec![crate::outbox::MAIL_DELIVER]
+        vec![crate::outbox::MAIL_DELIVER, crate::notify::DIGEST]
+    }
+    fn record_kinds(&self) -> Vec<RecordKind> {
+        vec![RecordKind { entity_type: "person", module: "core", find: find_person }]
+    }
+    fn notification_kinds(&self) -> Vec<NotificationKind> {
+        vec![
+            NotificationKind {
+                id: "timeline.mention",
+                label_key: "notify.kind.mention",
+                verb_key: "notify.verb.mention",
+                in_app: true,
+                mail: MailMode::Immediate,
+            },
+            NotificationKind {
+                id: "timeline.comment",
+                label_key: "notify.kind.comment",
+                verb_key: "notify.verb.comment",
+                in_app: true,
+                mail: MailMode::Digest,
+            },
+            NotificationKind {
+                id: "timeline.status",
+                label_key: "notify.kind.status",
+                verb_key: "notify.verb.status",
+                in_app: true,
+                mail: MailMode::Off,
+            },
+        ]
     }
     fn widgets(&self) -> Vec<Widget> {
         vec![
@@ -157,5 +193,21 @@ fn activity_widget(st: AppState, ctx: OrgCtx) -> crate::module::WidgetFuture {
         )
         .await?;
         Ok(serde_json::json!({"entries": page.items, "org": ctx.org.slug}))
+    })
+}
+
+fn find_person(st: AppState, ctx: OrgCtx, id: String) -> crate::module::RecordFuture {
+    Box::pin(async move {
+        let cap = ctx.can_read("core")?;
+        match crate::people::get(&st.db, &cap, &id).await {
+            Ok(p) => Ok(Some(RecordRef {
+                entity_type: "person".into(),
+                title: format!("{} {}", p.given_name, p.family_name).trim().to_string(),
+                path: format!("/o/{}/people/{}", ctx.org.slug, p.id),
+                entity_id: p.id.to_string(),
+            })),
+            Err(crate::error::CoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     })
 }

@@ -22,13 +22,16 @@ pub mod identity;
 pub mod ids;
 pub mod instance;
 pub mod jobs;
+pub mod markdown;
 pub mod module;
+pub mod notify;
 pub mod ods;
 pub mod orgs;
 pub mod outbox;
 pub mod people;
 pub mod permissions;
 pub mod smtp;
+pub mod timeline;
 pub mod web;
 
 pub use config::Config;

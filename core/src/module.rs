@@ -34,6 +34,77 @@ pub struct Widget {
     pub load: fn(AppState, OrgCtx) -> WidgetFuture,
 }
 
+pub type RecordFuture = Pin<Box<dyn Future<Output = CoreResult<Option<RecordRef>>> + Send>>;
+
+/// A kind of record that can carry a timeline (comments, status changes,
+/// events) and be followed: a person, an activity, a ticket, an invoice.
+#[derive(Clone)]
+pub struct RecordKind {
+    /// The `entity_type` of the record, as in the audit log: `person`, `activity`.
+    pub entity_type: &'static str,
+    /// The module whose permissions apply: reading the record's timeline
+    /// needs read access to it, and so does commenting.
+    pub module: &'static str,
+    /// Finds the record for the caller: `None` when it does not exist in the
+    /// organisation or the caller may not see it (record-level visibility).
+    pub find: fn(AppState, OrgCtx, String) -> RecordFuture,
+}
+
+/// A record as notifications and timelines name it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RecordRef {
+    pub entity_type: String,
+    pub entity_id: String,
+    /// What people call it: "Camille Martin", "Workshop of 12 March".
+    pub title: String,
+    /// Its page, from the site root: `/o/aesi/people/…`.
+    pub path: String,
+}
+
+/// How a kind of notification reaches people who did not choose otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MailMode {
+    /// No mail.
+    Off,
+    /// One mail per notification, sent at once.
+    Immediate,
+    /// Gathered into one mail a day.
+    Digest,
+}
+
+impl MailMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailMode::Off => "off",
+            MailMode::Immediate => "immediate",
+            MailMode::Digest => "digest",
+        }
+    }
+    pub fn parse(s: &str) -> Option<MailMode> {
+        Some(match s {
+            "off" => MailMode::Off,
+            "immediate" => MailMode::Immediate,
+            "digest" => MailMode::Digest,
+            _ => return None,
+        })
+    }
+}
+
+/// A kind of notification a module sends, with its defaults; each person
+/// may change them in their preferences.
+#[derive(Clone, Debug)]
+pub struct NotificationKind {
+    /// Stable id, prefixed by the module: `timeline.mention`, `members.renewal_due`.
+    pub id: &'static str,
+    /// Translation key of the kind's name in the preferences page.
+    pub label_key: &'static str,
+    /// Translation key of the verb in "<actor> <verb> <record>": "mentioned you on".
+    pub verb_key: &'static str,
+    pub in_app: bool,
+    pub mail: MailMode,
+}
+
 pub trait Module: Send + Sync + 'static {
     /// Stable identifier, also the permission key: `core`, `members`, `clubs`, ...
     fn id(&self) -> &'static str;
@@ -86,6 +157,14 @@ pub trait Module: Send + Sync + 'static {
     fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
         Vec::new()
     }
+    /// Kinds of record that carry a timeline (see [`crate::timeline`]).
+    fn record_kinds(&self) -> Vec<RecordKind> {
+        Vec::new()
+    }
+    /// Kinds of notification this module sends (see [`crate::notify`]).
+    fn notification_kinds(&self) -> Vec<NotificationKind> {
+        Vec::new()
+    }
 }
 
 /// The registered modules, validated: unique ids, known dependencies, no cycles.
@@ -107,6 +186,21 @@ impl Modules {
                 if !ids.contains(d) {
                     anyhow::bail!("module `{}` depends on `{d}`, which is not registered", m.id());
                 }
+            }
+        }
+        let mut kinds: Vec<&str> = Vec::new();
+        for m in &list {
+            for k in m.record_kinds() {
+                if kinds.contains(&k.entity_type) {
+                    anyhow::bail!("record kind `{}` is declared twice", k.entity_type);
+                }
+                kinds.push(k.entity_type);
+            }
+            for n in m.notification_kinds() {
+                if kinds.contains(&n.id) {
+                    anyhow::bail!("notification kind `{}` is declared twice", n.id);
+                }
+                kinds.push(n.id);
             }
         }
         let mut job_names: Vec<&str> = Vec::new();
@@ -159,6 +253,19 @@ impl Modules {
 
     pub fn migrations(&self) -> Vec<(&'static str, Migration)> {
         self.list.iter().flat_map(|m| m.migrations().iter().map(move |mig| (m.id(), *mig))).collect()
+    }
+
+    /// The record kind of an entity type, with the module that declares it.
+    pub fn record_kind(&self, entity_type: &str) -> Option<RecordKind> {
+        self.list.iter().flat_map(|m| m.record_kinds()).find(|k| k.entity_type == entity_type)
+    }
+
+    pub fn notification_kinds(&self) -> Vec<NotificationKind> {
+        self.list.iter().flat_map(|m| m.notification_kinds()).collect()
+    }
+
+    pub fn notification_kind(&self, id: &str) -> Option<NotificationKind> {
+        self.notification_kinds().into_iter().find(|k| k.id == id)
     }
 
     /// Default permissions of a built-in role over every module.

@@ -418,6 +418,7 @@ pub async fn delete(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> CoreResult<
         .bind(id)
         .execute(tx.conn())
         .await?;
+    crate::timeline::forget(&mut tx, cap.org(), "person", id).await?;
     audit::record(
         &mut tx,
         who,

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod metrics;
+pub mod social;
 pub mod templates;
 pub mod tls;
 pub mod ui;

@@ -187,6 +187,8 @@ pub struct Page {
     pub orgs: Vec<serde_json::Value>,
     pub menu: Vec<serde_json::Value>,
     pub flash: Option<String>,
+    /// Unread notifications of the signed-in person (the bell).
+    pub unread: i64,
 }
 
 #[cfg(test)]
@@ -255,6 +257,7 @@ mod tests {
                 {"label": "Personnes", "href": "/o/aesi/people", "active": true},
             ],
             "flash": "Saved.",
+            "unread": 12,
         })
     }
 
@@ -357,6 +360,41 @@ mod tests {
                 "module_ids": ["core", "members", "clubs"],
             }),
         );
+        ctx = merge(
+            ctx,
+            json!({
+                "timeline": {
+                    "record": {"entity_type": "person", "entity_id": "p1", "title": "Awa Ouédraogo", "path": "/o/aesi/people/p1"},
+                    "base": "/o/aesi/timeline/person/p1", "following": true, "next_cursor": "e0",
+                    "items": [
+                        {"id": "e3", "kind": "comment", "author_id": "acc1", "author_label": "Ada", "body": "Hi **@bob**",
+                         "body_html": "<p>Hi <strong class=\"mention\">@bob</strong></p>", "status_from": null, "status_to": null,
+                         "data": {}, "created_at": "2026-11-21T09:00:00Z", "edited_at": "2026-11-21T09:05:00Z", "deleted": false, "can_delete": true},
+                        {"id": "e2", "kind": "status", "author_id": "acc2", "author_label": "Bob", "body": "Done", "body_html": "<p>Done</p>",
+                         "status_from": "status.planned", "status_to": "status.done", "data": {}, "created_at": "2026-11-21T08:00:00Z",
+                         "edited_at": null, "deleted": false, "can_delete": false},
+                        {"id": "e1", "kind": "comment", "author_id": "acc2", "author_label": "Bob", "body": "", "body_html": "",
+                         "status_from": null, "status_to": null, "data": {}, "created_at": "2026-11-20T08:00:00Z", "edited_at": null,
+                         "deleted": true, "can_delete": false},
+                        {"id": "e0", "kind": "event", "author_id": null, "author_label": "system", "body": "File attached", "body_html": "<p>File attached</p>",
+                         "status_from": null, "status_to": null, "data": {}, "created_at": "2026-11-19T08:00:00Z", "edited_at": null,
+                         "deleted": false, "can_delete": false},
+                    ],
+                },
+                "notifications": [
+                    {"id": "n2", "kind": "timeline.mention", "org_id": "org1", "title": "Ada vous a mentionné sur Awa Ouédraogo", "body": "Hi @bob <b>",
+                     "link": "/o/aesi/people/p1#entry-e3", "actor_label": "Ada", "created_at": "2026-11-21T09:00:00Z", "read": false},
+                    {"id": "n1", "kind": "timeline.comment", "org_id": null, "title": "Ada a commenté Awa", "body": "",
+                     "link": "/o/aesi/people/p1", "actor_label": "Ada", "created_at": "2026-11-20T09:00:00Z", "read": true},
+                ],
+                "more": "n1",
+                "preferences": [
+                    {"kind": "timeline.mention", "label": "Quelqu'un me mentionne", "in_app": true, "mail": "immediate"},
+                    {"kind": "timeline.comment", "label": "Nouveau commentaire", "in_app": false, "mail": "digest"},
+                    {"kind": "timeline.status", "label": "Statut", "in_app": true, "mail": "off"},
+                ],
+            }),
+        );
         ctx
     }
 
@@ -378,6 +416,9 @@ mod tests {
             "members": [], "roles": [], "module_ids": ["core"],
             "org_full": {"id": "org1", "slug": "aesi", "name": "AESI", "timezone": "Europe/Paris", "currency": "EUR",
                          "logo_url": null, "color_primary": null, "color_accent": null, "created_at": "2026-11-20T08:00:00Z"},
+            "timeline": {"record": {"entity_type": "person", "entity_id": "p1", "title": "", "path": "/o/aesi/people/p1"},
+                         "base": "/o/aesi/timeline/person/p1", "following": false, "next_cursor": null, "items": []},
+            "notifications": [], "more": null, "preferences": [], "unread": 0,
         });
         let mut p = page(lang, true);
         p["flash"] = Json::Null;
@@ -449,11 +490,11 @@ mod tests {
     fn every_mail_renders_in_both_languages() {
         let t = templates();
         for lang in LANGS {
-            for kind in ["password_reset", "verify_email", "invitation"] {
+            for kind in ["password_reset", "verify_email", "invitation", "notification", "digest"] {
                 let link = "https://shrooms.example/x?token=abc&next=1";
-                let m = t
-                    .render_mail(kind, lang, "AESI", serde_json::json!({"link": link, "org_name": "Club <Info>"}))
-                    .unwrap();
+                let ctx = serde_json::json!({"link": link, "org_name": "Club <Info>", "title": "Ada mentioned you on Club <Info>",
+                    "excerpt": "Hi <b>@bob</b>", "items": [{"title": "Ada commented on Club <Info>", "excerpt": "ok", "link": link}]});
+                let m = t.render_mail(kind, lang, "AESI", ctx).unwrap();
                 assert!(!m.subject.starts_with("mail."), "{kind} {lang}: untranslated subject");
                 assert!(m.text.contains(link), "{kind} {lang}: the text part carries the raw link");
                 let html = m.html.expect("html part");
@@ -481,7 +522,7 @@ mod tests {
                     let html = t
                         .render(name, Value::from_serialize(&ctx))
                         .unwrap_or_else(|e| panic!("{name} ({variant}, {lang}): {e:#}"));
-                    if *name != "macros.html" && !name.starts_with("widget_") && *name != "people_rows_partial.html" {
+                    if *name != "macros.html" && !name.starts_with("widget_") && !name.ends_with("_partial.html") {
                         assert!(html.contains(&format!("<html lang=\"{lang}\"")), "{name}: no <html lang>");
                     }
                     check_html(name, &format!("{variant}, {lang}"), &html);

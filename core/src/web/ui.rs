@@ -123,6 +123,12 @@ impl FromRequestParts<AppState> for Ui {
                 .collect(),
             None => vec![],
         };
+        let unread = match &actor {
+            Some(a) => {
+                crate::notify::unread_count(&st.db, a.account.id).await.map_err(|e| UiError(e).into_response())?
+            }
+            None => 0,
+        };
         let page = Page {
             lang,
             csrf,
@@ -130,6 +136,7 @@ impl FromRequestParts<AppState> for Ui {
             path: parts.uri.path().to_string(),
             user,
             orgs,
+            unread,
             ..Default::default()
         };
         // A history restore wants the whole page, not the fragment.
@@ -905,8 +912,12 @@ async fn person_show(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>)
         vec![]
     };
     let can_write = ctx.access(CORE) >= Access::Write;
+    let timeline = super::social::partial_context(&ui.st, &ctx, "person", &id).await?;
     let ui = ui.with_org(&ctx).await?;
-    Ok(ui.render("person_show.html", json!({"person": p, "history": history, "can_write": can_write})))
+    Ok(ui.render(
+        "person_show.html",
+        json!({"person": p, "history": history, "can_write": can_write, "timeline": timeline}),
+    ))
 }
 
 async fn person_edit(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Result<Response, UiError> {

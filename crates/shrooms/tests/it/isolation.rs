@@ -52,15 +52,21 @@ db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
         )
         .await;
     assert_eq!(s, 204);
+    let b_timeline = format!("/api/v1/orgs/org-b/timeline/person/{}", person["id"].as_str().unwrap());
+    let (s, comment) = app.post(admin, &format!("{b_timeline}/comments"), json!({"body": "secret comment of B"})).await;
+    assert_eq!(s, 201, "{comment}");
     let ids: Vec<(&str, String)> = vec![
         ("group", group["id"].as_str().unwrap().to_string()),
         ("id", person["id"].as_str().unwrap().to_string()),
         ("account", member["account_id"].as_str().unwrap().to_string()),
         ("key", "b-only".to_string()),
         ("module", "notes".to_string()),
+        ("entity_type", "person".to_string()),
+        ("comment", comment["id"].as_str().unwrap().to_string()),
     ];
     let note_id = note["id"].as_str().unwrap().to_string();
     let before = snapshot(&app, admin, "org-b").await;
+    let timeline_before = app.get(admin, &b_timeline).await;
 
     let (_, doc) = app.get("", "/api/v1/openapi.json").await;
     let mut checked = 0;
@@ -86,7 +92,7 @@ db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
             let (s, b) = app.send(m.clone(), &alice, &url, json!({})).await;
             assert_eq!(s, 404, "{method} {url} answered {s}: {b}");
             // B's records reached through A's organisation.
-            let has_record = ["{id}", "{account}", "{key}", "{group}"].iter().any(|k| path.contains(k));
+            let has_record = ["{id}", "{account}", "{key}", "{group}", "{comment}"].iter().any(|k| path.contains(k));
             if has_record {
                 let url = fill("org-a");
                 let (s, b) = app.send(m.clone(), &alice, &url, json!({})).await;
@@ -103,4 +109,5 @@ db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
     assert_eq!(app.get(&alice, "/api/v1/orgs/does-not-exist/people").await.0, 404);
     let after = snapshot(&app, admin, "org-b").await;
     assert_eq!(before, after, "organisation B changed");
+    assert_eq!(timeline_before, app.get(admin, &b_timeline).await, "B's timeline changed");
 });

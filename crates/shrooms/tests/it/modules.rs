@@ -71,6 +71,49 @@ async fn get_one(
     Ok(Json(json!({"id": id, "body": r.try_get::<String, _>(0)?})))
 }
 
+fn find_note(st: AppState, ctx: OrgCtx, id: String) -> shrooms_core::module::RecordFuture {
+    Box::pin(async move {
+        let cap = ctx.can_read("notes")?;
+        let r = sqlx::query("SELECT body FROM test_notes WHERE org_id = $1 AND id = $2")
+            .bind(cap.org().to_string())
+            .bind(&id)
+            .fetch_optional(st.db.pool())
+            .await?;
+        Ok(r.map(|r| shrooms_core::module::RecordRef {
+            entity_type: "note".into(),
+            title: r.try_get::<String, _>(0).unwrap_or_default(),
+            path: format!("/o/{}/notes/{id}", ctx.org.slug),
+            entity_id: id.clone(),
+        }))
+    })
+}
+
+/// A module's one-line timeline call: the status change is recorded in the
+/// module's own transaction and the note's followers are told.
+async fn set_status(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Value>,
+) -> CoreResult<axum::http::StatusCode> {
+    ctx.can_write("notes")?;
+    let record = find_note(st.clone(), ctx.clone(), id).await?.ok_or(shrooms_core::CoreError::NotFound)?;
+    let mut tx = st.db.begin().await?;
+    shrooms_core::timeline::status_change(
+        &st,
+        &mut tx,
+        &ctx.who(),
+        ctx.org.id,
+        &record,
+        body["from"].as_str(),
+        body["to"].as_str().unwrap_or(""),
+        body["note"].as_str().unwrap_or(""),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 static MIGRATIONS: &[Migration] = &[Migration { id: "m20261121_001_notes_init", sql: "CREATE TABLE test_notes (id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs (id), body TEXT NOT NULL);\n" }];
 
 /// Appends the note given in the payload; idempotent (the job id is the note id).
@@ -139,6 +182,10 @@ impl Module for NotesModule {
         Router::new()
             .route("/api/v1/orgs/{org}/notes", get(list).post(create))
             .route("/api/v1/orgs/{org}/notes/{id}", get(get_one))
+            .route("/api/v1/orgs/{org}/notes/{id}/status", axum::routing::post(set_status))
+    }
+    fn record_kinds(&self) -> Vec<shrooms_core::module::RecordKind> {
+        vec![shrooms_core::module::RecordKind { entity_type: "note", module: "notes", find: find_note }]
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         use utoipa::openapi::path::{
