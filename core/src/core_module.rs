@@ -22,6 +22,10 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/m20261121_004_core_people_terms_phone.sql"),
     },
     Migration { id: "m20261121_040_core_timeline", sql: include_str!("../migrations/m20261121_040_core_timeline.sql") },
+    Migration {
+        id: "m20261121_050_core_custom_fields",
+        sql: include_str!("../migrations/m20261121_050_core_custom_fields.sql"),
+    },
 ];
 
 macro_rules! templates {
@@ -64,6 +68,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "email_invitation.txt",
     "timeline_partial.html",
     "timeline_page.html",
+    "custom_fields.html",
     "notifications.html",
     "email_notification.html",
     "email_notification.txt",
@@ -104,7 +109,7 @@ impl Module for CoreModule {
         ]
     }
     fn router(&self) -> Router<AppState> {
-        api::router().merge(ui::router()).merge(crate::web::social::router())
+        api::router().merge(ui::router()).merge(crate::web::social::router()).merge(crate::web::fields::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         None // the core's document is the base of `api::openapi_document`

@@ -37,6 +37,7 @@ pub struct Db {
     write_lock: Option<Arc<Mutex<()>>>,
     /// Counts committed writes on this server; see [`crate::cache`].
     generation: Arc<AtomicU64>,
+    field_defs: Arc<crate::custom_fields::DefsCache>,
 }
 
 /// A write transaction. On SQLite it also holds the process's writer slot.
@@ -99,6 +100,9 @@ impl Db {
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
             generation: Arc::new(AtomicU64::new(0)),
+            field_defs: Arc::new(crate::cache::TtlCache::new(Duration::from_millis(
+                cfg.security.auth_cache_ms.max(0) as u64
+            ))),
         })
     }
 
@@ -125,6 +129,11 @@ impl Db {
     /// taken at an older generation are stale.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Custom field definitions read recently (see [`crate::custom_fields`]).
+    pub(crate) fn field_defs(&self) -> &crate::custom_fields::DefsCache {
+        &self.field_defs
     }
 
     /// Marks cached reads stale after a write made outside [`Tx`].

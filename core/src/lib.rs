@@ -14,6 +14,7 @@ pub mod cache;
 pub mod config;
 pub mod core_module;
 pub mod crypto;
+pub mod custom_fields;
 pub mod db;
 pub mod demo;
 pub mod error;

@@ -2,6 +2,7 @@
 //! (members, volunteers, clients, contacts), whether or not they have an account.
 
 use crate::audit::{self, Change, Who};
+use crate::custom_fields::Bind;
 use crate::db::Db;
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::identity::normalize_email;
@@ -26,6 +27,9 @@ pub struct Person {
     pub account_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Values of the organisation's custom fields for people, by key.
+    #[schema(value_type = Object)]
+    pub custom: serde_json::Map<String, serde_json::Value>,
 }
 
 const COLS: &str = "id, org_id, given_name, family_name, email, phone, notes, account_id, created_at, updated_at";
@@ -42,7 +46,20 @@ fn from_row(r: &AnyRow) -> CoreResult<Person> {
         account_id: r.try_get(7)?,
         created_at: Timestamp(r.try_get(8)?).rfc3339(),
         updated_at: Timestamp(r.try_get(9)?).rfc3339(),
+        custom: serde_json::Map::new(),
     })
+}
+
+/// Adds the custom field values to people read from the database.
+async fn fill_custom(db: &Db, org: crate::ids::OrgId, people: &mut [Person]) -> CoreResult<()> {
+    let ids: Vec<String> = people.iter().map(|p| p.id.to_string()).collect();
+    let mut values = crate::custom_fields::values_for(db, org, "person", &ids).await?;
+    for p in people {
+        if let Some(v) = values.remove(&p.id.to_string()) {
+            p.custom = v;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -53,6 +70,9 @@ pub struct PersonInput {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub notes: Option<String>,
+    /// Custom field values by key; on update, fields left out keep their value.
+    #[schema(value_type = Option<Object>)]
+    pub custom: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 struct Clean {
@@ -194,7 +214,7 @@ fn search_words(text: &str) -> Vec<String> {
 /// The smallest string greater than every string starting with `prefix`
 /// (letters and digits only, so the bound holds in byte order and in the
 /// usual PostgreSQL collations alike); `None` when there is none.
-fn prefix_upper_bound(prefix: &str) -> Option<String> {
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         let next = match last {
@@ -309,7 +329,16 @@ fn search_text(c: &Clean) -> String {
 }
 
 pub async fn create(db: &Db, who: &Who, cap: &CanWrite, input: PersonInput) -> CoreResult<Person> {
-    let c = clean(&input, None).map_err(CoreError::Validation)?;
+    let custom = crate::custom_fields::parse(db, cap.org(), "person", input.custom.as_ref(), None).await?;
+    let c = match (clean(&input, None), custom) {
+        (Ok(c), Ok(custom)) => (c, custom),
+        (a, b) => {
+            let mut errors = a.err().unwrap_or_default();
+            errors.extend(b.err().unwrap_or_default());
+            return Err(CoreError::Validation(errors));
+        }
+    };
+    let (c, custom) = c;
     let id = PersonId::new();
     let now = Timestamp::now().0;
     let mut tx = db.begin().await?;
@@ -326,12 +355,14 @@ pub async fn create(db: &Db, who: &Who, cap: &CanWrite, input: PersonInput) -> C
         .execute(tx.conn())
         .await?;
     write_terms(tx.conn(), &cap.org().to_string(), &id.to_string(), &c).await?;
-    let p = from_row(
+    crate::custom_fields::write(&mut tx, cap.org(), "person", &id.to_string(), &custom).await?;
+    let mut p = from_row(
         &sqlx::query(&format!("SELECT {COLS} FROM people WHERE id = $1"))
             .bind(id.to_string())
             .fetch_one(tx.conn())
             .await?,
     )?;
+    crate::custom_fields::apply(&custom, &mut p.custom);
     audit::record(
         &mut tx,
         who,
@@ -357,12 +388,24 @@ pub async fn get(db: &Db, cap: &CanRead, id: &str) -> CoreResult<Person> {
         .fetch_optional(db.pool())
         .await?
         .ok_or(CoreError::NotFound)?;
-    from_row(&r)
+    let mut p = [from_row(&r)?];
+    fill_custom(db, cap.org(), &mut p).await?;
+    let [p] = p;
+    Ok(p)
 }
 
 pub async fn update(db: &Db, who: &Who, cap: &CanWrite, id: &str, input: PersonInput) -> CoreResult<Person> {
+    let existing = crate::custom_fields::values_for(db, cap.org(), "person", &[id.to_string()]).await?.remove(id);
+    let custom = crate::custom_fields::parse(
+        db,
+        cap.org(),
+        "person",
+        input.custom.as_ref(),
+        Some(&existing.clone().unwrap_or_default()),
+    )
+    .await?;
     let mut tx = db.begin().await?;
-    let before = from_row(
+    let mut before = from_row(
         &sqlx::query(&format!("SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2"))
             .bind(cap.org().to_string())
             .bind(id)
@@ -370,7 +413,15 @@ pub async fn update(db: &Db, who: &Who, cap: &CanWrite, id: &str, input: PersonI
             .await?
             .ok_or(CoreError::NotFound)?,
     )?;
-    let c = clean(&input, Some(&before)).map_err(CoreError::Validation)?;
+    before.custom = existing.unwrap_or_default();
+    let (c, custom) = match (clean(&input, Some(&before)), custom) {
+        (Ok(c), Ok(custom)) => (c, custom),
+        (a, b) => {
+            let mut errors = a.err().unwrap_or_default();
+            errors.extend(b.err().unwrap_or_default());
+            return Err(CoreError::Validation(errors));
+        }
+    };
     sqlx::query("UPDATE people SET given_name = $1, family_name = $2, email = $3, phone = $4, notes = $5, search = $6, updated_at = $7 WHERE org_id = $8 AND id = $9")
         .bind(&c.given)
         .bind(&c.family)
@@ -384,9 +435,12 @@ pub async fn update(db: &Db, who: &Who, cap: &CanWrite, id: &str, input: PersonI
         .execute(tx.conn())
         .await?;
     write_terms(tx.conn(), &cap.org().to_string(), id, &c).await?;
-    let after = from_row(
+    crate::custom_fields::write(&mut tx, cap.org(), "person", id, &custom).await?;
+    let mut after = from_row(
         &sqlx::query(&format!("SELECT {COLS} FROM people WHERE id = $1")).bind(id).fetch_one(tx.conn()).await?,
     )?;
+    after.custom = before.custom.clone();
+    crate::custom_fields::apply(&custom, &mut after.custom);
     audit::record(
         &mut tx,
         who,
@@ -419,6 +473,7 @@ pub async fn delete(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> CoreResult<
         .execute(tx.conn())
         .await?;
     crate::timeline::forget(&mut tx, cap.org(), "person", id).await?;
+    crate::custom_fields::forget(&mut tx, cap.org(), "person", id).await?;
     audit::record(
         &mut tx,
         who,
@@ -456,6 +511,8 @@ pub struct Page<T> {
 
 pub struct ListQuery {
     pub q: Option<String>,
+    /// Custom field filters: `key=value`, `key>=value`, `key<=value` (all must hold).
+    pub filters: Vec<String>,
     pub sort: PeopleSort,
     pub cursor: Option<String>,
     pub limit: i64,
@@ -469,17 +526,17 @@ fn bad_cursor() -> CoreError {
 pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Person>> {
     let limit = q.limit.clamp(1, 200);
     let mut sql = format!("SELECT {COLS} FROM people WHERE org_id = $1");
-    let mut binds: Vec<String> = vec![cap.org().to_string()];
+    let mut binds: Vec<Bind> = vec![Bind::Text(cap.org().to_string())];
     // Every word of the query must start a word of the person (index range scans).
     // The longest word picks the candidates through the index; each other word
     // is then checked among the few terms of each candidate.
     if let Some(text) = q.q.as_deref() {
         for (i, w) in search_words(text).iter().enumerate() {
-            binds.push(w.to_string());
+            binds.push(Bind::Text(w.to_string()));
             let lo = binds.len();
             let range = match prefix_upper_bound(w) {
                 Some(hi) => {
-                    binds.push(hi);
+                    binds.push(Bind::Text(hi));
                     format!("term >= ${lo} AND term < ${}", lo + 1)
                 }
                 None => format!("term >= ${lo}"),
@@ -492,6 +549,13 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
                 ));
             }
         }
+    }
+    for f in q.filters.iter().take(10) {
+        let (cond, more) =
+            crate::custom_fields::filter_clause(db, cap.org(), "person", "id", f, binds.len() + 1).await?;
+        sql.push_str(" AND ");
+        sql.push_str(&cond);
+        binds.extend(more);
     }
     let cursor: Option<Vec<String>> = match &q.cursor {
         Some(c) => Some(B64.decode(c).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad_cursor)?),
@@ -521,15 +585,19 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
     };
     let _ = keys;
     if let Some(c) = cursor {
-        binds.extend(c);
+        binds.extend(c.into_iter().map(Bind::Text));
     }
     sql.push_str(&format!(" ORDER BY {order} LIMIT {}", limit + 1));
     let mut query = sqlx::query(&sql);
     for b in &binds {
-        query = query.bind(b);
+        query = match b {
+            Bind::Text(t) => query.bind(t),
+            Bind::Int(i) => query.bind(*i),
+        };
     }
     let rows = query.fetch_all(db.pool()).await?;
     let mut items = rows.iter().map(from_row).collect::<CoreResult<Vec<_>>>()?;
+    fill_custom(db, cap.org(), &mut items).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|p| {
@@ -569,13 +637,26 @@ const EXPORT_HEADER: [&str; 8] =
 
 /// The filtered list, in every page, as a file. The export is audited: it
 /// takes personal data out of the application.
-pub async fn export(db: &Db, who: &Who, cap: &CanRead, q: Option<String>, format: ExportFormat) -> CoreResult<Vec<u8>> {
+pub async fn export(
+    db: &Db,
+    who: &Who,
+    cap: &CanRead,
+    q: Option<String>,
+    filters: Vec<String>,
+    format: ExportFormat,
+) -> CoreResult<Vec<u8>> {
+    let fields = crate::custom_fields::definitions(db, cap.org(), "person").await?;
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut cursor = None;
     loop {
-        let page = list(db, cap, &ListQuery { q: q.clone(), sort: PeopleSort::Name, cursor, limit: 200 }).await?;
+        let page = list(
+            db,
+            cap,
+            &ListQuery { q: q.clone(), filters: filters.clone(), sort: PeopleSort::Name, cursor, limit: 200 },
+        )
+        .await?;
         for p in page.items {
-            rows.push(vec![
+            let mut row = vec![
                 p.id.to_string(),
                 p.given_name,
                 p.family_name,
@@ -584,7 +665,18 @@ pub async fn export(db: &Db, who: &Who, cap: &CanRead, q: Option<String>, format
                 p.notes,
                 p.created_at,
                 p.updated_at,
-            ]);
+            ];
+            for f in &fields {
+                row.push(match p.custom.get(&f.key) {
+                    Some(serde_json::Value::Array(a)) => {
+                        a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+                    }
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                });
+            }
+            rows.push(row);
         }
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -607,10 +699,11 @@ pub async fn export(db: &Db, who: &Who, cap: &CanRead, q: Option<String>, format
     )
     .await?;
     tx.commit().await?;
+    let header: Vec<&str> = EXPORT_HEADER.iter().copied().chain(fields.iter().map(|f| f.key.as_str())).collect();
     Ok(match format {
         ExportFormat::Csv => {
             let mut out = String::from("\u{feff}");
-            out.push_str(&EXPORT_HEADER.join(","));
+            out.push_str(&header.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
             out.push_str("\r\n");
             for r in &rows {
                 out.push_str(&r.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
@@ -618,7 +711,7 @@ pub async fn export(db: &Db, who: &Who, cap: &CanRead, q: Option<String>, format
             }
             out.into_bytes()
         }
-        ExportFormat::Ods => crate::ods::spreadsheet("People", &EXPORT_HEADER, &rows),
+        ExportFormat::Ods => crate::ods::spreadsheet("People", &header, &rows),
     })
 }
 

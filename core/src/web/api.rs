@@ -503,6 +503,8 @@ pub async fn patch_org(
 pub struct PeopleParams {
     /// Search in names, email and phone.
     pub q: Option<String>,
+    /// Custom field filters, `;`-separated: `size=M;joined>=2024-09-01` (see docs/API.md).
+    pub cf: Option<String>,
     pub sort: Option<PeopleSort>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -525,7 +527,13 @@ pub async fn list_people(
     let page = people::list(
         &st.db,
         &cap,
-        &ListQuery { q: p.q, sort: p.sort.unwrap_or_default(), cursor: p.cursor, limit: p.limit.unwrap_or(50) },
+        &ListQuery {
+            q: p.q,
+            filters: crate::custom_fields::split_filters(p.cf.as_deref()),
+            sort: p.sort.unwrap_or_default(),
+            cursor: p.cursor,
+            limit: p.limit.unwrap_or(50),
+        },
     )
     .await?;
     Ok(Json(PeoplePage { items: page.items, next_cursor: page.next_cursor }))
@@ -536,6 +544,8 @@ pub async fn list_people(
 pub struct ExportParams {
     /// The same search as the list.
     pub q: Option<String>,
+    /// The same custom field filters as the list.
+    pub cf: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/people/export.csv", tag = "people", security(("bearer" = [])), params(("org" = String, Path), ExportParams),
@@ -545,7 +555,7 @@ pub async fn export_people(
     ctx: OrgCtx,
     ApiQuery(p): ApiQuery<ExportParams>,
 ) -> CoreResult<Response> {
-    people_file(&st, &ctx, p.q, people::ExportFormat::Csv).await
+    people_file(&st, &ctx, p.q, p.cf, people::ExportFormat::Csv).await
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/people/export.ods", tag = "people", security(("bearer" = [])), params(("org" = String, Path), ExportParams),
@@ -555,7 +565,7 @@ pub async fn export_people_ods(
     ctx: OrgCtx,
     ApiQuery(p): ApiQuery<ExportParams>,
 ) -> CoreResult<Response> {
-    people_file(&st, &ctx, p.q, people::ExportFormat::Ods).await
+    people_file(&st, &ctx, p.q, p.cf, people::ExportFormat::Ods).await
 }
 
 /// The people export of one organisation as a download (pages and API).
@@ -563,10 +573,12 @@ pub async fn people_file(
     st: &AppState,
     ctx: &OrgCtx,
     q: Option<String>,
+    cf: Option<String>,
     format: people::ExportFormat,
 ) -> CoreResult<Response> {
     let cap = ctx.can_read(CORE)?;
-    let body = people::export(&st.db, &ctx.who(), &cap, q, format).await?;
+    let filters = crate::custom_fields::split_filters(cf.as_deref());
+    let body = people::export(&st.db, &ctx.who(), &cap, q, filters, format).await?;
     let (ext, ct) = match format {
         people::ExportFormat::Csv => ("csv", "text/csv; charset=utf-8"),
         people::ExportFormat::Ods => ("ods", "application/vnd.oasis.opendocument.spreadsheet"),
@@ -1101,6 +1113,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn openapi_document(modules: &crate::module::Modules) -> utoipa::openapi::OpenApi {
     let mut doc = CoreApi::openapi();
     doc.merge(super::social::SocialApi::openapi());
+    doc.merge(super::fields::FieldsApi::openapi());
     for m in modules.all() {
         if let Some(more) = m.openapi() {
             doc.merge(more);

@@ -224,7 +224,8 @@ mod tests {
     fn person(id: &str, given: &str, family: &str, email: Option<&str>, phone: Option<&str>) -> Json {
         json!({"id": id, "org_id": "org1", "given_name": given, "family_name": family, "email": email,
             "phone": phone, "notes": "Trésorière.\nArrivée en 2024 <b>&</b>", "account_id": null,
-            "created_at": "2026-11-20T08:00:00Z", "updated_at": "2026-11-21T08:00:00Z"})
+            "created_at": "2026-11-20T08:00:00Z", "updated_at": "2026-11-21T08:00:00Z",
+            "custom": {"taille": "M", "langues": ["fr", "en"], "benevole": true, "cotisation": 12.5}})
     }
 
     fn module_states(all_enabled: bool) -> Json {
@@ -388,6 +389,21 @@ mod tests {
                      "link": "/o/aesi/people/p1", "actor_label": "Ada", "created_at": "2026-11-20T09:00:00Z", "read": true},
                 ],
                 "more": "n1",
+                "fields": [
+                    {"id": "f1", "entity_type": "person", "key": "taille", "label": "Taille", "kind": "choice", "options": ["S", "M", "L"], "required": true, "in_list": true, "position": 10, "archived": false},
+                    {"id": "f2", "entity_type": "person", "key": "langues", "label": "Langues", "kind": "multi", "options": ["fr", "en"], "required": false, "in_list": false, "position": 20, "archived": false},
+                    {"id": "f3", "entity_type": "person", "key": "benevole", "label": "Bénévole", "kind": "bool", "options": [], "required": false, "in_list": true, "position": 30, "archived": false},
+                    {"id": "f4", "entity_type": "person", "key": "arrivee", "label": "Arrivée", "kind": "date", "options": [], "required": false, "in_list": false, "position": 40, "archived": true},
+                    {"id": "f5", "entity_type": "person", "key": "cotisation", "label": "Cotisation", "kind": "number", "options": [], "required": false, "in_list": false, "position": 50, "archived": false},
+                    {"id": "f6", "entity_type": "person", "key": "parrain", "label": "Parrain", "kind": "person", "options": [], "required": false, "in_list": false, "position": 60, "archived": false},
+                    {"id": "f7", "entity_type": "person", "key": "note", "label": "Note", "kind": "text", "options": [], "required": false, "in_list": false, "position": 70, "archived": false},
+                ],
+                "columns": [
+                    {"id": "f1", "entity_type": "person", "key": "taille", "label": "Taille", "kind": "choice", "options": ["S", "M", "L"], "required": true, "in_list": true, "position": 10, "archived": false},
+                    {"id": "f3", "entity_type": "person", "key": "benevole", "label": "Bénévole", "kind": "bool", "options": [], "required": false, "in_list": true, "position": 30, "archived": false},
+                ],
+                "kinds": [{"entity_type": "person", "module": "core"}, {"entity_type": "activity", "module": "clubs"}],
+                "cf": "taille=M",
                 "preferences": [
                     {"kind": "timeline.mention", "label": "Quelqu'un me mentionne", "in_app": true, "mail": "immediate"},
                     {"kind": "timeline.comment", "label": "Nouveau commentaire", "in_app": false, "mail": "digest"},
@@ -419,6 +435,7 @@ mod tests {
             "timeline": {"record": {"entity_type": "person", "entity_id": "p1", "title": "", "path": "/o/aesi/people/p1"},
                          "base": "/o/aesi/timeline/person/p1", "following": false, "next_cursor": null, "items": []},
             "notifications": [], "more": null, "preferences": [], "unread": 0,
+            "fields": [], "columns": [], "kinds": [{"entity_type": "person", "module": "core"}], "cf": "",
         });
         let mut p = page(lang, true);
         p["flash"] = Json::Null;
@@ -539,7 +556,11 @@ mod tests {
         let fr = rich("fr");
         let html = r("people_list.html", &fr);
         assert!(html.contains("hx-get=\"/o/aesi/people\""));
-        assert!(html.contains("q=a%26b+c%2Bd%23e&amp;cursor=WyJTYXdhZG9nbyIsIiIsInAyIl0"), "{html}");
+        assert!(html.contains("q=a%26b+c%2Bd%23e&amp;cf=taille%3DM&amp;cursor=WyJTYXdhZG9nbyIsIiIsInAyIl0"), "{html}");
+        assert!(
+            html.contains("<th scope=\"col\">Taille</th>") && html.contains("<td data-label=\"Bénévole\">Oui</td>"),
+            "{html}"
+        );
         assert!(html.contains("href=\"/o/aesi/brand.css\""));
         assert!(html.contains("aria-current=\"page\""));
         assert!(

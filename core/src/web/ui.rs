@@ -814,6 +814,7 @@ async fn dashboard(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
 #[derive(Deserialize, Default)]
 struct PeopleQuery {
     q: Option<String>,
+    cf: Option<String>,
     sort: Option<PeopleSort>,
     cursor: Option<String>,
 }
@@ -823,13 +824,25 @@ async fn people_list(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Resul
     let page = people::list(
         &ui.st.db,
         &cap,
-        &ListQuery { q: q.q.clone(), sort: q.sort.unwrap_or_default(), cursor: q.cursor.clone(), limit: 50 },
+        &ListQuery {
+            q: q.q.clone(),
+            filters: crate::custom_fields::split_filters(q.cf.as_deref()),
+            sort: q.sort.unwrap_or_default(),
+            cursor: q.cursor.clone(),
+            limit: 50,
+        },
     )
     .await?;
     let can_write = ctx.access(CORE) >= Access::Write;
+    let columns: Vec<_> = crate::custom_fields::definitions(&ui.st.db, ctx.org.id, "person")
+        .await?
+        .into_iter()
+        .filter(|f| f.in_list)
+        .collect();
     let htmx = ui.htmx;
     let ui = ui.with_org(&ctx).await?;
-    let extra = json!({"people": page.items, "next_cursor": page.next_cursor, "q": q.q.unwrap_or_default(), "can_write": can_write});
+    let extra = json!({"people": page.items, "next_cursor": page.next_cursor, "q": q.q.unwrap_or_default(),
+        "cf": q.cf.unwrap_or_default(), "can_write": can_write, "columns": columns});
     let mut resp =
         if htmx { ui.render("people_rows_partial.html", extra) } else { ui.render("people_list.html", extra) };
     resp.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request"));
@@ -837,34 +850,43 @@ async fn people_list(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Resul
 }
 
 async fn people_export(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Result<Response, UiError> {
-    Ok(api::people_file(&ui.st, &ctx, q.q, people::ExportFormat::Csv).await?)
+    Ok(api::people_file(&ui.st, &ctx, q.q, q.cf, people::ExportFormat::Csv).await?)
 }
 
 async fn people_export_ods(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Result<Response, UiError> {
-    Ok(api::people_file(&ui.st, &ctx, q.q, people::ExportFormat::Ods).await?)
+    Ok(api::people_file(&ui.st, &ctx, q.q, q.cf, people::ExportFormat::Ods).await?)
 }
 
 async fn person_new(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
     ctx.can_write(CORE)?;
+    let fields = person_fields(&ui.st, &ctx).await?;
     let ui = ui.with_org(&ctx).await?;
-    Ok(ui.render("person_form.html", json!({"form": {}, "is_new": true})))
+    Ok(ui.render("person_form.html", json!({"form": {}, "is_new": true, "fields": fields})))
 }
 
-#[derive(Deserialize)]
+/// The person form: its fixed fields and the organisation's custom fields (`cf.<key>`).
 struct PersonForm {
-    #[serde(default)]
     given_name: String,
-    #[serde(default)]
     family_name: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     phone: String,
-    #[serde(default)]
     notes: String,
+    custom: serde_json::Map<String, Value>,
 }
 
 impl PersonForm {
+    async fn read(st: &AppState, ctx: &OrgCtx, pairs: Vec<(String, String)>) -> CoreResult<PersonForm> {
+        let defs = crate::custom_fields::definitions(&st.db, ctx.org.id, "person").await?;
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        Ok(PersonForm {
+            given_name: get("given_name"),
+            family_name: get("family_name"),
+            email: get("email"),
+            phone: get("phone"),
+            notes: get("notes"),
+            custom: crate::custom_fields::from_form(&defs, &pairs),
+        })
+    }
     fn input(&self) -> PersonInput {
         PersonInput {
             given_name: Some(self.given_name.clone()),
@@ -872,20 +894,29 @@ impl PersonForm {
             email: Some(self.email.clone()),
             phone: Some(self.phone.clone()),
             notes: Some(self.notes.clone()),
+            custom: Some(self.custom.clone()),
         }
     }
     fn echo(&self) -> Value {
-        json!({"given_name": self.given_name, "family_name": self.family_name, "email": self.email, "phone": self.phone, "notes": self.notes})
+        json!({"given_name": self.given_name, "family_name": self.family_name, "email": self.email, "phone": self.phone,
+            "notes": self.notes, "custom": self.custom})
     }
 }
 
-async fn person_create(ui: Ui, ctx: OrgCtx, Form(f): Form<PersonForm>) -> Result<Response, UiError> {
+/// The custom fields of people, for forms and pages.
+async fn person_fields(st: &AppState, ctx: &OrgCtx) -> CoreResult<Vec<crate::custom_fields::FieldDef>> {
+    crate::custom_fields::definitions(&st.db, ctx.org.id, "person").await
+}
+
+async fn person_create(ui: Ui, ctx: OrgCtx, Form(pairs): Form<Vec<(String, String)>>) -> Result<Response, UiError> {
     let cap = ctx.can_write(CORE)?;
+    let f = PersonForm::read(&ui.st, &ctx, pairs).await?;
+    let fields = person_fields(&ui.st, &ctx).await?;
     match people::create(&ui.st.db, &ctx.who(), &cap, f.input()).await {
         Ok(p) => Ok(see_other(&format!("/o/{}/people/{}", ctx.org.slug, p.id))),
         Err(e) => {
             let ui = ui.with_org(&ctx).await?;
-            Ok(ui.form_error("person_form.html", e, json!({"form": f.echo(), "is_new": true})))
+            Ok(ui.form_error("person_form.html", e, json!({"form": f.echo(), "is_new": true, "fields": fields})))
         }
     }
 }
@@ -913,33 +944,41 @@ async fn person_show(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>)
     };
     let can_write = ctx.access(CORE) >= Access::Write;
     let timeline = super::social::partial_context(&ui.st, &ctx, "person", &id).await?;
+    let fields = person_fields(&ui.st, &ctx).await?;
     let ui = ui.with_org(&ctx).await?;
     Ok(ui.render(
         "person_show.html",
-        json!({"person": p, "history": history, "can_write": can_write, "timeline": timeline}),
+        json!({"person": p, "history": history, "can_write": can_write, "timeline": timeline, "fields": fields}),
     ))
 }
 
 async fn person_edit(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Result<Response, UiError> {
     let cap = ctx.can_write(CORE)?;
     let p = people::get(&ui.st.db, &cap.as_read(), &id).await?;
+    let fields = person_fields(&ui.st, &ctx).await?;
     let ui = ui.with_org(&ctx).await?;
-    Ok(ui.render("person_form.html", json!({"form": p, "person": p, "is_new": false})))
+    Ok(ui.render("person_form.html", json!({"form": p, "person": p, "is_new": false, "fields": fields})))
 }
 
 async fn person_update(
     ui: Ui,
     ctx: OrgCtx,
     Path((_, id)): Path<(String, String)>,
-    Form(f): Form<PersonForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, UiError> {
     let cap = ctx.can_write(CORE)?;
+    let f = PersonForm::read(&ui.st, &ctx, pairs).await?;
+    let fields = person_fields(&ui.st, &ctx).await?;
     match people::update(&ui.st.db, &ctx.who(), &cap, &id, f.input()).await {
         Ok(p) => Ok(see_other(&format!("/o/{}/people/{}", ctx.org.slug, p.id))),
         Err(CoreError::NotFound) => Err(UiError(CoreError::NotFound)),
         Err(e) => {
             let ui = ui.with_org(&ctx).await?;
-            Ok(ui.form_error("person_form.html", e, json!({"form": f.echo(), "person": {"id": id}, "is_new": false})))
+            Ok(ui.form_error(
+                "person_form.html",
+                e,
+                json!({"form": f.echo(), "person": {"id": id}, "is_new": false, "fields": fields}),
+            ))
         }
     }
 }

@@ -8,7 +8,7 @@ use testkit::{db_test, TestApp};
 
 async fn snapshot(app: &TestApp, token: &str, org: &str) -> Value {
     let mut out = serde_json::Map::new();
-    for part in ["people", "members", "roles", "groups", "modules", "audit?limit=500", "notes"] {
+    for part in ["people", "members", "roles", "groups", "modules", "audit?limit=500", "notes", "custom-fields"] {
         let (s, v) = app.get(token, &format!("/api/v1/orgs/{org}/{part}")).await;
         assert_eq!(s, 200, "{part}: {v}");
         out.insert(part.into(), v);
@@ -55,6 +55,9 @@ db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
     let b_timeline = format!("/api/v1/orgs/org-b/timeline/person/{}", person["id"].as_str().unwrap());
     let (s, comment) = app.post(admin, &format!("{b_timeline}/comments"), json!({"body": "secret comment of B"})).await;
     assert_eq!(s, 201, "{comment}");
+    let (s, field) =
+        app.post(admin, "/api/v1/orgs/org-b/custom-fields", json!({"label": "Secret of B", "kind": "text"})).await;
+    assert_eq!(s, 201, "{field}");
     let ids: Vec<(&str, String)> = vec![
         ("group", group["id"].as_str().unwrap().to_string()),
         ("id", person["id"].as_str().unwrap().to_string()),
@@ -63,6 +66,7 @@ db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
         ("module", "notes".to_string()),
         ("entity_type", "person".to_string()),
         ("comment", comment["id"].as_str().unwrap().to_string()),
+        ("field", field["id"].as_str().unwrap().to_string()),
     ];
     let note_id = note["id"].as_str().unwrap().to_string();
     let before = snapshot(&app, admin, "org-b").await;
@@ -92,7 +96,8 @@ db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
             let (s, b) = app.send(m.clone(), &alice, &url, json!({})).await;
             assert_eq!(s, 404, "{method} {url} answered {s}: {b}");
             // B's records reached through A's organisation.
-            let has_record = ["{id}", "{account}", "{key}", "{group}", "{comment}"].iter().any(|k| path.contains(k));
+            let has_record =
+                ["{id}", "{account}", "{key}", "{group}", "{comment}", "{field}"].iter().any(|k| path.contains(k));
             if has_record {
                 let url = fill("org-a");
                 let (s, b) = app.send(m.clone(), &alice, &url, json!({})).await;

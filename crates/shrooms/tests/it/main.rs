@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod cli;
+mod custom_fields;
 mod isolation;
 mod mail;
 mod modules;
