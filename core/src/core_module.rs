@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "m20261121_050_core_custom_fields",
         sql: include_str!("../migrations/m20261121_050_core_custom_fields.sql"),
     },
+    Migration {
+        id: "m20261121_060_core_dashboards",
+        sql: include_str!("../migrations/m20261121_060_core_dashboards.sql"),
+    },
 ];
 
 macro_rules! templates {
@@ -109,7 +113,11 @@ impl Module for CoreModule {
         ]
     }
     fn router(&self) -> Router<AppState> {
-        api::router().merge(ui::router()).merge(crate::web::social::router()).merge(crate::web::fields::router())
+        api::router()
+            .merge(ui::router())
+            .merge(crate::web::social::router())
+            .merge(crate::web::fields::router())
+            .merge(crate::web::dashboard::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         None // the core's document is the base of `api::openapi_document`

@@ -1114,6 +1114,7 @@ pub fn openapi_document(modules: &crate::module::Modules) -> utoipa::openapi::Op
     let mut doc = CoreApi::openapi();
     doc.merge(super::social::SocialApi::openapi());
     doc.merge(super::fields::FieldsApi::openapi());
+    doc.merge(super::dashboard::DashboardApi::openapi());
     for m in modules.all() {
         if let Some(more) = m.openapi() {
             doc.merge(more);

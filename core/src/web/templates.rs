@@ -404,6 +404,10 @@ mod tests {
                 ],
                 "kinds": [{"entity_type": "person", "module": "core"}, {"entity_type": "activity", "module": "clubs"}],
                 "cf": "taille=M",
+                "arrangement": [
+                    {"id": "core.people", "title": "Personnes", "visible": true, "first": true, "last": false},
+                    {"id": "core.activity", "title": "Activité", "visible": false, "first": false, "last": true},
+                ],
                 "preferences": [
                     {"kind": "timeline.mention", "label": "Quelqu'un me mentionne", "in_app": true, "mail": "immediate"},
                     {"kind": "timeline.comment", "label": "Nouveau commentaire", "in_app": false, "mail": "digest"},
@@ -435,7 +439,7 @@ mod tests {
             "timeline": {"record": {"entity_type": "person", "entity_id": "p1", "title": "", "path": "/o/aesi/people/p1"},
                          "base": "/o/aesi/timeline/person/p1", "following": false, "next_cursor": null, "items": []},
             "notifications": [], "more": null, "preferences": [], "unread": 0,
-            "fields": [], "columns": [], "kinds": [{"entity_type": "person", "module": "core"}], "cf": "",
+            "fields": [], "columns": [], "kinds": [{"entity_type": "person", "module": "core"}], "cf": "", "arrangement": [],
         });
         let mut p = page(lang, true);
         p["flash"] = Json::Null;

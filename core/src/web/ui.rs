@@ -176,6 +176,12 @@ impl Ui {
         Ok(self)
     }
 
+    /// Renders a template to a string with the page context (widgets, fragments).
+    pub fn render_fragment(&self, name: &str, extra: Value) -> Result<String, minijinja::Error> {
+        let ctx = merge(&self.page, extra);
+        self.st.templates.render(name, minijinja::Value::from_serialize(&ctx))
+    }
+
     pub fn render(&self, name: &str, extra: Value) -> Response {
         self.render_status(StatusCode::OK, name, extra)
     }
@@ -783,34 +789,6 @@ async fn admin_toggle_module(ui: Ui, actor: Actor, Path(module): Path<String>, F
 
 // ---------- organisation pages ----------
 
-async fn dashboard(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
-    let _ = identity::set_last_org(&ui.st.db, ctx.actor.account.id, &ctx.org.id.to_string()).await;
-    let ui = ui.with_org(&ctx).await?;
-    let enabled = instance::enabled_modules(&ui.st.db, &ui.st.modules, Some(ctx.org.id)).await?;
-    let mut widgets = Vec::new();
-    for m in ui.st.modules.all() {
-        if !enabled.iter().any(|e| e == m.id()) {
-            continue;
-        }
-        for w in m.widgets() {
-            if ctx.access(m.id()) < w.min_access {
-                continue;
-            }
-            let data = (w.load)(ui.st.clone(), ctx.clone()).await?;
-            let ctxv = merge(&ui.page, json!({"data": data}));
-            let html = ui
-                .st
-                .templates
-                .render(w.template, minijinja::Value::from_serialize(&ctxv))
-                .map_err(|e| CoreError::Internal(format!("widget {}: {e}", w.id)))?;
-            widgets.push((w.order, json!({"id": w.id, "title": ui.t(w.title_key), "html": html})));
-        }
-    }
-    widgets.sort_by_key(|(o, _)| *o);
-    let widgets: Vec<Value> = widgets.into_iter().map(|(_, w)| w).collect();
-    Ok(ui.render("dashboard.html", json!({"widgets": widgets})))
-}
-
 #[derive(Deserialize, Default)]
 struct PeopleQuery {
     q: Option<String>,
@@ -1353,7 +1331,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/jobs/{id}/{action}", post(admin_job_action))
         .route("/admin/modules/{module}", post(admin_toggle_module))
         .route("/api/docs", get(api_docs))
-        .route("/o/{org}/", get(dashboard))
+        .route("/o/{org}/", get(super::dashboard::page))
         .route("/o/{org}/brand.css", get(brand_css))
         .route("/o/{org}/people", get(people_list).post(person_create))
         .route("/o/{org}/people/new", get(person_new))

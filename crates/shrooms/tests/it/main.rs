@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod cli;
 mod custom_fields;
+mod dashboard;
 mod isolation;
 mod mail;
 mod modules;
