@@ -52,6 +52,20 @@ pub struct Config {
     pub security: SecurityConfig,
     pub tls: Option<TlsConfig>,
     pub smtp: Option<SmtpConfig>,
+    pub alerts: AlertsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Alert when the data folder's file system has less than this share free (percent).
+    pub disk_free_percent: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { disk_free_percent: 5 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -133,6 +147,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             tls: None,
             smtp: None,
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -283,6 +298,7 @@ const NUMERIC_KEYS: &[&str] = &[
     "absolute_hours",
     "access_token_seconds",
     "auth_cache_ms",
+    "disk_free_percent",
     "refresh_token_days",
     "max_failures_per_account",
     "max_failures_per_address",

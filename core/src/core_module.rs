@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "m20261121_060_core_dashboards",
         sql: include_str!("../migrations/m20261121_060_core_dashboards.sql"),
     },
+    Migration { id: "m20261121_070_core_alerts", sql: include_str!("../migrations/m20261121_070_core_alerts.sql") },
 ];
 
 macro_rules! templates {
@@ -129,7 +130,7 @@ impl Module for CoreModule {
         &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
     }
     fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
-        vec![crate::outbox::MAIL_DELIVER, crate::notify::DIGEST]
+        vec![crate::outbox::MAIL_DELIVER, crate::notify::DIGEST, crate::alerts::CHECK]
     }
     fn record_kinds(&self) -> Vec<RecordKind> {
         vec![RecordKind { entity_type: "person", module: "core", find: find_person }]
@@ -149,6 +150,13 @@ impl Module for CoreModule {
                 verb_key: "notify.verb.comment",
                 in_app: true,
                 mail: MailMode::Digest,
+            },
+            NotificationKind {
+                id: "core.alert",
+                label_key: "notify.kind.alert",
+                verb_key: "notify.verb.alert",
+                in_app: true,
+                mail: MailMode::Immediate,
             },
             NotificationKind {
                 id: "timeline.status",

@@ -8,6 +8,7 @@
 //! It must never know about any particular domain module: modules plug in
 //! through [`module::Module`] and are registered by the binary.
 
+pub mod alerts;
 pub mod audit;
 pub mod backup;
 pub mod cache;

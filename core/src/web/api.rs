@@ -992,7 +992,15 @@ pub struct Health {
     pub uptime_secs: u64,
     pub memory_rss_kib: Option<u64>,
     pub data_free_kib: Option<u64>,
+    pub data_total_kib: Option<u64>,
+    /// Processor time used by this process since it started, in seconds.
+    pub process_cpu_secs: Option<f64>,
+    /// The machine's load average over 1, 5 and 15 minutes, and its cores.
+    pub load_average: Vec<f64>,
+    pub cpu_cores: usize,
     pub routes: Vec<crate::web::metrics::RouteStats>,
+    /// Current and recent alerts (shared by all replicas).
+    pub alerts: Vec<crate::alerts::Alert>,
 }
 
 fn proc_status_kib(field: &str) -> Option<u64> {
@@ -1000,11 +1008,20 @@ fn proc_status_kib(field: &str) -> Option<u64> {
     s.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn free_kib(path: &std::path::Path) -> Option<u64> {
-    // `df` is everywhere this runs; the standard library has no free-space call.
-    let out = std::process::Command::new("df").arg("-Pk").arg(path).output().ok()?;
-    let text = String::from_utf8(out.stdout).ok()?;
-    text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()
+/// utime + stime of this process, from /proc (clock ticks of 1/100 s on Linux).
+fn process_cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+fn load_average() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 pub async fn health_report(st: &AppState) -> CoreResult<Health> {
@@ -1022,6 +1039,7 @@ pub async fn health_report(st: &AppState) -> CoreResult<Health> {
     };
     let mut routes = st.metrics.routes();
     routes.truncate(15);
+    let disk = crate::alerts::disk_kib(&st.cfg.data);
     Ok(Health {
         version: env!("CARGO_PKG_VERSION").into(),
         database_backend: st.db.backend().name().into(),
@@ -1031,8 +1049,13 @@ pub async fn health_report(st: &AppState) -> CoreResult<Health> {
         mail,
         uptime_secs: st.metrics.uptime_secs(),
         memory_rss_kib: proc_status_kib("VmRSS:"),
-        data_free_kib: free_kib(&st.cfg.data),
+        data_free_kib: disk.map(|d| d.0),
+        data_total_kib: disk.map(|d| d.1),
+        process_cpu_secs: process_cpu_secs(),
+        load_average: load_average(),
+        cpu_cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         routes,
+        alerts: crate::alerts::recent(st, 20).await.unwrap_or_default(),
     })
 }
 

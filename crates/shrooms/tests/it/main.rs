@@ -3,6 +3,7 @@
 //! `testkit::db_test!`) and talks HTTP to it. Do not add more test binaries:
 //! add a module here.
 
+mod alerts;
 mod api;
 mod auth;
 mod cli;

@@ -289,7 +289,7 @@ db_test!(module_permissions_come_from_roles, |app: TestApp| async move {
     );
 });
 
-async fn enqueue(
+pub async fn enqueue(
     app: &TestApp,
     spec: &shrooms_core::jobs::JobSpec,
     org: &str,
@@ -304,7 +304,7 @@ async fn enqueue(
     id
 }
 
-async fn wait_for<F: Fn(&Value) -> bool>(app: &TestApp, token: &str, path: &str, ok: F) -> Value {
+pub async fn wait_for<F: Fn(&Value) -> bool>(app: &TestApp, token: &str, path: &str, ok: F) -> Value {
     for _ in 0..200 {
         let (_, v) = app.get(token, path).await;
         if ok(&v) {
