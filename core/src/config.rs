@@ -53,6 +53,34 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub smtp: Option<SmtpConfig>,
     pub alerts: AlertsConfig,
+    pub backup: BackupConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Cron expression of the scheduled backups, in the instance's time zone; "" turns them off.
+    pub schedule: String,
+    /// Where scheduled backups go (default `<data>/backups`).
+    pub folder: Option<PathBuf>,
+    /// A second folder (another disk, a mounted share) that receives a copy of each.
+    pub copy_to: Option<PathBuf>,
+    pub keep_daily: usize,
+    pub keep_weekly: usize,
+    pub keep_monthly: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            schedule: "30 3 * * *".into(),
+            folder: None,
+            copy_to: None,
+            keep_daily: 7,
+            keep_weekly: 4,
+            keep_monthly: 12,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -148,6 +176,7 @@ impl Default for Config {
             tls: None,
             smtp: None,
             alerts: AlertsConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -299,6 +328,9 @@ const NUMERIC_KEYS: &[&str] = &[
     "access_token_seconds",
     "auth_cache_ms",
     "disk_free_percent",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
     "refresh_token_days",
     "max_failures_per_account",
     "max_failures_per_address",

@@ -130,7 +130,7 @@ impl Module for CoreModule {
         &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
     }
     fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
-        vec![crate::outbox::MAIL_DELIVER, crate::notify::DIGEST, crate::alerts::CHECK]
+        vec![crate::outbox::MAIL_DELIVER, crate::notify::DIGEST, crate::alerts::CHECK, crate::backup::RUN]
     }
     fn record_kinds(&self) -> Vec<RecordKind> {
         vec![RecordKind { entity_type: "person", module: "core", find: find_person }]

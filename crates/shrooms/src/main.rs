@@ -172,7 +172,7 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
         }
         Command::Backup { output } => {
             let db = Db::connect(&cfg).await?;
-            let path = shrooms_core::backup::backup(&cfg, &db, output).await?;
+            let path = shrooms_core::backup::backup_all(&cfg, &db, output).await?;
             println!("backup written to {}", path.display());
             Ok(())
         }
