@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "m20261121_004_core_people_terms_phone",
         sql: include_str!("../migrations/m20261121_004_core_people_terms_phone.sql"),
     },
+    Migration { id: "m20261121_010_core_files", sql: include_str!("../migrations/m20261121_010_core_files.sql") },
 ];
 
 macro_rules! templates {
@@ -61,6 +62,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "email_verify_email.txt",
     "email_invitation.html",
     "email_invitation.txt",
+    "files_partial.html",
 );
 
 impl Module for CoreModule {
@@ -96,7 +98,7 @@ impl Module for CoreModule {
         ]
     }
     fn router(&self) -> Router<AppState> {
-        api::router().merge(ui::router())
+        api::router().merge(ui::router()).merge(crate::web::files::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         None // the core's document is the base of `api::openapi_document`
@@ -108,7 +110,7 @@ impl Module for CoreModule {
         &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
     }
     fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
-        vec![crate::outbox::MAIL_DELIVER]
+        vec![crate::outbox::MAIL_DELIVER, crate::files::CLEANUP]
     }
     fn widgets(&self) -> Vec<Widget> {
         vec![

@@ -418,6 +418,8 @@ pub async fn delete(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> CoreResult<
         .bind(id)
         .execute(tx.conn())
         .await?;
+    // The person's files go with them (their blobs by the cleanup job).
+    crate::files::delete_for(&mut tx, who, cap, "person", id).await?;
     audit::record(
         &mut tx,
         who,

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod files;
 pub mod metrics;
 pub mod templates;
 pub mod tls;

@@ -905,8 +905,13 @@ async fn person_show(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>)
         vec![]
     };
     let can_write = ctx.access(CORE) >= Access::Write;
+    let back = format!("/o/{}/people/{}", ctx.org.slug, p.id);
+    let attachments = super::files::partial_context(&ui.st, &ctx, CORE, "person", &id, &back).await?;
     let ui = ui.with_org(&ctx).await?;
-    Ok(ui.render("person_show.html", json!({"person": p, "history": history, "can_write": can_write})))
+    Ok(ui.render(
+        "person_show.html",
+        json!({"person": p, "history": history, "can_write": can_write, "attachments": attachments}),
+    ))
 }
 
 async fn person_edit(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Result<Response, UiError> {

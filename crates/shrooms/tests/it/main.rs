@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod cli;
+mod files;
 mod isolation;
 mod mail;
 mod modules;
