@@ -478,7 +478,7 @@ fn valid_owner(owner: &Owner) -> CoreResult<()> {
 }
 
 /// Photos are decoded and scaled two at a time per process at most: each
-/// 12-megapixel photo takes about 50 MB of memory while it is processed.
+/// 12-megapixel photo holds 36 MB of pixels while it is processed.
 static IMAGE_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// Stores a file for a record of the capability's module: checks it, strips
