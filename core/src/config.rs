@@ -54,6 +54,7 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub alerts: AlertsConfig,
     pub backup: BackupConfig,
+    pub files: FilesConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -93,6 +94,33 @@ pub struct AlertsConfig {
 impl Default for AlertsConfig {
     fn default() -> Self {
         AlertsConfig { disk_free_percent: 5 }
+    }
+}
+
+/// Uploaded files and photos (`[files]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Largest accepted file, in bytes.
+    pub max_upload_bytes: usize,
+    /// A virus scanner run on every upload with the file's path as its last
+    /// argument (`clamdscan --no-summary`); a non-zero exit refuses the file.
+    pub scan_command: Option<String>,
+    /// A stored blob without its metadata row is removed by the cleanup job
+    /// only once it is this old (an upload in progress has no row yet).
+    pub orphan_grace_minutes: i64,
+    /// `Cache-Control: public, max-age=…` of public files.
+    pub public_max_age_secs: i64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            max_upload_bytes: 20 * 1024 * 1024,
+            scan_command: None,
+            orphan_grace_minutes: 60,
+            public_max_age_secs: 86_400,
+        }
     }
 }
 
@@ -177,6 +205,7 @@ impl Default for Config {
             smtp: None,
             alerts: AlertsConfig::default(),
             backup: BackupConfig::default(),
+            files: FilesConfig::default(),
         }
     }
 }
@@ -280,6 +309,15 @@ impl Config {
                 );
             }
         }
+        if self.files.max_upload_bytes == 0 || self.files.orphan_grace_minutes < 0 || self.files.public_max_age_secs < 0
+        {
+            bail!(
+                "files: max_upload_bytes must be positive, orphan_grace_minutes and public_max_age_secs not negative"
+            );
+        }
+        if self.files.scan_command.as_deref().is_some_and(|c| c.split_whitespace().next().is_none()) {
+            bail!("files.scan_command: give a command, like `clamdscan --no-summary`, or leave it unset");
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!("log_format: `{}` is not text or json", self.log_format);
         }
@@ -339,6 +377,9 @@ const NUMERIC_KEYS: &[&str] = &[
     "max_body_bytes",
     "pool_size",
     "port",
+    "max_upload_bytes",
+    "orphan_grace_minutes",
+    "public_max_age_secs",
 ];
 
 fn parse_env_value(key: &str, v: &str) -> toml::Value {

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/m20261121_060_core_dashboards.sql"),
     },
     Migration { id: "m20261121_070_core_alerts", sql: include_str!("../migrations/m20261121_070_core_alerts.sql") },
+    Migration { id: "m20261121_010_core_files", sql: include_str!("../migrations/m20261121_010_core_files.sql") },
 ];
 
 macro_rules! templates {
@@ -79,6 +80,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "email_notification.txt",
     "email_digest.html",
     "email_digest.txt",
+    "files_partial.html",
 );
 
 impl Module for CoreModule {
@@ -119,6 +121,7 @@ impl Module for CoreModule {
             .merge(crate::web::social::router())
             .merge(crate::web::fields::router())
             .merge(crate::web::dashboard::router())
+            .merge(crate::web::files::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         None // the core's document is the base of `api::openapi_document`
@@ -130,7 +133,13 @@ impl Module for CoreModule {
         &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
     }
     fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
-        vec![crate::outbox::MAIL_DELIVER, crate::notify::DIGEST, crate::alerts::CHECK, crate::backup::RUN]
+        vec![
+            crate::outbox::MAIL_DELIVER,
+            crate::notify::DIGEST,
+            crate::alerts::CHECK,
+            crate::backup::RUN,
+            crate::files::CLEANUP,
+        ]
     }
     fn record_kinds(&self) -> Vec<RecordKind> {
         vec![RecordKind { entity_type: "person", module: "core", find: find_person }]

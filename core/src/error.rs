@@ -34,6 +34,8 @@ pub enum CoreError {
     BadRequest(String),
     #[error("conflict: {message}")]
     Conflict { field: Option<String>, message: String },
+    #[error("too large: {0}")]
+    PayloadTooLarge(String),
     #[error("too many attempts")]
     TooManyRequests { retry_after_secs: i64 },
     #[error("database unavailable: {0}")]
@@ -104,6 +106,7 @@ impl CoreError {
             CoreError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             CoreError::BadRequest(_) => StatusCode::BAD_REQUEST,
             CoreError::Conflict { .. } => StatusCode::CONFLICT,
+            CoreError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             CoreError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::Database(_) | CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,6 +123,7 @@ impl CoreError {
             CoreError::Validation(_) => "validation",
             CoreError::BadRequest(_) => "bad-request",
             CoreError::Conflict { .. } => "conflict",
+            CoreError::PayloadTooLarge(_) => "payload-too-large",
             CoreError::TooManyRequests { .. } => "rate-limited",
             CoreError::Unavailable(_) => "unavailable",
             CoreError::Database(_) | CoreError::Internal(_) => "internal",
@@ -136,6 +140,7 @@ impl CoreError {
             CoreError::Validation(_) => "Some fields are invalid.".into(),
             CoreError::BadRequest(m) => m.clone(),
             CoreError::Conflict { message, .. } => message.clone(),
+            CoreError::PayloadTooLarge(m) => m.clone(),
             CoreError::TooManyRequests { retry_after_secs } => {
                 format!("Too many attempts; try again in {retry_after_secs} seconds.")
             }

@@ -1138,6 +1138,7 @@ pub fn openapi_document(modules: &crate::module::Modules) -> utoipa::openapi::Op
     doc.merge(super::social::SocialApi::openapi());
     doc.merge(super::fields::FieldsApi::openapi());
     doc.merge(super::dashboard::DashboardApi::openapi());
+    doc.merge(super::files::FilesApi::openapi());
     for m in modules.all() {
         if let Some(more) = m.openapi() {
             doc.merge(more);

@@ -309,12 +309,21 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
         let (sent, body) = match header_token {
             Some(t) => (Some(t), body),
             None => {
-                let is_form = parts
-                    .headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-                if !is_form {
+                let content_type =
+                    parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let is_form = content_type.starts_with("application/x-www-form-urlencoded");
+                if content_type.starts_with("multipart/form-data") {
+                    // File uploads: the token must be the form's first field.
+                    let limit = state.cfg.files.max_upload_bytes.saturating_add(1 << 20);
+                    let bytes = match axum::body::to_bytes(body, limit).await {
+                        Ok(b) => b,
+                        Err(_) => {
+                            return UiError(crate::files::too_large(state.cfg.files.max_upload_bytes)).into_response()
+                        }
+                    };
+                    let sent = multipart_first_field(&content_type, &bytes, "_csrf").await;
+                    (sent, Body::from(bytes))
+                } else if !is_form {
                     (None, body)
                 } else {
                     let bytes = match axum::body::to_bytes(body, state.cfg.max_body_bytes).await {
@@ -341,6 +350,21 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
         resp.headers_mut().append(header::SET_COOKIE, set_cookie(&state, CSRF_COOKIE, &token, None));
     }
     resp
+}
+
+/// The value of `key` when it is among the first fields of a multipart body
+/// (only its first 64 KiB are parsed).
+async fn multipart_first_field(content_type: &str, body: &axum::body::Bytes, key: &str) -> Option<String> {
+    use axum::extract::FromRequest;
+    let head = body.slice(..body.len().min(64 * 1024));
+    let req = Request::builder().header(header::CONTENT_TYPE, content_type).body(Body::from(head)).ok()?;
+    let mut mp = axum::extract::Multipart::from_request(req, &()).await.ok()?;
+    while let Ok(Some(field)) = mp.next_field().await {
+        if field.name() == Some(key) {
+            return field.text().await.ok();
+        }
+    }
+    None
 }
 
 fn form_urlencoded_get(body: &[u8], key: &str) -> Option<String> {

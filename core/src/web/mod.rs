@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod dashboard;
 pub mod fields;
+pub mod files;
 pub mod metrics;
 pub mod social;
 pub mod templates;

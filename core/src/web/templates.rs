@@ -295,6 +295,12 @@ mod tests {
                 "modules": module_states(true),
                 "next": "/o/aesi/people?q=a&b",
                 "sent": true, "done": true, "token": "tok123",
+                "attachments": {"module": "core", "entity_type": "person", "entity_id": "p1", "return_to": "/o/aesi/people/p1",
+                    "can_write": true, "max_upload_mib": 20, "files": [
+                    {"id": "f1", "name": "reçu <1>.jpg", "content_type": "image/jpeg", "size": 123456, "public": true,
+                     "variants": ["original", "thumb", "display"], "width": 4000, "height": 3000, "created_at": "2026-11-21T08:00:00Z"},
+                    {"id": "f2", "name": "statuts.pdf", "content_type": "application/pdf", "size": 2048, "public": false,
+                     "variants": ["original"], "width": null, "height": null, "created_at": "2026-11-21T08:00:00Z"}]},
             }),
         );
         ctx = merge(

@@ -923,10 +923,13 @@ async fn person_show(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>)
     let can_write = ctx.access(CORE) >= Access::Write;
     let timeline = super::social::partial_context(&ui.st, &ctx, "person", &id).await?;
     let fields = person_fields(&ui.st, &ctx).await?;
+    let back = format!("/o/{}/people/{}", ctx.org.slug, p.id);
+    let attachments = super::files::partial_context(&ui.st, &ctx, CORE, "person", &id, &back).await?;
     let ui = ui.with_org(&ctx).await?;
     Ok(ui.render(
         "person_show.html",
-        json!({"person": p, "history": history, "can_write": can_write, "timeline": timeline, "fields": fields}),
+        json!({"person": p, "history": history, "can_write": can_write, "timeline": timeline, "fields": fields,
+            "attachments": attachments}),
     ))
 }
 

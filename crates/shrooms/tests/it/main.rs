@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod custom_fields;
 mod dashboard;
+mod files;
 mod isolation;
 mod mail;
 mod modules;
