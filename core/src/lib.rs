@@ -13,6 +13,7 @@ pub mod backup;
 pub mod cache;
 pub mod config;
 pub mod core_module;
+pub mod cron;
 pub mod crypto;
 pub mod db;
 pub mod demo;
