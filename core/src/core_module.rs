@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "m20261121_004_core_people_terms_phone",
         sql: include_str!("../migrations/m20261121_004_core_people_terms_phone.sql"),
     },
+    Migration {
+        id: "m20261121_030_core_schedules",
+        sql: include_str!("../migrations/m20261121_030_core_schedules.sql"),
+    },
 ];
 
 macro_rules! templates {
@@ -44,6 +48,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "admin.html",
     "admin_jobs.html",
     "admin_health.html",
+    "schedules.html",
     "dashboard.html",
     "people_list.html",
     "people_rows_partial.html",
@@ -96,7 +101,7 @@ impl Module for CoreModule {
         ]
     }
     fn router(&self) -> Router<AppState> {
-        api::router().merge(ui::router())
+        api::router().merge(ui::router()).merge(crate::web::schedules::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         None // the core's document is the base of `api::openapi_document`

@@ -29,6 +29,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod people;
 pub mod permissions;
+pub mod schedules;
 pub mod smtp;
 pub mod web;
 

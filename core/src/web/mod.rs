@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod metrics;
+pub mod schedules;
 pub mod templates;
 pub mod tls;
 pub mod ui;
@@ -226,6 +227,7 @@ pub fn is_write(m: &Method) -> bool {
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let tls = state.cfg.tls.clone();
     tokio::spawn(crate::jobs::run_worker(state.clone()));
+    tokio::spawn(crate::schedules::run_scheduler(state.clone()));
     let app = router(state);
     match tls {
         None => {

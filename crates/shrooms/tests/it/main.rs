@@ -9,6 +9,7 @@ mod cli;
 mod isolation;
 mod mail;
 mod modules;
+mod schedules;
 mod ui;
 
 use shrooms_core::Modules;
