@@ -614,16 +614,30 @@ pub struct TickReport {
 /// `next_run_at` succeeds enqueues, in the same transaction. Exposed for
 /// tests, which choose `now`; servers call it with the current time.
 pub async fn tick(st: &AppState, now: Timestamp) -> CoreResult<TickReport> {
-    let rows = sqlx::query(
+    let mut report = TickReport::default();
+    // Batches until nothing is due: each handled schedule moves past `now`.
+    for _ in 0..1000 {
+        if tick_batch(st, now, &mut report).await? < BATCH {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+const BATCH: usize = 200;
+
+/// One batch of due schedules; returns how many were read.
+async fn tick_batch(st: &AppState, now: Timestamp, report: &mut TickReport) -> CoreResult<usize> {
+    let rows = sqlx::query(&format!(
         "SELECT s.id, s.name, s.module, s.org_id, s.job, s.payload, s.cron, COALESCE(s.time_zone, o.timezone, i.time_zone), s.next_run_at \
          FROM schedules s LEFT JOIN orgs o ON o.id = s.org_id CROSS JOIN instance i \
-         WHERE i.id = 1 AND s.enabled = 1 AND s.declared = 1 AND s.next_run_at <= $1 ORDER BY s.next_run_at LIMIT 200",
-    )
+         WHERE i.id = 1 AND s.enabled = 1 AND s.declared = 1 AND s.next_run_at <= $1 ORDER BY s.next_run_at LIMIT {BATCH}"
+    ))
     .bind(now.0)
     .fetch_all(st.db.pool())
     .await?;
+    let read = rows.len();
     let specs = st.modules.jobs();
-    let mut report = TickReport::default();
     for r in rows {
         let id: String = r.try_get(0)?;
         let name: String = r.try_get(1)?;
@@ -690,7 +704,7 @@ pub async fn tick(st: &AppState, now: Timestamp) -> CoreResult<TickReport> {
             }
         }
     }
-    Ok(report)
+    Ok(read)
 }
 
 /// Occurrences after `due` that also passed before `now` (at most 1000 counted).
