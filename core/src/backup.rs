@@ -6,7 +6,7 @@
 //! on the same file system: stored files never change, so a link is a copy
 //! that costs nothing).
 //!
-//! Scheduled backups ([`RUN`], daily by default) keep a grandfather-father-son
+//! Scheduled backups ([`RUN`], schedule `core.backup`, daily by default) keep a grandfather-father-son
 //! set ([`select_kept`]): the newest backup of each of the last days, weeks and
 //! months, and may copy each backup to a second folder.
 
@@ -268,7 +268,8 @@ pub async fn scheduled(cfg: &Config, db: &Db) -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
-/// The scheduled backup job (see `backup.schedule`).
+/// The scheduled backup job (schedule `core.backup`, daily at 03:30 in the
+/// instance's time zone unless an administrator changes it).
 pub const RUN: crate::jobs::JobSpec = crate::jobs::JobSpec {
     name: "core.backup.run",
     max_attempts: 3,

@@ -60,8 +60,6 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackupConfig {
-    /// Cron expression of the scheduled backups, in the instance's time zone; "" turns them off.
-    pub schedule: String,
     /// Where scheduled backups go (default `<data>/backups`).
     pub folder: Option<PathBuf>,
     /// A second folder (another disk, a mounted share) that receives a copy of each.
@@ -73,14 +71,7 @@ pub struct BackupConfig {
 
 impl Default for BackupConfig {
     fn default() -> Self {
-        BackupConfig {
-            schedule: "30 3 * * *".into(),
-            folder: None,
-            copy_to: None,
-            keep_daily: 7,
-            keep_weekly: 4,
-            keep_monthly: 12,
-        }
+        BackupConfig { folder: None, copy_to: None, keep_daily: 7, keep_weekly: 4, keep_monthly: 12 }
     }
 }
 

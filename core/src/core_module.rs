@@ -32,6 +32,10 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration { id: "m20261121_070_core_alerts", sql: include_str!("../migrations/m20261121_070_core_alerts.sql") },
     Migration { id: "m20261121_010_core_files", sql: include_str!("../migrations/m20261121_010_core_files.sql") },
+    Migration {
+        id: "m20261121_030_core_schedules",
+        sql: include_str!("../migrations/m20261121_030_core_schedules.sql"),
+    },
 ];
 
 macro_rules! templates {
@@ -55,6 +59,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "admin.html",
     "admin_jobs.html",
     "admin_health.html",
+    "schedules.html",
     "dashboard.html",
     "people_list.html",
     "people_rows_partial.html",
@@ -122,6 +127,7 @@ impl Module for CoreModule {
             .merge(crate::web::fields::router())
             .merge(crate::web::dashboard::router())
             .merge(crate::web::files::router())
+            .merge(crate::web::schedules::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         None // the core's document is the base of `api::openapi_document`
@@ -139,6 +145,15 @@ impl Module for CoreModule {
             crate::alerts::CHECK,
             crate::backup::RUN,
             crate::files::CLEANUP,
+        ]
+    }
+    fn schedules(&self) -> Vec<crate::schedules::ScheduleSpec> {
+        use crate::schedules::ScheduleSpec;
+        vec![
+            // In the instance's time zone; administrators may change or switch them off.
+            ScheduleSpec::instance("core.backup", crate::backup::RUN.name, "30 3 * * *"),
+            ScheduleSpec::instance("core.health", crate::alerts::CHECK.name, "*/5 * * * *"),
+            ScheduleSpec::instance("core.digest", crate::notify::DIGEST.name, "0 7 * * *"),
         ]
     }
     fn record_kinds(&self) -> Vec<RecordKind> {

@@ -16,6 +16,8 @@ use sqlx::Row;
 pub struct Instance {
     pub name: String,
     pub default_lang: String,
+    /// IANA zone of instance-wide schedules and of new organisations.
+    pub time_zone: String,
     pub setup_done: bool,
     pub signing_key: Vec<u8>,
 }
@@ -33,7 +35,7 @@ pub async fn ensure(db: &Db) -> CoreResult<()> {
 }
 
 pub async fn load(db: &Db) -> CoreResult<Instance> {
-    let r = sqlx::query("SELECT name, default_lang, signing_key, setup_done_at FROM instance WHERE id = 1")
+    let r = sqlx::query("SELECT name, default_lang, signing_key, setup_done_at, time_zone FROM instance WHERE id = 1")
         .fetch_one(db.pool())
         .await?;
     Ok(Instance {
@@ -41,6 +43,7 @@ pub async fn load(db: &Db) -> CoreResult<Instance> {
         default_lang: r.try_get(1)?,
         signing_key: r.try_get::<String, _>(2)?.into_bytes(),
         setup_done: r.try_get::<Option<i64>, _>(3)?.is_some(),
+        time_zone: r.try_get(4)?,
     })
 }
 
@@ -54,13 +57,15 @@ pub async fn close_setup(db: &Db) -> CoreResult<()> {
     Ok(())
 }
 
-/// Renames the instance or changes its default language.
+/// Renames the instance, or changes its default language or time zone
+/// (which instance-wide schedules follow).
 pub async fn update(
     db: &Db,
     who: &Who,
     _admin: &crate::permissions::InstanceAdmin,
     name: Option<&str>,
     default_lang: Option<&str>,
+    time_zone: Option<&str>,
 ) -> CoreResult<Instance> {
     let mut errors = Vec::new();
     if let Some(n) = name {
@@ -73,23 +78,34 @@ pub async fn update(
             errors.push(FieldError::new("default_lang", "Choose fr or en."));
         }
     }
+    let time_zone = time_zone.map(str::trim);
+    if let Some(z) = time_zone {
+        if !crate::cron::valid_zone(z) {
+            errors.push(FieldError::new("time_zone", "Use an IANA time zone like Europe/Paris."));
+        }
+    }
     if !errors.is_empty() {
         return Err(CoreError::Validation(errors));
     }
     let before = load(db).await?;
     let mut tx = db.begin().await?;
-    sqlx::query("UPDATE instance SET name = $1, default_lang = $2 WHERE id = 1")
+    let zone = time_zone.unwrap_or(&before.time_zone);
+    sqlx::query("UPDATE instance SET name = $1, default_lang = $2, time_zone = $3 WHERE id = 1")
         .bind(name.map(str::trim).unwrap_or(&before.name))
         .bind(default_lang.unwrap_or(&before.default_lang))
+        .bind(zone)
         .execute(tx.conn())
         .await?;
+    if zone != before.time_zone {
+        crate::schedules::zone_changed(&mut tx, None, zone).await?;
+    }
     audit::record(&mut tx, who, Change {
         org: None,
         action: "instance.update",
         entity_type: "instance",
         entity_id: "1".into(),
-        before: Some(serde_json::json!({"name": before.name, "default_lang": before.default_lang})),
-        after: Some(serde_json::json!({"name": name.map(str::trim).unwrap_or(&before.name), "default_lang": default_lang.unwrap_or(&before.default_lang)})),
+        before: Some(serde_json::json!({"name": before.name, "default_lang": before.default_lang, "time_zone": before.time_zone})),
+        after: Some(serde_json::json!({"name": name.map(str::trim).unwrap_or(&before.name), "default_lang": default_lang.unwrap_or(&before.default_lang), "time_zone": zone})),
     })
     .await?;
     tx.commit().await?;

@@ -165,6 +165,11 @@ pub trait Module: Send + Sync + 'static {
     fn notification_kinds(&self) -> Vec<NotificationKind> {
         Vec::new()
     }
+    /// Recurring schedules of jobs, for the instance or for every
+    /// organisation (see [`crate::schedules`]).
+    fn schedules(&self) -> Vec<crate::schedules::ScheduleSpec> {
+        Vec::new()
+    }
 }
 
 /// The registered modules, validated: unique ids, known dependencies, no cycles.
@@ -212,6 +217,26 @@ impl Modules {
                 job_names.push(j.name);
             }
         }
+        let mut schedule_names: Vec<&str> = Vec::new();
+        for m in &list {
+            for s in m.schedules() {
+                if schedule_names.contains(&s.name) {
+                    anyhow::bail!("schedule `{}` is declared twice", s.name);
+                }
+                schedule_names.push(s.name);
+                if !job_names.contains(&s.job) {
+                    anyhow::bail!("schedule `{}` runs job `{}`, which no module declares", s.name, s.job);
+                }
+                if let Err(e) = crate::cron::Cron::parse(s.cron) {
+                    anyhow::bail!("schedule `{}`: {e}", s.name);
+                }
+                if let Some(z) = s.time_zone {
+                    if !crate::cron::valid_zone(z) {
+                        anyhow::bail!("schedule `{}`: unknown time zone `{z}`", s.name);
+                    }
+                }
+            }
+        }
         let mods = Modules { list };
         for m in &mods.list {
             let mut seen = vec![m.id()];
@@ -244,6 +269,11 @@ impl Modules {
     /// Every job of every module.
     pub fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
         self.list.iter().flat_map(|m| m.jobs()).collect()
+    }
+
+    /// Every schedule of every module, with the module that declares it.
+    pub fn schedules(&self) -> Vec<(&'static str, crate::schedules::ScheduleSpec)> {
+        self.list.iter().flat_map(|m| m.schedules().into_iter().map(move |s| (m.id(), s))).collect()
     }
 
     /// The module that declares a job.

@@ -49,7 +49,7 @@ pub struct NewOrg {
     /// URL name; derived from the name when absent.
     #[serde(default)]
     pub slug: Option<String>,
-    /// IANA time zone, default Europe/Paris.
+    /// IANA time zone; default: the instance's (initially Europe/Paris).
     #[serde(default)]
     pub timezone: Option<String>,
     /// ISO 4217 code, default EUR.
@@ -105,7 +105,7 @@ fn validate_common(name: Option<&str>, tz: Option<&str>, cur: Option<&str>, erro
         }
     }
     if let Some(t) = tz {
-        if t.is_empty() || t.len() > 64 || !t.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)) {
+        if !crate::cron::valid_zone(t) {
             errors.push(FieldError::new("timezone", "Use an IANA time zone like Europe/Paris."));
         }
     }
@@ -148,13 +148,15 @@ pub async fn create_org(
     }
     let id = OrgId::new();
     let now = Timestamp::now().0;
+    let default_zone: String =
+        sqlx::query("SELECT time_zone FROM instance WHERE id = 1").fetch_one(tx.conn()).await?.try_get(0)?;
     sqlx::query(&format!(
         "INSERT INTO orgs ({ORG_COLS}, updated_at) VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL, $6, $6)"
     ))
     .bind(id.to_string())
     .bind(&slug)
     .bind(new.name.trim())
-    .bind(new.timezone.as_deref().unwrap_or("Europe/Paris"))
+    .bind(new.timezone.as_deref().unwrap_or(&default_zone))
     .bind(new.currency.as_deref().unwrap_or("EUR"))
     .bind(now)
     .execute(tx.conn())
@@ -171,6 +173,7 @@ pub async fn create_org(
             .await?;
     }
     let org = get_org_tx(tx, id).await?;
+    crate::schedules::create_for_org(tx, modules, id, &org.timezone).await?;
     audit::record(
         tx,
         who,
@@ -245,6 +248,9 @@ pub async fn update_org(db: &Db, who: &Who, cap: &CanAdmin, patch: OrgPatch) -> 
         .execute(tx.conn())
         .await?;
     let after = get_org_tx(&mut tx, cap.org()).await?;
+    if after.timezone != before.timezone {
+        crate::schedules::zone_changed(&mut tx, Some(cap.org()), &after.timezone).await?;
+    }
     audit::record(
         &mut tx,
         who,

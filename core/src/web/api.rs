@@ -782,6 +782,8 @@ pub async fn remove_group_member(
 pub struct InstanceSettings {
     pub name: String,
     pub default_lang: String,
+    /// IANA zone of instance-wide schedules and of new organisations.
+    pub time_zone: String,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -790,13 +792,15 @@ pub struct InstancePatch {
     pub name: Option<String>,
     /// `fr` or `en`.
     pub default_lang: Option<String>,
+    /// An IANA time zone like `Europe/Paris`.
+    pub time_zone: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/instance", tag = "admin", security(("bearer" = [])), responses((status = 200, body = InstanceSettings), (status = 403, body = Problem)))]
 pub async fn get_instance(State(st): State<AppState>, actor: Actor) -> CoreResult<Json<InstanceSettings>> {
     actor.require_instance_admin()?;
     let i = instance::load(&st.db).await?;
-    Ok(Json(InstanceSettings { name: i.name, default_lang: i.default_lang }))
+    Ok(Json(InstanceSettings { name: i.name, default_lang: i.default_lang, time_zone: i.time_zone }))
 }
 
 #[utoipa::path(patch, path = "/api/v1/admin/instance", tag = "admin", security(("bearer" = [])), request_body = InstancePatch,
@@ -807,8 +811,16 @@ pub async fn patch_instance(
     ApiJson(req): ApiJson<InstancePatch>,
 ) -> CoreResult<Json<InstanceSettings>> {
     let admin = actor.require_instance_admin()?;
-    let i = instance::update(&st.db, &actor.who(), &admin, req.name.as_deref(), req.default_lang.as_deref()).await?;
-    Ok(Json(InstanceSettings { name: i.name, default_lang: i.default_lang }))
+    let i = instance::update(
+        &st.db,
+        &actor.who(),
+        &admin,
+        req.name.as_deref(),
+        req.default_lang.as_deref(),
+        req.time_zone.as_deref(),
+    )
+    .await?;
+    Ok(Json(InstanceSettings { name: i.name, default_lang: i.default_lang, time_zone: i.time_zone }))
 }
 
 // ---------- modules ----------
@@ -1139,6 +1151,7 @@ pub fn openapi_document(modules: &crate::module::Modules) -> utoipa::openapi::Op
     doc.merge(super::fields::FieldsApi::openapi());
     doc.merge(super::dashboard::DashboardApi::openapi());
     doc.merge(super::files::FilesApi::openapi());
+    doc.merge(super::schedules::SchedulesApi::openapi());
     for m in modules.all() {
         if let Some(more) = m.openapi() {
             doc.merge(more);

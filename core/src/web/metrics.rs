@@ -166,6 +166,9 @@ pub async fn endpoint(State(state): State<AppState>) -> Response {
     for (status, n) in crate::jobs::counts(&state.db).await.unwrap_or_default() {
         out.push_str(&format!("shrooms_background_jobs{{status=\"{}\"}} {n}\n", esc(&status)));
     }
+    if let Ok((on, off, retired)) = crate::schedules::counts(&state.db).await {
+        out.push_str(&format!("# HELP shrooms_schedules Recurring schedules by state.\n# TYPE shrooms_schedules gauge\nshrooms_schedules{{state=\"enabled\"}} {on}\nshrooms_schedules{{state=\"disabled\"}} {off}\nshrooms_schedules{{state=\"retired\"}} {retired}\n"));
+    }
     out.push_str(&format!("# HELP shrooms_uptime_seconds Seconds since start.\n# TYPE shrooms_uptime_seconds gauge\nshrooms_uptime_seconds {}\n", state.metrics.started.elapsed().as_secs()));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }

@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod fields;
 pub mod files;
 pub mod metrics;
+pub mod schedules;
 pub mod social;
 pub mod templates;
 pub mod tls;
@@ -230,6 +231,7 @@ pub fn is_write(m: &Method) -> bool {
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let tls = state.cfg.tls.clone();
     tokio::spawn(crate::jobs::run_worker(state.clone()));
+    tokio::spawn(crate::schedules::run_scheduler(state.clone()));
     let app = router(state);
     match tls {
         None => {

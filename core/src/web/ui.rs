@@ -707,7 +707,7 @@ async fn admin_render(ui: &Ui, mut extra: Value) -> Response {
         Err(e) => return UiError(e).into_response(),
     };
     let inst = match instance::load(&ui.st.db).await {
-        Ok(i) => json!({"name": i.name, "default_lang": i.default_lang}),
+        Ok(i) => json!({"name": i.name, "default_lang": i.default_lang, "time_zone": i.time_zone}),
         Err(e) => return UiError(e).into_response(),
     };
     if let Some(o) = extra.as_object_mut() {
@@ -1205,6 +1205,8 @@ struct InstanceForm {
     name: String,
     #[serde(default)]
     default_lang: String,
+    /// Absent from an older form: the zone stays as it is.
+    time_zone: Option<String>,
 }
 
 async fn admin_instance(ui: Ui, actor: Actor, Form(f): Form<InstanceForm>) -> Response {
@@ -1212,7 +1214,16 @@ async fn admin_instance(ui: Ui, actor: Actor, Form(f): Form<InstanceForm>) -> Re
         Ok(a) => a,
         Err(e) => return UiError(e).into_response(),
     };
-    match instance::update(&ui.st.db, &actor.who(), &admin, Some(&f.name), Some(&f.default_lang)).await {
+    match instance::update(
+        &ui.st.db,
+        &actor.who(),
+        &admin,
+        Some(&f.name),
+        Some(&f.default_lang),
+        f.time_zone.as_deref(),
+    )
+    .await
+    {
         Ok(_) => see_other("/admin"),
         Err(e) => {
             let fields: serde_json::Map<String, Value> =

@@ -169,7 +169,18 @@ impl TestApp {
     pub async fn spawn(backend: Backend, modules: Modules) -> TestApp {
         init_logging();
         let (cfg, dir) = test_config(backend, &modules).await.expect("test configuration");
-        Self::spawn_with(cfg, dir, backend, modules).await
+        let app = Self::spawn_with(cfg, dir, backend, modules).await;
+        // The core's periodic schedules (backup, health check, digest) are
+        // switched off, so that a test's jobs and ticks are only its own;
+        // tests of those schedules switch them on.
+        shrooms_core::schedules::sync(&app.state.db, &app.state.modules, shrooms_core::ids::Timestamp::now())
+            .await
+            .expect("schedules");
+        sqlx::query("UPDATE schedules SET enabled = 0 WHERE name LIKE 'core.%'")
+            .execute(app.state.db.pool())
+            .await
+            .expect("switching off the core's schedules");
+        app
     }
 
     /// Starts another server (a replica) on the same configuration and database.

@@ -6,6 +6,7 @@
 mod alerts;
 mod api;
 mod auth;
+mod backups;
 mod cli;
 mod custom_fields;
 mod dashboard;
@@ -13,6 +14,7 @@ mod files;
 mod isolation;
 mod mail;
 mod modules;
+mod schedules;
 mod timeline;
 mod ui;
 

@@ -155,6 +155,13 @@ impl Module for NotesModule {
     fn jobs(&self) -> Vec<shrooms_core::jobs::JobSpec> {
         vec![APPEND, FAIL]
     }
+    /// Every minute, in every organisation, once switched on (off by default
+    /// so that it never runs in other tests); see `schedules.rs`.
+    fn schedules(&self) -> Vec<shrooms_core::schedules::ScheduleSpec> {
+        vec![shrooms_core::schedules::ScheduleSpec::each_org("notes.minutely", "notes.append", "* * * * *")
+            .with_payload(json!({"body": "tick"}))
+            .disabled()]
+    }
     fn id(&self) -> &'static str {
         "notes"
     }
