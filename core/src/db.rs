@@ -7,12 +7,15 @@ use crate::config::Config;
 use crate::error::{CoreError, CoreResult};
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// A statement slower than this is logged as a warning.
+pub const SLOW_STATEMENT: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -74,7 +77,12 @@ impl Db {
                 (format!("sqlite://{}?mode=rwc", path.display()), Backend::Sqlite)
             }
         };
-        let opts = AnyConnectOptions::from_str(&url).context("invalid database URL")?;
+        // Every statement at debug level; slow ones as warnings, inside the
+        // request's span (so with its request id).
+        let opts = AnyConnectOptions::from_str(&url)
+            .context("invalid database URL")?
+            .log_statements(log::LevelFilter::Debug)
+            .log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT);
         let pool = AnyPoolOptions::new()
             .max_connections(cfg.effective_pool_size())
             .min_connections(0)
