@@ -37,6 +37,8 @@ pub enum FieldKind {
     Bool,
     /// A person of the organisation's directory (their id).
     Person,
+    /// A file attached to a record of the same kind (its id; see [`crate::files`]).
+    File,
 }
 
 impl FieldKind {
@@ -49,6 +51,7 @@ impl FieldKind {
             FieldKind::Multi => "multi",
             FieldKind::Bool => "bool",
             FieldKind::Person => "person",
+            FieldKind::File => "file",
         }
     }
     fn parse(s: &str) -> Option<FieldKind> {
@@ -564,6 +567,22 @@ pub async fn parse(
                 rows.sort_by_key(|(t, _, _)| d.options.iter().position(|o| o == t));
                 rows
             }
+            FieldKind::File => {
+                let id = as_text(v).unwrap_or_default();
+                let found = sqlx::query("SELECT id FROM files WHERE org_id = $1 AND id = $2 AND entity_type = $3")
+                    .bind(org.to_string())
+                    .bind(id.trim())
+                    .bind(entity_type)
+                    .fetch_optional(db.pool())
+                    .await?;
+                match found {
+                    Some(_) => vec![(id.trim().to_string(), None, id.trim().to_string())],
+                    None => {
+                        bad("Choose a file attached to the record.");
+                        continue;
+                    }
+                }
+            }
             FieldKind::Person => {
                 let id = as_text(v).unwrap_or_default();
                 let found = sqlx::query("SELECT id FROM people WHERE org_id = $1 AND (id = $2 OR email = $3)")
@@ -779,7 +798,7 @@ pub async fn filter_clause(
                 None => (sub(&format!("value_fold >= ${n}")), vec![field, Bind::Text(f)]),
             }
         }
-        (FieldKind::Person, _) => {
+        (FieldKind::Person | FieldKind::File, _) => {
             (sub(&format!("value_fold = ${n}")), vec![field, Bind::Text(value.trim().to_string())])
         }
         (FieldKind::Choice | FieldKind::Multi, _) => {

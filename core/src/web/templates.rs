@@ -225,7 +225,7 @@ mod tests {
         json!({"id": id, "org_id": "org1", "given_name": given, "family_name": family, "email": email,
             "phone": phone, "notes": "Trésorière.\nArrivée en 2024 <b>&</b>", "account_id": null,
             "created_at": "2026-11-20T08:00:00Z", "updated_at": "2026-11-21T08:00:00Z",
-            "custom": {"taille": "M", "langues": ["fr", "en"], "benevole": true, "cotisation": 12.5}})
+            "custom": {"taille": "M", "langues": ["fr", "en"], "benevole": true, "cotisation": 12.5, "photo": "file1"}})
     }
 
     fn module_states(all_enabled: bool) -> Json {
@@ -403,6 +403,7 @@ mod tests {
                     {"id": "f5", "entity_type": "person", "key": "cotisation", "label": "Cotisation", "kind": "number", "options": [], "required": false, "in_list": false, "position": 50, "archived": false},
                     {"id": "f6", "entity_type": "person", "key": "parrain", "label": "Parrain", "kind": "person", "options": [], "required": false, "in_list": false, "position": 60, "archived": false},
                     {"id": "f7", "entity_type": "person", "key": "note", "label": "Note", "kind": "text", "options": [], "required": false, "in_list": false, "position": 70, "archived": false},
+                    {"id": "f8", "entity_type": "person", "key": "photo", "label": "Photo", "kind": "file", "options": [], "required": false, "in_list": false, "position": 80, "archived": false},
                 ],
                 "columns": [
                     {"id": "f1", "entity_type": "person", "key": "taille", "label": "Taille", "kind": "choice", "options": ["S", "M", "L"], "required": true, "in_list": true, "position": 10, "archived": false},
@@ -410,6 +411,7 @@ mod tests {
                 ],
                 "kinds": [{"entity_type": "person", "module": "core"}, {"entity_type": "activity", "module": "clubs"}],
                 "cf": "taille=M",
+                "record_files": [{"id": "file1", "name": "carte.jpg"}],
                 "health": {"version": "0.1.0", "database_backend": "sqlite", "database_ok": true, "database_latency_ms": 0.4,
                            "jobs": {"done": 10, "dead": 1}, "mail": {"sent": 3}, "uptime_secs": 100, "memory_rss_kib": 20480,
                            "data_free_kib": 1048576, "data_total_kib": 10485760, "process_cpu_secs": 1.5, "load_average": [0.5, 0.4, 0.3],

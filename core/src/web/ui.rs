@@ -937,8 +937,12 @@ async fn person_edit(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>)
     let cap = ctx.can_write(CORE)?;
     let p = people::get(&ui.st.db, &cap.as_read(), &id).await?;
     let fields = person_fields(&ui.st, &ctx).await?;
+    let files = crate::files::list_for(&ui.st.db, &cap.as_read(), "person", &id).await?;
     let ui = ui.with_org(&ctx).await?;
-    Ok(ui.render("person_form.html", json!({"form": p, "person": p, "is_new": false, "fields": fields})))
+    Ok(ui.render(
+        "person_form.html",
+        json!({"form": p, "person": p, "is_new": false, "fields": fields, "record_files": files}),
+    ))
 }
 
 async fn person_update(

@@ -116,11 +116,33 @@ db_test!(fields_are_defined_checked_and_returned_with_people, |app: TestApp| asy
         "a required field cannot be emptied"
     );
     assert_eq!(app.get(admin, &awa_url).await.1["custom"]["t_shirt_size"], "M");
+    // A file field takes one of the files attached to a record of this kind.
+    define(&app, admin, org, json!({"key": "id_photo", "label": "ID photo", "kind": "file"})).await;
+    let awa_id = awa["id"].as_str().unwrap();
+    let (s, file) = crate::files::upload(
+        &app,
+        admin,
+        org,
+        &[("entity_type", "person"), ("entity_id", awa_id)],
+        "card.csv",
+        b"name\nAwa\n",
+    )
+    .await;
+    assert_eq!(s, 201, "{file}");
+    let (s, p) = app.send(reqwest::Method::PATCH, admin, &awa_url, json!({"custom": {"id_photo": "not-a-file"}})).await;
+    assert_eq!((s, p["errors"][0]["field"].as_str()), (422, Some("custom.id_photo")), "{p}");
+    let (s, v) = app.send(reqwest::Method::PATCH, admin, &awa_url, json!({"custom": {"id_photo": file["id"]}})).await;
+    assert_eq!((s, &v["custom"]["id_photo"]), (200, &file["id"]), "{v}");
     // The audit log records the change of custom values.
     let (_, audit) = app
         .get(admin, &format!("/api/v1/orgs/{org}/audit?entity_type=person&entity_id={}", awa["id"].as_str().unwrap()))
         .await;
-    let update = audit["items"].as_array().unwrap().iter().find(|e| e["action"] == "person.update").unwrap();
+    let update = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "person.update" && e["before"]["custom"]["dues"] != e["after"]["custom"]["dues"])
+        .expect("an update of the dues in the audit log");
     assert_eq!(
         (update["before"]["custom"]["dues"].clone(), update["after"]["custom"]["dues"].clone()),
         (json!(12.5), json!(30))
