@@ -589,6 +589,22 @@ pub async fn store(st: &AppState, who: &Who, cap: &CanWrite, owner: &Owner, uplo
             },
         )
         .await?;
+        // The record's timeline shows the attachment.
+        let record = crate::module::RecordRef {
+            entity_type: owner.entity_type.clone(),
+            entity_id: owner.entity_id.clone(),
+            title: String::new(),
+            path: String::new(),
+        };
+        crate::timeline::event(
+            &mut tx,
+            who,
+            cap.org(),
+            &record,
+            &format!("📎 {}", info.name),
+            serde_json::json!({"file": info.id, "name": info.name}),
+        )
+        .await?;
         tx.commit().await?;
         Ok::<_, CoreError>(info)
     }
@@ -790,6 +806,21 @@ async fn remove_rows(tx: &mut Tx, who: &Who, cap: &CanWrite, files: &[FileInfo])
                 before: serde_json::to_value(f).ok(),
                 after: None,
             },
+        )
+        .await?;
+        let record = crate::module::RecordRef {
+            entity_type: f.entity_type.clone(),
+            entity_id: f.entity_id.clone(),
+            title: String::new(),
+            path: String::new(),
+        };
+        crate::timeline::event(
+            tx,
+            who,
+            cap.org(),
+            &record,
+            &format!("🗑 ~~{}~~", f.name),
+            serde_json::json!({"file_deleted": f.id, "name": f.name}),
         )
         .await?;
     }

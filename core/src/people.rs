@@ -472,10 +472,11 @@ pub async fn delete(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> CoreResult<
         .bind(id)
         .execute(tx.conn())
         .await?;
-    crate::timeline::forget(&mut tx, cap.org(), "person", id).await?;
-    crate::custom_fields::forget(&mut tx, cap.org(), "person", id).await?;
     // The person's files go with them (their blobs by the cleanup job).
     crate::files::delete_for(&mut tx, who, cap, "person", id).await?;
+    // After the files: their removal would otherwise leave timeline entries behind.
+    crate::timeline::forget(&mut tx, cap.org(), "person", id).await?;
+    crate::custom_fields::forget(&mut tx, cap.org(), "person", id).await?;
     audit::record(
         &mut tx,
         who,

@@ -386,6 +386,12 @@ mod tests {
                         {"id": "e0", "kind": "event", "author_id": null, "author_label": "system", "body": "File attached", "body_html": "<p>File attached</p>",
                          "status_from": null, "status_to": null, "data": {}, "created_at": "2026-11-19T08:00:00Z", "edited_at": null,
                          "deleted": false, "can_delete": false},
+                        {"id": "e-1", "kind": "event", "author_id": "acc1", "author_label": "Ada", "body": "x", "body_html": "<p>x</p>",
+                         "status_from": null, "status_to": null, "data": {"file": "file1", "name": "carte.jpg"}, "created_at": "2026-11-19T07:00:00Z",
+                         "edited_at": null, "deleted": false, "can_delete": false},
+                        {"id": "e-2", "kind": "event", "author_id": "acc1", "author_label": "Ada", "body": "x", "body_html": "<p>x</p>",
+                         "status_from": null, "status_to": null, "data": {"file_deleted": "file0", "name": "old.pdf"}, "created_at": "2026-11-19T06:00:00Z",
+                         "edited_at": null, "deleted": false, "can_delete": false},
                     ],
                 },
                 "notifications": [

@@ -129,6 +129,13 @@ db_test!(fields_are_defined_checked_and_returned_with_people, |app: TestApp| asy
     )
     .await;
     assert_eq!(s, 201, "{file}");
+    // The attachment shows on the record's timeline.
+    let (_, tl) = app.get(admin, &format!("/api/v1/orgs/{org}/timeline/person/{awa_id}")).await;
+    assert_eq!(
+        (tl["items"][0]["kind"].as_str(), &tl["items"][0]["data"]["file"]),
+        (Some("event"), &file["id"]),
+        "{tl}"
+    );
     let (s, p) = app.send(reqwest::Method::PATCH, admin, &awa_url, json!({"custom": {"id_photo": "not-a-file"}})).await;
     assert_eq!((s, p["errors"][0]["field"].as_str()), (422, Some("custom.id_photo")), "{p}");
     let (s, v) = app.send(reqwest::Method::PATCH, admin, &awa_url, json!({"custom": {"id_photo": file["id"]}})).await;
