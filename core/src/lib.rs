@@ -33,6 +33,7 @@ pub mod notify;
 pub mod ods;
 pub mod orgs;
 pub mod outbox;
+pub mod pdf;
 pub mod people;
 pub mod permissions;
 pub mod schedules;

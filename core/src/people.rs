@@ -633,6 +633,9 @@ pub enum ExportFormat {
     Csv,
     /// OpenDocument spreadsheet, what LibreOffice opens natively.
     Ods,
+    /// A printable list (name, email, phone and the list columns), with the
+    /// organisation's branding.
+    Pdf,
 }
 
 const EXPORT_HEADER: [&str; 8] =
@@ -647,6 +650,7 @@ pub async fn export(
     q: Option<String>,
     filters: Vec<String>,
     format: ExportFormat,
+    tr: &(dyn Fn(&str) -> String + Sync),
 ) -> CoreResult<Vec<u8>> {
     let fields = crate::custom_fields::definitions(db, cap.org(), "person").await?;
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -687,7 +691,11 @@ pub async fn export(
         }
     }
     let mut tx = db.begin().await?;
-    let fmt = if format == ExportFormat::Csv { "csv" } else { "ods" };
+    let fmt = match format {
+        ExportFormat::Csv => "csv",
+        ExportFormat::Ods => "ods",
+        ExportFormat::Pdf => "pdf",
+    };
     audit::record(
         &mut tx,
         who,
@@ -715,6 +723,39 @@ pub async fn export(
             out.into_bytes()
         }
         ExportFormat::Ods => crate::ods::spreadsheet("People", &header, &rows),
+        ExportFormat::Pdf => {
+            let org = crate::orgs::find_org(db, &cap.org().to_string()).await?.ok_or(CoreError::NotFound)?;
+            let mut doc = crate::pdf::Document::new(
+                &tr("people.title"),
+                crate::pdf::Branding {
+                    org_name: org.name.clone(),
+                    colour: org.color_primary.clone().unwrap_or_else(|| "#FF6B35".into()),
+                },
+            );
+            doc.heading(&format!("{} — {}", tr("people.title"), org.name));
+            let search =
+                q.as_deref().filter(|q| !q.trim().is_empty()).map(|q| format!(" · {} « {q} »", tr("action.search")));
+            doc.paragraph(&format!("{} {}{}", tr("people.pdf_count"), rows.len(), search.unwrap_or_default()));
+            // Name, email, phone, then the custom fields shown in lists.
+            let listed: Vec<usize> =
+                fields.iter().enumerate().filter(|(_, f)| f.in_list).map(|(i, _)| EXPORT_HEADER.len() + i).collect();
+            let labels = [tr("field.name"), tr("field.email"), tr("field.phone")];
+            let mut head: Vec<&str> = labels.iter().map(String::as_str).collect();
+            head.extend(listed.iter().map(|&i| fields[i - EXPORT_HEADER.len()].label.as_str()));
+            let mut widths = vec![3.0, 3.5, 2.2];
+            widths.extend(listed.iter().map(|_| 1.6));
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let mut out = vec![format!("{} {}", r[2], r[1]).trim().to_string(), r[3].clone(), r[4].clone()];
+                    out.extend(listed.iter().map(|&i| r[i].clone()));
+                    out
+                })
+                .collect();
+            doc.table(&head, &widths, &table);
+            let now = time::OffsetDateTime::now_utc();
+            doc.finish(&format!("{:04}-{:02}-{:02} (UTC)", now.year(), now.month() as u8, now.day()))
+        }
     })
 }
 

@@ -568,6 +568,16 @@ pub async fn export_people_ods(
     people_file(&st, &ctx, p.q, p.cf, people::ExportFormat::Ods).await
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/people/export.pdf", tag = "people", security(("bearer" = [])), params(("org" = String, Path), ExportParams),
+    responses((status = 200, description = "Printable PDF list", content_type = "application/pdf"), (status = 404, body = Problem)))]
+pub async fn export_people_pdf(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiQuery(p): ApiQuery<ExportParams>,
+) -> CoreResult<Response> {
+    people_file(&st, &ctx, p.q, p.cf, people::ExportFormat::Pdf).await
+}
+
 /// The people export of one organisation as a download (pages and API).
 pub async fn people_file(
     st: &AppState,
@@ -578,10 +588,13 @@ pub async fn people_file(
 ) -> CoreResult<Response> {
     let cap = ctx.can_read(CORE)?;
     let filters = crate::custom_fields::split_filters(cf.as_deref());
-    let body = people::export(&st.db, &ctx.who(), &cap, q, filters, format).await?;
+    let lang = outbox::language_for(&st.db, ctx.actor.account.lang.as_deref()).await?;
+    let tr = |k: &str| st.templates.tr(&lang, k);
+    let body = people::export(&st.db, &ctx.who(), &cap, q, filters, format, &tr).await?;
     let (ext, ct) = match format {
         people::ExportFormat::Csv => ("csv", "text/csv; charset=utf-8"),
         people::ExportFormat::Ods => ("ods", "application/vnd.oasis.opendocument.spreadsheet"),
+        people::ExportFormat::Pdf => ("pdf", "application/pdf"),
     };
     Ok((
         [
@@ -1121,7 +1134,7 @@ pub async fn cancel_job(State(st): State<AppState>, actor: Actor, Path(id): Path
 #[openapi(
     info(title = "Shrooms API", version = "1", description = "The JSON API of Shrooms. Errors are RFC 9457 problem+json; lists are cursor-paginated. See docs/API.md."),
     paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, change_password, list_keys, create_key, revoke_key, totp_begin, totp_confirm, totp_disable,
-        list_orgs, create_org, get_org, patch_org, list_people, export_people, export_people_ods, create_person, get_person, patch_person, delete_person,
+        list_orgs, create_org, get_org, patch_org, list_people, export_people, export_people_ods, export_people_pdf, create_person, get_person, patch_person, delete_person,
         list_members, add_member, remove_member, list_groups, create_group, delete_group, add_group_member, remove_group_member, get_instance, patch_instance, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
         org_audit, instance_audit, list_outbox, list_jobs, retry_job, cancel_job, admin_health),
     components(schemas(Problem, FieldError)),
@@ -1186,6 +1199,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orgs/{org}/people", get(list_people).post(create_person))
         .route("/api/v1/orgs/{org}/people/export.csv", get(export_people))
         .route("/api/v1/orgs/{org}/people/export.ods", get(export_people_ods))
+        .route("/api/v1/orgs/{org}/people/export.pdf", get(export_people_pdf))
         .route("/api/v1/orgs/{org}/people/{id}", get(get_person).patch(patch_person).delete(delete_person))
         .route("/api/v1/orgs/{org}/members", get(list_members).post(add_member))
         .route("/api/v1/orgs/{org}/members/{account}", axum::routing::delete(remove_member))

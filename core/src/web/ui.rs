@@ -831,6 +831,10 @@ async fn people_export(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Res
     Ok(api::people_file(&ui.st, &ctx, q.q, q.cf, people::ExportFormat::Csv).await?)
 }
 
+async fn people_export_pdf(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Result<Response, UiError> {
+    Ok(api::people_file(&ui.st, &ctx, q.q, q.cf, people::ExportFormat::Pdf).await?)
+}
+
 async fn people_export_ods(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Result<Response, UiError> {
     Ok(api::people_file(&ui.st, &ctx, q.q, q.cf, people::ExportFormat::Ods).await?)
 }
@@ -1355,6 +1359,7 @@ pub fn router() -> Router<AppState> {
         .route("/o/{org}/people/new", get(person_new))
         .route("/o/{org}/people/export.csv", get(people_export))
         .route("/o/{org}/people/export.ods", get(people_export_ods))
+        .route("/o/{org}/people/export.pdf", get(people_export_pdf))
         .route("/o/{org}/people/{id}", get(person_show).post(person_update))
         .route("/o/{org}/people/{id}/edit", get(person_edit))
         .route("/o/{org}/people/{id}/delete", post(person_delete))

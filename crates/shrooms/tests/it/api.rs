@@ -332,3 +332,42 @@ print(rows[0][1], '|', rows[1][1], '|', rows[1][2], '|', rows[1][5])
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "given_name | Zoé | L'Hôpital & Fils | <b>x</b>");
 });
+
+db_test!(people_print_as_a_pdf_that_a_reader_opens, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let base = format!("/api/v1/orgs/{}/people", f.org_slug);
+    for i in 0..70 {
+        let (s, _) = app
+            .post(t, &base, json!({"given_name": format!("Zoé {i:02}"), "family_name": "L'Hôpital (Œuvre) € \\", "email": format!("z{i}@example.org")}))
+            .await;
+        assert_eq!(s, 201);
+    }
+    let r = app.http.get(app.url(&format!("{base}/export.pdf"))).bearer_auth(t).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let path = app.data_dir.join("people.pdf");
+    std::fs::write(&path, r.bytes().await.unwrap()).unwrap();
+    // Read it with an independent implementation: pypdf (pip install pypdf).
+    let script = r#"
+import sys, pypdf
+r = pypdf.PdfReader(sys.argv[1], strict=True)
+text = "\n".join(p.extract_text() for p in r.pages)
+print(len(r.pages), r.metadata.title)
+print(text)
+"#;
+    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pages: usize = text.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(pages >= 2, "70 people take more than a page: {text}");
+    assert!(text.contains("Zoé 00") && text.contains("Zoé 69"), "{text}");
+    assert!(text.contains("L'Hôpital (Œuvre) € \\"), "{text}");
+    assert!(text.contains(&format!("1 / {pages}")), "page numbers: {text}");
+    // Filters apply as for the list.
+    let r = app.http.get(app.url(&format!("{base}/export.pdf?q=zoe%2042"))).bearer_auth(t).send().await.unwrap();
+    std::fs::write(&path, r.bytes().await.unwrap()).unwrap();
+    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Zoé 42") && !text.contains("Zoé 41"), "{text}");
+});
