@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "m20261121_004_core_people_terms_phone",
         sql: include_str!("../migrations/m20261121_004_core_people_terms_phone.sql"),
     },
+    Migration { id: "m20261121_020_core_imports", sql: include_str!("../migrations/m20261121_020_core_imports.sql") },
 ];
 
 macro_rules! templates {
@@ -61,6 +62,9 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "email_verify_email.txt",
     "email_invitation.html",
     "email_invitation.txt",
+    "import_upload.html",
+    "import_show.html",
+    "import_progress_partial.html",
 );
 
 impl Module for CoreModule {
@@ -96,7 +100,7 @@ impl Module for CoreModule {
         ]
     }
     fn router(&self) -> Router<AppState> {
-        api::router().merge(ui::router())
+        api::router().merge(ui::router()).merge(crate::web::imports::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         None // the core's document is the base of `api::openapi_document`
@@ -108,7 +112,10 @@ impl Module for CoreModule {
         &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
     }
     fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
-        vec![crate::outbox::MAIL_DELIVER]
+        vec![crate::outbox::MAIL_DELIVER, crate::import::IMPORT_RUN]
+    }
+    fn importers(&self) -> Vec<std::sync::Arc<dyn crate::import::Importer>> {
+        vec![std::sync::Arc::new(crate::import::PeopleImporter)]
     }
     fn widgets(&self) -> Vec<Widget> {
         vec![

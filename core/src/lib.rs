@@ -20,6 +20,7 @@ pub mod error;
 pub mod groups;
 pub mod identity;
 pub mod ids;
+pub mod import;
 pub mod instance;
 pub mod jobs;
 pub mod module;
@@ -29,6 +30,7 @@ pub mod outbox;
 pub mod people;
 pub mod permissions;
 pub mod smtp;
+pub mod tabular;
 pub mod web;
 
 pub use config::Config;

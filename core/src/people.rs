@@ -111,6 +111,13 @@ fn clean(input: &PersonInput, base: Option<&Person>) -> Result<Clean, Vec<FieldE
     }
 }
 
+/// The rules of the person form applied to one imported row: the values as
+/// they would be stored (given, family, email, phone), or the field errors.
+#[allow(clippy::type_complexity)]
+pub fn check_import(input: &PersonInput) -> Result<(String, String, Option<String>, Option<String>), Vec<FieldError>> {
+    clean(input, None).map(|c| (c.given, c.family, c.email, c.phone))
+}
+
 /// Lowercases and folds accents, keeping ASCII letters and digits; any other
 /// character separates words.
 pub fn fold(s: &str) -> String {

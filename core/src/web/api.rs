@@ -1100,6 +1100,7 @@ impl utoipa::Modify for BearerAuth {
 /// The whole API document: the core's and every module's.
 pub fn openapi_document(modules: &crate::module::Modules) -> utoipa::openapi::OpenApi {
     let mut doc = CoreApi::openapi();
+    doc.merge(super::imports::ImportApi::openapi());
     for m in modules.all() {
         if let Some(more) = m.openapi() {
             doc.merge(more);

@@ -309,12 +309,19 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
         let (sent, body) = match header_token {
             Some(t) => (Some(t), body),
             None => {
-                let is_form = parts
-                    .headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-                if !is_form {
+                let content_type =
+                    parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let is_form = content_type.starts_with("application/x-www-form-urlencoded");
+                if content_type.starts_with("multipart/form-data") && parts.uri.path().ends_with("/imports") {
+                    // File uploads (imports): the token is a part of the form.
+                    let bytes = match axum::body::to_bytes(body, crate::import::MAX_UPLOAD_BYTES).await {
+                        Ok(b) => b,
+                        Err(_) => {
+                            return UiError(CoreError::BadRequest("The file is too large.".into())).into_response()
+                        }
+                    };
+                    (super::imports::multipart_csrf(&content_type, &bytes), Body::from(bytes))
+                } else if !is_form {
                     (None, body)
                 } else {
                     let bytes = match axum::body::to_bytes(body, state.cfg.max_body_bytes).await {

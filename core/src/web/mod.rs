@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod imports;
 pub mod metrics;
 pub mod templates;
 pub mod tls;
