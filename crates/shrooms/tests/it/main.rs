@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod cli;
+mod imports;
 mod isolation;
 mod mail;
 mod modules;
