@@ -681,7 +681,7 @@ pub async fn set_mapping(
     let mut errors = Vec::new();
     for k in input.mapping.keys() {
         if !importer.fields().iter().any(|f| f.key == k) {
-            errors.push(FieldError::new(&format!("mapping.{k}"), "There is no such field."));
+            errors.push(FieldError::new(format!("mapping.{k}"), "There is no such field."));
         }
     }
     let mut mapping = vec![None; importer.fields().len()];
@@ -689,11 +689,11 @@ pub async fn set_mapping(
         match input.mapping.get(f.key) {
             Some(Some(col)) if !col.trim().is_empty() => match table.columns.iter().position(|c| c == col.trim()) {
                 Some(ci) if mapping.contains(&Some(ci)) => errors.push(FieldError::new(
-                    &format!("mapping.{}", f.key),
+                    format!("mapping.{}", f.key),
                     "This column is already mapped to another field.",
                 )),
                 Some(ci) => mapping[fi] = Some(ci),
-                None => errors.push(FieldError::new(&format!("mapping.{}", f.key), "The file has no such column.")),
+                None => errors.push(FieldError::new(format!("mapping.{}", f.key), "The file has no such column.")),
             },
             Some(_) => {}
             None => mapping[fi] = s.mapping.get(fi).copied().flatten(),
@@ -740,7 +740,7 @@ pub async fn set_mapping(
 
 /// The job that runs a committed import.
 pub const IMPORT_RUN: JobSpec =
-    JobSpec { name: "core.import.run", max_attempts: 3, backoff_secs: 10, timeout_secs: 600, run: run_job };
+    JobSpec { name: "core.import.run", max_attempts: 3, backoff_secs: 10, timeout_secs: 300, run: run_job };
 
 fn run_job(st: crate::web::AppState, ctx: JobCtx) -> JobFuture {
     Box::pin(async move {
@@ -917,6 +917,24 @@ async fn write_all(
 ) -> CoreResult<bool> {
     let total = checked.good.len();
     let mut tx = db.begin().await?;
+    // SQLite keeps a transaction's changed pages in the page cache (2 MiB by
+    // default) and spills the rest to the WAL, reading it back again and
+    // again: a bigger cache for this one transaction (docs/PERFORMANCE.md).
+    match db.backend() {
+        Backend::Sqlite => {
+            sqlx::query(&format!("PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}")).execute(tx.conn()).await?;
+        }
+        // Each row of a child table (people_terms → people) is checked by a
+        // foreign-key query whose plan PostgreSQL keeps per connection. Made
+        // while the parent table was nearly empty (a new instance: the very
+        // first import), it scans the table, which then grows by the
+        // thousands inside this transaction: hours for 100,000 people. Plans
+        // made from here on use the indexes.
+        Backend::Postgres => {
+            sqlx::query("SET LOCAL enable_seqscan = off").execute(tx.conn()).await?;
+            sqlx::query("DISCARD PLANS").execute(tx.conn()).await?;
+        }
+    }
     let mut done = 0;
     for batch in checked.good.chunks(BATCH) {
         importer.write(&mut tx, cap, batch).await?;
@@ -963,9 +981,17 @@ async fn write_all(
         },
     )
     .await?;
+    if db.backend() == Backend::Sqlite {
+        // Back to the default: the changed pages stay until the commit
+        // writes them, then the memory is freed.
+        sqlx::query("PRAGMA cache_size = -2000").execute(tx.conn()).await?;
+    }
     tx.commit().await?;
     Ok(true)
 }
+
+/// The SQLite page cache of an import's transaction, in KiB.
+const SQLITE_IMPORT_CACHE_KIB: i64 = 131_072;
 
 /// The command line acts as the operator: whoever can run `shrooms` with
 /// the database's credentials can write every organisation's data anyway.

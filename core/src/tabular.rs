@@ -30,7 +30,7 @@ pub struct Table {
 
 impl Table {
     /// The cell of a row under a column, empty when the row is shorter.
-    pub fn cell<'a>(row: &'a Row, column: usize) -> &'a str {
+    pub fn cell(row: &Row, column: usize) -> &str {
         row.cells.get(column).map(String::as_str).unwrap_or("")
     }
 }
@@ -491,11 +491,8 @@ fn parse_content(xml: &str) -> Result<Vec<Row>, TabularError> {
                         break; // only the first sheet
                     }
                 }
-                _ if s.skip_depth > 0 => {
-                    if name == "office:annotation" {
-                        s.skip_depth -= 1;
-                    }
-                }
+                "office:annotation" if s.skip_depth > 0 => s.skip_depth -= 1,
+                _ if s.skip_depth > 0 => {}
                 "table:table-row" => s.end_row()?,
                 "table:table-cell" | "table:covered-table-cell" => s.end_cell()?,
                 "text:p" | "text:h" => s.in_p = s.in_p.saturating_sub(1),
