@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "m20261121_030_core_schedules",
         sql: include_str!("../migrations/m20261121_030_core_schedules.sql"),
     },
+    Migration { id: "m20261121_020_core_imports", sql: include_str!("../migrations/m20261121_020_core_imports.sql") },
 ];
 
 macro_rules! templates {
@@ -86,6 +87,9 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "email_digest.html",
     "email_digest.txt",
     "files_partial.html",
+    "import_upload.html",
+    "import_show.html",
+    "import_progress_partial.html",
 );
 
 impl Module for CoreModule {
@@ -128,6 +132,7 @@ impl Module for CoreModule {
             .merge(crate::web::dashboard::router())
             .merge(crate::web::files::router())
             .merge(crate::web::schedules::router())
+            .merge(crate::web::imports::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         None // the core's document is the base of `api::openapi_document`
@@ -145,6 +150,7 @@ impl Module for CoreModule {
             crate::alerts::CHECK,
             crate::backup::RUN,
             crate::files::CLEANUP,
+            crate::import::IMPORT_RUN,
         ]
     }
     fn schedules(&self) -> Vec<crate::schedules::ScheduleSpec> {
@@ -190,6 +196,9 @@ impl Module for CoreModule {
                 mail: MailMode::Off,
             },
         ]
+    }
+    fn importers(&self) -> Vec<std::sync::Arc<dyn crate::import::Importer>> {
+        vec![std::sync::Arc::new(crate::import::PeopleImporter)]
     }
     fn widgets(&self) -> Vec<Widget> {
         vec![

@@ -25,6 +25,7 @@ pub mod groups;
 pub mod identity;
 pub mod ids;
 pub mod images;
+pub mod import;
 pub mod instance;
 pub mod jobs;
 pub mod markdown;
@@ -38,6 +39,7 @@ pub mod people;
 pub mod permissions;
 pub mod schedules;
 pub mod smtp;
+pub mod tabular;
 pub mod timeline;
 pub mod web;
 

@@ -170,6 +170,10 @@ pub trait Module: Send + Sync + 'static {
     fn schedules(&self) -> Vec<crate::schedules::ScheduleSpec> {
         Vec::new()
     }
+    /// What this module's records can be imported from (CSV, ODS); see [`crate::import`].
+    fn importers(&self) -> Vec<Arc<dyn crate::import::Importer>> {
+        Vec::new()
+    }
 }
 
 /// The registered modules, validated: unique ids, known dependencies, no cycles.
@@ -237,6 +241,15 @@ impl Modules {
                 }
             }
         }
+        let mut import_kinds: Vec<&str> = Vec::new();
+        for m in &list {
+            for i in m.importers() {
+                if import_kinds.contains(&i.kind()) {
+                    anyhow::bail!("import kind `{}` is declared twice", i.kind());
+                }
+                import_kinds.push(i.kind());
+            }
+        }
         let mods = Modules { list };
         for m in &mods.list {
             let mut seen = vec![m.id()];
@@ -279,6 +292,11 @@ impl Modules {
     /// The module that declares a job.
     pub fn job_module(&self, job: &str) -> Option<&'static str> {
         self.list.iter().find(|m| m.jobs().iter().any(|j| j.name == job)).map(|m| m.id())
+    }
+
+    /// The importer of a kind of record (`people`, ...) and the module that declares it.
+    pub fn importer(&self, kind: &str) -> Option<(&'static str, Arc<dyn crate::import::Importer>)> {
+        self.list.iter().find_map(|m| m.importers().into_iter().find(|i| i.kind() == kind).map(|i| (m.id(), i)))
     }
 
     pub fn migrations(&self) -> Vec<(&'static str, Migration)> {

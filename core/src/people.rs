@@ -131,6 +131,13 @@ fn clean(input: &PersonInput, base: Option<&Person>) -> Result<Clean, Vec<FieldE
     }
 }
 
+/// The rules of the person form applied to one imported row: the values as
+/// they would be stored (given, family, email, phone), or the field errors.
+#[allow(clippy::type_complexity)]
+pub fn check_import(input: &PersonInput) -> Result<(String, String, Option<String>, Option<String>), Vec<FieldError>> {
+    clean(input, None).map(|c| (c.given, c.family, c.email, c.phone))
+}
+
 /// Lowercases and folds accents, keeping ASCII letters and digits; any other
 /// character separates words.
 pub fn fold(s: &str) -> String {
@@ -291,10 +298,18 @@ pub async fn insert_bulk(
 ) -> CoreResult<usize> {
     let now = Timestamp::now().0;
     let org = cap.org();
-    for chunk in people.chunks(200) {
+    // Rows per statement. sqlx's SQLite driver looks every parameter up by
+    // name, which costs time in proportion to the parameters of the
+    // statement: big statements cost the square of their size there, while
+    // PostgreSQL wants few, big statements (round trips). docs/PERFORMANCE.md.
+    let (people_rows, term_rows) = match tx.backend() {
+        crate::db::Backend::Sqlite => (20, 50),
+        crate::db::Backend::Postgres => (200, 2000),
+    };
+    let ids: Vec<String> = people.iter().map(|_| PersonId::new().to_string()).collect();
+    for (chunk, chunk_ids) in people.chunks(people_rows).zip(ids.chunks(people_rows)) {
         let mut sql = format!("INSERT INTO people ({COLS}, search) VALUES ");
-        let mut ids = Vec::with_capacity(chunk.len());
-        for (k, _) in chunk.iter().enumerate() {
+        for k in 0..chunk.len() {
             let b = k * 5;
             if k > 0 {
                 sql.push(',');
@@ -307,18 +322,35 @@ pub async fn insert_bulk(
                 b + 5,
                 b + 6
             ));
-            ids.push(PersonId::new().to_string());
         }
         let mut q = sqlx::query(&sql).bind(org.to_string());
-        for ((g, f, e, p), id) in chunk.iter().zip(&ids) {
-            q = q.bind(id.clone()).bind(g.clone()).bind(f.clone()).bind(e.clone()).bind(p.clone());
+        for ((g, f, e, p), id) in chunk.iter().zip(chunk_ids) {
+            q = q.bind(id.as_str()).bind(g.as_str()).bind(f.as_str()).bind(e.as_deref()).bind(p.as_deref());
         }
         q.execute(tx.conn()).await?;
-        for ((g, f, e, p), id) in chunk.iter().zip(&ids) {
-            let c =
-                Clean { given: g.clone(), family: f.clone(), email: e.clone(), phone: p.clone(), notes: String::new() };
-            write_terms(tx.conn(), &org.to_string(), id, &c).await?;
+    }
+    // The search words of all of them in a few statements (new ids have
+    // none to delete), in index order so that neighbouring words land on
+    // the same index pages: one statement per person made big imports wait
+    // on round trips, on PostgreSQL above all.
+    let mut terms: Vec<(String, &str)> = Vec::new();
+    for ((g, f, e, p), id) in people.iter().zip(&ids) {
+        terms.extend(terms_of(g, f, e.as_deref(), p.as_deref()).into_iter().map(|t| (t, id.as_str())));
+    }
+    terms.sort_unstable();
+    for part in terms.chunks(term_rows) {
+        let mut sql = String::from("INSERT INTO people_terms (org_id, term, person_id) VALUES ");
+        for k in 0..part.len() {
+            if k > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("($1, ${}, ${})", 2 * k + 2, 2 * k + 3));
         }
+        let mut q = sqlx::query(&sql).bind(org.to_string());
+        for (t, id) in part {
+            q = q.bind(t.as_str()).bind(*id);
+        }
+        q.execute(tx.conn()).await?;
     }
     Ok(people.len())
 }

@@ -1165,6 +1165,7 @@ pub fn openapi_document(modules: &crate::module::Modules) -> utoipa::openapi::Op
     doc.merge(super::dashboard::DashboardApi::openapi());
     doc.merge(super::files::FilesApi::openapi());
     doc.merge(super::schedules::SchedulesApi::openapi());
+    doc.merge(super::imports::ImportApi::openapi());
     for m in modules.all() {
         if let Some(more) = m.openapi() {
             doc.merge(more);

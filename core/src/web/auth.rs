@@ -312,7 +312,16 @@ pub async fn csrf(State(state): State<AppState>, req: Request, next: Next) -> Re
                 let content_type =
                     parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                 let is_form = content_type.starts_with("application/x-www-form-urlencoded");
-                if content_type.starts_with("multipart/form-data") {
+                if content_type.starts_with("multipart/form-data") && parts.uri.path().ends_with("/imports") {
+                    // File uploads (imports): the token is a part of the form.
+                    let bytes = match axum::body::to_bytes(body, crate::import::MAX_UPLOAD_BYTES).await {
+                        Ok(b) => b,
+                        Err(_) => {
+                            return UiError(CoreError::BadRequest("The file is too large.".into())).into_response()
+                        }
+                    };
+                    (super::imports::multipart_csrf(&content_type, &bytes), Body::from(bytes))
+                } else if content_type.starts_with("multipart/form-data") {
                     // File uploads: the token must be the form's first field.
                     let limit = state.cfg.files.max_upload_bytes.saturating_add(1 << 20);
                     let bytes = match axum::body::to_bytes(body, limit).await {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod fields;
 pub mod files;
+pub mod imports;
 pub mod metrics;
 pub mod schedules;
 pub mod social;

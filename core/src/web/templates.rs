@@ -437,7 +437,29 @@ mod tests {
                 ],
             }),
         );
+        ctx["errors"]["mapping.email"] = json!("The file has no such column.");
+        ctx = merge(ctx, sample_import("failed", false));
         ctx
+    }
+
+    /// An import (the import pages): failed with bad rows, or running.
+    fn sample_import(status: &str, busy: bool) -> Json {
+        let bad = status == "failed";
+        json!({
+            "import": {"id": "imp1", "kind": "people", "status": status, "file_name": "adhérents 2026.csv",
+                "file_format": "csv (;, windows-1252)", "columns": ["Nom", "Prénom", "Courriel", "Ville"],
+                "fields": [{"key": "given_name", "label_key": "field.given_name", "required": false},
+                           {"key": "email", "label_key": "field.email", "required": true}],
+                "mapping": {"given_name": "Prénom"}, "skip_duplicates": bad, "rows_total": 1200, "rows_done": if bad { 0 } else { 600 },
+                "rows_skipped": if bad { 2 } else { 0 }, "error_count": if bad { 2 } else { 0 },
+                "errors": [], "preview": [{"line": 2, "values": ["Léa", "lea@example.org"], "ok": true}, {"line": 3, "values": ["", "pas-un-mail"], "ok": false}],
+                "message": if bad { json!("Some rows are bad: nothing was imported.") } else { Json::Null },
+                "created_at": "2026-11-21T08:00:00Z", "finished_at": null},
+            "labels": ["Prénom", "E-mail"], "percent": if bad { 0 } else { 50 }, "to_write": 1198,
+            "errors_shown": if bad { json!([{"line": 0, "column": null, "field": "email", "message": "No column is mapped to this required field."},
+                                          {"line": 3, "column": "Courriel", "field": "email", "message": "Enter a valid email address, like name@example.org."}]) } else { json!([]) },
+            "errors_hidden": if bad { 1 } else { 0 }, "busy": busy, "kind": "people", "max_mib": 64,
+        })
     }
 
     /// The other branches: no errors, empty lists, pending second factor, first visit.
@@ -463,6 +485,7 @@ mod tests {
             "notifications": [], "more": null, "preferences": [], "unread": 0,
             "fields": [], "columns": [], "kinds": [{"entity_type": "person", "module": "core"}], "cf": "", "arrangement": [],
         });
+        let extra = merge(extra, sample_import("running", true));
         let mut p = page(lang, true);
         p["flash"] = Json::Null;
         p["org"]["logo_url"] = Json::Null;
@@ -604,6 +627,15 @@ mod tests {
         assert!(settings.contains("name=\"perm_members\""));
         assert!(settings.contains("<option value=\"admin\" selected>"));
         assert!(!settings.contains("/settings/modules/core"), "always-on modules have no toggle");
+        let imp = r("import_show.html", &fr);
+        assert!(imp.contains("name=\"map.email\"") && imp.contains("<option value=\"Prénom\" selected>"), "{imp}");
+        assert!(
+            imp.contains("Une fiche") || imp.contains("Saisissez une adresse e-mail valide"),
+            "row errors are translated"
+        );
+        assert!(!imp.contains("hx-trigger"), "a failed import is not polled");
+        let running = r("import_progress_partial.html", &sparse("en"));
+        assert!(running.contains("hx-trigger=\"every 1s\"") && running.contains("value=\"600\""), "{running}");
         let err = r("error.html", &signed_out("fr"));
         assert!(err.contains("500"));
     }

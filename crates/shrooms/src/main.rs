@@ -54,6 +54,34 @@ enum Command {
     Check,
     /// Print the OpenAPI document of this build.
     Openapi,
+    /// Import records from a CSV or ODS file: every row is checked first, and
+    /// a single bad row imports nothing (exit status 2, every bad row listed).
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import people into an organisation's directory.
+    People {
+        /// The organisation, by URL name or id.
+        #[arg(long)]
+        org: String,
+        /// A .csv (`,` `;` or tab; UTF-8 or Windows-1252) or .ods file whose first row names the columns.
+        file: PathBuf,
+        /// Read a field from a column: `--map "Courriel=email"` (repeatable; `--map "Ville="` is not a field).
+        /// Fields: given_name, family_name, email, phone. Unmapped fields are matched by column name.
+        #[arg(long = "map", value_name = "COLUMN=FIELD")]
+        map: Vec<String>,
+        /// Leave out rows whose email is already in the file or the organisation, instead of failing.
+        #[arg(long)]
+        skip_duplicates: bool,
+        /// Check every row and report, import nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -218,11 +246,94 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Import { command: ImportCommand::People { org, file, map, skip_duplicates, dry_run } } => {
+            import_file(cfg, modules, "people", &org, &file, &map, skip_duplicates, dry_run).await
+        }
         Command::Openapi => {
             let doc = shrooms_core::web::api::openapi_document(&modules);
             println!("{}", doc.to_pretty_json()?);
             Ok(())
         }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn import_file(
+    cfg: Config,
+    modules: shrooms_core::Modules,
+    kind: &str,
+    org: &str,
+    file: &std::path::Path,
+    map: &[String],
+    skip_duplicates: bool,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    use shrooms_core::import::{self, MappingInput, Outcome};
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let state = shrooms_core::boot(cfg, modules).await?;
+    let (db, modules) = (&state.db, &state.modules);
+    let started = std::time::Instant::now();
+    let mut view = import::operator_stage(db, modules, org, kind, &name, &bytes).await.map_err(describe)?;
+    if !map.is_empty() || skip_duplicates {
+        let mut input = MappingInput { skip_duplicates: Some(skip_duplicates), ..Default::default() };
+        for m in map {
+            let (column, field) = m.rsplit_once('=').with_context(|| format!("--map {m}: write it as COLUMN=FIELD"))?;
+            input.mapping.insert(field.trim().to_string(), Some(column.to_string()));
+        }
+        view = import::operator_set_mapping(db, modules, org, &view.id, input).await.map_err(describe)?;
+    }
+    eprintln!(
+        "{name}: read as {}, {} rows, checked in {:.1} s",
+        view.file_format,
+        view.rows_total,
+        started.elapsed().as_secs_f64()
+    );
+    for f in &view.fields {
+        eprintln!("  {:<12} <- {}", f.key, view.mapping.get(&f.key).map(String::as_str).unwrap_or("(not imported)"));
+    }
+    let report = |errors: &[import::RowError]| {
+        for e in errors {
+            let column = e.column.as_deref().map(|c| format!("column \"{c}\" ")).unwrap_or_default();
+            println!("line {}: {column}({}): {}", e.line, e.field, e.message);
+        }
+    };
+    if view.error_count > 0 {
+        report(&view.errors);
+        eprintln!("nothing imported: {} problem(s) in the file", view.error_count);
+        std::process::exit(2);
+    }
+    if dry_run {
+        println!(
+            "dry run: {} rows would be imported ({} duplicates left out); nothing was imported",
+            view.rows_total - view.rows_skipped,
+            view.rows_skipped
+        );
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let outcome = import::operator_run(db, modules, org, &view.id, |done, total| {
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+        eprint!("\rimporting: {done}/{total} rows ({rate:.0} rows/s)");
+    })
+    .await
+    .map_err(describe)?;
+    eprintln!();
+    match outcome {
+        Outcome::Imported { rows, skipped } => {
+            println!(
+                "imported {rows} rows ({skipped} duplicates left out) in {:.1} s (import {})",
+                started.elapsed().as_secs_f64(),
+                view.id
+            );
+            Ok(())
+        }
+        Outcome::Rejected { errors } => {
+            report(&errors);
+            eprintln!("nothing imported: {} problem(s) in the file", errors.len());
+            std::process::exit(2);
+        }
+        Outcome::Nothing => anyhow::bail!("the import {} was already run", view.id),
     }
 }
 

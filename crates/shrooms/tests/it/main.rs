@@ -11,6 +11,7 @@ mod cli;
 mod custom_fields;
 mod dashboard;
 mod files;
+mod imports;
 mod isolation;
 mod mail;
 mod modules;
