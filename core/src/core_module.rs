@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/m20261121_060_core_dashboards.sql"),
     },
     Migration { id: "m20261121_070_core_alerts", sql: include_str!("../migrations/m20261121_070_core_alerts.sql") },
+    Migration {
+        id: "m20261121_080_core_people_terms_nofk",
+        sql: include_str!("../migrations/m20261121_080_core_people_terms_nofk.sql"),
+    },
     Migration { id: "m20261121_010_core_files", sql: include_str!("../migrations/m20261121_010_core_files.sql") },
     Migration {
         id: "m20261121_030_core_schedules",

@@ -508,6 +508,12 @@ pub async fn delete(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> CoreResult<
         .bind(id)
         .execute(tx.conn())
         .await?;
+    // No foreign key cascades to the search words (see migration 080).
+    sqlx::query("DELETE FROM people_terms WHERE org_id = $1 AND person_id = $2")
+        .bind(cap.org().to_string())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
     // The person's files go with them (their blobs by the cleanup job).
     crate::files::delete_for(&mut tx, who, cap, "person", id).await?;
     // After the files: their removal would otherwise leave timeline entries behind.

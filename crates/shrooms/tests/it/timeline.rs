@@ -133,6 +133,12 @@ db_test!(comments_are_validated_edited_and_deleted_by_their_author, |app: TestAp
         .await
         .unwrap();
     assert_eq!(left, 0);
+    let words: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM people_terms WHERE person_id = $1")
+        .bind(pid)
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(words, 0, "the person's search words go with them");
 });
 
 db_test!(a_module_records_status_changes_and_followers_hear_of_them, |app: TestApp| async move {
