@@ -417,6 +417,11 @@ mod tests {
                 ],
                 "kinds": [{"entity_type": "person", "module": "core"}, {"entity_type": "activity", "module": "clubs"}],
                 "cf": "taille=M",
+                "filterable": [
+                    {"id": "f1", "entity_type": "person", "key": "taille", "label": "Taille", "kind": "choice", "options": ["S", "M", "L"], "required": true, "in_list": true, "position": 10, "archived": false},
+                    {"id": "f3", "entity_type": "person", "key": "benevole", "label": "Bénévole", "kind": "bool", "options": [], "required": false, "in_list": true, "position": 30, "archived": false},
+                ],
+                "chosen": {"taille": "M"},
                 "record_files": [{"id": "file1", "name": "carte.jpg"}],
                 "health": {"version": "0.1.0", "database_backend": "sqlite", "database_ok": true, "database_latency_ms": 0.4,
                            "jobs": {"done": 10, "dead": 1}, "mail": {"sent": 3}, "uptime_secs": 100, "memory_rss_kib": 20480,
@@ -483,7 +488,7 @@ mod tests {
             "timeline": {"record": {"entity_type": "person", "entity_id": "p1", "title": "", "path": "/o/aesi/people/p1"},
                          "base": "/o/aesi/timeline/person/p1", "following": false, "next_cursor": null, "items": []},
             "notifications": [], "more": null, "preferences": [], "unread": 0,
-            "fields": [], "columns": [], "kinds": [{"entity_type": "person", "module": "core"}], "cf": "", "arrangement": [],
+            "fields": [], "columns": [], "kinds": [{"entity_type": "person", "module": "core"}], "cf": "", "filterable": [], "chosen": {}, "arrangement": [],
         });
         let extra = merge(extra, sample_import("running", true));
         let mut p = page(lang, true);

@@ -797,14 +797,36 @@ struct PeopleQuery {
     cursor: Option<String>,
 }
 
-async fn people_list(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Result<Response, UiError> {
+async fn people_list(
+    ui: Ui,
+    ctx: OrgCtx,
+    Query(mut q): Query<PeopleQuery>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Response, UiError> {
     let cap = ctx.can_read(CORE)?;
+    // The filter form sends one `cf.<key>` per field; links carry them all in `cf`.
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).unwrap_or_default();
+    let mut filters = crate::custom_fields::split_filters(q.cf.as_deref());
+    for (k, v) in &pairs {
+        if let Some(key) = k.strip_prefix("cf.") {
+            filters.retain(|f| f.split_once('=').map(|(fk, _)| fk) != Some(key));
+            if !v.trim().is_empty() && !v.contains(';') {
+                filters.push(format!("{key}={}", v.trim()));
+            }
+        }
+    }
+    q.cf = Some(filters.join(";")).filter(|c| !c.is_empty());
+    let chosen: serde_json::Map<String, Value> = filters
+        .iter()
+        .filter_map(|f| f.split_once('=').filter(|(k, _)| !k.ends_with(['>', '<'])))
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
     let page = people::list(
         &ui.st.db,
         &cap,
         &ListQuery {
             q: q.q.clone(),
-            filters: crate::custom_fields::split_filters(q.cf.as_deref()),
+            filters: filters.clone(),
             sort: q.sort.unwrap_or_default(),
             cursor: q.cursor.clone(),
             limit: 50,
@@ -812,15 +834,21 @@ async fn people_list(ui: Ui, ctx: OrgCtx, Query(q): Query<PeopleQuery>) -> Resul
     )
     .await?;
     let can_write = ctx.access(CORE) >= Access::Write;
-    let columns: Vec<_> = crate::custom_fields::definitions(&ui.st.db, ctx.org.id, "person")
-        .await?
-        .into_iter()
-        .filter(|f| f.in_list)
+    let defs = crate::custom_fields::definitions(&ui.st.db, ctx.org.id, "person").await?;
+    let filterable: Vec<_> = defs
+        .iter()
+        .filter(|f| {
+            use crate::custom_fields::FieldKind::*;
+            matches!(f.kind, Choice | Multi | Bool)
+        })
+        .cloned()
         .collect();
+    let columns: Vec<_> = defs.into_iter().filter(|f| f.in_list).collect();
     let htmx = ui.htmx;
     let ui = ui.with_org(&ctx).await?;
     let extra = json!({"people": page.items, "next_cursor": page.next_cursor, "q": q.q.unwrap_or_default(),
-        "cf": q.cf.unwrap_or_default(), "can_write": can_write, "columns": columns});
+        "cf": q.cf.unwrap_or_default(), "can_write": can_write, "columns": columns, "filterable": filterable,
+        "chosen": chosen});
     let mut resp =
         if htmx { ui.render("people_rows_partial.html", extra) } else { ui.render("people_list.html", extra) };
     resp.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request"));

@@ -308,4 +308,12 @@ db_test!(custom_fields_in_the_person_form, |app: TestApp| async move {
     // The list shows the chosen column.
     let html = browser.get(app.url(&format!("/o/{org}/people"))).send().await.unwrap().text().await.unwrap();
     assert!(html.contains(">Taille</th>") && html.contains("data-label=\"Taille\">L</td>"), "{html}");
+    // The filter form: one select per choice field; a filter keeps the matching people only.
+    assert!(html.contains("name=\"cf.taille\""), "{html}");
+    app.post(admin, &format!("/api/v1/orgs/{org}/people"), json!({"given_name": "Théo", "custom": {"taille": "S"}}))
+        .await;
+    let html =
+        browser.get(app.url(&format!("/o/{org}/people?cf.taille=L"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Inès") && !html.contains("Théo"), "{html}");
+    assert!(html.contains("export.csv?q=&amp;cf=taille%3DL"), "exports keep the filter: {html}");
 });
