@@ -658,6 +658,19 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
     Ok(Page { items, next_cursor })
 }
 
+/// A CSV file as spreadsheet programs read it: UTF-8 with a byte-order mark,
+/// CRLF lines, cells that would run as formulas made text.
+pub fn csv_file(header: &[&str], rows: &[Vec<String>]) -> Vec<u8> {
+    let mut out = String::from("\u{feff}");
+    out.push_str(&header.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+    out.push_str("\r\n");
+    for r in rows {
+        out.push_str(&r.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
 fn csv_cell(s: &str) -> String {
     // Cells that a spreadsheet would run as a formula are quoted as text.
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };

@@ -1036,6 +1036,29 @@ async fn audit_list(ui: Ui, ctx: OrgCtx, Query(q): Query<AuditQuery>) -> Result<
         .render("audit_list.html", json!({"entries": page.items, "next_cursor": page.next_cursor, "filters": filters})))
 }
 
+async fn audit_export(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, file)): Path<(String, String)>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, UiError> {
+    let nonempty = |s: Option<String>| s.filter(|x| !x.trim().is_empty());
+    let p = AuditParams {
+        actor: nonempty(q.actor),
+        action: nonempty(q.action),
+        entity_type: nonempty(q.entity_type),
+        entity_id: None,
+        limit: None,
+        cursor: None,
+    };
+    let ods = match file.as_str() {
+        "export.csv" => false,
+        "export.ods" => true,
+        _ => return Err(UiError(CoreError::NotFound)),
+    };
+    Ok(api::audit_file(&ui.st, &ctx, p, ods).await?)
+}
+
 async fn settings_page(ui: Ui, ctx: OrgCtx) -> Result<Response, UiError> {
     ctx.can_admin(CORE)?;
     let ui = ui.with_org(&ctx).await?;
@@ -1392,6 +1415,7 @@ pub fn router() -> Router<AppState> {
         .route("/o/{org}/people/{id}/edit", get(person_edit))
         .route("/o/{org}/people/{id}/delete", post(person_delete))
         .route("/o/{org}/audit", get(audit_list))
+        .route("/o/{org}/audit/{file}", get(audit_export))
         .route("/o/{org}/settings", get(settings_page).post(settings_save))
         .route("/o/{org}/settings/modules/{module}", post(settings_module))
         .route("/o/{org}/settings/members", post(settings_member))

@@ -371,3 +371,32 @@ print(text)
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Zoé 42") && !text.contains("Zoé 41"), "{text}");
 });
+
+db_test!(the_audit_log_exports_with_its_filters, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let org = &f.org_slug;
+    let member = app.member(t, org, "reader@example.org", "member").await;
+    app.post(t, &format!("/api/v1/orgs/{org}/people"), json!({"given_name": "Awa", "notes": "=1+1"})).await;
+    let get = |token: String, path: String| {
+        let app = &app;
+        async move { app.http.get(app.url(&path)).bearer_auth(token).send().await.unwrap() }
+    };
+    let r = get(t.clone(), format!("/api/v1/orgs/{org}/audit/export.csv?action=person.create")).await;
+    assert_eq!(r.status(), 200);
+    let csv = r.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0].trim_start_matches('\u{feff}'),
+        "seq,at,actor,action,entity_type,entity_id,address,before,after"
+    );
+    assert_eq!(lines.len(), 2, "only the filtered action: {csv}");
+    assert!(lines[1].contains(",person.create,person,"), "{csv}");
+    let r = get(t.clone(), format!("/api/v1/orgs/{org}/audit/export.ods")).await;
+    assert_eq!(r.headers()["content-type"], "application/vnd.oasis.opendocument.spreadsheet");
+    assert!(r.bytes().await.unwrap().starts_with(b"PK"));
+    // Administrators only; the export is itself recorded.
+    assert_eq!(get(member, format!("/api/v1/orgs/{org}/audit/export.csv")).await.status(), 403);
+    let (_, audit) = app.get(t, &format!("/api/v1/orgs/{org}/audit?action=audit.export")).await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 2, "{audit}");
+});
