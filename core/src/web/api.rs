@@ -1231,7 +1231,7 @@ pub async fn cancel_job(State(st): State<AppState>, actor: Actor, Path(id): Path
         list_orgs, create_org, get_org, patch_org, list_people, export_people, export_people_ods, export_people_pdf, create_person, get_person, patch_person, delete_person,
         list_members, add_member, remove_member, list_groups, create_group, delete_group, add_group_member, remove_group_member, get_instance, patch_instance, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
         org_audit, export_org_audit, export_org_audit_ods, instance_audit, list_outbox, list_jobs, retry_job, cancel_job, admin_health),
-    components(schemas(Problem, FieldError)),
+    components(schemas(Problem, FieldError, PeopleSort)),
     modifiers(&BearerAuth),
 )]
 pub struct CoreApi;
