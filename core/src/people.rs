@@ -202,6 +202,25 @@ pub fn terms_of(
     t
 }
 
+/// More people than this sharing a search word make the name-order plan
+/// cheaper than sorting the candidates (docs/PERFORMANCE.md).
+const BROAD_WORD: i64 = 500;
+
+async fn is_broad(db: &Db, cap: &CanRead, word: &str) -> CoreResult<bool> {
+    let (range, hi) = match prefix_upper_bound(word) {
+        Some(hi) => ("term >= $2 AND term < $3", Some(hi)),
+        None => ("term >= $2", None),
+    };
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM people_terms WHERE org_id = $1 AND {range} LIMIT {BROAD_WORD}) AS candidates"
+    );
+    let mut q = sqlx::query(&sql).bind(cap.org().to_string()).bind(word);
+    if let Some(hi) = &hi {
+        q = q.bind(hi.as_str());
+    }
+    Ok(q.fetch_one(db.pool()).await?.try_get::<i64, _>(0)? >= BROAD_WORD)
+}
+
 /// The words of a search, as the index holds them: folded, a phone number
 /// typed in groups (`+33 6 12`) joined into one run of digits (`33612`),
 /// longest first (usually the most selective), at most six.
@@ -574,9 +593,17 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
     let mut binds: Vec<Bind> = vec![Bind::Text(cap.org().to_string())];
     // Every word of the query must start a word of the person (index range scans).
     // The longest word picks the candidates through the index; each other word
-    // is then checked among the few terms of each candidate.
+    // is then checked among the few terms of each candidate. A word that many
+    // people have (an email domain) would make thousands of candidates to
+    // sort: then the people are read in name order and each is checked, which
+    // stops at the first page.
     if let Some(text) = q.q.as_deref() {
-        for (i, w) in search_words(text).iter().enumerate() {
+        let words = search_words(text);
+        let broad = match words.first() {
+            Some(w) => is_broad(db, cap, w).await?,
+            None => false,
+        };
+        for (i, w) in words.iter().enumerate() {
             binds.push(Bind::Text(w.to_string()));
             let lo = binds.len();
             let range = match prefix_upper_bound(w) {
@@ -586,7 +613,7 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
                 }
                 None => format!("term >= ${lo}"),
             };
-            if i == 0 {
+            if i == 0 && !broad {
                 sql.push_str(&format!(" AND id IN (SELECT person_id FROM people_terms WHERE org_id = $1 AND {range})"));
             } else {
                 sql.push_str(&format!(
