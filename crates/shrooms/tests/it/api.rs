@@ -400,3 +400,39 @@ db_test!(the_audit_log_exports_with_its_filters, |app: TestApp| async move {
     let (_, audit) = app.get(t, &format!("/api/v1/orgs/{org}/audit?action=audit.export")).await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 2, "{audit}");
 });
+
+db_test!(a_search_word_shared_by_many_people_still_pages_by_name, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let base = format!("/api/v1/orgs/{}/people", f.org_slug);
+    // 600 people at one email domain: more than the threshold of the name-order plan.
+    for i in 0..600 {
+        let given = if i % 3 == 0 { "Zoé" } else { "Marc" };
+        let (s, _) = app
+            .post(t, &base, json!({"given_name": given, "family_name": format!("N{:03}", 599 - i), "email": format!("p{i}@bulk-mail.org")}))
+            .await;
+        assert_eq!(s, 201);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{base}?q=bulk%20zoe&limit=50&cursor={c}"),
+            None => format!("{base}?q=bulk%20zoe&limit=50"),
+        };
+        let (s, page) = app.get(t, &url).await;
+        assert_eq!(s, 200, "{page}");
+        for p in page["items"].as_array().unwrap() {
+            assert_eq!(p["given_name"], "Zoé");
+            seen.push(p["family_name"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 200, "every third person is a Zoé");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "in name order across pages");
+});
