@@ -662,6 +662,71 @@ pub async fn list_members(State(st): State<AppState>, ctx: OrgCtx) -> CoreResult
     Ok(Json(orgs::list_members(&st.db, &ctx.can_read(CORE)?).await?))
 }
 
+/// The members of the organisation with their roles, as a file; audited.
+async fn members_file(st: &AppState, ctx: &OrgCtx, ods: bool) -> CoreResult<Response> {
+    let cap = ctx.can_read(CORE)?;
+    let members = orgs::list_members(&st.db, &cap).await?;
+    let rows: Vec<Vec<String>> =
+        members.into_iter().map(|m| vec![m.email, m.display_name, m.role, m.account_id]).collect();
+    let mut tx = st.db.begin().await?;
+    audit::record(
+        &mut tx,
+        &ctx.who(),
+        audit::Change {
+            org: Some(cap.org()),
+            action: "member.export",
+            entity_type: "org",
+            entity_id: cap.org().to_string(),
+            before: None,
+            after: Some(serde_json::json!({"rows": rows.len(), "format": if ods { "ods" } else { "csv" }})),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let header = ["email", "display_name", "role", "account_id"];
+    let (body, ext, ct) = if ods {
+        (crate::ods::spreadsheet("Members", &header, &rows), "ods", "application/vnd.oasis.opendocument.spreadsheet")
+    } else {
+        (people::csv_file(&header, &rows), "csv", "text/csv; charset=utf-8")
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, ct.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"members-{}.{ext}\"", ctx.org.slug),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members/export.csv", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)),
+    responses((status = 200, description = "CSV, UTF-8", content_type = "text/csv"), (status = 404, body = Problem)))]
+pub async fn export_members(State(st): State<AppState>, ctx: OrgCtx) -> CoreResult<Response> {
+    members_file(&st, &ctx, false).await
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members/export.ods", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)),
+    responses((status = 200, description = "OpenDocument spreadsheet", content_type = "application/vnd.oasis.opendocument.spreadsheet"), (status = 404, body = Problem)))]
+pub async fn export_members_ods(State(st): State<AppState>, ctx: OrgCtx) -> CoreResult<Response> {
+    members_file(&st, &ctx, true).await
+}
+
+/// The same files for pages (session cookie).
+pub async fn members_export_page(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, file)): Path<(String, String)>,
+) -> CoreResult<Response> {
+    match file.as_str() {
+        "export.csv" => members_file(&st, &ctx, false).await,
+        "export.ods" => members_file(&st, &ctx, true).await,
+        _ => Err(CoreError::NotFound),
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberInput {
@@ -1229,7 +1294,7 @@ pub async fn cancel_job(State(st): State<AppState>, actor: Actor, Path(id): Path
     info(title = "Shrooms API", version = "1", description = "The JSON API of Shrooms. Errors are RFC 9457 problem+json; lists are cursor-paginated. See docs/API.md."),
     paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, change_password, list_keys, create_key, revoke_key, totp_begin, totp_confirm, totp_disable,
         list_orgs, create_org, get_org, patch_org, list_people, export_people, export_people_ods, export_people_pdf, create_person, get_person, patch_person, delete_person,
-        list_members, add_member, remove_member, list_groups, create_group, delete_group, add_group_member, remove_group_member, get_instance, patch_instance, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
+        list_members, export_members, export_members_ods, add_member, remove_member, list_groups, create_group, delete_group, add_group_member, remove_group_member, get_instance, patch_instance, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
         org_audit, export_org_audit, export_org_audit_ods, instance_audit, list_outbox, list_jobs, retry_job, cancel_job, admin_health),
     components(schemas(Problem, FieldError, PeopleSort)),
     modifiers(&BearerAuth),
@@ -1297,6 +1362,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orgs/{org}/people/export.pdf", get(export_people_pdf))
         .route("/api/v1/orgs/{org}/people/{id}", get(get_person).patch(patch_person).delete(delete_person))
         .route("/api/v1/orgs/{org}/members", get(list_members).post(add_member))
+        .route("/api/v1/orgs/{org}/members/export.csv", get(export_members))
+        .route("/api/v1/orgs/{org}/members/export.ods", get(export_members_ods))
+        .route("/o/{org}/settings/members/{file}", get(members_export_page))
         .route("/api/v1/orgs/{org}/members/{account}", axum::routing::delete(remove_member))
         .route("/api/v1/orgs/{org}/groups", get(list_groups).post(create_group))
         .route("/api/v1/orgs/{org}/groups/{group}", axum::routing::delete(delete_group))

@@ -436,3 +436,27 @@ db_test!(a_search_word_shared_by_many_people_still_pages_by_name, |app: TestApp|
     sorted.sort();
     assert_eq!(seen, sorted, "in name order across pages");
 });
+
+db_test!(members_export_with_their_roles, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let org = &f.org_slug;
+    app.member(t, org, "treasurer@example.org", "manager").await;
+    let r =
+        app.http.get(app.url(&format!("/api/v1/orgs/{org}/members/export.csv"))).bearer_auth(t).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csv = r.text().await.unwrap();
+    assert!(csv.lines().next().unwrap().ends_with("email,display_name,role,account_id"), "{csv}");
+    assert!(csv.contains("treasurer@example.org,treasurer,manager,"), "{csv}");
+    let r =
+        app.http.get(app.url(&format!("/api/v1/orgs/{org}/members/export.ods"))).bearer_auth(t).send().await.unwrap();
+    assert!(r.bytes().await.unwrap().starts_with(b"PK"));
+    let (_, audit) = app.get(t, &format!("/api/v1/orgs/{org}/audit?action=member.export")).await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 2);
+    // In the browser, from the settings page.
+    let browser = testkit::browser_client();
+    app.sign_in(&browser, &f.admin_email, testkit::ADMIN_PASSWORD).await;
+    let r = browser.get(app.url(&format!("/o/{org}/settings/members/export.csv"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("treasurer@example.org"));
+});
