@@ -316,6 +316,32 @@ impl Modules {
         self.notification_kinds().into_iter().find(|k| k.id == id)
     }
 
+    /// What an account may do in an organisation: every permission for an
+    /// instance administrator or an owner; otherwise its role's, where a
+    /// module registered after the role was saved gives built-in roles the
+    /// module's default and custom roles nothing until edited. `None` when
+    /// the account is not a member.
+    pub fn effective_permissions(
+        &self,
+        role: Option<&crate::orgs::Role>,
+        instance_admin: bool,
+    ) -> Option<crate::permissions::Permissions> {
+        match (role, instance_admin) {
+            (_, true) => Some(self.default_permissions(BuiltinRole::Owner)),
+            (Some(r), false) if r.key == "owner" => Some(self.default_permissions(BuiltinRole::Owner)),
+            (Some(r), false) => {
+                let mut p = r.permissions.clone();
+                if let Some(builtin) = BuiltinRole::from_key(&r.key).filter(|_| r.builtin) {
+                    for m in self.all() {
+                        p.0.entry(m.id().to_string()).or_insert_with(|| m.default_access(builtin));
+                    }
+                }
+                Some(p)
+            }
+            (None, false) => None,
+        }
+    }
+
     /// Default permissions of a built-in role over every module.
     pub fn default_permissions(&self, role: BuiltinRole) -> crate::permissions::Permissions {
         crate::permissions::Permissions(

@@ -10,6 +10,7 @@
 
 use crate::db::{Db, Tx};
 use crate::error::{CoreError, CoreResult};
+use crate::identity::Account;
 use crate::ids::{AccountId, OrgId, Timestamp};
 use crate::jobs::{JobCtx, JobFuture, JobSpec};
 use crate::module::{MailMode, NotificationKind};
@@ -77,15 +78,8 @@ pub async fn send(st: &AppState, tx: &mut Tx, recipients: &[AccountId], n: &Noti
         if !in_app && mail == MailMode::Off {
             continue;
         }
-        let r = sqlx::query(
-            "SELECT email, lang, CASE WHEN disabled_at IS NULL THEN 0 ELSE 1 END FROM accounts WHERE id = $1",
-        )
-        .bind(to.to_string())
-        .fetch_optional(tx.conn())
-        .await?;
-        let Some(r) = r else { continue };
-        let (email, lang, disabled): (String, Option<String>, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-        if disabled != 0 {
+        let Some(Account { email, lang, disabled, .. }) = account(tx, to).await? else { continue };
+        if disabled {
             continue;
         }
         let lang = crate::outbox::language_for(&st.db, lang.as_deref()).await?;
@@ -315,6 +309,15 @@ fn run_digest(st: AppState, _ctx: JobCtx) -> JobFuture {
     })
 }
 
+/// A recipient's account, `None` if it no longer exists.
+async fn account(tx: &mut Tx, id: AccountId) -> CoreResult<Option<Account>> {
+    match crate::identity::get_account_tx(tx, id).await {
+        Ok(a) => Ok(Some(a)),
+        Err(CoreError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Sends the digests now; returns how many mails were queued.
 pub async fn send_digests(st: &AppState) -> CoreResult<usize> {
     let accounts: Vec<String> =
@@ -325,25 +328,18 @@ pub async fn send_digests(st: &AppState) -> CoreResult<usize> {
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?;
     let mut sent = 0;
-    for account in accounts {
+    for account_id in accounts {
         let mut tx = st.db.begin().await?;
         let rows = sqlx::query(
             "SELECT id, title, body, link FROM notifications WHERE account_id = $1 AND mail = 'digest' AND mailed_at IS NULL ORDER BY id LIMIT 200",
         )
-        .bind(&account)
+        .bind(&account_id)
         .fetch_all(tx.conn())
         .await?;
-        let Some(acc) = sqlx::query(
-            "SELECT email, lang, CASE WHEN disabled_at IS NULL THEN 0 ELSE 1 END FROM accounts WHERE id = $1",
-        )
-        .bind(&account)
-        .fetch_optional(tx.conn())
-        .await?
+        let Some(Account { email, lang, disabled, .. }) = account(&mut tx, crate::ids::parse_id(&account_id)?).await?
         else {
             continue;
         };
-        let (email, lang, disabled): (String, Option<String>, i64) =
-            (acc.try_get(0)?, acc.try_get(1)?, acc.try_get(2)?);
         let base = st.base_url();
         let items: Vec<serde_json::Value> = rows
             .iter()
@@ -355,7 +351,7 @@ pub async fn send_digests(st: &AppState) -> CoreResult<usize> {
                 }))
             })
             .collect::<CoreResult<_>>()?;
-        if disabled == 0 && !items.is_empty() {
+        if !disabled && !items.is_empty() {
             let lang = crate::outbox::language_for(&st.db, lang.as_deref()).await?;
             let m = crate::web::api::compose(
                 st,

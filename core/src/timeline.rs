@@ -267,6 +267,20 @@ fn check_body(body: &str) -> CoreResult<&str> {
     Ok(body)
 }
 
+/// A comment's safe HTML, with the members it mentions highlighted, and those members.
+async fn render_comment(
+    st: &AppState,
+    tx: &mut Tx,
+    org: OrgId,
+    module: &str,
+    body: &str,
+) -> CoreResult<(String, Vec<(AccountId, String)>)> {
+    let handles = crate::markdown::mentioned_handles(body);
+    let mentioned = mentioned_members(st, tx, org, module, &handles).await?;
+    let names: Vec<String> = mentioned.iter().map(|(_, h)| h.clone()).collect();
+    Ok((crate::markdown::render(body, &names), mentioned))
+}
+
 /// Members of the organisation named by `@handles` who may read the module.
 async fn mentioned_members(
     st: &AppState,
@@ -291,40 +305,22 @@ async fn mentioned_members(
             continue;
         }
         let id: AccountId = crate::ids::parse_id(&rows[0].try_get::<String, _>(0)?)?;
-        if may_read(st, tx, org, id, module).await? && !found.iter().any(|(a, _)| *a == id) {
+        if may_read(st, org, id, module).await? && !found.iter().any(|(a, _)| *a == id) {
             found.push((id, h.clone()));
         }
     }
     Ok(found)
 }
 
-/// Whether an account's role in the organisation gives it read access to a module.
-async fn may_read(st: &AppState, tx: &mut Tx, org: OrgId, account: AccountId, module: &str) -> CoreResult<bool> {
-    let r = sqlx::query(
-        "SELECT r.key, r.builtin, r.permissions, a.is_instance_admin FROM accounts a \
-         LEFT JOIN memberships m ON m.account_id = a.id AND m.org_id = $1 LEFT JOIN roles r ON r.id = m.role_id WHERE a.id = $2",
-    )
-    .bind(org.to_string())
-    .bind(account.to_string())
-    .fetch_optional(tx.conn())
-    .await?;
-    let Some(r) = r else { return Ok(false) };
-    if r.try_get::<i64, _>(3)? != 0 {
-        return Ok(true);
-    }
-    let Some(key) = r.try_get::<Option<String>, _>(0)? else { return Ok(false) };
-    let builtin = r.try_get::<Option<i64>, _>(1)?.unwrap_or(0) != 0;
-    let perms = crate::permissions::Permissions::from_json(&r.try_get::<Option<String>, _>(2)?.unwrap_or_default());
-    let access = match crate::permissions::BuiltinRole::from_key(&key).filter(|_| builtin) {
-        Some(crate::permissions::BuiltinRole::Owner) => Access::Admin,
-        Some(b) => perms
-            .0
-            .get(module)
-            .copied()
-            .unwrap_or_else(|| st.modules.get(module).map(|m| m.default_access(b)).unwrap_or(Access::None)),
-        None => perms.get(module),
-    };
-    Ok(access >= Access::Read)
+/// Whether an account's role in the organisation gives it read access to a
+/// module (the same rule as for the account's own requests).
+async fn may_read(st: &AppState, org: OrgId, account: AccountId, module: &str) -> CoreResult<bool> {
+    let a = crate::identity::get_account(&st.db, account).await?;
+    let role = crate::orgs::membership_role(&st.db, org, account).await?;
+    Ok(st
+        .modules
+        .effective_permissions(role.as_ref(), a.is_instance_admin)
+        .is_some_and(|p| p.get(module) >= Access::Read))
 }
 
 async fn followers(tx: &mut Tx, org: OrgId, record: &RecordRef) -> CoreResult<Vec<AccountId>> {
@@ -387,10 +383,7 @@ pub async fn comment(st: &AppState, who: &Who, cap: &CanRead, record: &RecordRef
     let body = check_body(body)?;
     let org = cap.org();
     let mut tx = st.db.begin().await?;
-    let handles = crate::markdown::mentioned_handles(body);
-    let mentioned = mentioned_members(st, &mut tx, org, cap.module(), &handles).await?;
-    let names: Vec<String> = mentioned.iter().map(|(_, h)| h.clone()).collect();
-    let html = crate::markdown::render(body, &names);
+    let (html, mentioned) = render_comment(st, &mut tx, org, cap.module(), body).await?;
     let e = insert(
         &mut tx,
         who,
@@ -457,10 +450,7 @@ pub async fn edit_comment(
     if old.author_id.as_deref() != Some(cap.actor().to_string().as_str()) {
         return Err(CoreError::Forbidden("Only its author can edit a comment.".into()));
     }
-    let handles = crate::markdown::mentioned_handles(body);
-    let mentioned = mentioned_members(st, &mut tx, org, cap.module(), &handles).await?;
-    let names: Vec<String> = mentioned.iter().map(|(_, h)| h.clone()).collect();
-    let html = crate::markdown::render(body, &names);
+    let (html, _) = render_comment(st, &mut tx, org, cap.module(), body).await?;
     sqlx::query("UPDATE timeline_entries SET body = $1, body_html = $2, edited_at = $3 WHERE org_id = $4 AND id = $5")
         .bind(body)
         .bind(&html)

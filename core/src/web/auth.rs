@@ -235,25 +235,9 @@ impl OrgCtx {
             }
         };
         let (org, role) = found.ok_or(CoreError::NotFound)?;
-        let perms = match (&role, actor.is_instance_admin()) {
-            // Instance administrators operate every organisation of their instance.
-            (_, true) => state.modules.default_permissions(crate::permissions::BuiltinRole::Owner),
-            (Some(r), false) if r.key == "owner" => {
-                state.modules.default_permissions(crate::permissions::BuiltinRole::Owner)
-            }
-            (Some(r), false) => {
-                // A module registered after the role was saved: built-in roles get
-                // the module's default, custom roles nothing until edited.
-                let mut p = r.permissions.clone();
-                if let Some(builtin) = crate::permissions::BuiltinRole::from_key(&r.key).filter(|_| r.builtin) {
-                    for m in state.modules.all() {
-                        p.0.entry(m.id().to_string()).or_insert_with(|| m.default_access(builtin));
-                    }
-                }
-                p
-            }
-            (None, false) => return Err(CoreError::NotFound),
-        };
+        // Instance administrators operate every organisation of their instance.
+        let perms =
+            state.modules.effective_permissions(role.as_ref(), actor.is_instance_admin()).ok_or(CoreError::NotFound)?;
         if role.as_ref().is_some_and(|r| r.require_totp) && !actor.account.totp_enabled {
             return Err(CoreError::TotpRequired);
         }
