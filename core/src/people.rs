@@ -720,6 +720,32 @@ pub enum ExportFormat {
     Pdf,
 }
 
+impl ExportFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Ods => "ods",
+            ExportFormat::Pdf => "pdf",
+        }
+    }
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+            ExportFormat::Ods => "application/vnd.oasis.opendocument.spreadsheet",
+            ExportFormat::Pdf => "application/pdf",
+        }
+    }
+}
+
+/// A table as an ODS spreadsheet or else a CSV file.
+pub fn table_file(ods: bool, sheet: &str, header: &[&str], rows: &[Vec<String>]) -> Vec<u8> {
+    if ods {
+        crate::ods::spreadsheet(sheet, header, rows)
+    } else {
+        csv_file(header, rows)
+    }
+}
+
 const EXPORT_HEADER: [&str; 8] =
     ["id", "given_name", "family_name", "email", "phone", "notes", "created_at", "updated_at"];
 
@@ -773,11 +799,7 @@ pub async fn export(
         }
     }
     let mut tx = db.begin().await?;
-    let fmt = match format {
-        ExportFormat::Csv => "csv",
-        ExportFormat::Ods => "ods",
-        ExportFormat::Pdf => "pdf",
-    };
+    let fmt = format.extension();
     audit::record(
         &mut tx,
         who,
@@ -794,17 +816,7 @@ pub async fn export(
     tx.commit().await?;
     let header: Vec<&str> = EXPORT_HEADER.iter().copied().chain(fields.iter().map(|f| f.key.as_str())).collect();
     Ok(match format {
-        ExportFormat::Csv => {
-            let mut out = String::from("\u{feff}");
-            out.push_str(&header.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
-            out.push_str("\r\n");
-            for r in &rows {
-                out.push_str(&r.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
-                out.push_str("\r\n");
-            }
-            out.into_bytes()
-        }
-        ExportFormat::Ods => crate::ods::spreadsheet("People", &header, &rows),
+        ExportFormat::Csv | ExportFormat::Ods => table_file(format == ExportFormat::Ods, "People", &header, &rows),
         ExportFormat::Pdf => {
             let org = crate::orgs::find_org(db, &cap.org().to_string()).await?.ok_or(CoreError::NotFound)?;
             let mut doc = crate::pdf::Document::new(

@@ -591,22 +591,30 @@ pub async fn people_file(
     let lang = outbox::language_for(&st.db, ctx.actor.account.lang.as_deref()).await?;
     let tr = |k: &str| st.templates.tr(&lang, k);
     let body = people::export(&st.db, &ctx.who(), &cap, q, filters, format, &tr).await?;
-    let (ext, ct) = match format {
-        people::ExportFormat::Csv => ("csv", "text/csv; charset=utf-8"),
-        people::ExportFormat::Ods => ("ods", "application/vnd.oasis.opendocument.spreadsheet"),
-        people::ExportFormat::Pdf => ("pdf", "application/pdf"),
-    };
-    Ok((
+    Ok(download(&format!("people-{}", ctx.org.slug), format, body))
+}
+
+/// An exported file, as a download named `<stem>.<extension>`.
+fn download(stem: &str, format: people::ExportFormat, body: Vec<u8>) -> Response {
+    (
         [
-            (axum::http::header::CONTENT_TYPE, ct.to_string()),
+            (axum::http::header::CONTENT_TYPE, format.content_type().to_string()),
             (
                 axum::http::header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"people-{}.{ext}\"", ctx.org.slug),
+                format!("attachment; filename=\"{stem}.{}\"", format.extension()),
             ),
         ],
         body,
     )
-        .into_response())
+        .into_response()
+}
+
+fn table_format(ods: bool) -> people::ExportFormat {
+    if ods {
+        people::ExportFormat::Ods
+    } else {
+        people::ExportFormat::Csv
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/people", tag = "people", security(("bearer" = [])), params(("org" = String, Path)), request_body = PersonInput,
@@ -684,22 +692,8 @@ async fn members_file(st: &AppState, ctx: &OrgCtx, ods: bool) -> CoreResult<Resp
     .await?;
     tx.commit().await?;
     let header = ["email", "display_name", "role", "account_id"];
-    let (body, ext, ct) = if ods {
-        (crate::ods::spreadsheet("Members", &header, &rows), "ods", "application/vnd.oasis.opendocument.spreadsheet")
-    } else {
-        (people::csv_file(&header, &rows), "csv", "text/csv; charset=utf-8")
-    };
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, ct.to_string()),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"members-{}.{ext}\"", ctx.org.slug),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    let body = people::table_file(ods, "Members", &header, &rows);
+    Ok(download(&format!("members-{}", ctx.org.slug), table_format(ods), body))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/members/export.csv", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)),
@@ -980,7 +974,7 @@ pub async fn set_instance_module(
 
 // ---------- audit and outbox ----------
 
-#[derive(Deserialize, IntoParams)]
+#[derive(Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Email of the actor.
@@ -1045,19 +1039,7 @@ pub async fn audit_file(st: &AppState, ctx: &OrgCtx, mut p: AuditParams, ods: bo
     p.cursor = None;
     let filters = serde_json::json!({"actor": p.actor, "action": p.action, "entity_type": p.entity_type, "entity_id": p.entity_id});
     loop {
-        let page = audit_page(
-            st,
-            Some(cap.org()),
-            AuditParams {
-                actor: p.actor.clone(),
-                action: p.action.clone(),
-                entity_type: p.entity_type.clone(),
-                entity_id: p.entity_id.clone(),
-                limit: p.limit,
-                cursor: p.cursor.clone(),
-            },
-        )
-        .await?;
+        let page = audit_page(st, Some(cap.org()), p.clone()).await?;
         let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_default();
         for e in page.items {
             rows.push(vec![
@@ -1095,19 +1077,8 @@ pub async fn audit_file(st: &AppState, ctx: &OrgCtx, mut p: AuditParams, ods: bo
     .await?;
     tx.commit().await?;
     let header = ["seq", "at", "actor", "action", "entity_type", "entity_id", "address", "before", "after"];
-    let (body, ext, ct) = if ods {
-        (crate::ods::spreadsheet("Audit", &header, &rows), "ods", "application/vnd.oasis.opendocument.spreadsheet")
-    } else {
-        (people::csv_file(&header, &rows), "csv", "text/csv; charset=utf-8")
-    };
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, ct.to_string()),
-            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"audit-{}.{ext}\"", ctx.org.slug)),
-        ],
-        body,
-    )
-        .into_response())
+    let body = people::table_file(ods, "Audit", &header, &rows);
+    Ok(download(&format!("audit-{}", ctx.org.slug), table_format(ods), body))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/audit/export.csv", tag = "audit", security(("bearer" = [])), params(("org" = String, Path), AuditParams),
