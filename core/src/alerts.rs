@@ -88,6 +88,7 @@ pub async fn raise(st: &AppState, key: &str, message: &str) -> CoreResult<bool> 
                 actor_label: String::new(),
                 title: message.to_string(),
                 excerpt: String::new(),
+                status: None,
                 link: "/admin/health".into(),
             },
         )

@@ -28,8 +28,11 @@ pub struct Notice {
     pub actor_label: String,
     /// The record's title.
     pub title: String,
-    /// A short excerpt: the comment, the new status.
+    /// A short excerpt: the comment, the note of a status change.
     pub excerpt: String,
+    /// A status change, as translation keys of the states (`from`, `to`):
+    /// shown in each recipient's language before the excerpt.
+    pub status: Option<(Option<String>, String)>,
     /// The page to open, from the site root.
     pub link: String,
 }
@@ -84,6 +87,7 @@ pub async fn send(st: &AppState, tx: &mut Tx, recipients: &[AccountId], n: &Noti
         }
         let lang = crate::outbox::language_for(&st.db, lang.as_deref()).await?;
         let title = sentence(st, &lang, &kind, n);
+        let text = excerpt(&body_in(st, &lang, n));
         let id = uuid::Uuid::now_v7().to_string();
         sqlx::query("INSERT INTO notifications (id, account_id, org_id, kind, title, body, link, actor_label, in_app, mail, created_at, mailed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
             .bind(&id)
@@ -91,7 +95,7 @@ pub async fn send(st: &AppState, tx: &mut Tx, recipients: &[AccountId], n: &Noti
             .bind(n.org.map(|o| o.to_string()))
             .bind(n.kind)
             .bind(&title)
-            .bind(excerpt(&n.excerpt))
+            .bind(&text)
             .bind(&n.link)
             .bind(&n.actor_label)
             .bind(in_app as i64)
@@ -106,7 +110,7 @@ pub async fn send(st: &AppState, tx: &mut Tx, recipients: &[AccountId], n: &Noti
                 st,
                 "notification",
                 &lang,
-                serde_json::json!({"title": title, "excerpt": excerpt(&n.excerpt), "link": link}),
+                serde_json::json!({"title": title, "excerpt": text, "link": link}),
             )
             .await?;
             crate::outbox::enqueue(tx, n.org, "notification", &email, &m).await?;
@@ -117,6 +121,21 @@ pub async fn send(st: &AppState, tx: &mut Tx, recipients: &[AccountId], n: &Noti
 
 fn sentence(st: &AppState, lang: &str, kind: &NotificationKind, n: &Notice) -> String {
     format!("{} {} {}", n.actor_label, st.templates.tr(lang, kind.verb_key), n.title).trim().to_string()
+}
+
+/// The notice's excerpt in `lang`, after its status change if it has one.
+fn body_in(st: &AppState, lang: &str, n: &Notice) -> String {
+    let Some((from, to)) = &n.status else { return n.excerpt.clone() };
+    let tr = |k: &str| st.templates.tr(lang, k);
+    let change = match from {
+        Some(f) => format!("{} → {}", tr(f), tr(to)),
+        None => tr(to),
+    };
+    if n.excerpt.trim().is_empty() {
+        change
+    } else {
+        format!("{change} — {}", n.excerpt.trim())
+    }
 }
 
 fn excerpt(s: &str) -> String {

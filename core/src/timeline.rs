@@ -139,8 +139,6 @@ pub async fn status_change(
     )
     .await?;
     let followers = followers(tx, org, record).await?;
-    let excerpt =
-        format!("{} → {}", from.map(|f| st.templates.tr("en", f)).unwrap_or_default(), st.templates.tr("en", to));
     notify::send(
         st,
         tx,
@@ -151,7 +149,8 @@ pub async fn status_change(
             actor: who.account,
             actor_label: who.label.clone(),
             title: record.title.clone(),
-            excerpt: excerpt.trim_start_matches(" → ").to_string(),
+            excerpt: note.to_string(),
+            status: Some((from.map(str::to_string), to.to_string())),
             link: record.path.clone(),
         },
     )
@@ -412,6 +411,7 @@ pub async fn comment(st: &AppState, who: &Who, cap: &CanRead, record: &RecordRef
         actor_label: who.label.clone(),
         title: record.title.clone(),
         excerpt: body.to_string(),
+        status: None,
         link: format!("{}#entry-{}", record.path, e.id),
     };
     notify::send(st, &mut tx, &ids, &base).await?;

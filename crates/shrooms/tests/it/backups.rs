@@ -88,7 +88,7 @@ db_test!(a_restored_backup_serves_what_the_original_served, |app: TestApp| async
     ));
 });
 
-db_test!(the_core_schedules_back_up_check_and_digest, |app: TestApp| async move {
+db_test!(the_core_schedules_exist_and_the_backup_runs, |app: TestApp| async move {
     let f = app.bootstrap().await;
     let admin = &f.admin_token;
     let (s, all) = app.get(admin, "/api/v1/admin/schedules").await;

@@ -171,6 +171,7 @@ db_test!(a_module_records_status_changes_and_followers_hear_of_them, |app: TestA
     let (_, n) = app.get(&member, "/api/v1/notifications").await;
     assert_eq!(n["items"][0]["kind"], "timeline.status", "{n}");
     assert!(n["items"][0]["title"].as_str().unwrap().contains("Repair café"), "{n}");
+    assert_eq!(n["items"][0]["body"], "planned → done — 12 people came", "{n}");
     // Status changes are not mailed by default.
     assert!(outbox_to(&app, admin, "reader@example.org").await.iter().all(|m| m["kind"] != "notification"));
     // Unfollowing stops them.
