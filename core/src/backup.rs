@@ -68,6 +68,14 @@ pub async fn backup_all(cfg: &Config, db: &Db, output: Option<PathBuf>) -> anyho
     if files.is_dir() {
         copy_tree(&files, &files_dir_of(&out), true).with_context(|| "copying the uploaded files")?;
     }
+    // Sealed fields are unreadable without their key: a backup of the data
+    // folder's key goes with the database (a key given in the configuration
+    // is the operator's to keep).
+    let key = crate::sealed::key_file(cfg);
+    if cfg.data_key.is_none() && key.is_file() {
+        std::fs::create_dir_all(files_dir_of(&out)).with_context(|| "creating the backup's folder")?;
+        std::fs::copy(&key, files_dir_of(&out).join("data.key")).with_context(|| "copying the data key")?;
+    }
     Ok(out)
 }
 
@@ -100,6 +108,20 @@ fn restore_files(cfg: &Config, file: &Path) -> anyhow::Result<()> {
         eprintln!("previous files kept in {}", keep.display());
     }
     copy_tree(&saved, &target, false).with_context(|| "restoring the uploaded files")?;
+    // The data key saved with the files goes back to `keys/`, not among the files.
+    let saved_key = target.join("data.key");
+    if saved_key.is_file() {
+        let key = crate::sealed::key_file(cfg);
+        if key.is_file() && std::fs::read(&key)? != std::fs::read(&saved_key)? {
+            let keep = key.with_file_name(format!("data.key.before-restore-{}", stamp()));
+            std::fs::rename(&key, &keep).with_context(|| "moving the current data key aside")?;
+            eprintln!("previous data key kept in {}", keep.display());
+        }
+        if let Some(dir) = key.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::rename(&saved_key, &key).with_context(|| "restoring the data key")?;
+    }
     Ok(())
 }
 

@@ -55,6 +55,9 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub backup: BackupConfig,
     pub files: FilesConfig,
+    /// Key of sealed (encrypted) fields: base64 of 32 random bytes. Unset: the
+    /// file `<data>/keys/data.key`, created on first start. Replicas must share it.
+    pub data_key: Option<Secret>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -197,6 +200,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             backup: BackupConfig::default(),
             files: FilesConfig::default(),
+            data_key: None,
         }
     }
 }

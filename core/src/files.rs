@@ -662,6 +662,23 @@ pub async fn list_for(db: &Db, cap: &CanRead, entity_type: &str, entity_id: &str
     rows.iter().map(from_row).collect()
 }
 
+/// The public files of one kind of record of a module in an organisation
+/// (a club's gallery), newest first. Only files uploaded as public are
+/// returned, so no capability is needed: they are served to anyone anyway.
+pub async fn public_of(db: &Db, org: OrgId, module: &str, entity_type: &str, limit: i64) -> CoreResult<Vec<FileInfo>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLS} FROM files WHERE org_id = $1 AND module = $2 AND entity_type = $3 AND is_public = 1 \
+         ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(org.to_string())
+    .bind(module)
+    .bind(entity_type)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// The module that owns a file of an organisation: which capability reading it needs.
 pub async fn owner_module(db: &Db, org: OrgId, id: &str) -> CoreResult<Option<String>> {
     Ok(sqlx::query("SELECT module FROM files WHERE org_id = $1 AND id = $2")

@@ -351,6 +351,23 @@ async fn throttle_fail(db: &Db, email: &str, address: &str) -> CoreResult<()> {
     tx.commit().await
 }
 
+/// Refuses when `subject` was counted `max` times within the window, without
+/// counting this call (count failures with [`rate_limit`]).
+pub async fn rate_check(db: &Db, subject: &str, max: i64, window_minutes: i64) -> CoreResult<()> {
+    let window_ms = window_minutes * 60_000;
+    let now = Timestamp::now().0;
+    let r = sqlx::query("SELECT COUNT(*), MIN(at) FROM login_failures WHERE subject = $1 AND at > $2")
+        .bind(subject)
+        .bind(now - window_ms)
+        .fetch_one(db.pool())
+        .await?;
+    if r.try_get::<i64, _>(0)? >= max {
+        let oldest: i64 = r.try_get::<Option<i64>, _>(1)?.unwrap_or(now);
+        return Err(CoreError::TooManyRequests { retry_after_secs: ((oldest + window_ms - now) / 1000).max(1) });
+    }
+    Ok(())
+}
+
 /// Counts one use of `subject` and refuses once `max` uses happened within
 /// the window (shared by all replicas: the counter is in the database).
 pub async fn rate_limit(db: &Db, subject: &str, max: i64, window_minutes: i64) -> CoreResult<()> {

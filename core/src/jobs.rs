@@ -30,6 +30,17 @@ pub struct JobCtx {
     pub attempt: i64,
 }
 
+impl JobCtx {
+    /// Write access to `module` in the job's organisation, for the core
+    /// services that take a capability (storing a file). A job exists only
+    /// because authorised code enqueued it, so it acts for that code; it has
+    /// no account (the nil id): audit its changes as `Who::system(<job>)`.
+    /// `None` for an instance-wide job.
+    pub fn write_grant(&self, module: &'static str) -> Option<crate::permissions::CanWrite> {
+        self.org.map(|o| crate::permissions::CanWrite::grant(o, crate::ids::AccountId(uuid::Uuid::nil()), module))
+    }
+}
+
 /// A kind of job, declared by a module.
 #[derive(Clone, Copy)]
 pub struct JobSpec {

@@ -38,6 +38,7 @@ pub mod pdf;
 pub mod people;
 pub mod permissions;
 pub mod schedules;
+pub mod sealed;
 pub mod smtp;
 pub mod tabular;
 pub mod timeline;

@@ -150,6 +150,12 @@ pub trait Module: Send + Sync + 'static {
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
         &[]
     }
+    /// Embedded static files (scripts, styles), served at `/static/<path>`;
+    /// prefix the path with the module id (`clubs/gallery.js`). A theme's
+    /// `static/` folder may override each, as it does the core's.
+    fn assets(&self) -> &'static [(&'static str, &'static [u8])] {
+        &[]
+    }
     fn widgets(&self) -> Vec<Widget> {
         Vec::new()
     }

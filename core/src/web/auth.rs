@@ -261,6 +261,69 @@ impl FromRequestParts<AppState> for OrgCtx {
     }
 }
 
+/// Someone on an organisation's public pages (a club page, an attendance
+/// form): the organisation, and the member context when the visitor is
+/// signed in and belongs to it. Fails only when the organisation does not
+/// exist (404); a stranger, or a member who still owes a second factor, is
+/// simply an anonymous visitor.
+#[derive(Clone, Debug)]
+pub struct Visitor {
+    pub org: Org,
+    pub actor: Option<Actor>,
+    /// Present when the visitor is a member (or an instance administrator).
+    pub ctx: Option<OrgCtx>,
+}
+
+impl Visitor {
+    /// The visitor's access to a module: `None` for anonymous visitors.
+    pub fn access(&self, module: &str) -> Access {
+        self.ctx.as_ref().map(|c| c.access(module)).unwrap_or(Access::None)
+    }
+
+    pub fn who(&self) -> crate::audit::Who {
+        match &self.actor {
+            Some(a) => a.who(),
+            None => crate::audit::Who::system("public form"),
+        }
+    }
+
+    /// Write access for a public form, granted by the module itself after it
+    /// checked its own proof (an attendance code valid for this
+    /// organisation). The capability carries no account (the nil id): what
+    /// is written with it is attributed to `who()`. Never call it without
+    /// such a check: it is how an anonymous visitor gets to write.
+    pub fn public_form_grant(&self, module: &'static str) -> CanWrite {
+        CanWrite::grant(self.org.id, crate::ids::AccountId(uuid::Uuid::nil()), module)
+    }
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let MaybeActor(actor) = MaybeActor::from_request_parts(parts, state).await?;
+        let Path(params): Path<HashMap<String, String>> =
+            Path::from_request_parts(parts, state).await.map_err(|e| e.into_response())?;
+        let key = params.get("org").cloned().unwrap_or_default();
+        let ctx = match &actor {
+            Some(a) => match OrgCtx::resolve(state, a.clone(), &key).await {
+                Ok(c) => Some(c),
+                Err(CoreError::NotFound | CoreError::TotpRequired) => None,
+                Err(e) => return Err(reject(parts, e)),
+            },
+            None => None,
+        };
+        let org = match &ctx {
+            Some(c) => c.org.clone(),
+            None => match orgs::find_org(&state.db, &key).await {
+                Ok(Some(o)) => o,
+                Ok(None) => return Err(reject(parts, CoreError::NotFound)),
+                Err(e) => return Err(reject(parts, e)),
+            },
+        };
+        Ok(Visitor { org, actor, ctx })
+    }
+}
+
 /// The CSRF token of this browser, for forms (`<input name="_csrf">`).
 #[derive(Clone)]
 pub struct CsrfToken(pub String);

@@ -32,7 +32,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-pub use auth::{Actor, OrgCtx};
+pub use auth::{Actor, OrgCtx, Visitor};
 pub use templates::{Page, Templates};
 
 #[derive(Clone)]
@@ -45,6 +45,8 @@ pub struct StateInner {
     pub templates: Templates,
     pub metrics: metrics::Metrics,
     pub signing_key: Vec<u8>,
+    /// The key of sealed fields ([`crate::sealed`]), held outside the database.
+    pub data_key: crate::sealed::DataKey,
     /// Account behind an access token, by (account id, token family).
     pub token_cache: TtlCache<(String, String), crate::identity::Account>,
     /// Organisation and the caller's role in it, by (org id or slug, account).
@@ -64,6 +66,7 @@ impl AppState {
         instance::ensure(&db).await?;
         let inst = instance::load(&db).await?;
         let templates = Templates::new(&modules, cfg.theme.as_deref())?;
+        let data_key = crate::sealed::DataKey::load(&cfg)?;
         let ttl = std::time::Duration::from_millis(cfg.security.auth_cache_ms.max(0) as u64);
         Ok(AppState(Arc::new(StateInner {
             token_cache: TtlCache::new(ttl),
@@ -74,6 +77,7 @@ impl AppState {
             templates,
             metrics: metrics::Metrics::default(),
             signing_key: inst.signing_key,
+            data_key,
             setup_done: AtomicBool::new(inst.setup_done),
         })))
     }
@@ -202,7 +206,9 @@ async fn static_asset(
     }
     let body: Option<Vec<u8>> = match state.cfg.theme.as_ref().map(|t| t.join("static").join(&path)) {
         Some(p) if p.is_file() => tokio::fs::read(p).await.ok(),
-        _ => templates::embedded_static(&path).map(|b| b.to_vec()),
+        _ => templates::embedded_static(&path).map(|b| b.to_vec()).or_else(|| {
+            state.modules.all().iter().flat_map(|m| m.assets().iter()).find(|(p, _)| *p == path).map(|(_, b)| b.to_vec())
+        }),
     };
     let Some(body) = body else {
         return StatusCode::NOT_FOUND.into_response();
@@ -212,6 +218,7 @@ async fn static_asset(
         Some("js") => "text/javascript; charset=utf-8",
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
+        Some("md") | Some("txt") => "text/plain; charset=utf-8",
         Some("json") => "application/json",
         Some("woff2") => "font/woff2",
         _ => "application/octet-stream",

@@ -41,7 +41,9 @@ embed_static!(
     "api-docs.css",
     "logo.svg",
     "vendor/htmx/htmx.min.js",
-    "vendor/htmx/LICENSE"
+    "vendor/htmx/LICENSE",
+    "vendor/chartjs/chart.umd.min.js",
+    "vendor/chartjs/LICENSE.md"
 );
 
 impl Templates {
