@@ -13,9 +13,8 @@
     if (typeof window.Chart === "undefined") return;
     document.querySelectorAll(".chart-box").forEach(function (box) {
       var canvas = box.querySelector("canvas");
-      var data = box.querySelector(".chart-data");
-      if (!canvas || !data) return;
-      var d = JSON.parse(data.textContent || "{}");
+      if (!canvas) return;
+      var d = JSON.parse(box.getAttribute("data-series") || "{}");
       var kind = box.getAttribute("data-chart") || "bar";
       var primary = getComputedStyle(document.documentElement).getPropertyValue("--primary").trim() || "#FF6B35";
       new window.Chart(canvas, {

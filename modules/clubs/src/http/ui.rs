@@ -82,7 +82,7 @@ async fn index(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Query(flash): 
     Ok(ui.render(
         "clubs_index.html",
         json!({"d": d, "clubs": clubs, "photos": photos, "viewer": viewer_json(&v), "base": base(&v), "currency": org.currency, "notice": {"error": flash.error, "done": flash.done},
-            "chart": {"labels": d.per_month.iter().map(|m| m.month.clone()).collect::<Vec<_>>(), "values": d.per_month.iter().map(|m| m.participants).collect::<Vec<_>>()}}),
+            "chart": json!({"labels": d.per_month.iter().map(|m| m.month.clone()).collect::<Vec<_>>(), "values": d.per_month.iter().map(|m| m.participants).collect::<Vec<_>>()}).to_string()}),
     ))
 }
 
@@ -111,7 +111,8 @@ async fn club(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, key)):
     let chart = json!({
         "labels": syn.map(|s| s.per_activity.iter().map(|p| format!("{} {}", p.date, p.theme)).collect::<Vec<_>>()).unwrap_or_default(),
         "values": syn.map(|s| s.per_activity.iter().map(|p| p.participants).collect::<Vec<_>>()).unwrap_or_default(),
-    });
+    })
+    .to_string();
     let ui = ui_for(ui, &v).await?;
     Ok(ui.render(
         "clubs_club.html",

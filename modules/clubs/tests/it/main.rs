@@ -322,7 +322,10 @@ db_test!(an_activity_report_is_written_and_mailed_to_the_club_head, |app: TestAp
     let body = &mails[0].body_text;
     let link = body.split_whitespace().find(|w| w.starts_with("http") && w.contains("/files/")).expect("a link to the report").to_string();
     // The PDF is readable, and has the club's figures.
-    let r = reqwest::Client::new().get(&link).bearer_auth(&s.admin).send().await.unwrap();
+    // The page link, for people; the same file through the API here.
+    let id = link.split("/files/").nth(1).and_then(|r| r.split('/').next()).expect("a file link");
+    assert!(link.contains(&format!("/o/{org}/files/{id}/content")), "{link}");
+    let r = reqwest::Client::new().get(app.url(&format!("/api/v1/orgs/{org}/files/{id}/content"))).bearer_auth(&s.admin).send().await.unwrap();
     assert_eq!(r.status(), 200, "{link}");
     let pdf = r.bytes().await.unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
