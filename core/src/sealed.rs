@@ -85,7 +85,11 @@ impl DataKey {
         // Sealing only fails on absurd lengths (more than 64 GiB).
         if self
             .key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(context.as_bytes()), &mut data)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(context.as_bytes()),
+                &mut data,
+            )
             .is_err()
         {
             return String::new();
@@ -119,7 +123,9 @@ impl DataKey {
         let plain = self
             .key
             .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut ct)
-            .map_err(|_| CoreError::Internal(format!("{context}: the sealed value does not open (altered or moved)")))?;
+            .map_err(|_| {
+                CoreError::Internal(format!("{context}: the sealed value does not open (altered or moved)"))
+            })?;
         String::from_utf8(plain.to_vec()).map_err(|_| CoreError::Internal(format!("{context}: not text")))
     }
 

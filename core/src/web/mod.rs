@@ -207,7 +207,13 @@ async fn static_asset(
     let body: Option<Vec<u8>> = match state.cfg.theme.as_ref().map(|t| t.join("static").join(&path)) {
         Some(p) if p.is_file() => tokio::fs::read(p).await.ok(),
         _ => templates::embedded_static(&path).map(|b| b.to_vec()).or_else(|| {
-            state.modules.all().iter().flat_map(|m| m.assets().iter()).find(|(p, _)| *p == path).map(|(_, b)| b.to_vec())
+            state
+                .modules
+                .all()
+                .iter()
+                .flat_map(|m| m.assets().iter())
+                .find(|(p, _)| *p == path)
+                .map(|(_, b)| b.to_vec())
         }),
     };
     let Some(body) = body else {

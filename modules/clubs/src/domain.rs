@@ -101,7 +101,11 @@ pub fn parse_amount(input: &str) -> Result<i64, &'static str> {
     if units.len() > 12 {
         return Err("The amount is too large.");
     }
-    let u: i64 = if units.is_empty() { 0 } else { units.parse().map_err(|_| "The amount is not a number (for example 12.50).")? };
+    let u: i64 = if units.is_empty() {
+        0
+    } else {
+        units.parse().map_err(|_| "The amount is not a number (for example 12.50).")?
+    };
     let c: i64 = format!("{cents:0<2}").parse().map_err(|_| "The amount is not a number (for example 12.50).")?;
     let total = u * 100 + c;
     if total == 0 {

@@ -111,7 +111,10 @@ impl Module for ClubsModule {
         &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
     }
     fn assets(&self) -> &'static [(&'static str, &'static [u8])] {
-        &[("clubs/clubs.js", include_bytes!("../static/clubs.js")), ("clubs/clubs.css", include_bytes!("../static/clubs.css"))]
+        &[
+            ("clubs/clubs.js", include_bytes!("../static/clubs.js")),
+            ("clubs/clubs.css", include_bytes!("../static/clubs.css")),
+        ]
     }
     fn widgets(&self) -> Vec<Widget> {
         vec![Widget {

@@ -50,8 +50,22 @@ pub async fn stamp(db: &Db, org: OrgId) -> CoreResult<i64> {
         .unwrap_or(0))
 }
 
-async fn record(tx: &mut Tx, who: &Who, org: OrgId, action: &str, kind: &str, id: &str, before: Option<Value>, after: Option<Value>) -> CoreResult<()> {
-    audit::record(tx, who, Change { org: Some(org), action, entity_type: kind, entity_id: id.to_string(), before, after }).await?;
+async fn record(
+    tx: &mut Tx,
+    who: &Who,
+    org: OrgId,
+    action: &str,
+    kind: &str,
+    id: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> CoreResult<()> {
+    audit::record(
+        tx,
+        who,
+        Change { org: Some(org), action, entity_type: kind, entity_id: id.to_string(), before, after },
+    )
+    .await?;
     touch(tx, org).await
 }
 
@@ -149,7 +163,17 @@ pub async fn save_scoring(db: &Db, who: &Who, cap: &CanWrite, s: Scoring) -> Cor
     .bind(s.code_valid_minutes)
     .execute(tx.conn())
     .await?;
-    record(&mut tx, who, cap.org(), "clubs.settings", "clubs_settings", &cap.org().to_string(), serde_json::to_value(before).ok(), serde_json::to_value(s).ok()).await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        "clubs.settings",
+        "clubs_settings",
+        &cap.org().to_string(),
+        serde_json::to_value(before).ok(),
+        serde_json::to_value(s).ok(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(s)
 }
@@ -278,9 +302,22 @@ pub async fn update_club(db: &Db, who: &Who, cap: &CanWrite, before: &Club, inpu
         .execute(tx.conn())
         .await
         .map_err(|e| CoreError::from(e).on_conflict("slug", "Another club already has this URL name."))?;
-    let r = sqlx::query(&format!("SELECT {CLUB_COLS} FROM clubs WHERE id = $1")).bind(&before.id).fetch_one(tx.conn()).await?;
+    let r = sqlx::query(&format!("SELECT {CLUB_COLS} FROM clubs WHERE id = $1"))
+        .bind(&before.id)
+        .fetch_one(tx.conn())
+        .await?;
     let c = club_row(&r)?;
-    record(&mut tx, who, cap.org(), "clubs.club.update", "club", &c.id, serde_json::to_value(before).ok(), serde_json::to_value(&c).ok()).await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        "clubs.club.update",
+        "club",
+        &c.id,
+        serde_json::to_value(before).ok(),
+        serde_json::to_value(&c).ok(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(c)
 }
@@ -361,13 +398,15 @@ pub async fn list_activities(db: &Db, org: OrgId, zone: &str, club_id: Option<&s
 }
 
 pub async fn activity(db: &Db, org: OrgId, zone: &str, club_id: &str, id: &str) -> CoreResult<Activity> {
-    let r = sqlx::query(&format!("SELECT {ACT_COLS} FROM clubs_activities a WHERE a.org_id = $1 AND a.club_id = $2 AND a.id = $3"))
-        .bind(org.to_string())
-        .bind(club_id)
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?
-        .ok_or(CoreError::NotFound)?;
+    let r = sqlx::query(&format!(
+        "SELECT {ACT_COLS} FROM clubs_activities a WHERE a.org_id = $1 AND a.club_id = $2 AND a.id = $3"
+    ))
+    .bind(org.to_string())
+    .bind(club_id)
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or(CoreError::NotFound)?;
     activity_row(&r, zone)
 }
 
@@ -410,7 +449,10 @@ fn activity_fields(input: ActivityInput, zone: &str, before: Option<&Activity>) 
                 None
             }
         },
-        None => before.and_then(|b| b.ends_at.as_deref()).and_then(|e| e.parse::<jiff::Timestamp>().ok()).map(|t| t.as_millisecond()),
+        None => before
+            .and_then(|b| b.ends_at.as_deref())
+            .and_then(|e| e.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_millisecond()),
     };
     if let (Some(s), Some(e)) = (starts, ends) {
         if e < s {
@@ -428,7 +470,14 @@ fn activity_fields(input: ActivityInput, zone: &str, before: Option<&Activity>) 
     Ok(ActivityFields { theme, starts: starts.unwrap_or(0), ends, place, description, difficulties, competition })
 }
 
-pub async fn create_activity(db: &Db, who: &Who, cap: &CanWrite, zone: &str, club: &Club, input: ActivityInput) -> CoreResult<Activity> {
+pub async fn create_activity(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    zone: &str,
+    club: &Club,
+    input: ActivityInput,
+) -> CoreResult<Activity> {
     let f = activity_fields(input, zone, None)?;
     let id = new_id();
     let now = Timestamp::now().0;
@@ -450,14 +499,25 @@ pub async fn create_activity(db: &Db, who: &Who, cap: &CanWrite, zone: &str, clu
     .bind(now)
     .execute(tx.conn())
     .await?;
-    let r = sqlx::query(&format!("SELECT {ACT_COLS} FROM clubs_activities a WHERE a.id = $1")).bind(&id).fetch_one(tx.conn()).await?;
+    let r = sqlx::query(&format!("SELECT {ACT_COLS} FROM clubs_activities a WHERE a.id = $1"))
+        .bind(&id)
+        .fetch_one(tx.conn())
+        .await?;
     let a = activity_row(&r, zone)?;
-    record(&mut tx, who, cap.org(), "clubs.activity.create", ACTIVITY, &id, None, serde_json::to_value(&a).ok()).await?;
+    record(&mut tx, who, cap.org(), "clubs.activity.create", ACTIVITY, &id, None, serde_json::to_value(&a).ok())
+        .await?;
     tx.commit().await?;
     Ok(a)
 }
 
-pub async fn update_activity(db: &Db, who: &Who, cap: &CanWrite, zone: &str, before: &Activity, input: ActivityInput) -> CoreResult<Activity> {
+pub async fn update_activity(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    zone: &str,
+    before: &Activity,
+    input: ActivityInput,
+) -> CoreResult<Activity> {
     let f = activity_fields(input, zone, Some(before))?;
     let mut tx = db.begin().await?;
     sqlx::query(
@@ -476,33 +536,70 @@ pub async fn update_activity(db: &Db, who: &Who, cap: &CanWrite, zone: &str, bef
     .bind(&before.id)
     .execute(tx.conn())
     .await?;
-    let r = sqlx::query(&format!("SELECT {ACT_COLS} FROM clubs_activities a WHERE a.id = $1")).bind(&before.id).fetch_one(tx.conn()).await?;
+    let r = sqlx::query(&format!("SELECT {ACT_COLS} FROM clubs_activities a WHERE a.id = $1"))
+        .bind(&before.id)
+        .fetch_one(tx.conn())
+        .await?;
     let a = activity_row(&r, zone)?;
-    record(&mut tx, who, cap.org(), "clubs.activity.update", ACTIVITY, &a.id, serde_json::to_value(before).ok(), serde_json::to_value(&a).ok()).await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        "clubs.activity.update",
+        ACTIVITY,
+        &a.id,
+        serde_json::to_value(before).ok(),
+        serde_json::to_value(&a).ok(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(a)
 }
 
 /// Changes the state, with the change on the activity's timeline (followers told).
-pub async fn set_state(st: &AppState, who: &Who, cap: &CanWrite, a: &Activity, rec: &RecordRef, to: State, note: &str) -> CoreResult<()> {
+pub async fn set_state(
+    st: &AppState,
+    who: &Who,
+    cap: &CanWrite,
+    a: &Activity,
+    rec: &RecordRef,
+    to: State,
+    note: &str,
+) -> CoreResult<()> {
     if !a.state.can_become(to) {
         return Err(CoreError::validation("state", "The activity is already in this state."));
     }
     let mut tx = st.db.begin().await?;
-    let n = sqlx::query("UPDATE clubs_activities SET state = $1, updated_at = $2 WHERE org_id = $3 AND id = $4 AND state = $5")
-        .bind(to.as_str())
-        .bind(Timestamp::now().0)
-        .bind(cap.org().to_string())
-        .bind(&a.id)
-        .bind(a.state.as_str())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+    let n = sqlx::query(
+        "UPDATE clubs_activities SET state = $1, updated_at = $2 WHERE org_id = $3 AND id = $4 AND state = $5",
+    )
+    .bind(to.as_str())
+    .bind(Timestamp::now().0)
+    .bind(cap.org().to_string())
+    .bind(&a.id)
+    .bind(a.state.as_str())
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
     if n == 0 {
-        return Err(CoreError::Conflict { field: Some("state".into()), message: "Someone changed the state meanwhile; reload the page.".into() });
+        return Err(CoreError::Conflict {
+            field: Some("state".into()),
+            message: "Someone changed the state meanwhile; reload the page.".into(),
+        });
     }
-    shrooms_core::timeline::status_change(st, &mut tx, who, cap.org(), rec, Some(a.state.key()), to.key(), note).await?;
-    record(&mut tx, who, cap.org(), "clubs.activity.state", ACTIVITY, &a.id, Some(json!({"state": a.state})), Some(json!({"state": to, "note": note}))).await?;
+    shrooms_core::timeline::status_change(st, &mut tx, who, cap.org(), rec, Some(a.state.key()), to.key(), note)
+        .await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        "clubs.activity.state",
+        ACTIVITY,
+        &a.id,
+        Some(json!({"state": a.state})),
+        Some(json!({"state": to, "note": note})),
+    )
+    .await?;
     tx.commit().await
 }
 
@@ -534,12 +631,25 @@ pub async fn results(db: &Db, org: OrgId, activity_id: &str) -> CoreResult<Vec<R
         .fetch_all(db.pool())
         .await?;
     rows.iter()
-        .map(|r| Ok(ResultRow { rank: r.try_get(0)?, winner_name: r.try_get(1)?, participant_id: r.try_get(2)?, prize: r.try_get(3)? }))
+        .map(|r| {
+            Ok(ResultRow {
+                rank: r.try_get(0)?,
+                winner_name: r.try_get(1)?,
+                participant_id: r.try_get(2)?,
+                prize: r.try_get(3)?,
+            })
+        })
         .collect()
 }
 
 /// Replaces the results of a competition.
-pub async fn set_results(db: &Db, who: &Who, cap: &CanWrite, a: &Activity, input: Vec<ResultInput>) -> CoreResult<Vec<ResultRow>> {
+pub async fn set_results(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    a: &Activity,
+    input: Vec<ResultInput>,
+) -> CoreResult<Vec<ResultRow>> {
     let mut errors = Vec::new();
     let mut rows = Vec::new();
     let names: HashMap<String, String> = attendances(db, cap.org(), Some(&a.id), None)
@@ -555,7 +665,10 @@ pub async fn set_results(db: &Db, who: &Who, cap: &CanWrite, a: &Activity, input
             Some(p) => match names.get(p) {
                 Some(n) => n.clone(),
                 None => {
-                    errors.push(FieldError::new(format!("results[{i}].participant_id"), "This person did not attend the activity."));
+                    errors.push(FieldError::new(
+                        format!("results[{i}].participant_id"),
+                        "This person did not attend the activity.",
+                    ));
                     String::new()
                 }
             },
@@ -565,12 +678,21 @@ pub async fn set_results(db: &Db, who: &Who, cap: &CanWrite, a: &Activity, input
             errors.push(FieldError::new(format!("results[{i}].winner_name"), "Give the winner's name."));
         }
         optional(&mut errors, &format!("results[{i}].prize"), &r.prize, 200);
-        rows.push(ResultRow { rank: r.rank, winner_name: name, participant_id: r.participant_id, prize: text(&r.prize) });
+        rows.push(ResultRow {
+            rank: r.rank,
+            winner_name: name,
+            participant_id: r.participant_id,
+            prize: text(&r.prize),
+        });
     }
     done(errors)?;
     let before = results(db, cap.org(), &a.id).await?;
     let mut tx = db.begin().await?;
-    sqlx::query("DELETE FROM clubs_results WHERE org_id = $1 AND activity_id = $2").bind(cap.org().to_string()).bind(&a.id).execute(tx.conn()).await?;
+    sqlx::query("DELETE FROM clubs_results WHERE org_id = $1 AND activity_id = $2")
+        .bind(cap.org().to_string())
+        .bind(&a.id)
+        .execute(tx.conn())
+        .await?;
     for r in &rows {
         sqlx::query("INSERT INTO clubs_results (id, org_id, activity_id, participant_id, winner_name, rank_no, prize) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(new_id())
@@ -583,7 +705,17 @@ pub async fn set_results(db: &Db, who: &Who, cap: &CanWrite, a: &Activity, input
             .execute(tx.conn())
             .await?;
     }
-    record(&mut tx, who, cap.org(), "clubs.activity.results", ACTIVITY, &a.id, serde_json::to_value(&before).ok(), serde_json::to_value(&rows).ok()).await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        "clubs.activity.results",
+        ACTIVITY,
+        &a.id,
+        serde_json::to_value(&before).ok(),
+        serde_json::to_value(&rows).ok(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(rows)
 }
@@ -637,13 +769,15 @@ pub async fn open_attendance(db: &Db, who: &Who, cap: &CanWrite, a: &Activity) -
     for _ in 0..20 {
         let b = shrooms_core::crypto::random_bytes::<4>();
         let candidate = format!("{:06}", u32::from_le_bytes(b) % 1_000_000);
-        let taken = sqlx::query("SELECT 1 FROM clubs_codes WHERE org_id = $1 AND code = $2 AND closed_at IS NULL AND expires_at > $3")
-            .bind(cap.org().to_string())
-            .bind(&candidate)
-            .bind(now)
-            .fetch_optional(tx.conn())
-            .await?
-            .is_some();
+        let taken = sqlx::query(
+            "SELECT 1 FROM clubs_codes WHERE org_id = $1 AND code = $2 AND closed_at IS NULL AND expires_at > $3",
+        )
+        .bind(cap.org().to_string())
+        .bind(&candidate)
+        .bind(now)
+        .fetch_optional(tx.conn())
+        .await?
+        .is_some();
         if !taken {
             code = candidate;
             break;
@@ -663,7 +797,17 @@ pub async fn open_attendance(db: &Db, who: &Who, cap: &CanWrite, a: &Activity) -
         .execute(tx.conn())
         .await?;
     // The code itself stays out of the audit log: it is a (short-lived) secret.
-    record(&mut tx, who, cap.org(), "clubs.attendance.open", ACTIVITY, &a.id, None, Some(json!({"expires_at": ts(expires)}))).await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        "clubs.attendance.open",
+        ACTIVITY,
+        &a.id,
+        None,
+        Some(json!({"expires_at": ts(expires)})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Code { code, opened_at: ts(now), expires_at: ts(expires), expires_ms: expires })
 }
@@ -681,7 +825,8 @@ pub async fn close_attendance(db: &Db, who: &Who, cap: &CanWrite, a: &Activity) 
 }
 
 pub const WRONG_CODE: &str = "This code is not valid. Check the six digits shown in the room.";
-pub const EXPIRED_CODE: &str = "This code has expired: attendance closes 3 hours after it opens. Ask the club's executives.";
+pub const EXPIRED_CODE: &str =
+    "This code has expired: attendance closes 3 hours after it opens. Ask the club's executives.";
 pub const CLOSED_CODE: &str = "Attendance for this activity was closed by the club's executives.";
 pub const ALREADY: &str = "You have already signed the attendance of this activity: one submission per person.";
 
@@ -744,20 +889,36 @@ pub struct Submitted {
 /// participant and the attendance in one transaction. A second submission
 /// by the same person is refused; the same submission sent again (a retry
 /// after a dropped connection) answers what the first one did.
-pub async fn submit(st: &AppState, who: &Who, grant: &CanWrite, zone: &str, input: AttendanceInput, photos: Vec<Photo>, address: &str) -> CoreResult<Submitted> {
+pub async fn submit(
+    st: &AppState,
+    who: &Who,
+    grant: &CanWrite,
+    zone: &str,
+    input: AttendanceInput,
+    photos: Vec<Photo>,
+    address: &str,
+) -> CoreResult<Submitted> {
     let org = grant.org();
     let a = check_code(&st.db, org, zone, &input.code, address).await?;
     let input = input.checked()?;
     let key = domain::identity_key(&input.last_name, &input.first_name);
     let submission = input.submission_id.clone().unwrap_or_else(new_id);
     // A retry of a submission that was recorded: same answer, nothing new.
-    if let Some(r) = sqlx::query("SELECT id, participant_id, activity_id FROM clubs_attendances WHERE org_id = $1 AND submission_key = $2")
-        .bind(org.to_string())
-        .bind(&submission)
-        .fetch_optional(st.db.pool())
-        .await?
+    if let Some(r) = sqlx::query(
+        "SELECT id, participant_id, activity_id FROM clubs_attendances WHERE org_id = $1 AND submission_key = $2",
+    )
+    .bind(org.to_string())
+    .bind(&submission)
+    .fetch_optional(st.db.pool())
+    .await?
     {
-        return Ok(Submitted { attendance_id: r.try_get(0)?, participant_id: r.try_get(1)?, activity_id: r.try_get(2)?, already_recorded: true, photos: 0 });
+        return Ok(Submitted {
+            attendance_id: r.try_get(0)?,
+            participant_id: r.try_get(1)?,
+            activity_id: r.try_get(2)?,
+            already_recorded: true,
+            photos: 0,
+        });
     }
     if sqlx::query("SELECT 1 FROM clubs_attendances t JOIN clubs_participants p ON p.id = t.participant_id WHERE t.org_id = $1 AND t.activity_id = $2 AND p.identity_key = $3")
         .bind(org.to_string())
@@ -776,7 +937,15 @@ pub async fn submit(st: &AppState, who: &Who, grant: &CanWrite, zone: &str, inpu
     let mut stored = Vec::new();
     for p in photos {
         let owner = shrooms_core::files::Owner::new(ACTIVITY, &a.id);
-        match shrooms_core::files::store(st, who, grant, &owner, shrooms_core::files::Upload { name: p.name, bytes: p.bytes, public: true }).await {
+        match shrooms_core::files::store(
+            st,
+            who,
+            grant,
+            &owner,
+            shrooms_core::files::Upload { name: p.name, bytes: p.bytes, public: true },
+        )
+        .await
+        {
             Ok(f) if f.is_image() => stored.push(f.id),
             Ok(f) => {
                 stored.push(f.id);
@@ -786,7 +955,9 @@ pub async fn submit(st: &AppState, who: &Who, grant: &CanWrite, zone: &str, inpu
             Err(e) => {
                 discard(st, who, grant, &stored).await;
                 return Err(match e {
-                    CoreError::Validation(v) => CoreError::Validation(v.into_iter().map(|f| FieldError::new("photos", f.message)).collect()),
+                    CoreError::Validation(v) => {
+                        CoreError::Validation(v.into_iter().map(|f| FieldError::new("photos", f.message)).collect())
+                    }
                     other => other,
                 });
             }
@@ -850,7 +1021,13 @@ pub async fn submit(st: &AppState, who: &Who, grant: &CanWrite, zone: &str, inpu
     }
     .await;
     match saved {
-        Ok(pid) => Ok(Submitted { attendance_id, participant_id: pid, activity_id: a.id, already_recorded: false, photos: stored.len() as i64 }),
+        Ok(pid) => Ok(Submitted {
+            attendance_id,
+            participant_id: pid,
+            activity_id: a.id,
+            already_recorded: false,
+            photos: stored.len() as i64,
+        }),
         Err(e) => {
             discard(st, who, grant, &stored).await;
             Err(e)
@@ -884,7 +1061,12 @@ pub struct AttendanceRow {
 }
 
 /// Attendances of one activity, or of one club, or of the organisation.
-pub async fn attendances(db: &Db, org: OrgId, activity_id: Option<&str>, club_id: Option<&str>) -> CoreResult<Vec<AttendanceRow>> {
+pub async fn attendances(
+    db: &Db,
+    org: OrgId,
+    activity_id: Option<&str>,
+    club_id: Option<&str>,
+) -> CoreResult<Vec<AttendanceRow>> {
     let mut sql = String::from(
         "SELECT t.id, t.activity_id, t.club_id, t.participant_id, p.last_name, p.first_name, t.field_of_study, t.level, t.rating, t.suggestion, t.submitted_at \
          FROM clubs_attendances t JOIN clubs_participants p ON p.id = t.participant_id WHERE t.org_id = $1",
@@ -954,9 +1136,22 @@ pub struct ParticipantFilter {
 }
 
 /// One line per participant, with their history folded in, sorted by name.
-pub async fn participants(db: &Db, org: OrgId, clubs: &[Club], filter: &ParticipantFilter, scoring: &Scoring) -> CoreResult<Vec<Participant>> {
+pub async fn participants(
+    db: &Db,
+    org: OrgId,
+    clubs: &[Club],
+    filter: &ParticipantFilter,
+    scoring: &Scoring,
+) -> CoreResult<Vec<Participant>> {
     let club_id = match filter.club.as_deref().filter(|c| !c.is_empty()) {
-        Some(k) => Some(clubs.iter().find(|c| c.id == k || c.slug == k).ok_or_else(|| CoreError::validation("club", "No such club."))?.id.clone()),
+        Some(k) => Some(
+            clubs
+                .iter()
+                .find(|c| c.id == k || c.slug == k)
+                .ok_or_else(|| CoreError::validation("club", "No such club."))?
+                .id
+                .clone(),
+        ),
         None => None,
     };
     let rows = attendances(db, org, None, club_id.as_deref()).await?;
@@ -993,22 +1188,37 @@ pub async fn participants(db: &Db, org: OrgId, clubs: &[Club], filter: &Particip
             p.points += list.iter().map(|r| scoring.for_rank(*r)).sum::<i64>();
         }
     }
-    let q = filter.q.as_deref().map(|q| domain::identity_key(q, "").trim_end_matches('|').to_string()).filter(|q| !q.is_empty());
+    let q = filter
+        .q
+        .as_deref()
+        .map(|q| domain::identity_key(q, "").trim_end_matches('|').to_string())
+        .filter(|q| !q.is_empty());
     let mut out: Vec<Participant> = by
         .into_values()
         .filter(|p| {
-            let hay = domain::identity_key(&format!("{} {} {} {}", p.last_name, p.first_name, p.field_of_study, p.level), "");
+            let hay =
+                domain::identity_key(&format!("{} {} {} {}", p.last_name, p.first_name, p.field_of_study, p.level), "");
             q.as_ref().is_none_or(|q| q.split(' ').all(|w| hay.contains(w)))
-                && filter.field.as_deref().filter(|f| !f.is_empty()).is_none_or(|f| p.field_of_study.eq_ignore_ascii_case(f))
+                && filter
+                    .field
+                    .as_deref()
+                    .filter(|f| !f.is_empty())
+                    .is_none_or(|f| p.field_of_study.eq_ignore_ascii_case(f))
                 && filter.level.as_deref().filter(|f| !f.is_empty()).is_none_or(|f| p.level.eq_ignore_ascii_case(f))
         })
         .collect();
-    out.sort_by(|a, b| (a.last_name.to_lowercase(), a.first_name.to_lowercase()).cmp(&(b.last_name.to_lowercase(), b.first_name.to_lowercase())));
+    out.sort_by(|a, b| {
+        (a.last_name.to_lowercase(), a.first_name.to_lowercase())
+            .cmp(&(b.last_name.to_lowercase(), b.first_name.to_lowercase()))
+    });
     Ok(out)
 }
 
 async fn participant_details(db: &Db, org: OrgId) -> CoreResult<HashMap<String, (String, String)>> {
-    let rows = sqlx::query("SELECT id, field_of_study, level FROM clubs_participants WHERE org_id = $1").bind(org.to_string()).fetch_all(db.pool()).await?;
+    let rows = sqlx::query("SELECT id, field_of_study, level FROM clubs_participants WHERE org_id = $1")
+        .bind(org.to_string())
+        .fetch_all(db.pool())
+        .await?;
     rows.iter().map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?)))).collect()
 }
 
@@ -1066,7 +1276,8 @@ pub struct ExecutiveInput {
     pub is_head: Option<bool>,
 }
 
-const EXEC_COLS: &str = "id, club_id, last_name, first_name, email, phone, field_of_study, level, position, is_head, photo_file_id";
+const EXEC_COLS: &str =
+    "id, club_id, last_name, first_name, email, phone, field_of_study, level, position, is_head, photo_file_id";
 
 fn exec_row(r: &AnyRow) -> CoreResult<Executive> {
     Ok(Executive {
@@ -1094,13 +1305,15 @@ pub async fn executives(db: &Db, org: OrgId, club_id: &str) -> CoreResult<Vec<Ex
 }
 
 pub async fn executive(db: &Db, org: OrgId, club_id: &str, id: &str) -> CoreResult<Executive> {
-    let r = sqlx::query(&format!("SELECT {EXEC_COLS} FROM clubs_executives WHERE org_id = $1 AND club_id = $2 AND id = $3"))
-        .bind(org.to_string())
-        .bind(club_id)
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?
-        .ok_or(CoreError::NotFound)?;
+    let r = sqlx::query(&format!(
+        "SELECT {EXEC_COLS} FROM clubs_executives WHERE org_id = $1 AND club_id = $2 AND id = $3"
+    ))
+    .bind(org.to_string())
+    .bind(club_id)
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?
+    .ok_or(CoreError::NotFound)?;
     exec_row(&r)
 }
 
@@ -1124,7 +1337,13 @@ fn exec_fields(input: ExecutiveInput, before: Option<&Executive>) -> CoreResult<
     required(&mut errors, "first_name", &e.first_name, 100);
     required(&mut errors, "position", &e.position, 100);
     let email = e.email.as_deref().unwrap_or("");
-    if !email.is_empty() && (email.len() > 254 || !email.contains('@') || email.contains(' ') || email.starts_with('@') || email.ends_with('@')) {
+    if !email.is_empty()
+        && (email.len() > 254
+            || !email.contains('@')
+            || email.contains(' ')
+            || email.starts_with('@')
+            || email.ends_with('@'))
+    {
         errors.push(FieldError::new("email", "This is not an email address."));
     }
     optional(&mut errors, "phone", e.phone.as_deref().unwrap_or(""), 40);
@@ -1134,7 +1353,14 @@ fn exec_fields(input: ExecutiveInput, before: Option<&Executive>) -> CoreResult<
     Ok(e)
 }
 
-pub async fn save_executive(db: &Db, who: &Who, cap: &CanWrite, club: &Club, before: Option<&Executive>, input: ExecutiveInput) -> CoreResult<Executive> {
+pub async fn save_executive(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    club: &Club,
+    before: Option<&Executive>,
+    input: ExecutiveInput,
+) -> CoreResult<Executive> {
     let mut e = exec_fields(input, before)?;
     e.club_id = club.id.clone();
     let mut tx = db.begin().await?;
@@ -1185,21 +1411,58 @@ pub async fn save_executive(db: &Db, who: &Who, cap: &CanWrite, club: &Club, bef
         .await?;
     }
     let action = if before.is_some() { "clubs.executive.update" } else { "clubs.executive.create" };
-    record(&mut tx, who, cap.org(), action, "club_executive", &e.id, before.and_then(|b| serde_json::to_value(b).ok()), serde_json::to_value(&e).ok()).await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        action,
+        "club_executive",
+        &e.id,
+        before.and_then(|b| serde_json::to_value(b).ok()),
+        serde_json::to_value(&e).ok(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(e)
 }
 
-pub async fn set_executive_photo(st: &AppState, who: &Who, cap: &CanWrite, e: &Executive, photo: Photo) -> CoreResult<Executive> {
-    let f = shrooms_core::files::store(st, who, cap, &shrooms_core::files::Owner::new("club_executive", &e.id), shrooms_core::files::Upload { name: photo.name, bytes: photo.bytes, public: true })
-        .await?;
+pub async fn set_executive_photo(
+    st: &AppState,
+    who: &Who,
+    cap: &CanWrite,
+    e: &Executive,
+    photo: Photo,
+) -> CoreResult<Executive> {
+    let f = shrooms_core::files::store(
+        st,
+        who,
+        cap,
+        &shrooms_core::files::Owner::new("club_executive", &e.id),
+        shrooms_core::files::Upload { name: photo.name, bytes: photo.bytes, public: true },
+    )
+    .await?;
     if !f.is_image() {
         shrooms_core::files::delete(st, who, cap, &f.id).await?;
         return Err(CoreError::validation("photo", "Only photos are accepted (JPEG, PNG, WebP, GIF)."));
     }
     let mut tx = st.db.begin().await?;
-    sqlx::query("UPDATE clubs_executives SET photo_file_id = $1 WHERE org_id = $2 AND id = $3").bind(&f.id).bind(cap.org().to_string()).bind(&e.id).execute(tx.conn()).await?;
-    record(&mut tx, who, cap.org(), "clubs.executive.photo", "club_executive", &e.id, Some(json!({"photo": e.photo_file_id})), Some(json!({"photo": f.id}))).await?;
+    sqlx::query("UPDATE clubs_executives SET photo_file_id = $1 WHERE org_id = $2 AND id = $3")
+        .bind(&f.id)
+        .bind(cap.org().to_string())
+        .bind(&e.id)
+        .execute(tx.conn())
+        .await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        "clubs.executive.photo",
+        "club_executive",
+        &e.id,
+        Some(json!({"photo": e.photo_file_id})),
+        Some(json!({"photo": f.id})),
+    )
+    .await?;
     tx.commit().await?;
     if let Some(old) = &e.photo_file_id {
         let _ = shrooms_core::files::delete(st, who, cap, old).await;
@@ -1212,8 +1475,22 @@ pub async fn set_executive_photo(st: &AppState, who: &Who, cap: &CanWrite, e: &E
 pub async fn delete_executive(st: &AppState, who: &Who, cap: &CanWrite, e: &Executive) -> CoreResult<()> {
     let mut tx = st.db.begin().await?;
     shrooms_core::files::delete_for(&mut tx, who, cap, "club_executive", &e.id).await?;
-    sqlx::query("DELETE FROM clubs_executives WHERE org_id = $1 AND id = $2").bind(cap.org().to_string()).bind(&e.id).execute(tx.conn()).await?;
-    record(&mut tx, who, cap.org(), "clubs.executive.delete", "club_executive", &e.id, serde_json::to_value(e).ok(), None).await?;
+    sqlx::query("DELETE FROM clubs_executives WHERE org_id = $1 AND id = $2")
+        .bind(cap.org().to_string())
+        .bind(&e.id)
+        .execute(tx.conn())
+        .await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        "clubs.executive.delete",
+        "club_executive",
+        &e.id,
+        serde_json::to_value(e).ok(),
+        None,
+    )
+    .await?;
     tx.commit().await
 }
 
@@ -1269,12 +1546,27 @@ pub async fn meetings(db: &Db, org: OrgId, zone: &str, club_id: &str) -> CoreRes
             let id: String = r.try_get(0)?;
             let held: i64 = r.try_get(2)?;
             let (present, absent) = by.remove(&id).unwrap_or_default();
-            Ok(Meeting { id, title: r.try_get(1)?, held_at: ts(held), held_local: local(held, zone), activity_id: r.try_get(3)?, present, absent })
+            Ok(Meeting {
+                id,
+                title: r.try_get(1)?,
+                held_at: ts(held),
+                held_local: local(held, zone),
+                activity_id: r.try_get(3)?,
+                present,
+                absent,
+            })
         })
         .collect()
 }
 
-pub async fn create_meeting(db: &Db, who: &Who, cap: &CanWrite, zone: &str, club: &Club, input: MeetingInput) -> CoreResult<Meeting> {
+pub async fn create_meeting(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    zone: &str,
+    club: &Club,
+    input: MeetingInput,
+) -> CoreResult<Meeting> {
     let mut errors = Vec::new();
     let title = text(input.title.as_deref().unwrap_or(""));
     required(&mut errors, "title", &title, 200);
@@ -1311,17 +1603,32 @@ pub async fn create_meeting(db: &Db, who: &Who, cap: &CanWrite, zone: &str, club
     let (mut present, mut absent) = (Vec::new(), Vec::new());
     for e in &execs {
         let here = input.present.contains(&e.id);
-        sqlx::query("INSERT INTO clubs_meeting_presence (meeting_id, executive_id, org_id, present) VALUES ($1, $2, $3, $4)")
-            .bind(&id)
-            .bind(&e.id)
-            .bind(cap.org().to_string())
-            .bind(here as i64)
-            .execute(tx.conn())
-            .await?;
-        if here { present.push(e.id.clone()) } else { absent.push(e.id.clone()) }
+        sqlx::query(
+            "INSERT INTO clubs_meeting_presence (meeting_id, executive_id, org_id, present) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&id)
+        .bind(&e.id)
+        .bind(cap.org().to_string())
+        .bind(here as i64)
+        .execute(tx.conn())
+        .await?;
+        if here {
+            present.push(e.id.clone())
+        } else {
+            absent.push(e.id.clone())
+        }
     }
-    let m = Meeting { id: id.clone(), title, held_at: ts(held), held_local: local(held, zone), activity_id, present, absent };
-    record(&mut tx, who, cap.org(), "clubs.meeting.create", "club_meeting", &id, None, serde_json::to_value(&m).ok()).await?;
+    let m = Meeting {
+        id: id.clone(),
+        title,
+        held_at: ts(held),
+        held_local: local(held, zone),
+        activity_id,
+        present,
+        absent,
+    };
+    record(&mut tx, who, cap.org(), "clubs.meeting.create", "club_meeting", &id, None, serde_json::to_value(&m).ok())
+        .await?;
     tx.commit().await?;
     Ok(m)
 }
@@ -1405,7 +1712,15 @@ pub fn this_year(zone: &str) -> i64 {
     jiff::Timestamp::now().to_zoned(tz).year() as i64
 }
 
-pub async fn save_task(db: &Db, who: &Who, cap: &CanWrite, zone: &str, club: &Club, before: Option<&Task>, input: TaskInput) -> CoreResult<Task> {
+pub async fn save_task(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    zone: &str,
+    club: &Club,
+    before: Option<&Task>,
+    input: TaskInput,
+) -> CoreResult<Task> {
     let mut errors = Vec::new();
     let title = input.title.map(|s| text(&s)).or(before.map(|b| b.title.clone())).unwrap_or_default();
     required(&mut errors, "title", &title, 300);
@@ -1479,18 +1794,36 @@ pub async fn save_task(db: &Db, who: &Who, cap: &CanWrite, zone: &str, club: &Cl
             .execute(tx.conn())
             .await?;
     }
-    let r = sqlx::query(&format!("SELECT {TASK_COLS} FROM clubs_tasks WHERE id = $1")).bind(&id).fetch_one(tx.conn()).await?;
+    let r = sqlx::query(&format!("SELECT {TASK_COLS} FROM clubs_tasks WHERE id = $1"))
+        .bind(&id)
+        .fetch_one(tx.conn())
+        .await?;
     let t = task_row(&r)?;
     let action = if before.is_some() { "clubs.task.update" } else { "clubs.task.create" };
-    record(&mut tx, who, cap.org(), action, "club_task", &id, before.and_then(|b| serde_json::to_value(b).ok()), serde_json::to_value(&t).ok()).await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        action,
+        "club_task",
+        &id,
+        before.and_then(|b| serde_json::to_value(b).ok()),
+        serde_json::to_value(&t).ok(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(t)
 }
 
 pub async fn delete_task(db: &Db, who: &Who, cap: &CanWrite, t: &Task) -> CoreResult<()> {
     let mut tx = db.begin().await?;
-    sqlx::query("DELETE FROM clubs_tasks WHERE org_id = $1 AND id = $2").bind(cap.org().to_string()).bind(&t.id).execute(tx.conn()).await?;
-    record(&mut tx, who, cap.org(), "clubs.task.delete", "club_task", &t.id, serde_json::to_value(t).ok(), None).await?;
+    sqlx::query("DELETE FROM clubs_tasks WHERE org_id = $1 AND id = $2")
+        .bind(cap.org().to_string())
+        .bind(&t.id)
+        .execute(tx.conn())
+        .await?;
+    record(&mut tx, who, cap.org(), "clubs.task.delete", "club_task", &t.id, serde_json::to_value(t).ok(), None)
+        .await?;
     tx.commit().await
 }
 
@@ -1562,7 +1895,15 @@ pub async fn money(db: &Db, key: &DataKey, org: OrgId, club_id: Option<&str>) ->
         .collect()
 }
 
-pub async fn add_money(st: &AppState, who: &Who, cap: &CanWrite, zone: &str, club: &Club, input: MoneyInput, receipt: Option<Photo>) -> CoreResult<MoneyLine> {
+pub async fn add_money(
+    st: &AppState,
+    who: &Who,
+    cap: &CanWrite,
+    zone: &str,
+    club: &Club,
+    input: MoneyInput,
+    receipt: Option<Photo>,
+) -> CoreResult<MoneyLine> {
     let mut errors = Vec::new();
     let direction = Direction::parse(input.direction.as_deref().unwrap_or("expense"));
     if direction.is_none() {
@@ -1576,7 +1917,14 @@ pub async fn add_money(st: &AppState, who: &Who, cap: &CanWrite, zone: &str, clu
         }
     };
     let on = text(input.occurred_on.as_deref().unwrap_or(""));
-    let on = if on.is_empty() { jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC)).date().to_string() } else { on };
+    let on = if on.is_empty() {
+        jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC))
+            .date()
+            .to_string()
+    } else {
+        on
+    };
     if !valid_date(&on) {
         errors.push(FieldError::new("occurred_on", "Give a date like 2026-03-31."));
     }
@@ -1597,12 +1945,20 @@ pub async fn add_money(st: &AppState, who: &Who, cap: &CanWrite, zone: &str, clu
     // The receipt first: a refused file stores nothing.
     let mut receipts = Vec::new();
     if let Some(p) = receipt.filter(|p| !p.bytes.is_empty()) {
-        let f = shrooms_core::files::store(st, who, cap, &shrooms_core::files::Owner::new("club_money", &id), shrooms_core::files::Upload { name: p.name, bytes: p.bytes, public: false })
-            .await
-            .map_err(|e| match e {
-                CoreError::Validation(v) => CoreError::Validation(v.into_iter().map(|f| FieldError::new("receipt", f.message)).collect()),
-                other => other,
-            })?;
+        let f = shrooms_core::files::store(
+            st,
+            who,
+            cap,
+            &shrooms_core::files::Owner::new("club_money", &id),
+            shrooms_core::files::Upload { name: p.name, bytes: p.bytes, public: false },
+        )
+        .await
+        .map_err(|e| match e {
+            CoreError::Validation(v) => {
+                CoreError::Validation(v.into_iter().map(|f| FieldError::new("receipt", f.message)).collect())
+            }
+            other => other,
+        })?;
         receipts.push(f.id);
     }
     let line = MoneyLine {
@@ -1636,7 +1992,17 @@ pub async fn add_money(st: &AppState, who: &Who, cap: &CanWrite, zone: &str, clu
     .execute(tx.conn())
     .await?;
     // The audit log is readable by administrators: it says a line was added, not its amount.
-    record(&mut tx, who, cap.org(), "clubs.money.create", "club_money", &id, None, Some(json!({"club_id": club.id, "direction": direction, "occurred_on": line.occurred_on}))).await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        "clubs.money.create",
+        "club_money",
+        &id,
+        None,
+        Some(json!({"club_id": club.id, "direction": direction, "occurred_on": line.occurred_on})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(line)
 }
@@ -1644,8 +2010,22 @@ pub async fn add_money(st: &AppState, who: &Who, cap: &CanWrite, zone: &str, clu
 pub async fn delete_money(st: &AppState, who: &Who, cap: &CanWrite, line: &MoneyLine) -> CoreResult<()> {
     let mut tx = st.db.begin().await?;
     shrooms_core::files::delete_for(&mut tx, who, cap, "club_money", &line.id).await?;
-    sqlx::query("DELETE FROM clubs_money WHERE org_id = $1 AND id = $2").bind(cap.org().to_string()).bind(&line.id).execute(tx.conn()).await?;
-    record(&mut tx, who, cap.org(), "clubs.money.delete", "club_money", &line.id, Some(json!({"club_id": line.club_id, "direction": line.direction, "occurred_on": line.occurred_on})), None).await?;
+    sqlx::query("DELETE FROM clubs_money WHERE org_id = $1 AND id = $2")
+        .bind(cap.org().to_string())
+        .bind(&line.id)
+        .execute(tx.conn())
+        .await?;
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        "clubs.money.delete",
+        "club_money",
+        &line.id,
+        Some(json!({"club_id": line.club_id, "direction": line.direction, "occurred_on": line.occurred_on})),
+        None,
+    )
+    .await?;
     tx.commit().await
 }
 
@@ -1683,7 +2063,13 @@ pub fn cash_summary(lines: &[MoneyLine], from: Option<&str>, to: Option<&str>) -
         let m = match months.iter_mut().find(|m| m.month == month) {
             Some(m) => m,
             None => {
-                months.push(MonthCash { month: month.clone(), income: String::new(), expenses: String::new(), income_cents: 0, expense_cents: 0 });
+                months.push(MonthCash {
+                    month: month.clone(),
+                    income: String::new(),
+                    expenses: String::new(),
+                    income_cents: 0,
+                    expense_cents: 0,
+                });
                 months.last_mut().expect("just pushed")
             }
         };
@@ -1703,5 +2089,10 @@ pub fn cash_summary(lines: &[MoneyLine], from: Option<&str>, to: Option<&str>) -
         m.income = domain::format_cents(m.income_cents);
         m.expenses = domain::format_cents(m.expense_cents);
     }
-    CashSummary { income: domain::format_cents(income), expenses: domain::format_cents(expenses), balance: domain::format_cents(income - expenses), months }
+    CashSummary {
+        income: domain::format_cents(income),
+        expenses: domain::format_cents(expenses),
+        balance: domain::format_cents(income - expenses),
+        months,
+    }
 }

@@ -164,7 +164,15 @@ async fn sqlx_results(st: &AppState, org: OrgId) -> CoreResult<Vec<(String, Resu
         .await?;
     rows.iter()
         .map(|r| {
-            Ok((r.try_get(0)?, ResultRow { rank: r.try_get(1)?, winner_name: r.try_get(2)?, participant_id: r.try_get(3)?, prize: r.try_get(4)? }))
+            Ok((
+                r.try_get(0)?,
+                ResultRow {
+                    rank: r.try_get(1)?,
+                    winner_name: r.try_get(2)?,
+                    participant_id: r.try_get(3)?,
+                    prize: r.try_get(4)?,
+                },
+            ))
         })
         .collect()
 }
@@ -246,7 +254,13 @@ fn restricted(d: &Data, club: Option<&str>, acts: &[&Activity]) -> Restricted {
         .iter()
         .filter(|a| a.difficulties.as_deref().is_some_and(|s| !s.trim().is_empty()))
         .take(50)
-        .map(|a| Feedback { activity_id: a.id.clone(), theme: a.theme.clone(), date: local_date(a), text: a.difficulties.clone().unwrap_or_default(), rating: None })
+        .map(|a| Feedback {
+            activity_id: a.id.clone(),
+            theme: a.theme.clone(),
+            date: local_date(a),
+            text: a.difficulties.clone().unwrap_or_default(),
+            rating: None,
+        })
         .collect();
     Restricted {
         cash: service::cash_summary(&lines, None, None),
@@ -262,18 +276,31 @@ fn club_synthesis(d: &Data, c: &Club, by_id: &HashMap<&str, &Activity>, counts: 
     let held: Vec<&&Activity> = acts.iter().filter(|a| a.state == State::Done).collect();
     let attendances: i64 = d.attendances.iter().filter(|t| t.club_id == c.id).count() as i64;
     let held_attendances: i64 = held.iter().map(|a| counts.get(a.id.as_str()).copied().unwrap_or(0)).sum();
-    let people: std::collections::HashSet<&str> = d.attendances.iter().filter(|t| t.club_id == c.id).map(|t| t.participant_id.as_str()).collect();
+    let people: std::collections::HashSet<&str> =
+        d.attendances.iter().filter(|t| t.club_id == c.id).map(|t| t.participant_id.as_str()).collect();
     let mut per_activity: Vec<PerActivity> = acts
         .iter()
         .filter(|a| a.state != State::Cancelled && a.state != State::Planned)
-        .map(|a| PerActivity { activity_id: a.id.clone(), theme: a.theme.clone(), date: local_date(a), participants: counts.get(a.id.as_str()).copied().unwrap_or(0) })
+        .map(|a| PerActivity {
+            activity_id: a.id.clone(),
+            theme: a.theme.clone(),
+            date: local_date(a),
+            participants: counts.get(a.id.as_str()).copied().unwrap_or(0),
+        })
         .collect();
     per_activity.sort_by(|a, b| a.date.cmp(&b.date));
     let mut winners = Vec::new();
     for a in &acts {
         if let Some(rs) = d.results.get(&a.id) {
             for r in rs.iter().filter(|r| r.rank <= 3) {
-                winners.push(Winner { activity_id: a.id.clone(), theme: a.theme.clone(), date: local_date(a), rank: r.rank, name: r.winner_name.clone(), prize: r.prize.clone() });
+                winners.push(Winner {
+                    activity_id: a.id.clone(),
+                    theme: a.theme.clone(),
+                    date: local_date(a),
+                    rank: r.rank,
+                    name: r.winner_name.clone(),
+                    prize: r.prize.clone(),
+                });
             }
         }
     }
@@ -309,7 +336,8 @@ fn compute(d: &Data) -> Dashboard {
     for t in &d.attendances {
         *counts.entry(t.activity_id.as_str()).or_default() += 1;
     }
-    let clubs: Vec<ClubSynthesis> = d.clubs.iter().filter(|c| !c.archived).map(|c| club_synthesis(d, c, &by_id, &counts)).collect();
+    let clubs: Vec<ClubSynthesis> =
+        d.clubs.iter().filter(|c| !c.archived).map(|c| club_synthesis(d, c, &by_id, &counts)).collect();
     let all: Vec<&Activity> = d.activities.iter().collect();
     let people: std::collections::HashSet<&str> = d.attendances.iter().map(|t| t.participant_id.as_str()).collect();
     let tasks_done = d.tasks.iter().filter(|t| t.done).count() as i64;

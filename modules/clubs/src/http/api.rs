@@ -3,7 +3,7 @@
 //! others need a club executive (their own club) or a federation executive,
 //! with a second factor.
 
-use super::{read_multipart, Address};
+use super::{read_multipart, Address, Exec};
 use crate::access::Viewer;
 use crate::domain::{AttendanceInput, Scoring, State};
 use crate::service::{self, Activity, Club, Executive};
@@ -60,10 +60,19 @@ pub async fn club_page(st: &AppState, v: &Viewer, key: &str) -> CoreResult<ClubP
     let d = synthesis::dashboard(st, org.id, &org.timezone).await?;
     let d = synthesis::visible(&d, v.sees_all(), |c| v.sees(c));
     let syn = d.clubs.into_iter().find(|c| c.club_id == club.id);
-    let activities = service::list_activities(&st.db, org.id, &org.timezone, Some(&club.id)).await?.into_iter().map(|a| shown_activity(a, v)).collect();
-    let executives = service::executives(&st.db, org.id, &club.id).await?.into_iter().map(|e| shown_executive(e, v)).collect();
+    let activities = service::list_activities(&st.db, org.id, &org.timezone, Some(&club.id))
+        .await?
+        .into_iter()
+        .map(|a| shown_activity(a, v))
+        .collect();
+    let executives =
+        service::executives(&st.db, org.id, &club.id).await?.into_iter().map(|e| shown_executive(e, v)).collect();
     let restricted = v.sees(&club.id);
-    let tasks = if restricted { Some(service::tasks(&st.db, org.id, Some(&club.id), Some(service::this_year(&org.timezone))).await?) } else { None };
+    let tasks = if restricted {
+        Some(service::tasks(&st.db, org.id, Some(&club.id), Some(service::this_year(&org.timezone))).await?)
+    } else {
+        None
+    };
     Ok(ClubPage { club, synthesis: syn, activities, executives, tasks, restricted })
 }
 
@@ -75,20 +84,33 @@ async fn list(AxState(st): AxState<AppState>, v: Viewer) -> CoreResult<Json<Vec<
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clubs", tag = TAG, params(("org" = String, Path)), request_body = service::ClubInput,
     responses((status = 201, body = Club), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create(AxState(st): AxState<AppState>, v: Viewer, ApiJson(input): ApiJson<service::ClubInput>) -> CoreResult<(StatusCode, Json<Club>)> {
+async fn create(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    ApiJson(input): ApiJson<service::ClubInput>,
+) -> CoreResult<(StatusCode, Json<Club>)> {
     let cap = v.all()?;
     Ok((StatusCode::CREATED, Json(service::create_club(&st.db, &v.visitor.who(), &cap, input).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/{club}", tag = PUBLIC, params(("org" = String, Path), ("club" = String, Path)),
     responses((status = 200, body = ClubPage), (status = 404, body = Problem)))]
-async fn get_club(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): Path<(String, String)>) -> CoreResult<Json<ClubPage>> {
+async fn get_club(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    Path((_, club)): Path<(String, String)>,
+) -> CoreResult<Json<ClubPage>> {
     Ok(Json(club_page(&st, &v, &club).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/clubs/{club}", tag = TAG, params(("org" = String, Path), ("club" = String, Path)), request_body = service::ClubInput,
     responses((status = 200, body = Club), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn patch_club(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): Path<(String, String)>, ApiJson(input): ApiJson<service::ClubInput>) -> CoreResult<Json<Club>> {
+async fn patch_club(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club)): Path<(String, String)>,
+    ApiJson(input): ApiJson<service::ClubInput>,
+) -> CoreResult<Json<Club>> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
     Ok(Json(service::update_club(&st.db, &v.visitor.who(), &cap, &c, input).await?))
@@ -167,7 +189,11 @@ pub async fn gallery_photos(st: &AppState, v: &Viewer, club: Option<&str>) -> Co
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/gallery", tag = PUBLIC, params(("org" = String, Path), GalleryQuery),
     responses((status = 200, body = Vec<GalleryPhoto>), (status = 404, body = Problem)))]
-async fn gallery(AxState(st): AxState<AppState>, v: Viewer, ApiQuery(q): ApiQuery<GalleryQuery>) -> CoreResult<Json<Vec<GalleryPhoto>>> {
+async fn gallery(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    ApiQuery(q): ApiQuery<GalleryQuery>,
+) -> CoreResult<Json<Vec<GalleryPhoto>>> {
     Ok(Json(gallery_photos(&st, &v, q.club.as_deref()).await?))
 }
 
@@ -190,7 +216,12 @@ async fn find_activity(st: &AppState, v: &Viewer, club: &str, id: &str) -> CoreR
     Ok((c, a))
 }
 
-async fn restricted_activity(st: &AppState, v: &Viewer, club: &str, id: &str) -> CoreResult<(Club, Activity, shrooms_core::permissions::CanWrite)> {
+async fn restricted_activity(
+    st: &AppState,
+    v: &Viewer,
+    club: &str,
+    id: &str,
+) -> CoreResult<(Club, Activity, shrooms_core::permissions::CanWrite)> {
     let c = restricted_club(st, v, club).await?;
     let cap = v.club(&c.id)?;
     let a = service::activity(&st.db, v.org(), &v.visitor.org.timezone, &c.id, id).await?;
@@ -201,7 +232,10 @@ pub async fn activity_page(st: &AppState, v: &Viewer, club: &str, id: &str) -> C
     let (c, a) = find_activity(st, v, club, id).await?;
     let results = service::results(&st.db, v.org(), &a.id).await?;
     let (code, attendances) = if v.sees(&c.id) {
-        (service::open_code(&st.db, v.org(), &a.id).await?, Some(service::attendances(&st.db, v.org(), Some(&a.id), None).await?))
+        (
+            service::open_code(&st.db, v.org(), &a.id).await?,
+            Some(service::attendances(&st.db, v.org(), Some(&a.id), None).await?),
+        )
     } else {
         (None, None)
     };
@@ -211,14 +245,23 @@ pub async fn activity_page(st: &AppState, v: &Viewer, club: &str, id: &str) -> C
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/{club}/activities/{activity}", tag = PUBLIC,
     params(("org" = String, Path), ("club" = String, Path), ("activity" = String, Path)),
     responses((status = 200, body = ActivityPage), (status = 404, body = Problem)))]
-async fn get_activity(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>) -> CoreResult<Json<ActivityPage>> {
+async fn get_activity(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    Path((_, club, id)): Path<(String, String, String)>,
+) -> CoreResult<Json<ActivityPage>> {
     Ok(Json(activity_page(&st, &v, &club, &id).await?.1))
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clubs/{club}/activities", tag = TAG, params(("org" = String, Path), ("club" = String, Path)),
     request_body = service::ActivityInput,
     responses((status = 201, body = Activity), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn create_activity(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): Path<(String, String)>, ApiJson(input): ApiJson<service::ActivityInput>) -> CoreResult<(StatusCode, Json<Activity>)> {
+async fn create_activity(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club)): Path<(String, String)>,
+    ApiJson(input): ApiJson<service::ActivityInput>,
+) -> CoreResult<(StatusCode, Json<Activity>)> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
     let a = service::create_activity(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, input).await?;
@@ -228,7 +271,12 @@ async fn create_activity(AxState(st): AxState<AppState>, v: Viewer, Path((_, clu
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/clubs/{club}/activities/{activity}", tag = TAG,
     params(("org" = String, Path), ("club" = String, Path), ("activity" = String, Path)), request_body = service::ActivityInput,
     responses((status = 200, body = Activity), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn patch_activity(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>, ApiJson(input): ApiJson<service::ActivityInput>) -> CoreResult<Json<Activity>> {
+async fn patch_activity(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club, id)): Path<(String, String, String)>,
+    ApiJson(input): ApiJson<service::ActivityInput>,
+) -> CoreResult<Json<Activity>> {
     let (_, a, cap) = restricted_activity(&st, &v, &club, &id).await?;
     Ok(Json(service::update_activity(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &a, input).await?))
 }
@@ -253,7 +301,12 @@ pub fn record_of(v: &Viewer, c: &Club, a: &Activity) -> shrooms_core::module::Re
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clubs/{club}/activities/{activity}/state", tag = TAG,
     params(("org" = String, Path), ("club" = String, Path), ("activity" = String, Path)), request_body = StateChange,
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn set_state(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>, ApiJson(input): ApiJson<StateChange>) -> CoreResult<StatusCode> {
+async fn set_state(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club, id)): Path<(String, String, String)>,
+    ApiJson(input): ApiJson<StateChange>,
+) -> CoreResult<StatusCode> {
     let (c, a, cap) = restricted_activity(&st, &v, &club, &id).await?;
     service::set_state(&st, &v.visitor.who(), &cap, &a, &record_of(&v, &c, &a), input.state, &input.note).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -267,7 +320,12 @@ pub struct ResultsInput {
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/clubs/{club}/activities/{activity}/results", tag = TAG,
     params(("org" = String, Path), ("club" = String, Path), ("activity" = String, Path)), request_body = ResultsInput,
     responses((status = 200, body = Vec<service::ResultRow>), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn put_results(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>, ApiJson(input): ApiJson<ResultsInput>) -> CoreResult<Json<Vec<service::ResultRow>>> {
+async fn put_results(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club, id)): Path<(String, String, String)>,
+    ApiJson(input): ApiJson<ResultsInput>,
+) -> CoreResult<Json<Vec<service::ResultRow>>> {
     let (_, a, cap) = restricted_activity(&st, &v, &club, &id).await?;
     Ok(Json(service::set_results(&st.db, &v.visitor.who(), &cap, &a, input.results).await?))
 }
@@ -283,7 +341,11 @@ pub struct OpenedCode {
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clubs/{club}/activities/{activity}/attendance", tag = TAG,
     params(("org" = String, Path), ("club" = String, Path), ("activity" = String, Path)),
     responses((status = 201, body = OpenedCode), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn open_attendance(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>) -> CoreResult<(StatusCode, Json<OpenedCode>)> {
+async fn open_attendance(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club, id)): Path<(String, String, String)>,
+) -> CoreResult<(StatusCode, Json<OpenedCode>)> {
     let (_, a, cap) = restricted_activity(&st, &v, &club, &id).await?;
     let code = service::open_attendance(&st.db, &v.visitor.who(), &cap, &a).await?;
     let url = attend_url(&st, &v, &code.code);
@@ -297,7 +359,11 @@ pub fn attend_url(st: &AppState, v: &Viewer, code: &str) -> String {
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/clubs/{club}/activities/{activity}/attendance", tag = TAG,
     params(("org" = String, Path), ("club" = String, Path), ("activity" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn close_attendance(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>) -> CoreResult<StatusCode> {
+async fn close_attendance(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club, id)): Path<(String, String, String)>,
+) -> CoreResult<StatusCode> {
     let (_, a, cap) = restricted_activity(&st, &v, &club, &id).await?;
     service::close_attendance(&st.db, &v.visitor.who(), &cap, &a).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -325,7 +391,12 @@ pub async fn code_info(st: &AppState, v: &Viewer, code: &str, address: &str) -> 
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clubs/attend/check", tag = PUBLIC, params(("org" = String, Path)), request_body = CodeCheck,
     responses((status = 200, body = CodeInfo), (status = 404, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
-async fn check_code(AxState(st): AxState<AppState>, v: Viewer, Address(addr): Address, ApiJson(input): ApiJson<CodeCheck>) -> CoreResult<Json<CodeInfo>> {
+async fn check_code(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    Address(addr): Address,
+    ApiJson(input): ApiJson<CodeCheck>,
+) -> CoreResult<Json<CodeInfo>> {
     Ok(Json(code_info(&st, &v, &input.code, &addr).await?))
 }
 
@@ -336,7 +407,9 @@ pub async fn attendance_form(st: &AppState, req: Request) -> CoreResult<(Attenda
         let mp = Multipart::from_request(req, st).await.map_err(|e| CoreError::BadRequest(e.body_text()))?;
         let form = read_multipart(mp, st.cfg.files.max_upload_bytes, 3).await?;
         let rating = match form.get("rating").filter(|r| !r.trim().is_empty()) {
-            Some(r) => Some(r.trim().parse::<i64>().map_err(|_| CoreError::validation("rating", "Choose a rating from 1 to 5."))?),
+            Some(r) => Some(
+                r.trim().parse::<i64>().map_err(|_| CoreError::validation("rating", "Choose a rating from 1 to 5."))?,
+            ),
             None => None,
         };
         let input = AttendanceInput {
@@ -351,7 +424,9 @@ pub async fn attendance_form(st: &AppState, req: Request) -> CoreResult<(Attenda
         };
         Ok((input, form.files))
     } else {
-        let ApiJson(input) = ApiJson::<AttendanceInput>::from_request(req, st).await.map_err(|_| CoreError::BadRequest("Send the form as application/json or multipart/form-data.".into()))?;
+        let ApiJson(input) = ApiJson::<AttendanceInput>::from_request(req, st)
+            .await
+            .map_err(|_| CoreError::BadRequest("Send the form as application/json or multipart/form-data.".into()))?;
         Ok((input, Vec::new()))
     }
 }
@@ -360,22 +435,48 @@ pub async fn attendance_form(st: &AppState, req: Request) -> CoreResult<(Attenda
     request_body(content = AttendanceInput, description = "JSON, or multipart/form-data with the same fields and up to 3 `photos`"),
     responses((status = 201, body = service::Submitted), (status = 200, body = service::Submitted, description = "The same submission, already recorded"),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
-async fn attend(AxState(st): AxState<AppState>, v: Viewer, Address(addr): Address, req: Request) -> CoreResult<(StatusCode, Json<service::Submitted>)> {
+async fn attend(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    Address(addr): Address,
+    req: Request,
+) -> CoreResult<(StatusCode, Json<service::Submitted>)> {
     let (input, photos) = attendance_form(&st, req).await?;
     let org = &v.visitor.org;
-    let s = service::submit(&st, &v.visitor.who(), &v.visitor.public_form_grant(crate::MODULE), &org.timezone, input, photos, &addr).await?;
+    let s = service::submit(
+        &st,
+        &v.visitor.who(),
+        &v.visitor.public_form_grant(crate::MODULE),
+        &org.timezone,
+        input,
+        photos,
+        &addr,
+    )
+    .await?;
     Ok((if s.already_recorded { StatusCode::OK } else { StatusCode::CREATED }, Json(s)))
 }
 
 // ---------- participants ----------
 
-pub async fn participant_list(st: &AppState, v: &Viewer, filter: &service::ParticipantFilter) -> CoreResult<(Vec<Club>, Vec<service::Participant>)> {
+pub async fn participant_list(
+    st: &AppState,
+    v: &Viewer,
+    filter: &service::ParticipantFilter,
+) -> CoreResult<(Vec<Club>, Vec<service::Participant>)> {
     let clubs = service::list_clubs(&st.db, v.org()).await?;
     // A club executive sees their own club's participants; federation executives every club's.
-    let mut filter_ = service::ParticipantFilter { club: filter.club.clone(), q: filter.q.clone(), field: filter.field.clone(), level: filter.level.clone() };
+    let mut filter_ = service::ParticipantFilter {
+        club: filter.club.clone(),
+        q: filter.q.clone(),
+        field: filter.field.clone(),
+        level: filter.level.clone(),
+    };
     match filter.club.as_deref().filter(|c| !c.is_empty()) {
         Some(k) => {
-            let c = clubs.iter().find(|c| c.id == k || c.slug == k).ok_or_else(|| CoreError::validation("club", "No such club."))?;
+            let c = clubs
+                .iter()
+                .find(|c| c.id == k || c.slug == k)
+                .ok_or_else(|| CoreError::validation("club", "No such club."))?;
             v.club(&c.id)?;
         }
         None if v.federation => {
@@ -394,31 +495,80 @@ pub async fn participant_list(st: &AppState, v: &Viewer, filter: &service::Parti
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/participants", tag = TAG, params(("org" = String, Path), service::ParticipantFilter),
     responses((status = 200, body = Vec<service::Participant>), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn participants(AxState(st): AxState<AppState>, v: Viewer, ApiQuery(f): ApiQuery<service::ParticipantFilter>) -> CoreResult<Json<Vec<service::Participant>>> {
+async fn participants(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    ApiQuery(f): ApiQuery<service::ParticipantFilter>,
+) -> CoreResult<Json<Vec<service::Participant>>> {
     Ok(Json(participant_list(&st, &v, &f).await?.1))
 }
 
-pub async fn participants_file(st: &AppState, v: &Viewer, f: &service::ParticipantFilter, ods: bool, lang: &str) -> CoreResult<Response> {
+pub async fn participants_file(
+    st: &AppState,
+    v: &Viewer,
+    f: &service::ParticipantFilter,
+    ods: bool,
+    lang: &str,
+) -> CoreResult<Response> {
     let (_, list) = participant_list(st, v, f).await?;
     let t = |k: &str| st.templates.tr(lang, k);
-    let header = [t("clubs.field.last_name"), t("clubs.field.first_name"), t("clubs.field.field_of_study"), t("clubs.field.level"), t("clubs.field.attendances"), t("clubs.field.points"), t("clubs.menu"), t("clubs.field.first_seen"), t("clubs.field.last_seen")];
+    let header = [
+        t("clubs.field.last_name"),
+        t("clubs.field.first_name"),
+        t("clubs.field.field_of_study"),
+        t("clubs.field.level"),
+        t("clubs.field.attendances"),
+        t("clubs.field.points"),
+        t("clubs.menu"),
+        t("clubs.field.first_seen"),
+        t("clubs.field.last_seen"),
+    ];
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|p| vec![p.last_name.clone(), p.first_name.clone(), p.field_of_study.clone(), p.level.clone(), p.attendances.to_string(), p.points.to_string(), p.clubs.join(", "), p.first_seen.clone(), p.last_seen.clone()])
+        .map(|p| {
+            vec![
+                p.last_name.clone(),
+                p.first_name.clone(),
+                p.field_of_study.clone(),
+                p.level.clone(),
+                p.attendances.to_string(),
+                p.points.to_string(),
+                p.clubs.join(", "),
+                p.first_seen.clone(),
+                p.last_seen.clone(),
+            ]
+        })
         .collect();
     let body = shrooms_core::people::table_file(ods, "Participants", &header, &rows);
     let mut tx = st.db.begin().await?;
     shrooms_core::audit::record(
         &mut tx,
         &v.visitor.who(),
-        shrooms_core::audit::Change { org: Some(v.org()), action: "clubs.participants.export", entity_type: "club_participant", entity_id: String::new(), before: None, after: Some(json!({"rows": rows.len(), "club": f.club, "format": if ods { "ods" } else { "csv" }})) },
+        shrooms_core::audit::Change {
+            org: Some(v.org()),
+            action: "clubs.participants.export",
+            entity_type: "club_participant",
+            entity_id: String::new(),
+            before: None,
+            after: Some(json!({"rows": rows.len(), "club": f.club, "format": if ods { "ods" } else { "csv" }})),
+        },
     )
     .await?;
     tx.commit().await?;
-    let (ct, ext) = if ods { ("application/vnd.oasis.opendocument.spreadsheet", "ods") } else { ("text/csv; charset=utf-8", "csv") };
+    let (ct, ext) = if ods {
+        ("application/vnd.oasis.opendocument.spreadsheet", "ods")
+    } else {
+        ("text/csv; charset=utf-8", "csv")
+    };
     Ok((
-        [(header::CONTENT_TYPE, ct.to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"participants-{}.{ext}\"", v.visitor.org.slug))],
+        [
+            (header::CONTENT_TYPE, ct.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"participants-{}.{ext}\"", v.visitor.org.slug),
+            ),
+        ],
         body,
     )
         .into_response())
@@ -426,13 +576,21 @@ pub async fn participants_file(st: &AppState, v: &Viewer, f: &service::Participa
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/participants/export.csv", tag = TAG, params(("org" = String, Path), service::ParticipantFilter),
     responses((status = 200, content_type = "text/csv"), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn participants_csv(AxState(st): AxState<AppState>, v: Viewer, ApiQuery(f): ApiQuery<service::ParticipantFilter>) -> CoreResult<Response> {
+async fn participants_csv(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    ApiQuery(f): ApiQuery<service::ParticipantFilter>,
+) -> CoreResult<Response> {
     participants_file(&st, &v, &f, false, "en").await
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/participants/export.ods", tag = TAG, params(("org" = String, Path), service::ParticipantFilter),
     responses((status = 200, content_type = "application/vnd.oasis.opendocument.spreadsheet"), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn participants_ods(AxState(st): AxState<AppState>, v: Viewer, ApiQuery(f): ApiQuery<service::ParticipantFilter>) -> CoreResult<Response> {
+async fn participants_ods(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    ApiQuery(f): ApiQuery<service::ParticipantFilter>,
+) -> CoreResult<Response> {
     participants_file(&st, &v, &f, true, "en").await
 }
 
@@ -441,7 +599,12 @@ async fn participants_ods(AxState(st): AxState<AppState>, v: Viewer, ApiQuery(f)
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clubs/{club}/executives", tag = TAG, params(("org" = String, Path), ("club" = String, Path)),
     request_body = service::ExecutiveInput,
     responses((status = 201, body = Executive), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn create_executive(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): Path<(String, String)>, ApiJson(input): ApiJson<service::ExecutiveInput>) -> CoreResult<(StatusCode, Json<Executive>)> {
+async fn create_executive(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club)): Path<(String, String)>,
+    ApiJson(input): ApiJson<service::ExecutiveInput>,
+) -> CoreResult<(StatusCode, Json<Executive>)> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
     Ok((StatusCode::CREATED, Json(service::save_executive(&st.db, &v.visitor.who(), &cap, &c, None, input).await?)))
@@ -450,7 +613,12 @@ async fn create_executive(AxState(st): AxState<AppState>, v: Viewer, Path((_, cl
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/clubs/{club}/executives/{executive}", tag = TAG,
     params(("org" = String, Path), ("club" = String, Path), ("executive" = String, Path)), request_body = service::ExecutiveInput,
     responses((status = 200, body = Executive), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn patch_executive(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>, ApiJson(input): ApiJson<service::ExecutiveInput>) -> CoreResult<Json<Executive>> {
+async fn patch_executive(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club, id)): Path<(String, String, String)>,
+    ApiJson(input): ApiJson<service::ExecutiveInput>,
+) -> CoreResult<Json<Executive>> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
     let before = service::executive(&st.db, v.org(), &c.id, &id).await?;
@@ -460,7 +628,11 @@ async fn patch_executive(AxState(st): AxState<AppState>, v: Viewer, Path((_, clu
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/clubs/{club}/executives/{executive}", tag = TAG,
     params(("org" = String, Path), ("club" = String, Path), ("executive" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn delete_executive(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>) -> CoreResult<StatusCode> {
+async fn delete_executive(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club, id)): Path<(String, String, String)>,
+) -> CoreResult<StatusCode> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
     let e = service::executive(&st.db, v.org(), &c.id, &id).await?;
@@ -472,7 +644,12 @@ async fn delete_executive(AxState(st): AxState<AppState>, v: Viewer, Path((_, cl
     params(("org" = String, Path), ("club" = String, Path), ("executive" = String, Path)),
     request_body(content_type = "multipart/form-data", description = "One field `photo`"),
     responses((status = 200, body = Executive), (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)))]
-async fn executive_photo(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>, mp: Multipart) -> CoreResult<Json<Executive>> {
+async fn executive_photo(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club, id)): Path<(String, String, String)>,
+    mp: Multipart,
+) -> CoreResult<Json<Executive>> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
     let e = service::executive(&st.db, v.org(), &c.id, &id).await?;
@@ -483,7 +660,11 @@ async fn executive_photo(AxState(st): AxState<AppState>, v: Viewer, Path((_, clu
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/{club}/meetings", tag = TAG, params(("org" = String, Path), ("club" = String, Path)),
     responses((status = 200, body = Vec<service::Meeting>), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn list_meetings(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): Path<(String, String)>) -> CoreResult<Json<Vec<service::Meeting>>> {
+async fn list_meetings(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club)): Path<(String, String)>,
+) -> CoreResult<Json<Vec<service::Meeting>>> {
     let c = restricted_club(&st, &v, &club).await?;
     v.club(&c.id)?;
     Ok(Json(service::meetings(&st.db, v.org(), &v.visitor.org.timezone, &c.id).await?))
@@ -492,15 +673,27 @@ async fn list_meetings(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clubs/{club}/meetings", tag = TAG, params(("org" = String, Path), ("club" = String, Path)),
     request_body = service::MeetingInput,
     responses((status = 201, body = service::Meeting), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn create_meeting(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): Path<(String, String)>, ApiJson(input): ApiJson<service::MeetingInput>) -> CoreResult<(StatusCode, Json<service::Meeting>)> {
+async fn create_meeting(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club)): Path<(String, String)>,
+    ApiJson(input): ApiJson<service::MeetingInput>,
+) -> CoreResult<(StatusCode, Json<service::Meeting>)> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
-    Ok((StatusCode::CREATED, Json(service::create_meeting(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(service::create_meeting(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, input).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/{club}/tasks", tag = TAG, params(("org" = String, Path), ("club" = String, Path)),
     responses((status = 200, body = Vec<service::Task>), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn list_tasks(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): Path<(String, String)>) -> CoreResult<Json<Vec<service::Task>>> {
+async fn list_tasks(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club)): Path<(String, String)>,
+) -> CoreResult<Json<Vec<service::Task>>> {
     let c = restricted_club(&st, &v, &club).await?;
     v.club(&c.id)?;
     Ok(Json(service::tasks(&st.db, v.org(), Some(&c.id), None).await?))
@@ -509,26 +702,45 @@ async fn list_tasks(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clubs/{club}/tasks", tag = TAG, params(("org" = String, Path), ("club" = String, Path)),
     request_body = service::TaskInput,
     responses((status = 201, body = service::Task), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn create_task(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): Path<(String, String)>, ApiJson(input): ApiJson<service::TaskInput>) -> CoreResult<(StatusCode, Json<service::Task>)> {
+async fn create_task(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club)): Path<(String, String)>,
+    ApiJson(input): ApiJson<service::TaskInput>,
+) -> CoreResult<(StatusCode, Json<service::Task>)> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
-    Ok((StatusCode::CREATED, Json(service::save_task(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, None, input).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(service::save_task(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, None, input).await?),
+    ))
 }
 
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/clubs/{club}/tasks/{task}", tag = TAG,
     params(("org" = String, Path), ("club" = String, Path), ("task" = String, Path)), request_body = service::TaskInput,
     responses((status = 200, body = service::Task), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn patch_task(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>, ApiJson(input): ApiJson<service::TaskInput>) -> CoreResult<Json<service::Task>> {
+async fn patch_task(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club, id)): Path<(String, String, String)>,
+    ApiJson(input): ApiJson<service::TaskInput>,
+) -> CoreResult<Json<service::Task>> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
     let before = service::task(&st.db, v.org(), &c.id, &id).await?;
-    Ok(Json(service::save_task(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, Some(&before), input).await?))
+    Ok(Json(
+        service::save_task(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, Some(&before), input).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/clubs/{club}/tasks/{task}", tag = TAG,
     params(("org" = String, Path), ("club" = String, Path), ("task" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn delete_task(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>) -> CoreResult<StatusCode> {
+async fn delete_task(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club, id)): Path<(String, String, String)>,
+) -> CoreResult<StatusCode> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
     let t = service::task(&st.db, v.org(), &c.id, &id).await?;
@@ -565,7 +777,11 @@ pub async fn cash_book(st: &AppState, v: &Viewer, c: &Club, p: &Period) -> CoreR
         .filter(|l| from.is_none_or(|f| l.occurred_on.as_str() >= f) && to.is_none_or(|t| l.occurred_on.as_str() <= t))
         .collect();
     for l in &mut lines {
-        l.receipts = shrooms_core::files::list_for(&st.db, &cap.as_read(), "club_money", &l.id).await?.into_iter().map(|f| f.id).collect();
+        l.receipts = shrooms_core::files::list_for(&st.db, &cap.as_read(), "club_money", &l.id)
+            .await?
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
     }
     let summary = service::cash_summary(&lines, None, None);
     Ok(CashBook { lines, summary, currency: v.visitor.org.currency.clone() })
@@ -573,7 +789,12 @@ pub async fn cash_book(st: &AppState, v: &Viewer, c: &Club, p: &Period) -> CoreR
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/{club}/money", tag = TAG, params(("org" = String, Path), ("club" = String, Path), Period),
     responses((status = 200, body = CashBook), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn list_money(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): Path<(String, String)>, ApiQuery(p): ApiQuery<Period>) -> CoreResult<Json<CashBook>> {
+async fn list_money(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club)): Path<(String, String)>,
+    ApiQuery(p): ApiQuery<Period>,
+) -> CoreResult<Json<CashBook>> {
     let c = restricted_club(&st, &v, &club).await?;
     Ok(Json(cash_book(&st, &v, &c, &p).await?))
 }
@@ -594,7 +815,9 @@ async fn money_form(st: &AppState, req: Request) -> CoreResult<(service::MoneyIn
         };
         Ok((input, form.files.pop()))
     } else {
-        let ApiJson(input) = ApiJson::<service::MoneyInput>::from_request(req, st).await.map_err(|_| CoreError::BadRequest("Send the line as application/json or multipart/form-data.".into()))?;
+        let ApiJson(input) = ApiJson::<service::MoneyInput>::from_request(req, st)
+            .await
+            .map_err(|_| CoreError::BadRequest("Send the line as application/json or multipart/form-data.".into()))?;
         Ok((input, None))
     }
 }
@@ -609,17 +832,30 @@ pub async fn add_money(st: &AppState, v: &Viewer, club: &str, req: Request) -> C
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/clubs/{club}/money", tag = TAG, params(("org" = String, Path), ("club" = String, Path)),
     request_body(content = service::MoneyInput, description = "JSON, or multipart/form-data with the same fields and a `receipt` photo"),
     responses((status = 201, body = service::MoneyLine), (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)))]
-async fn create_money(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): Path<(String, String)>, req: Request) -> CoreResult<(StatusCode, Json<service::MoneyLine>)> {
+async fn create_money(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club)): Path<(String, String)>,
+    req: Request,
+) -> CoreResult<(StatusCode, Json<service::MoneyLine>)> {
     Ok((StatusCode::CREATED, Json(add_money(&st, &v, &club, req).await?)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/clubs/{club}/money/{line}", tag = TAG,
     params(("org" = String, Path), ("club" = String, Path), ("line" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn delete_money(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, id)): Path<(String, String, String)>) -> CoreResult<StatusCode> {
+async fn delete_money(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club, id)): Path<(String, String, String)>,
+) -> CoreResult<StatusCode> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
-    let line = service::money(&st.db, &st.data_key, v.org(), Some(&c.id)).await?.into_iter().find(|l| l.id == id).ok_or(CoreError::NotFound)?;
+    let line = service::money(&st.db, &st.data_key, v.org(), Some(&c.id))
+        .await?
+        .into_iter()
+        .find(|l| l.id == id)
+        .ok_or(CoreError::NotFound)?;
     service::delete_money(&st, &v.visitor.who(), &cap, &line).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -628,14 +864,18 @@ async fn delete_money(AxState(st): AxState<AppState>, v: Viewer, Path((_, club, 
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/settings", tag = TAG, params(("org" = String, Path)),
     responses((status = 200, body = Scoring), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn get_settings(AxState(st): AxState<AppState>, v: Viewer) -> CoreResult<Json<Scoring>> {
+async fn get_settings(AxState(st): AxState<AppState>, Exec(v): Exec) -> CoreResult<Json<Scoring>> {
     v.all()?;
     Ok(Json(service::scoring(&st.db, v.org()).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/clubs/settings", tag = TAG, params(("org" = String, Path)), request_body = Scoring,
     responses((status = 200, body = Scoring), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn put_settings(AxState(st): AxState<AppState>, v: Viewer, ApiJson(s): ApiJson<Scoring>) -> CoreResult<Json<Scoring>> {
+async fn put_settings(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    ApiJson(s): ApiJson<Scoring>,
+) -> CoreResult<Json<Scoring>> {
     let cap = v.all()?;
     Ok(Json(service::save_scoring(&st.db, &v.visitor.who(), &cap, s).await?))
 }
@@ -652,7 +892,12 @@ pub struct ReportRequest {
     request_body = ReportRequest,
     responses((status = 202, description = "The report is written in the background and mailed to the club head and the requester"),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn request_report(AxState(st): AxState<AppState>, v: Viewer, Path((_, club)): Path<(String, String)>, ApiJson(r): ApiJson<ReportRequest>) -> CoreResult<(StatusCode, Json<Value>)> {
+async fn request_report(
+    AxState(st): AxState<AppState>,
+    Exec(v): Exec,
+    Path((_, club)): Path<(String, String)>,
+    ApiJson(r): ApiJson<ReportRequest>,
+) -> CoreResult<(StatusCode, Json<Value>)> {
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
     let me = v.visitor.actor.as_ref().map(|a| a.account.email.clone());
@@ -662,10 +907,40 @@ async fn request_report(AxState(st): AxState<AppState>, v: Viewer, Path((_, club
 
 #[derive(OpenApi)]
 #[openapi(paths(
-    list, create, get_club, patch_club, dashboard, gallery, get_activity, create_activity, patch_activity, set_state, put_results,
-    open_attendance, close_attendance, check_code, attend, participants, participants_csv, participants_ods, create_executive,
-    patch_executive, delete_executive, executive_photo, list_meetings, create_meeting, list_tasks, create_task, patch_task,
-    delete_task, list_money, create_money, delete_money, get_settings, put_settings, request_report
+    list,
+    create,
+    get_club,
+    patch_club,
+    dashboard,
+    gallery,
+    get_activity,
+    create_activity,
+    patch_activity,
+    set_state,
+    put_results,
+    open_attendance,
+    close_attendance,
+    check_code,
+    attend,
+    participants,
+    participants_csv,
+    participants_ods,
+    create_executive,
+    patch_executive,
+    delete_executive,
+    executive_photo,
+    list_meetings,
+    create_meeting,
+    list_tasks,
+    create_task,
+    patch_task,
+    delete_task,
+    list_money,
+    create_money,
+    delete_money,
+    get_settings,
+    put_settings,
+    request_report
 ))]
 struct ClubsApi;
 
@@ -690,9 +965,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orgs/{org}/clubs/{club}/activities/{activity}", get(get_activity).patch(patch_activity))
         .route("/api/v1/orgs/{org}/clubs/{club}/activities/{activity}/state", post(set_state))
         .route("/api/v1/orgs/{org}/clubs/{club}/activities/{activity}/results", put(put_results))
-        .route("/api/v1/orgs/{org}/clubs/{club}/activities/{activity}/attendance", post(open_attendance).delete(close_attendance))
+        .route(
+            "/api/v1/orgs/{org}/clubs/{club}/activities/{activity}/attendance",
+            post(open_attendance).delete(close_attendance),
+        )
         .route("/api/v1/orgs/{org}/clubs/{club}/executives", post(create_executive))
-        .route("/api/v1/orgs/{org}/clubs/{club}/executives/{executive}", axum::routing::patch(patch_executive).delete(delete_executive))
+        .route(
+            "/api/v1/orgs/{org}/clubs/{club}/executives/{executive}",
+            axum::routing::patch(patch_executive).delete(delete_executive),
+        )
         .route("/api/v1/orgs/{org}/clubs/{club}/executives/{executive}/photo", post(executive_photo).layer(uploads))
         .route("/api/v1/orgs/{org}/clubs/{club}/meetings", get(list_meetings).post(create_meeting))
         .route("/api/v1/orgs/{org}/clubs/{club}/tasks", get(list_tasks).post(create_task))

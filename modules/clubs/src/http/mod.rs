@@ -20,6 +20,26 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+/// A viewer of a restricted operation: a member of the organisation (signed
+/// out: 401; signed in elsewhere: 404, before the body is read).
+pub struct Exec(pub Viewer);
+
+impl FromRequestParts<AppState> for Exec {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let v = Viewer::from_request_parts(parts, st).await?;
+        if v.visitor.ctx.is_none() {
+            let e = if v.visitor.actor.is_none() {
+                CoreError::Unauthorized("Sign in first.".into())
+            } else {
+                CoreError::NotFound
+            };
+            return Err(shrooms_core::web::ui::UiError(e).into_response());
+        }
+        Ok(Exec(v))
+    }
+}
+
 /// The client's address (for counting wrong attendance codes).
 pub struct Address(pub String);
 
@@ -46,7 +66,9 @@ impl UploadForm {
 
 pub async fn read_multipart(mut mp: Multipart, max_bytes: usize, max_files: usize) -> CoreResult<UploadForm> {
     let mut form = UploadForm { fields: HashMap::new(), files: Vec::new() };
-    let bad = |e: axum::extract::multipart::MultipartError| CoreError::BadRequest(format!("The form could not be read: {}", e.body_text()));
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        CoreError::BadRequest(format!("The form could not be read: {}", e.body_text()))
+    };
     while let Some(mut field) = mp.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or("").to_string();
         if matches!(name.as_str(), "photos" | "photo" | "receipt") {

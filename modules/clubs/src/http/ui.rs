@@ -26,7 +26,9 @@ async fn ui_for(ui: Ui, v: &Viewer) -> CoreResult<Ui> {
         None => {
             let mut ui = ui;
             let o = &v.visitor.org;
-            ui.page.org = Some(json!({"id": o.id, "slug": o.slug, "name": o.name, "logo_url": o.logo_url, "color_primary": o.color_primary, "color_accent": o.color_accent, "is_admin": false}));
+            ui.page.org = Some(
+                json!({"id": o.id, "slug": o.slug, "name": o.name, "logo_url": o.logo_url, "color_primary": o.color_primary, "color_accent": o.color_accent, "is_admin": false}),
+            );
             Ok(ui)
         }
     }
@@ -38,7 +40,12 @@ fn base(v: &Viewer) -> String {
 
 fn back(to: &str, error: Option<String>) -> Response {
     match error {
-        Some(e) => Redirect::to(&format!("{to}{}error={}", if to.contains('?') { "&" } else { "?" }, shrooms_core::web::auth::urlencode(&e))).into_response(),
+        Some(e) => Redirect::to(&format!(
+            "{to}{}error={}",
+            if to.contains('?') { "&" } else { "?" },
+            shrooms_core::web::auth::urlencode(&e)
+        ))
+        .into_response(),
         None => Redirect::to(to).into_response(),
     }
 }
@@ -49,7 +56,11 @@ fn outcome<T>(to: &str, r: CoreResult<T>) -> Page {
         Ok(_) => Ok(back(to, None)),
         Err(e @ (CoreError::Validation(_) | CoreError::Conflict { .. })) => {
             let fields = e.field_errors();
-            let msg = if fields.is_empty() { e.public_detail() } else { fields.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join(" ") };
+            let msg = if fields.is_empty() {
+                e.public_detail()
+            } else {
+                fields.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join(" ")
+            };
             Ok(back(to, Some(msg)))
         }
         Err(e) => Err(e.into()),
@@ -90,7 +101,19 @@ async fn create_club(AxState(st): AxState<AppState>, v: Viewer, Form(f): Form<Ha
     let to = base(&v);
     let r = async {
         let cap = v.all()?;
-        service::create_club(&st.db, &v.visitor.who(), &cap, service::ClubInput { name: field(&f, "name"), slug: field(&f, "slug"), summary: field(&f, "summary"), description: field(&f, "description"), archived: None }).await
+        service::create_club(
+            &st.db,
+            &v.visitor.who(),
+            &cap,
+            service::ClubInput {
+                name: field(&f, "name"),
+                slug: field(&f, "slug"),
+                summary: field(&f, "summary"),
+                description: field(&f, "description"),
+                archived: None,
+            },
+        )
+        .await
     }
     .await;
     match r {
@@ -101,12 +124,22 @@ async fn create_club(AxState(st): AxState<AppState>, v: Viewer, Form(f): Form<Ha
 
 // ---------- a club ----------
 
-async fn club(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, key)): Path<(String, String)>, Query(flash): Query<Flash>) -> Page {
+async fn club(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    ui: Ui,
+    Path((_, key)): Path<(String, String)>,
+    Query(flash): Query<Flash>,
+) -> Page {
     let page = api::club_page(&st, &v, &key).await?;
     let photos = api::gallery_photos(&st, &v, Some(&page.club.id)).await?.into_iter().take(12).collect::<Vec<_>>();
     let html = shrooms_core::markdown::render(&page.club.description, &[]);
     let now = jiff::Timestamp::now().as_millisecond();
-    let (upcoming, past): (Vec<_>, Vec<_>) = page.activities.iter().cloned().partition(|a| a.starts_ms >= now && a.state != State::Done && a.state != State::Cancelled);
+    let (upcoming, past): (Vec<_>, Vec<_>) = page
+        .activities
+        .iter()
+        .cloned()
+        .partition(|a| a.starts_ms >= now && a.state != State::Done && a.state != State::Cancelled);
     let syn = page.synthesis.as_ref();
     let chart = json!({
         "labels": syn.map(|s| s.per_activity.iter().map(|p| format!("{} {}", p.date, p.theme)).collect::<Vec<_>>()).unwrap_or_default(),
@@ -121,7 +154,12 @@ async fn club(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, key)):
     ))
 }
 
-async fn create_activity(AxState(st): AxState<AppState>, v: Viewer, Path((_, key)): Path<(String, String)>, Form(f): Form<HashMap<String, String>>) -> Page {
+async fn create_activity(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    Path((_, key)): Path<(String, String)>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Page {
     let to = format!("{}/{key}", base(&v));
     let r = async {
         let c = service::club(&st.db, v.org(), &key).await?;
@@ -153,9 +191,19 @@ fn qr_svg(text: &str) -> String {
     }
 }
 
-async fn activity(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, key, id)): Path<(String, String, String)>, Query(flash): Query<Flash>) -> Page {
+async fn activity(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    ui: Ui,
+    Path((_, key, id)): Path<(String, String, String)>,
+    Query(flash): Query<Flash>,
+) -> Page {
     let (c, page): (service::Club, ActivityPage) = api::activity_page(&st, &v, &key, &id).await?;
-    let photos: Vec<_> = api::gallery_photos(&st, &v, Some(&c.id)).await?.into_iter().filter(|p| p.activity_id == page.activity.id).collect();
+    let photos: Vec<_> = api::gallery_photos(&st, &v, Some(&c.id))
+        .await?
+        .into_iter()
+        .filter(|p| p.activity_id == page.activity.id)
+        .collect();
     let code = page.code.as_ref().map(|code| {
         let url = attend_url(&st, &v, &code.code);
         json!({"code": code.code, "expires_at": code.expires_at, "url": url, "qr": qr_svg(&url)})
@@ -167,7 +215,10 @@ async fn activity(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, ke
         _ => None,
     };
     let description_html = shrooms_core::markdown::render(&page.activity.description, &[]);
-    let states = [State::Planned, State::InProgress, State::Done, State::Cancelled].iter().map(|s| json!({"value": s.as_str(), "key": s.key()})).collect::<Vec<_>>();
+    let states = [State::Planned, State::InProgress, State::Done, State::Cancelled]
+        .iter()
+        .map(|s| json!({"value": s.as_str(), "key": s.key()}))
+        .collect::<Vec<_>>();
     let ui = ui_for(ui, &v).await?;
     Ok(ui.render(
         "clubs_activity.html",
@@ -176,7 +227,12 @@ async fn activity(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, ke
     ))
 }
 
-async fn activity_action(AxState(st): AxState<AppState>, v: Viewer, Path((_, key, id, action)): Path<(String, String, String, String)>, Form(f): Form<HashMap<String, String>>) -> Page {
+async fn activity_action(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    Path((_, key, id, action)): Path<(String, String, String, String)>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Page {
     let to = format!("{}/{key}/activities/{id}", base(&v));
     let r: CoreResult<()> = async {
         let c = service::club(&st.db, v.org(), &key).await?;
@@ -188,8 +244,18 @@ async fn activity_action(AxState(st): AxState<AppState>, v: Viewer, Path((_, key
             "open" => service::open_attendance(&st.db, &who, &cap, &a).await.map(|_| ()),
             "close" => service::close_attendance(&st.db, &who, &cap, &a).await,
             "state" => {
-                let to = State::parse(f.get("state").map(String::as_str).unwrap_or("")).ok_or_else(|| CoreError::validation("state", "Choose a state."))?;
-                service::set_state(&st, &who, &cap, &a, &api::record_of(&v, &c, &a), to, f.get("note").map(String::as_str).unwrap_or("")).await
+                let to = State::parse(f.get("state").map(String::as_str).unwrap_or(""))
+                    .ok_or_else(|| CoreError::validation("state", "Choose a state."))?;
+                service::set_state(
+                    &st,
+                    &who,
+                    &cap,
+                    &a,
+                    &api::record_of(&v, &c, &a),
+                    to,
+                    f.get("note").map(String::as_str).unwrap_or(""),
+                )
+                .await
             }
             "edit" => {
                 let input = service::ActivityInput {
@@ -206,10 +272,16 @@ async fn activity_action(AxState(st): AxState<AppState>, v: Viewer, Path((_, key
             "results" => {
                 // Lines "rank;name;prize", one per winner.
                 let mut rows = Vec::new();
-                for line in f.get("results").map(String::as_str).unwrap_or("").lines().filter(|l| !l.trim().is_empty()) {
+                for line in f.get("results").map(String::as_str).unwrap_or("").lines().filter(|l| !l.trim().is_empty())
+                {
                     let mut parts = line.splitn(3, ';').map(str::trim);
                     let rank = parts.next().unwrap_or("").parse::<i64>().unwrap_or(0);
-                    rows.push(service::ResultInput { rank, participant_id: None, winner_name: parts.next().unwrap_or("").to_string(), prize: parts.next().unwrap_or("").to_string() });
+                    rows.push(service::ResultInput {
+                        rank,
+                        participant_id: None,
+                        winner_name: parts.next().unwrap_or("").to_string(),
+                        prize: parts.next().unwrap_or("").to_string(),
+                    });
                 }
                 service::set_results(&st.db, &who, &cap, &a, rows).await.map(|_| ())
             }
@@ -228,7 +300,13 @@ struct CodeQuery {
 }
 
 /// Step 1: the code (from the QR code's link, or typed); step 2: the form.
-async fn attend_page(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Address(addr): Address, Query(q): Query<CodeQuery>) -> Page {
+async fn attend_page(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    ui: Ui,
+    Address(addr): Address,
+    Query(q): Query<CodeQuery>,
+) -> Page {
     let ui = ui_for(ui, &v).await?;
     let Some(code) = q.code.filter(|c| !c.trim().is_empty()) else {
         return Ok(ui.render("clubs_attend.html", json!({"step": "code", "base": base(&v)})));
@@ -242,7 +320,13 @@ async fn attend_page(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Address(
     }
 }
 
-async fn attend_submit(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Address(addr): Address, req: Request) -> Page {
+async fn attend_submit(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    ui: Ui,
+    Address(addr): Address,
+    req: Request,
+) -> Page {
     let ui = ui_for(ui, &v).await?;
     let (input, photos) = match api::attendance_form(&st, req).await {
         Ok(x) => x,
@@ -250,14 +334,25 @@ async fn attend_submit(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Addres
     };
     let kept = input.clone();
     let org = &v.visitor.org;
-    match service::submit(&st, &v.visitor.who(), &v.visitor.public_form_grant(crate::MODULE), &org.timezone, input, photos, &addr).await {
+    match service::submit(
+        &st,
+        &v.visitor.who(),
+        &v.visitor.public_form_grant(crate::MODULE),
+        &org.timezone,
+        input,
+        photos,
+        &addr,
+    )
+    .await
+    {
         Ok(s) => {
             let a = service::activity_by_id(&st.db, org.id, &org.timezone, &s.activity_id).await?;
             Ok(ui.render("clubs_attend.html", json!({"step": "done", "submitted": s, "theme": a.map(|a| a.theme), "first_name": kept.first_name, "base": base(&v)})))
         }
         Err(e) => {
             // A wrong or expired code sends back to step 1; other errors keep the form and what was typed.
-            let code_error = e.field_errors().iter().any(|f| f.field == "code") || matches!(e, CoreError::TooManyRequests { .. });
+            let code_error =
+                e.field_errors().iter().any(|f| f.field == "code") || matches!(e, CoreError::TooManyRequests { .. });
             let info = if code_error { None } else { api::code_info(&st, &v, &kept.code, &addr).await.ok() };
             let step = if info.is_some() { "form" } else { "code" };
             Ok(ui.form_error(
@@ -288,7 +383,13 @@ fn serde_urlencoded_like(f: &ParticipantFilter) -> String {
     parts.join("&")
 }
 
-async fn participants_export(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, format)): Path<(String, String)>, Query(f): Query<ParticipantFilter>) -> Page {
+async fn participants_export(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    ui: Ui,
+    Path((_, format)): Path<(String, String)>,
+    Query(f): Query<ParticipantFilter>,
+) -> Page {
     let ods = match format.as_str() {
         "export.csv" => false,
         "export.ods" => true,
@@ -308,7 +409,13 @@ async fn gallery(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Query(q): Qu
 
 // ---------- team: executives, meetings, programme ----------
 
-async fn team(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, key)): Path<(String, String)>, Query(flash): Query<Flash>) -> Page {
+async fn team(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    ui: Ui,
+    Path((_, key)): Path<(String, String)>,
+    Query(flash): Query<Flash>,
+) -> Page {
     let c = service::club(&st.db, v.org(), &key).await?;
     v.club(&c.id)?;
     let zone = v.visitor.org.timezone.clone();
@@ -323,7 +430,8 @@ async fn team(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, key)):
         .iter()
         .map(|e| {
             let present = meetings.iter().filter(|m| m.present.contains(&e.id)).count() as i64;
-            let total = meetings.iter().filter(|m| m.present.contains(&e.id) || m.absent.contains(&e.id)).count() as i64;
+            let total =
+                meetings.iter().filter(|m| m.present.contains(&e.id) || m.absent.contains(&e.id)).count() as i64;
             (e.id.clone(), (present, total))
         })
         .collect();
@@ -335,7 +443,12 @@ async fn team(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, key)):
     ))
 }
 
-async fn team_action(AxState(st): AxState<AppState>, v: Viewer, Path((_, key, action)): Path<(String, String, String)>, Form(f): Form<Vec<(String, String)>>) -> Page {
+async fn team_action(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    Path((_, key, action)): Path<(String, String, String)>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Page {
     let to = format!("{}/{key}/team", base(&v));
     let one: HashMap<String, String> = f.iter().cloned().collect();
     let r: CoreResult<()> = async {
@@ -359,18 +472,52 @@ async fn team_action(AxState(st): AxState<AppState>, v: Viewer, Path((_, key, ac
             }
             "meetings" => {
                 let present: Vec<String> = f.iter().filter(|(k, _)| k == "present").map(|(_, v)| v.clone()).collect();
-                service::create_meeting(&st.db, &who, &cap, &zone, &c, service::MeetingInput { title: field(&one, "title"), held_at: field(&one, "held_at"), activity_id: field(&one, "activity_id"), present }).await.map(|_| ())
+                service::create_meeting(
+                    &st.db,
+                    &who,
+                    &cap,
+                    &zone,
+                    &c,
+                    service::MeetingInput {
+                        title: field(&one, "title"),
+                        held_at: field(&one, "held_at"),
+                        activity_id: field(&one, "activity_id"),
+                        present,
+                    },
+                )
+                .await
+                .map(|_| ())
             }
             "tasks" => {
-                let input = service::TaskInput { title: field(&one, "title"), year: None, assignee_id: field(&one, "assignee_id"), activity_id: field(&one, "activity_id"), due_on: field(&one, "due_on"), done: Some(false) };
+                let input = service::TaskInput {
+                    title: field(&one, "title"),
+                    year: None,
+                    assignee_id: field(&one, "assignee_id"),
+                    activity_id: field(&one, "activity_id"),
+                    due_on: field(&one, "due_on"),
+                    done: Some(false),
+                };
                 service::save_task(&st.db, &who, &cap, &zone, &c, None, input).await.map(|_| ())
             }
             "toggle" => {
-                let t = service::task(&st.db, v.org(), &c.id, one.get("task").map(String::as_str).unwrap_or("")).await?;
-                service::save_task(&st.db, &who, &cap, &zone, &c, Some(&t), service::TaskInput { done: Some(!t.done), ..Default::default() }).await.map(|_| ())
+                let t =
+                    service::task(&st.db, v.org(), &c.id, one.get("task").map(String::as_str).unwrap_or("")).await?;
+                service::save_task(
+                    &st.db,
+                    &who,
+                    &cap,
+                    &zone,
+                    &c,
+                    Some(&t),
+                    service::TaskInput { done: Some(!t.done), ..Default::default() },
+                )
+                .await
+                .map(|_| ())
             }
             "remove-executive" => {
-                let e = service::executive(&st.db, v.org(), &c.id, one.get("executive").map(String::as_str).unwrap_or("")).await?;
+                let e =
+                    service::executive(&st.db, v.org(), &c.id, one.get("executive").map(String::as_str).unwrap_or(""))
+                        .await?;
                 service::delete_executive(&st, &who, &cap, &e).await
             }
             _ => Err(CoreError::NotFound),
@@ -380,7 +527,12 @@ async fn team_action(AxState(st): AxState<AppState>, v: Viewer, Path((_, key, ac
     outcome(&to, r)
 }
 
-async fn executive_photo(AxState(st): AxState<AppState>, v: Viewer, Path((_, key, id)): Path<(String, String, String)>, mp: Multipart) -> Page {
+async fn executive_photo(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    Path((_, key, id)): Path<(String, String, String)>,
+    mp: Multipart,
+) -> Page {
     let to = format!("{}/{key}/team", base(&v));
     let r = async {
         let c = service::club(&st.db, v.org(), &key).await?;
@@ -396,7 +548,14 @@ async fn executive_photo(AxState(st): AxState<AppState>, v: Viewer, Path((_, key
 
 // ---------- money ----------
 
-async fn money(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, key)): Path<(String, String)>, Query(p): Query<Period>, Query(flash): Query<Flash>) -> Page {
+async fn money(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    ui: Ui,
+    Path((_, key)): Path<(String, String)>,
+    Query(p): Query<Period>,
+    Query(flash): Query<Flash>,
+) -> Page {
     let c = service::club(&st.db, v.org(), &key).await?;
     let book = api::cash_book(&st, &v, &c, &p).await?;
     let cap = v.club(&c.id)?;
@@ -410,18 +569,37 @@ async fn money(AxState(st): AxState<AppState>, v: Viewer, ui: Ui, Path((_, key))
     ))
 }
 
-async fn money_add(AxState(st): AxState<AppState>, v: Viewer, Path((_, key)): Path<(String, String)>, req: Request) -> Page {
+async fn money_add(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    Path((_, key)): Path<(String, String)>,
+    req: Request,
+) -> Page {
     let to = format!("{}/{key}/money", base(&v));
     outcome(&to, api::add_money(&st, &v, &key, req).await)
 }
 
-async fn report(AxState(st): AxState<AppState>, v: Viewer, Path((_, key)): Path<(String, String)>, Form(f): Form<HashMap<String, String>>) -> Page {
+async fn report(
+    AxState(st): AxState<AppState>,
+    v: Viewer,
+    Path((_, key)): Path<(String, String)>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Page {
     let to = format!("{}/{key}/money", base(&v));
     let r = async {
         let c = service::club(&st.db, v.org(), &key).await?;
         let cap = v.club(&c.id)?;
         let me = v.visitor.actor.as_ref().map(|a| a.account.email.clone());
-        crate::jobs::request(&st, &v.visitor.who(), &cap, &c, f.get("from").map(String::as_str).unwrap_or(""), f.get("to").map(String::as_str).unwrap_or(""), me.as_deref()).await
+        crate::jobs::request(
+            &st,
+            &v.visitor.who(),
+            &cap,
+            &c,
+            f.get("from").map(String::as_str).unwrap_or(""),
+            f.get("to").map(String::as_str).unwrap_or(""),
+            me.as_deref(),
+        )
+        .await
     }
     .await;
     match r {
@@ -451,7 +629,10 @@ pub fn router() -> Router<AppState> {
         .route("/o/{org}/clubs/{club}/activities/{activity}/{action}", post(activity_action))
         .route("/o/{org}/clubs/{club}/team", get(team))
         .route("/o/{org}/clubs/{club}/team/{action}", post(team_action))
-        .route("/o/{org}/clubs/{club}/team/executives/{executive}/photo", post(executive_photo).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/o/{org}/clubs/{club}/team/executives/{executive}/photo",
+            post(executive_photo).layer(DefaultBodyLimit::disable()),
+        )
         .route("/o/{org}/clubs/{club}/money", get(money).post(money_add).layer(DefaultBodyLimit::disable()))
         .route("/o/{org}/clubs/{club}/reports", post(report))
 }

@@ -76,7 +76,11 @@ async fn club_with_activity(app: &TestApp) -> Setup {
     enrol_totp(app, &f.admin_token).await;
     let org = f.org_slug.clone();
     let (s, club) = app
-        .post(&f.admin_token, &format!("/api/v1/orgs/{org}/clubs"), json!({"name": "Club d'Informatique", "summary": "Code et données"}))
+        .post(
+            &f.admin_token,
+            &format!("/api/v1/orgs/{org}/clubs"),
+            json!({"name": "Club d'Informatique", "summary": "Code et données"}),
+        )
         .await;
     assert_eq!(s, 201, "{club}");
     assert_eq!(club["slug"], "club-d-informatique");
@@ -96,7 +100,8 @@ db_test!(attendance_by_one_time_code, |app: TestApp| async move {
     let (org, club, act) = (&s.org, s.club["slug"].as_str().unwrap(), s.activity["id"].as_str().unwrap());
     let base = format!("/api/v1/orgs/{org}/clubs/{club}/activities/{act}");
     // Before attendance opens, no code works.
-    let (st, b) = attend(&app, org, &[("code", "123456"), ("last_name", "Kouassi"), ("first_name", "Aïcha")], vec![]).await;
+    let (st, b) =
+        attend(&app, org, &[("code", "123456"), ("last_name", "Kouassi"), ("first_name", "Aïcha")], vec![]).await;
     assert_eq!(st, 422, "{b}");
     assert_eq!(b["errors"][0]["field"], "code");
     let (st, code) = app.post(&s.admin, &format!("{base}/attendance"), json!({})).await;
@@ -108,10 +113,25 @@ db_test!(attendance_by_one_time_code, |app: TestApp| async move {
     let expires: jiff::Timestamp = code["expires_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(expires.as_second() - opened.as_second(), 3 * 3600, "valid three hours");
     // A participant on a phone: the code, the form, a photo.
-    let (st, info) = public(&app, reqwest::Method::POST, &format!("/api/v1/orgs/{org}/clubs/attend/check"), Some(json!({"code": c}))).await;
+    let (st, info) = public(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/orgs/{org}/clubs/attend/check"),
+        Some(json!({"code": c})),
+    )
+    .await;
     assert_eq!(st, 200, "{info}");
     assert_eq!(info["theme"], "Atelier Python");
-    let fields = [("code", c.as_str()), ("last_name", "Kouassi"), ("first_name", "Aïcha"), ("field_of_study", "Statistique"), ("level", "L2"), ("rating", "5"), ("suggestion", "Plus de pratique"), ("submission_id", "sub-1")];
+    let fields = [
+        ("code", c.as_str()),
+        ("last_name", "Kouassi"),
+        ("first_name", "Aïcha"),
+        ("field_of_study", "Statistique"),
+        ("level", "L2"),
+        ("rating", "5"),
+        ("suggestion", "Plus de pratique"),
+        ("submission_id", "sub-1"),
+    ];
     let (st, done) = attend(&app, org, &fields, vec![jpeg(64, 48)]).await;
     assert_eq!(st, 201, "{done}");
     assert_eq!(done["photos"], 1);
@@ -121,16 +141,30 @@ db_test!(attendance_by_one_time_code, |app: TestApp| async move {
     assert_eq!(again["already_recorded"], true);
     assert_eq!(again["attendance_id"], done["attendance_id"]);
     // The same person again (another submission, other case and accents): refused.
-    let (st, dup) = attend(&app, org, &[("code", &c), ("last_name", "KOUASSI"), ("first_name", "aicha"), ("submission_id", "sub-2")], vec![]).await;
+    let (st, dup) = attend(
+        &app,
+        org,
+        &[("code", &c), ("last_name", "KOUASSI"), ("first_name", "aicha"), ("submission_id", "sub-2")],
+        vec![],
+    )
+    .await;
     assert_eq!(st, 409, "{dup}");
     assert!(dup["detail"].as_str().unwrap().contains("already"), "{dup}");
     // Bad input: not an image, no name, a rating out of range; nothing stored.
-    let (st, b) = attend(&app, org, &[("code", &c), ("last_name", "Yao"), ("first_name", "Koffi")], vec![b"#!/bin/sh\necho hi\n".to_vec()]).await;
+    let (st, b) = attend(
+        &app,
+        org,
+        &[("code", &c), ("last_name", "Yao"), ("first_name", "Koffi")],
+        vec![b"#!/bin/sh\necho hi\n".to_vec()],
+    )
+    .await;
     assert_eq!(st, 422, "{b}");
     assert_eq!(b["errors"][0]["field"], "photos");
-    let (st, b) = attend(&app, org, &[("code", &c), ("last_name", ""), ("first_name", "Koffi"), ("rating", "9")], vec![]).await;
+    let (st, b) =
+        attend(&app, org, &[("code", &c), ("last_name", ""), ("first_name", "Koffi"), ("rating", "9")], vec![]).await;
     assert_eq!(st, 422, "{b}");
-    let fields_in_error: Vec<&str> = b["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields_in_error: Vec<&str> =
+        b["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert!(fields_in_error.contains(&"last_name") && fields_in_error.contains(&"rating"), "{b}");
     // The participant is in the activity's list, with the executive.
     let (st, page) = app.get(&s.admin, &base).await;
@@ -145,7 +179,8 @@ db_test!(attendance_by_one_time_code, |app: TestApp| async move {
     assert!(seen.get("attendances").is_none() && seen.get("code").is_none(), "{seen}");
     assert!(seen["activity"]["difficulties"].is_null());
     // The photo is in the public gallery, as WebP and JPEG.
-    let (_, gallery) = public(&app, reqwest::Method::GET, &format!("/api/v1/orgs/{org}/clubs/gallery?club={club}"), None).await;
+    let (_, gallery) =
+        public(&app, reqwest::Method::GET, &format!("/api/v1/orgs/{org}/clubs/gallery?club={club}"), None).await;
     assert_eq!(gallery.as_array().unwrap().len(), 1, "{gallery}");
     let thumb = gallery[0]["thumb_url"].as_str().unwrap();
     for (format, ct) in [("webp", "image/webp"), ("jpeg", "image/jpeg")] {
@@ -164,7 +199,8 @@ db_test!(attendance_by_one_time_code, |app: TestApp| async move {
 db_test!(an_expired_code_says_so_and_wrong_codes_are_limited, |app: TestApp| async move {
     let s = club_with_activity(&app).await;
     let (org, club, act) = (&s.org, s.club["slug"].as_str().unwrap(), s.activity["id"].as_str().unwrap());
-    let (_, code) = app.post(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{club}/activities/{act}/attendance"), json!({})).await;
+    let (_, code) =
+        app.post(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{club}/activities/{act}/attendance"), json!({})).await;
     let c = code["code"].as_str().unwrap();
     // Three hours and a minute later.
     sqlx::query("UPDATE clubs_codes SET expires_at = $1 WHERE code = $2")
@@ -173,14 +209,27 @@ db_test!(an_expired_code_says_so_and_wrong_codes_are_limited, |app: TestApp| asy
         .execute(app.state.db.pool())
         .await
         .unwrap();
-    let (st, b) = public(&app, reqwest::Method::POST, &format!("/api/v1/orgs/{org}/clubs/attend/check"), Some(json!({"code": c}))).await;
+    let (st, b) = public(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/orgs/{org}/clubs/attend/check"),
+        Some(json!({"code": c})),
+    )
+    .await;
     assert_eq!(st, 422);
     assert!(b["errors"][0]["message"].as_str().unwrap().contains("expired"), "{b}");
     // Wrong codes: ten are answered, then the address waits.
     let wrong = if c == "000000" { "000001" } else { "000000" };
     let mut last = 0;
     for _ in 0..11 {
-        last = public(&app, reqwest::Method::POST, &format!("/api/v1/orgs/{org}/clubs/attend/check"), Some(json!({"code": wrong}))).await.0;
+        last = public(
+            &app,
+            reqwest::Method::POST,
+            &format!("/api/v1/orgs/{org}/clubs/attend/check"),
+            Some(json!({"code": wrong})),
+        )
+        .await
+        .0;
     }
     assert_eq!(last, 429);
 });
@@ -193,15 +242,24 @@ db_test!(restricted_parts_need_a_club_executive_with_a_second_factor, |app: Test
     let sport = other["slug"].as_str().unwrap();
     // Money of the computing club, sealed in the database.
     let (st, line) = app
-        .post(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{info}/money"), json!({"direction": "expense", "amount": "12,50", "reason": "Clé USB", "occurred_on": "2026-03-12"}))
+        .post(
+            &s.admin,
+            &format!("/api/v1/orgs/{org}/clubs/{info}/money"),
+            json!({"direction": "expense", "amount": "12,50", "reason": "Clé USB", "occurred_on": "2026-03-12"}),
+        )
         .await;
     assert_eq!(st, 201, "{line}");
     assert_eq!(line["amount"], "12.50");
-    let stored: String = sqlx::query_scalar("SELECT amount_sealed || reason_sealed FROM clubs_money").fetch_one(app.state.db.pool()).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT amount_sealed || reason_sealed FROM clubs_money")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
     assert!(!stored.contains("1250") && !stored.contains("USB"), "financial fields are encrypted at rest: {stored}");
     // Bad amounts are refused with a clear message, and nothing is added.
     for bad in ["-3", "abc", "1.234", ""] {
-        let (st, b) = app.post(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{info}/money"), json!({"amount": bad, "reason": "x"})).await;
+        let (st, b) = app
+            .post(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{info}/money"), json!({"amount": bad, "reason": "x"}))
+            .await;
         assert_eq!(st, 422, "{bad}: {b}");
         assert_eq!(b["errors"][0]["field"], "amount");
     }
@@ -251,20 +309,26 @@ db_test!(syntheses_follow_attendance_results_and_the_programme, |app: TestApp| a
     let c = code["code"].as_str().unwrap();
     let people = [("Kouassi", "Aïcha", "4"), ("Yao", "Koffi", "2"), ("Traoré", "Fatou", "")];
     for (last, first, rating) in people {
-        let (st, b) = attend(&app, org, &[("code", c), ("last_name", last), ("first_name", first), ("rating", rating)], vec![]).await;
+        let (st, b) =
+            attend(&app, org, &[("code", c), ("last_name", last), ("first_name", first), ("rating", rating)], vec![])
+                .await;
         assert_eq!(st, 201, "{b}");
     }
     // Cached synthesis before the activity is done.
     let (_, before) = public(&app, reqwest::Method::GET, &format!("/api/v1/orgs/{org}/clubs/dashboard"), None).await;
     assert_eq!(before["attendances"], 3);
     assert_eq!(before["clubs"][0]["activities_done"], 0);
-    let (st, b) = app.post(&s.admin, &format!("{base}/activities/{act}/state"), json!({"state": "done", "note": "Très bien"})).await;
+    let (st, b) = app
+        .post(&s.admin, &format!("{base}/activities/{act}/state"), json!({"state": "done", "note": "Très bien"}))
+        .await;
     assert_eq!(st, 204, "{b}");
     // The state change is on the activity's timeline.
     let (_, tl) = app.get(&s.admin, &format!("/api/v1/orgs/{org}/timeline/club_activity/{act}")).await;
     assert!(tl.to_string().contains("clubs.state.done"), "{tl}");
     let (_, page) = app.get(&s.admin, &format!("{base}/activities/{act}")).await;
-    let koffi = page["attendances"].as_array().unwrap().iter().find(|a| a["first_name"] == "Koffi").unwrap()["participant_id"].clone();
+    let koffi = page["attendances"].as_array().unwrap().iter().find(|a| a["first_name"] == "Koffi").unwrap()
+        ["participant_id"]
+        .clone();
     let (st, b) = app
         .send(reqwest::Method::PUT, &s.admin, &format!("{base}/activities/{act}/results"), json!({"results": [{"rank": 1, "participant_id": koffi, "prize": "Livre"}, {"rank": 2, "winner_name": "Équipe invitée"}]}))
         .await;
@@ -274,7 +338,14 @@ db_test!(syntheses_follow_attendance_results_and_the_programme, |app: TestApp| a
         let (st, t) = app.post(&s.admin, &format!("{base}/tasks"), json!({"title": title})).await;
         assert_eq!(st, 201, "{t}");
         if i == 0 {
-            let (st, _) = app.send(reqwest::Method::PATCH, &s.admin, &format!("{base}/tasks/{}", t["id"].as_str().unwrap()), json!({"done": true})).await;
+            let (st, _) = app
+                .send(
+                    reqwest::Method::PATCH,
+                    &s.admin,
+                    &format!("{base}/tasks/{}", t["id"].as_str().unwrap()),
+                    json!({"done": true}),
+                )
+                .await;
             assert_eq!(st, 200);
         }
     }
@@ -301,7 +372,12 @@ db_test!(syntheses_follow_attendance_results_and_the_programme, |app: TestApp| a
     let k = list.as_array().unwrap().iter().find(|p| p["first_name"] == "Koffi").unwrap();
     assert_eq!(k["points"], 12);
     // Export of the participants: CSV with the names.
-    let r = reqwest::Client::new().get(app.url(&format!("/api/v1/orgs/{org}/clubs/participants/export.csv?club={club}"))).bearer_auth(&s.admin).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(app.url(&format!("/api/v1/orgs/{org}/clubs/participants/export.csv?club={club}")))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let csv = r.text().await.unwrap();
     assert!(csv.contains("Traoré") && csv.contains("Kouassi") && csv.lines().count() == 4, "{csv}");
@@ -311,21 +387,47 @@ db_test!(an_activity_report_is_written_and_mailed_to_the_club_head, |app: TestAp
     let s = club_with_activity(&app).await;
     let (org, club) = (&s.org, s.club["slug"].as_str().unwrap());
     app.post(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{club}/executives"), json!({"last_name": "Diallo", "first_name": "Awa", "email": "head@example.org", "position": "Présidente", "is_head": true})).await;
-    app.post(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{club}/money"), json!({"direction": "income", "amount": "40", "reason": "Cotisations", "occurred_on": "2026-03-01"})).await;
-    let (st, b) = app.post(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{club}/reports"), json!({"from": "2026-01-01", "to": "2026-12-31"})).await;
+    app.post(
+        &s.admin,
+        &format!("/api/v1/orgs/{org}/clubs/{club}/money"),
+        json!({"direction": "income", "amount": "40", "reason": "Cotisations", "occurred_on": "2026-03-01"}),
+    )
+    .await;
+    let (st, b) = app
+        .post(
+            &s.admin,
+            &format!("/api/v1/orgs/{org}/clubs/{club}/reports"),
+            json!({"from": "2026-01-01", "to": "2026-12-31"}),
+        )
+        .await;
     assert_eq!(st, 202, "{b}");
-    let (st, b) = app.post(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{club}/reports"), json!({"from": "2026-12-31", "to": "2026-01-01"})).await;
+    let (st, b) = app
+        .post(
+            &s.admin,
+            &format!("/api/v1/orgs/{org}/clubs/{club}/reports"),
+            json!({"from": "2026-12-31", "to": "2026-01-01"}),
+        )
+        .await;
     assert_eq!(st, 422, "{b}");
     shrooms_core::jobs::run_due(&app.state, "test", 10).await.unwrap();
     let mails = shrooms_core::outbox::list(&app.state.db, Some("head@example.org"), 10).await.unwrap();
     assert_eq!(mails.len(), 1, "the club head gets the report");
     let body = &mails[0].body_text;
-    let link = body.split_whitespace().find(|w| w.starts_with("http") && w.contains("/files/")).expect("a link to the report").to_string();
+    let link = body
+        .split_whitespace()
+        .find(|w| w.starts_with("http") && w.contains("/files/"))
+        .expect("a link to the report")
+        .to_string();
     // The PDF is readable, and has the club's figures.
     // The page link, for people; the same file through the API here.
     let id = link.split("/files/").nth(1).and_then(|r| r.split('/').next()).expect("a file link");
     assert!(link.contains(&format!("/o/{org}/files/{id}/content")), "{link}");
-    let r = reqwest::Client::new().get(app.url(&format!("/api/v1/orgs/{org}/files/{id}/content"))).bearer_auth(&s.admin).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(app.url(&format!("/api/v1/orgs/{org}/files/{id}/content")))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{link}");
     let pdf = r.bytes().await.unwrap();
     assert!(pdf.starts_with(b"%PDF-"));
@@ -339,7 +441,11 @@ db_test!(an_activity_report_is_written_and_mailed_to_the_club_head, |app: TestAp
         .output()
         .expect("python3 with pypdf");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Atelier Python") && text.contains("40.00"), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("Atelier Python") && text.contains("40.00"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 });
 
 fn uuid_like() -> String {
@@ -350,7 +456,13 @@ db_test!(club_pages_render_for_visitors_and_executives, |app: TestApp| async mov
     let s = club_with_activity(&app).await;
     let (org, club, act) = (&s.org, s.club["slug"].as_str().unwrap(), s.activity["id"].as_str().unwrap());
     let anon = reqwest::Client::new();
-    for path in [format!("/o/{org}/clubs"), format!("/o/{org}/clubs/{club}"), format!("/o/{org}/clubs/{club}/activities/{act}"), format!("/o/{org}/clubs/gallery"), format!("/o/{org}/clubs/attend")] {
+    for path in [
+        format!("/o/{org}/clubs"),
+        format!("/o/{org}/clubs/{club}"),
+        format!("/o/{org}/clubs/{club}/activities/{act}"),
+        format!("/o/{org}/clubs/gallery"),
+        format!("/o/{org}/clubs/attend"),
+    ] {
         let r = anon.get(app.url(&path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         let html = r.text().await.unwrap();
