@@ -55,7 +55,7 @@ pub fn file_name(siren: &str, end: Day) -> String {
 /// The FEC of a fiscal year: (file name, content).
 pub async fn export(db: &Db, cap: &CanRead, year_id: &str) -> AcctResult<(String, Vec<u8>)> {
     let mut conn = db.pool().acquire().await?;
-    let l = repo::ledger(&mut conn, cap.org()).await?;
+    let l = repo::ledger_or_404(&mut conn, cap.org()).await?;
     let y = l.year(year_id).ok_or(shrooms_core::CoreError::NotFound)?.clone();
     let rows = sqlx::query(
         "SELECT e.journal, e.number, e.entry_date, l.account, l.aux, l.aux_label, e.piece_ref, e.piece_date, \

@@ -109,6 +109,15 @@ pub async fn ledger(conn: &mut AnyConnection, org: OrgId) -> AcctResult<Ledger> 
     })
 }
 
+/// The ledger, for a request naming one of its records: an organisation
+/// without books has no such record (404, as for another organisation's).
+pub async fn ledger_or_404(conn: &mut AnyConnection, org: OrgId) -> AcctResult<Ledger> {
+    ledger(conn, org).await.map_err(|e| match e {
+        AcctError::NoBooks => AcctError::Core(shrooms_core::CoreError::NotFound),
+        e => e,
+    })
+}
+
 /// Takes `count` numbers in a journal's sequence for a fiscal year and
 /// returns the first. The counter row is updated in the caller's
 /// transaction: on PostgreSQL the row lock orders concurrent validations,

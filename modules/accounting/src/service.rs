@@ -1357,7 +1357,7 @@ pub async fn year_seal(conn: &mut sqlx::AnyConnection, org: OrgId, year_id: &str
 pub async fn close_year(db: &Db, who: &Who, cap: &CanAdmin, year_id: &str) -> AcctResult<Closing> {
     let org = cap.org();
     let mut tx = db.begin_durable().await?;
-    let mut l = repo::ledger(tx.conn(), org).await?;
+    let mut l = repo::ledger_or_404(tx.conn(), org).await?;
     let y = l.year(year_id).cloned().ok_or(CoreError::NotFound)?;
     if y.is_closed() {
         return Err(AcctError::Final("This fiscal year is closed already; a closed year cannot be reopened.".into()));
