@@ -38,6 +38,9 @@ pub struct Db {
     backend: Backend,
     /// SQLite allows one writer: writers queue here instead of failing with SQLITE_BUSY.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// SQLite only: one connection with `synchronous = FULL`, for the writes
+    /// that must survive a power cut once acknowledged (see [`Db::begin_durable`]).
+    durable: Option<AnyPool>,
     /// Counts committed writes on this server; see [`crate::cache`].
     generation: Arc<AtomicU64>,
     field_defs: Arc<crate::custom_fields::DefsCache>,
@@ -83,6 +86,25 @@ impl Db {
             .context("invalid database URL")?
             .log_statements(log::LevelFilter::Debug)
             .log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT);
+        let durable = match backend {
+            Backend::Sqlite => Some(
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(0)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy_with(opts.clone()),
+            ),
+            Backend::Postgres => None,
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(cfg.effective_pool_size())
             .min_connections(0)
@@ -105,6 +127,7 @@ impl Db {
             pool,
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            durable,
             generation: Arc::new(AtomicU64::new(0)),
             field_defs: Arc::new(crate::cache::TtlCache::new(Duration::from_millis(
                 cfg.security.auth_cache_ms.max(0) as u64
@@ -128,6 +151,26 @@ impl Db {
             None => None,
         };
         let tx = self.pool.begin().await?;
+        Ok(Tx { tx, backend: self.backend, _writer: writer, generation: self.generation.clone() })
+    }
+
+    /// Begins a write transaction whose commit is on disk before it returns,
+    /// even across a power cut: money and numbers shown to a user (ledger
+    /// entries) use it. On SQLite the pool runs in WAL mode with
+    /// `synchronous = NORMAL`, where the last commits may be lost by a power
+    /// cut (never corrupted); this transaction runs on a connection kept at
+    /// `synchronous = FULL`, which syncs the WAL at each commit. The pragma
+    /// cannot change inside a transaction, hence a connection of its own.
+    /// PostgreSQL commits are durable already (`synchronous_commit = on`).
+    pub async fn begin_durable(&self) -> CoreResult<Tx> {
+        let Some(durable) = &self.durable else {
+            return self.begin().await;
+        };
+        let writer = match &self.write_lock {
+            Some(l) => Some(l.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = durable.begin().await?;
         Ok(Tx { tx, backend: self.backend, _writer: writer, generation: self.generation.clone() })
     }
 
@@ -155,6 +198,9 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        if let Some(d) = &self.durable {
+            d.close().await;
+        }
         self.pool.close().await;
     }
 

@@ -5,7 +5,7 @@ use shrooms_core::{core_module::CoreModule, Module, Modules};
 use std::sync::Arc;
 
 pub fn module_list() -> Vec<Arc<dyn Module>> {
-    vec![Arc::new(CoreModule), Arc::new(shrooms_clubs::ClubsModule)]
+    vec![Arc::new(CoreModule), Arc::new(shrooms_clubs::ClubsModule), Arc::new(shrooms_accounting::AccountingModule)]
 }
 
 pub fn modules() -> anyhow::Result<Modules> {

@@ -54,6 +54,11 @@ enum Command {
     Check,
     /// Print the OpenAPI document of this build.
     Openapi,
+    /// Accounting tools.
+    Accounting {
+        #[command(subcommand)]
+        command: AccountingCommand,
+    },
     /// Import records from a CSV or ODS file: every row is checked first, and
     /// a single bad row imports nothing (exit status 2, every bad row listed).
     Import {
@@ -95,6 +100,14 @@ enum AdminCommand {
         #[arg(long, default_value = "")]
         name: String,
     },
+}
+
+#[derive(Subcommand)]
+enum AccountingCommand {
+    /// Check the books of every organisation: entries balanced, validated entries
+    /// unchanged, numbering continuous, closed years untouched, audit chain intact.
+    /// Exit status 2 when something is wrong.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -248,6 +261,23 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
         }
         Command::Import { command: ImportCommand::People { org, file, map, skip_duplicates, dry_run } } => {
             import_file(cfg, modules, "people", &org, &file, &map, skip_duplicates, dry_run).await
+        }
+        Command::Accounting { command: AccountingCommand::Check } => {
+            let db = Db::connect(&cfg).await?;
+            let report = shrooms_accounting::check::run(&db).await?;
+            if report.ok() {
+                println!(
+                    "books intact: {} organisation(s), {} entries, {} lines, {} closed year(s); audit log intact ({} entries)",
+                    report.organisations, report.entries, report.lines, report.closed_years, report.audit_entries
+                );
+                Ok(())
+            } else {
+                for p in &report.problems {
+                    eprintln!("BROKEN: {p}");
+                }
+                eprintln!("books check failed: {} problem(s)", report.problems.len());
+                std::process::exit(2);
+            }
         }
         Command::Openapi => {
             let doc = shrooms_core::web::api::openapi_document(&modules);

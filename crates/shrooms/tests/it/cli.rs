@@ -210,6 +210,51 @@ proc_test!(audit_verify_finds_tampering, |env: Env| async move {
     assert!(err.contains("entry 4"), "{err}");
 });
 
+proc_test!(accounting_check_finds_a_changed_entry, |env: Env| async move {
+    let (mut server, base) = env.serve().await;
+    let t = operator_with_org(&env, &base, "Books", "books").await;
+    let client = reqwest::Client::new();
+    let api = |p: &str| format!("{base}/api/v1/orgs/books/accounting{p}");
+    let r = client
+        .post(api("/books"))
+        .bearer_auth(&t)
+        .json(&json!({"chart": "associations", "first_year_start": "2025-01-01"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for amount in ["30.00", "45.50"] {
+        let r = client
+            .post(api("/entries"))
+            .bearer_auth(&t)
+            .json(&json!({"journal": "BQ", "date": "2025-02-01", "label": "Dues", "validate": true,
+                "lines": [{"account": "512", "debit": amount}, {"account": "7561", "credit": amount}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    server.kill().unwrap();
+    let _ = server.wait();
+    let out = env.run(&["accounting", "check"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 entries"));
+    // Someone with database access changes a validated amount on both sides.
+    let mut cfg = shrooms_core::Config::default();
+    cfg.data = env.dir.clone();
+    if let Some((_, u)) = env.vars.iter().find(|(k, _)| k == "SHROOMS_DATABASE_URL") {
+        cfg.database_url = Some(shrooms_core::config::Secret(u.clone()));
+    }
+    let db = shrooms_core::Db::connect(&cfg).await.unwrap();
+    sqlx::query("UPDATE acct_lines SET debit = 3 WHERE debit = 3000").execute(db.pool()).await.unwrap();
+    sqlx::query("UPDATE acct_lines SET credit = 3 WHERE credit = 3000").execute(db.pool()).await.unwrap();
+    db.close().await;
+    let out = env.run(&["accounting", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("BQ-000001 was changed after validation"), "{err}");
+});
+
 proc_test!(backup_restore_and_check, |env: Env| async move {
     let (mut server, base) = env.serve().await;
     let t = operator_with_org(&env, &base, "Keep", "keep").await;

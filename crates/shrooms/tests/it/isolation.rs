@@ -8,7 +8,18 @@ use testkit::{db_test, TestApp};
 
 async fn snapshot(app: &TestApp, token: &str, org: &str) -> Value {
     let mut out = serde_json::Map::new();
-    for part in ["people", "members", "roles", "groups", "modules", "audit?limit=500", "notes", "custom-fields"] {
+    for part in [
+        "people",
+        "members",
+        "roles",
+        "groups",
+        "modules",
+        "audit?limit=500",
+        "notes",
+        "custom-fields",
+        "accounting/entries",
+        "accounting/accounts",
+    ] {
         let (s, v) = app.get(token, &format!("/api/v1/orgs/{org}/{part}")).await;
         assert_eq!(s, 200, "{part}: {v}");
         out.insert(part.into(), v);
@@ -69,6 +80,26 @@ db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
         ("field", field["id"].as_str().unwrap().to_string()),
     ];
     let note_id = note["id"].as_str().unwrap().to_string();
+    // B's books and one entry.
+    let (s, books) = app
+        .post(
+            admin,
+            "/api/v1/orgs/org-b/accounting/books",
+            json!({"chart": "associations", "first_year_start": "2025-01-01"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{books}");
+    let (s, entry) = app
+        .post(
+            admin,
+            "/api/v1/orgs/org-b/accounting/entries",
+            json!({"journal": "BQ", "date": "2025-03-01", "label": "B's dues", "lines": [
+                {"account": "512", "debit": "10"}, {"account": "7561", "credit": "10"}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{entry}");
+    let entry_id = entry["id"].as_str().unwrap().to_string();
+    let year_id = books["years"][0]["id"].as_str().unwrap().to_string();
     let before = snapshot(&app, admin, "org-b").await;
     let timeline_before = app.get(admin, &b_timeline).await;
 
@@ -96,10 +127,16 @@ db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
             let fill = |org: &str| {
                 let mut p = path.replace("{org}", org);
                 for (k, v) in &ids {
-                    let v = if *k == "id" && path.contains("/notes/") { note_id.clone() } else { v.clone() };
+                    let v = if *k == "id" && path.contains("/notes/") {
+                        note_id.clone()
+                    } else if *k == "id" && path.contains("/accounting/entries/") {
+                        entry_id.clone()
+                    } else {
+                        v.clone()
+                    };
                     p = p.replace(&format!("{{{k}}}"), &v);
                 }
-                p
+                p.replace("{year}", &year_id).replace("{number}", "512")
             };
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             // B's organisation itself.
@@ -107,8 +144,9 @@ db_test!(no_route_leaks_across_organisations, |app: TestApp| async move {
             let (s, b) = app.send(m.clone(), &alice, &url, json!({})).await;
             assert_eq!(s, 404, "{method} {url} answered {s}: {b}");
             // B's records reached through A's organisation.
-            let has_record =
-                ["{id}", "{account}", "{key}", "{group}", "{comment}", "{field}"].iter().any(|k| path.contains(k));
+            let has_record = ["{id}", "{account}", "{key}", "{group}", "{comment}", "{field}", "{year}"]
+                .iter()
+                .any(|k| path.contains(k));
             if has_record {
                 let url = fill("org-a");
                 let (s, b) = app.send(m.clone(), &alice, &url, json!({})).await;

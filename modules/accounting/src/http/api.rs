@@ -1,0 +1,456 @@
+//! JSON API of the ledger: thin handlers over the service, each with its
+//! OpenAPI annotation.
+
+use crate::domain::{Amount, Day};
+use crate::error::AcctError;
+use crate::fec;
+use crate::repo::FiscalYear;
+use crate::reports::{self, ReportParams, Table};
+use crate::service::{
+    self, Account, AccountInput, AccountPatch, Books, Closing, Entry, EntryFilter, EntryInput, NewYear, OpenBooks,
+    ReverseInput, SimpleInput, MODULE,
+};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use shrooms_core::error::{CoreError, CoreResult, Problem};
+use shrooms_core::web::api::{ApiJson, ApiQuery};
+use shrooms_core::web::{AppState, OrgCtx};
+use utoipa::{OpenApi, ToSchema};
+
+type R<T> = CoreResult<T>;
+
+fn e(err: AcctError) -> CoreError {
+    err.into()
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/books", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id or URL name")),
+    responses((status = 200, body = Books), (status = 404, body = Problem), (status = 409, body = Problem, description = "Books not opened yet")))]
+async fn get_books(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Books>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(service::books(&st.db, &cap).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/books", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = OpenBooks,
+    responses((status = 201, body = Books), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn open_books(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(mut input): ApiJson<OpenBooks>,
+) -> R<(StatusCode, Json<Books>)> {
+    let cap = ctx.can_admin(MODULE)?;
+    if input.currency.is_none() {
+        input.currency = Some(ctx.org.currency.clone());
+    }
+    Ok((StatusCode::CREATED, Json(service::open_books(&st.db, &ctx.who(), &cap, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/accounts", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), responses((status = 200, body = [Account]), (status = 404, body = Problem)))]
+async fn list_accounts(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<Account>>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(service::accounts(&st.db, &cap).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/accounts", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = AccountInput,
+    responses((status = 201, body = Account), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_account(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<AccountInput>,
+) -> R<(StatusCode, Json<Account>)> {
+    let cap = ctx.can_admin(MODULE)?;
+    Ok((StatusCode::CREATED, Json(service::create_account(&st.db, &ctx.who(), &cap, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/accounting/accounts/{number}", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("number" = String, Path)), request_body = AccountPatch,
+    responses((status = 200, body = Account), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn patch_account(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, number)): Path<(String, String)>,
+    ApiJson(p): ApiJson<AccountPatch>,
+) -> R<Json<Account>> {
+    let cap = ctx.can_admin(MODULE)?;
+    Ok(Json(service::patch_account(&st.db, &ctx.who(), &cap, &number, p).await.map_err(e)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/years", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), responses((status = 200, body = [FiscalYear]), (status = 404, body = Problem)))]
+async fn list_years(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<FiscalYear>>> {
+    let cap = ctx.can_read(MODULE)?;
+    let mut conn = st.db.pool().acquire().await?;
+    Ok(Json(crate::repo::years(&mut conn, cap.org()).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/years", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = NewYear,
+    responses((status = 201, body = FiscalYear), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn create_year(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<NewYear>,
+) -> R<(StatusCode, Json<FiscalYear>)> {
+    let cap = ctx.can_admin(MODULE)?;
+    Ok((StatusCode::CREATED, Json(service::create_year(&st.db, &ctx.who(), &cap, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/years/{year}/close", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("year" = String, Path, description = "Fiscal year id")),
+    responses((status = 200, body = Closing, description = "Closed, sealed, carried forward; cannot be undone"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn close_year(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, year)): Path<(String, String)>,
+) -> R<Json<Closing>> {
+    let cap = ctx.can_admin(MODULE)?;
+    Ok(Json(service::close_year(&st.db, &ctx.who(), &cap, &year).await.map_err(e)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/years/{year}/fec", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("year" = String, Path)),
+    responses((status = 200, description = "The FEC, SIRENFECAAAAMMJJ.txt, tab-separated", content_type = "text/plain"), (status = 404, body = Problem)))]
+async fn fec_export(State(st): State<AppState>, ctx: OrgCtx, Path((_, year)): Path<(String, String)>) -> R<Response> {
+    let cap = ctx.can_read(MODULE)?;
+    let (name, body) = fec::export(&st.db, &cap, &year).await.map_err(e)?;
+    Ok(download(&name, "text/plain; charset=utf-8", body))
+}
+
+pub fn download(name: &str, content_type: &str, body: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FecImport {
+    /// The whole FEC file (tab- or pipe-separated, header line first).
+    pub content: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/imports/fec", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = FecImport,
+    responses((status = 201, body = fec::ImportReport), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem, description = "Nothing imported; each error names the line and column")))]
+async fn fec_import(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<FecImport>,
+) -> R<(StatusCode, Json<fec::ImportReport>)> {
+    let cap = ctx.can_admin(MODULE)?;
+    Ok((StatusCode::CREATED, Json(fec::import(&st.db, &ctx.who(), &cap, &input.content).await.map_err(e)?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/entries", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), EntryFilter), responses((status = 200, body = [Entry]), (status = 404, body = Problem)))]
+async fn list_entries(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiQuery(f): ApiQuery<EntryFilter>,
+) -> R<Json<Vec<Entry>>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(service::list_entries(&st.db, &cap, &f).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/entries", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = EntryInput,
+    responses((status = 201, body = Entry), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem, description = "Errors name the field: `lines[2].account`")))]
+async fn create_entry(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<EntryInput>,
+) -> R<(StatusCode, Json<Entry>)> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok((StatusCode::CREATED, Json(service::create_entry(&st.db, &ctx.who(), &cap, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/simple-entries", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = SimpleInput,
+    responses((status = 201, body = Entry), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn simple_entry(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<SimpleInput>,
+) -> R<(StatusCode, Json<Entry>)> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok((StatusCode::CREATED, Json(service::simple_entry(&st.db, &ctx.who(), &cap, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/entries/{id}", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Entry), (status = 404, body = Problem)))]
+async fn get_entry(State(st): State<AppState>, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> R<Json<Entry>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(service::get_entry(&st.db, &cap, &id).await.map_err(e)?))
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/accounting/entries/{id}", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)), request_body = EntryInput,
+    responses((status = 200, body = Entry), (status = 404, body = Problem), (status = 409, body = Problem, description = "Validated entries are final"), (status = 422, body = Problem)))]
+async fn update_entry(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<serde_json::Value>,
+) -> R<Json<Entry>> {
+    let cap = ctx.can_write(MODULE)?;
+    // The entry first: another organisation's id is 404 whatever the body.
+    service::get_entry(&st.db, &cap.as_read(), &id).await.map_err(e)?;
+    let input: EntryInput =
+        serde_json::from_value(input).map_err(|err| CoreError::validation("body", &err.to_string()))?;
+    Ok(Json(service::update_draft(&st.db, &ctx.who(), &cap, &id, input).await.map_err(e)?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/accounting/entries/{id}", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem, description = "Validated entries are final")))]
+async fn delete_entry(State(st): State<AppState>, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> R<StatusCode> {
+    let cap = ctx.can_write(MODULE)?;
+    service::delete_draft(&st.db, &ctx.who(), &cap, &id).await.map_err(e)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/entries/{id}/validate", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Entry), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn validate_entry(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+) -> R<Json<Entry>> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok(Json(service::validate_entry(&st.db, &ctx.who(), &cap, &id).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/entries/{id}/reverse", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)), request_body = ReverseInput,
+    responses((status = 201, body = Entry, description = "The reversing entry"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn reverse_entry(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<ReverseInput>,
+) -> R<(StatusCode, Json<Entry>)> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok((StatusCode::CREATED, Json(service::reverse_entry(&st.db, &ctx.who(), &cap, &id, input).await.map_err(e)?)))
+}
+
+/// Answers a report as JSON, or as an ODS or PDF download.
+fn report_response<T: serde::Serialize>(
+    ctx: &OrgCtx,
+    name: &str,
+    p: &ReportParams,
+    v: T,
+    table: impl Fn(&T) -> Table,
+) -> R<Response> {
+    match p.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(v).into_response()),
+        f @ ("ods" | "pdf") => {
+            let body = reports::render_file(
+                &table(&v),
+                f == "ods",
+                &ctx.org.name,
+                ctx.org.color_primary.as_deref().unwrap_or("#2F6F4E"),
+            );
+            let ct = if f == "ods" { "application/vnd.oasis.opendocument.spreadsheet" } else { "application/pdf" };
+            Ok(download(&format!("{name}-{}.{f}", ctx.org.slug), ct, body))
+        }
+        _ => Err(CoreError::validation("format", "Choose json, ods or pdf.")),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/trial-balance", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::TrialBalance), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn trial_balance(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
+    let cap = ctx.can_read(MODULE)?;
+    let v = reports::trial_balance(&st.db, &cap, &p).await.map_err(e)?;
+    report_response(&ctx, "trial-balance", &p, v, |v| v.table())
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/income-statement", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::IncomeStatement), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn income_statement(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
+    let cap = ctx.can_read(MODULE)?;
+    let v = reports::income_statement(&st.db, &cap, &p).await.map_err(e)?;
+    report_response(&ctx, "income-statement", &p, v, |v| v.table())
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/balance-sheet", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::BalanceSheet), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn balance_sheet(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
+    let cap = ctx.can_read(MODULE)?;
+    let v = reports::balance_sheet(&st.db, &cap, &p).await.map_err(e)?;
+    report_response(&ctx, "balance-sheet", &p, v, |v| v.table())
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/general-ledger", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::GeneralLedger), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn general_ledger(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
+    let cap = ctx.can_read(MODULE)?;
+    let v = reports::general_ledger(&st.db, &cap, &p).await.map_err(e)?;
+    report_response(&ctx, "general-ledger", &p, v, |v| v.table())
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/journal", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::JournalReport), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn journal_report(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
+    let cap = ctx.can_read(MODULE)?;
+    let v = reports::journal(&st.db, &cap, &p).await.map_err(e)?;
+    report_response(&ctx, "journal", &p, v, |v| v.table())
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/analytics", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::Analytics), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn analytics(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
+    let cap = ctx.can_read(MODULE)?;
+    let v = reports::analytics(&st.db, &cap, &p).await.map_err(e)?;
+    report_response(&ctx, "analytics", &p, v, |v| v.table())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub year: Option<String>,
+    /// `csv` (default) or `ods`.
+    pub format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/export", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ExportParams),
+    responses((status = 200, description = "Every line of the period, CSV or ODS", content_type = "text/csv"), (status = 404, body = Problem)))]
+async fn export_lines(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ExportParams>) -> R<Response> {
+    let cap = ctx.can_read(MODULE)?;
+    let mut conn = st.db.pool().acquire().await?;
+    let l = crate::repo::ledger(&mut conn, cap.org()).await.map_err(e)?;
+    drop(conn);
+    let period =
+        reports::period(&l, &ReportParams { from: p.from, to: p.to, year: p.year, ..Default::default() }).map_err(e)?;
+    let (header, rows) = fec::lines_table(&st.db, &cap, &period.from.iso(), &period.to.iso()).await.map_err(e)?;
+    let ods = p.format.as_deref() == Some("ods");
+    let body = shrooms_core::people::table_file(ods, "Ecritures", &header, &rows);
+    let (ext, ct) = if ods {
+        ("ods", "application/vnd.oasis.opendocument.spreadsheet")
+    } else {
+        ("csv", "text/csv; charset=utf-8")
+    };
+    Ok(download(&format!("ecritures-{}-{}-{}.{ext}", ctx.org.slug, period.from, period.to), ct, body))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitInput {
+    #[schema(value_type = String)]
+    pub amount: serde_json::Value,
+    /// First day of the service paid for.
+    pub start: String,
+    /// Last day of the service.
+    pub end: String,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct Split {
+    pub shares: Vec<crate::domain::YearShare>,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/deferral-split", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = SplitInput,
+    responses((status = 200, body = Split, description = "The amount split over the fiscal years the service spans, to the cent"), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn deferral_split(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<SplitInput>,
+) -> R<Json<Split>> {
+    let cap = ctx.can_read(MODULE)?;
+    let amount = Amount::from_json(&input.amount)
+        .map_err(|m| CoreError::validation("amount", m))?
+        .ok_or_else(|| CoreError::validation("amount", "Give an amount."))?;
+    let start = Day::parse(&input.start).map_err(|m| CoreError::validation("start", m))?;
+    let end = Day::parse(&input.end).map_err(|m| CoreError::validation("end", m))?;
+    let mut conn = st.db.pool().acquire().await?;
+    let l = crate::repo::ledger(&mut conn, cap.org()).await.map_err(e)?;
+    // Known fiscal years, extended by twelve-month years both ways to cover the service.
+    let mut bounds: Vec<(Day, Day)> = l.years.iter().map(|y| (y.start_day(), y.end_day())).collect();
+    if bounds.is_empty() {
+        return Err(e(AcctError::NoBooks));
+    }
+    while bounds[0].0 > start {
+        let s = bounds[0].0.add_years(-1);
+        bounds.insert(0, (s, bounds[0].0.prev()));
+    }
+    while bounds[bounds.len() - 1].1 < end {
+        let s = bounds[bounds.len() - 1].1.next();
+        bounds.push((s, s.add_years(1).prev()));
+    }
+    let shares =
+        crate::domain::split_by_days(amount, start, end, &bounds).map_err(|m| CoreError::validation("end", &m))?;
+    Ok(Json(Split { shares }))
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(
+    get_books,
+    open_books,
+    list_accounts,
+    create_account,
+    patch_account,
+    list_years,
+    create_year,
+    close_year,
+    fec_export,
+    fec_import,
+    list_entries,
+    create_entry,
+    simple_entry,
+    get_entry,
+    update_entry,
+    delete_entry,
+    validate_entry,
+    reverse_entry,
+    trial_balance,
+    income_statement,
+    balance_sheet,
+    general_ledger,
+    journal_report,
+    analytics,
+    export_lines,
+    deferral_split
+))]
+pub struct AccountingApi;
+
+pub fn router() -> Router<AppState> {
+    let base = "/api/v1/orgs/{org}/accounting";
+    Router::new()
+        .route(&format!("{base}/books"), get(get_books).post(open_books))
+        .route(&format!("{base}/accounts"), get(list_accounts).post(create_account))
+        .route(&format!("{base}/accounts/{{number}}"), patch(patch_account))
+        .route(&format!("{base}/years"), get(list_years).post(create_year))
+        .route(&format!("{base}/years/{{year}}/close"), post(close_year))
+        .route(&format!("{base}/years/{{year}}/fec"), get(fec_export))
+        .route(&format!("{base}/imports/fec"), post(fec_import))
+        .route(&format!("{base}/entries"), get(list_entries).post(create_entry))
+        .route(&format!("{base}/simple-entries"), post(simple_entry))
+        .route(&format!("{base}/entries/{{id}}"), get(get_entry).put(update_entry).delete(delete_entry))
+        .route(&format!("{base}/entries/{{id}}/validate"), post(validate_entry))
+        .route(&format!("{base}/entries/{{id}}/reverse"), post(reverse_entry))
+        .route(&format!("{base}/reports/trial-balance"), get(trial_balance))
+        .route(&format!("{base}/reports/income-statement"), get(income_statement))
+        .route(&format!("{base}/reports/balance-sheet"), get(balance_sheet))
+        .route(&format!("{base}/reports/general-ledger"), get(general_ledger))
+        .route(&format!("{base}/reports/journal"), get(journal_report))
+        .route(&format!("{base}/reports/analytics"), get(analytics))
+        .route(&format!("{base}/export"), get(export_lines))
+        .route(&format!("{base}/deferral-split"), post(deferral_split))
+}

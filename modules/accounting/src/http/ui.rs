@@ -1,0 +1,285 @@
+//! Pages of the ledger: overview and books set-up, entries, the simple form
+//! for treasurers, the accountant's form, chart of accounts, reports.
+
+use crate::error::AcctError;
+use crate::reports::{self, ReportParams};
+use crate::service::{
+    self, AccountInput, EntryFilter, EntryInput, LineInput, OpenBooks, ReverseInput, SimpleInput, MODULE,
+};
+use axum::extract::{Path, Query};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde_json::{json, Value};
+use shrooms_core::error::CoreError;
+use shrooms_core::permissions::Access;
+use shrooms_core::web::ui::{Ui, UiError};
+use shrooms_core::web::{AppState, OrgCtx};
+
+type Page = Result<Response, UiError>;
+
+fn ce(e: AcctError) -> CoreError {
+    e.into()
+}
+
+fn get_field<'a>(f: &'a [(String, String)], k: &str) -> &'a str {
+    f.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("")
+}
+
+async fn overview(ui: Ui, ctx: OrgCtx) -> Page {
+    let cap = ctx.can_read(MODULE)?;
+    let books = match service::books(&ui.st.db, &cap).await {
+        Ok(b) => Some(b),
+        Err(AcctError::NoBooks) => None,
+        Err(e) => return Err(ce(e).into()),
+    };
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render(
+        "accounting_overview.html",
+        json!({"books": books, "can_admin": ctx.access(MODULE) >= Access::Admin, "can_write": ctx.access(MODULE) >= Access::Write}),
+    ))
+}
+
+async fn open_books(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_admin(MODULE)?;
+    let input = OpenBooks {
+        chart: get_field(&f, "chart").into(),
+        currency: Some(ctx.org.currency.clone()),
+        siren: Some(get_field(&f, "siren").into()),
+        first_year_start: get_field(&f, "first_year_start").into(),
+        first_year_end: Some(get_field(&f, "first_year_end").into()),
+    };
+    match service::open_books(&ui.st.db, &ctx.who(), &cap, input).await {
+        Ok(_) => Ok(Redirect::to(&format!("/o/{}/accounting", ctx.org.slug)).into_response()),
+        Err(e) => {
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_overview.html", ce(e), json!({"books": null, "can_admin": true, "form": f})))
+        }
+    }
+}
+
+async fn close_year(ui: Ui, ctx: OrgCtx, Path((_, year)): Path<(String, String)>) -> Page {
+    let cap = ctx.can_admin(MODULE)?;
+    service::close_year(&ui.st.db, &ctx.who(), &cap, &year).await.map_err(ce)?;
+    Ok(Redirect::to(&format!("/o/{}/accounting", ctx.org.slug)).into_response())
+}
+
+async fn fec(ui: Ui, ctx: OrgCtx, Path((_, year)): Path<(String, String)>) -> Page {
+    let cap = ctx.can_read(MODULE)?;
+    let (name, body) = crate::fec::export(&ui.st.db, &cap, &year).await.map_err(ce)?;
+    Ok(super::api::download(&name, "text/plain; charset=utf-8", body))
+}
+
+async fn entries(ui: Ui, ctx: OrgCtx, Query(f): Query<EntryFilter>) -> Page {
+    let cap = ctx.can_read(MODULE)?;
+    let list = service::list_entries(&ui.st.db, &cap, &f).await.map_err(ce)?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render(
+        "accounting_entries.html",
+        json!({"entries": list, "filter": {"journal": f.journal, "status": f.status, "account": f.account, "tag": f.tag}, "can_write": ctx.access(MODULE) >= Access::Write}),
+    ))
+}
+
+async fn entry(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Page {
+    let cap = ctx.can_read(MODULE)?;
+    let e = service::get_entry(&ui.st.db, &cap, &id).await.map_err(ce)?;
+    let back = format!("/o/{}/accounting/entries/{id}", ctx.org.slug);
+    let attachments = shrooms_core::web::files::partial_context(&ui.st, &ctx, MODULE, "entry", &id, &back).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render(
+        "accounting_entry.html",
+        json!({"entry": e, "attachments": attachments, "can_write": ctx.access(MODULE) >= Access::Write}),
+    ))
+}
+
+async fn validate(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    service::validate_entry(&ui.st.db, &ctx.who(), &cap, &id).await.map_err(ce)?;
+    Ok(Redirect::to(&format!("/o/{}/accounting/entries/{id}", ctx.org.slug)).into_response())
+}
+
+async fn reverse(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let r = service::reverse_entry(&ui.st.db, &ctx.who(), &cap, &id, ReverseInput::default()).await.map_err(ce)?;
+    Ok(Redirect::to(&format!("/o/{}/accounting/entries/{}", ctx.org.slug, r.id)).into_response())
+}
+
+/// Account choices for the forms: (number, "number label").
+async fn choices(ui: &Ui, ctx: &OrgCtx) -> Result<Value, UiError> {
+    let cap = ctx.can_read(MODULE)?;
+    let accounts = service::accounts(&ui.st.db, &cap).await.map_err(ce)?;
+    let opt = |pred: &dyn Fn(&str) -> bool| -> Vec<Value> {
+        accounts
+            .iter()
+            .filter(|a| !a.archived && pred(&a.number))
+            .map(|a| json!([a.number, format!("{} {}", a.number, a.label)]))
+            .collect()
+    };
+    Ok(json!({
+        "income": opt(&|n| n.starts_with('7')),
+        "expense": opt(&|n| n.starts_with('6')),
+        "payment": opt(&|n| n.starts_with("51") || n.starts_with("53")),
+        "all": opt(&|_| true),
+    }))
+}
+
+async fn simple_form(ui: Ui, ctx: OrgCtx) -> Page {
+    ctx.can_write(MODULE)?;
+    let c = choices(&ui, &ctx).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("accounting_simple.html", json!({"choices": c, "form": {"kind": "expense"}})))
+}
+
+async fn simple_submit(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let input = SimpleInput {
+        kind: get_field(&f, "kind").into(),
+        date: get_field(&f, "date").into(),
+        label: get_field(&f, "label").into(),
+        amount: Value::String(get_field(&f, "amount").into()),
+        category: get_field(&f, "category").into(),
+        payment: get_field(&f, "payment").into(),
+        piece_ref: Some(get_field(&f, "piece_ref").into()),
+        aux: None,
+        tags: get_field(&f, "tags").split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect(),
+        validate: get_field(&f, "validate") == "1",
+    };
+    match service::simple_entry(&ui.st.db, &ctx.who(), &cap, input).await {
+        Ok(e) => Ok(Redirect::to(&format!("/o/{}/accounting/entries/{}", ctx.org.slug, e.id)).into_response()),
+        Err(err) => {
+            let c = choices(&ui, &ctx).await?;
+            let form: serde_json::Map<String, Value> = f.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_simple.html", ce(err), json!({"choices": c, "form": form})))
+        }
+    }
+}
+
+const FORM_LINES: usize = 8;
+
+async fn entry_form(ui: Ui, ctx: OrgCtx) -> Page {
+    ctx.can_write(MODULE)?;
+    let c = choices(&ui, &ctx).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render(
+        "accounting_entry_form.html",
+        json!({"choices": c, "form": {"journal": "OD"}, "rows": (0..FORM_LINES).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn entry_submit(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let mut lines = Vec::new();
+    for i in 0..FORM_LINES {
+        let g = |k: &str| get_field(&f, &format!("l{i}_{k}")).trim().to_string();
+        if g("account").is_empty() && g("debit").is_empty() && g("credit").is_empty() {
+            continue;
+        }
+        lines.push(LineInput {
+            account: g("account"),
+            label: Some(g("label")),
+            debit: Value::String(g("debit")),
+            credit: Value::String(g("credit")),
+            tags: g("tags").split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect(),
+            ..Default::default()
+        });
+    }
+    let input = EntryInput {
+        journal: get_field(&f, "journal").into(),
+        date: get_field(&f, "date").into(),
+        label: get_field(&f, "label").into(),
+        piece_ref: Some(get_field(&f, "piece_ref").into()),
+        piece_date: None,
+        lines,
+        validate: get_field(&f, "validate") == "1",
+    };
+    match service::create_entry(&ui.st.db, &ctx.who(), &cap, input).await {
+        Ok(e) => Ok(Redirect::to(&format!("/o/{}/accounting/entries/{}", ctx.org.slug, e.id)).into_response()),
+        Err(err) => {
+            let c = choices(&ui, &ctx).await?;
+            let form: serde_json::Map<String, Value> = f.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error(
+                "accounting_entry_form.html",
+                ce(err),
+                json!({"choices": c, "form": form, "rows": (0..FORM_LINES).collect::<Vec<_>>()}),
+            ))
+        }
+    }
+}
+
+async fn accounts(ui: Ui, ctx: OrgCtx) -> Page {
+    let cap = ctx.can_read(MODULE)?;
+    let list = service::accounts(&ui.st.db, &cap).await.map_err(ce)?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render(
+        "accounting_accounts.html",
+        json!({"accounts": list, "can_admin": ctx.access(MODULE) >= Access::Admin}),
+    ))
+}
+
+async fn add_account(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_admin(MODULE)?;
+    let input = AccountInput { number: get_field(&f, "number").into(), label: get_field(&f, "label").into() };
+    match service::create_account(&ui.st.db, &ctx.who(), &cap, input).await {
+        Ok(_) => Ok(Redirect::to(&format!("/o/{}/accounting/accounts", ctx.org.slug)).into_response()),
+        Err(err) => {
+            let list = service::accounts(&ui.st.db, &cap.as_write().as_read()).await.map_err(ce)?;
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_accounts.html", ce(err), json!({"accounts": list, "can_admin": true})))
+        }
+    }
+}
+
+async fn report(ui: Ui, ctx: OrgCtx, Path((_, kind)): Path<(String, String)>, Query(p): Query<ReportParams>) -> Page {
+    let cap = ctx.can_read(MODULE)?;
+    let db = &ui.st.db;
+    let table = match kind.as_str() {
+        "trial-balance" => reports::trial_balance(db, &cap, &p).await.map(|r| r.table()),
+        "income-statement" => reports::income_statement(db, &cap, &p).await.map(|r| r.table()),
+        "balance-sheet" => reports::balance_sheet(db, &cap, &p).await.map(|r| r.table()),
+        "general-ledger" => reports::general_ledger(db, &cap, &p).await.map(|r| r.table()),
+        "journal" => reports::journal(db, &cap, &p).await.map(|r| r.table()),
+        "analytics" => reports::analytics(db, &cap, &p).await.map(|r| r.table()),
+        _ => return Err(CoreError::NotFound.into()),
+    }
+    .map_err(ce)?;
+    if let Some(f @ ("ods" | "pdf")) = p.format.as_deref() {
+        let body = reports::render_file(
+            &table,
+            f == "ods",
+            &ctx.org.name,
+            ctx.org.color_primary.as_deref().unwrap_or("#2F6F4E"),
+        );
+        let ct = if f == "ods" { "application/vnd.oasis.opendocument.spreadsheet" } else { "application/pdf" };
+        return Ok(super::api::download(&format!("{kind}-{}.{f}", ctx.org.slug), ct, body));
+    }
+    let query = serde_urlencoded::to_string([
+        ("from", p.from.clone().unwrap_or_default()),
+        ("to", p.to.clone().unwrap_or_default()),
+        ("year", p.year.clone().unwrap_or_default()),
+    ])
+    .unwrap_or_default();
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render(
+        "accounting_report.html",
+        json!({"kind": kind, "title": table.title, "header": table.header, "rows": table.rows, "query": query, "params": {"from": p.from, "to": p.to}}),
+    ))
+}
+
+pub fn router() -> Router<AppState> {
+    let base = "/o/{org}/accounting";
+    Router::new()
+        .route(base, get(overview))
+        .route(&format!("{base}/open"), post(open_books))
+        .route(&format!("{base}/years/{{year}}/close"), post(close_year))
+        .route(&format!("{base}/years/{{year}}/fec"), get(fec))
+        .route(&format!("{base}/entries"), get(entries).post(entry_submit))
+        .route(&format!("{base}/entries/new"), get(entry_form))
+        .route(&format!("{base}/entries/{{id}}"), get(entry))
+        .route(&format!("{base}/entries/{{id}}/validate"), post(validate))
+        .route(&format!("{base}/entries/{{id}}/reverse"), post(reverse))
+        .route(&format!("{base}/simple"), get(simple_form).post(simple_submit))
+        .route(&format!("{base}/accounts"), get(accounts).post(add_account))
+        .route(&format!("{base}/reports/{{kind}}"), get(report))
+}
