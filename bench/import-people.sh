@@ -52,7 +52,7 @@ run_one() {
   # An organisation with one person in it (the demo loader makes one).
   "$BIN" demo --scale 1 >/dev/null 2>&1
   local t0; t0=$(date +%s.%N)
-  "$BIN" import people --org club-informatique "$CSV" >"$WORK/out-$backend.txt" 2>"$WORK/err-$backend.txt"
+  "$BIN" import people --org aesi "$CSV" >"$WORK/out-$backend.txt" 2>"$WORK/err-$backend.txt"
   local total_s; total_s=$(echo "$(date +%s.%N) - $t0" | bc)
   local count
   if [ "$backend" = postgres ]; then

@@ -36,10 +36,7 @@ const FAMILY: &[&str] = &[
     "Ndiaye", "Mensah", "Koné", "Nguyen", "Benali", "Rousseau", "Blanc", "Guerin",
 ];
 const ORGS: &[&str] = &[
-    "Club Informatique",
-    "English Club",
-    "Prise de Parole",
-    "Club Sport",
+    "AESI",
     "Atelier Vélo",
     "Repair Café",
     "Coopérative d'Hébergement",
@@ -137,6 +134,15 @@ pub async fn load(
             progress(done, scale);
         }
     }
+    // The modules' own demo data, for the modules that are on.
+    let mut lines = Vec::new();
+    let enabled = crate::instance::enabled_modules(&st.db, &st.modules, None).await?;
+    for m in st.modules.all() {
+        if let (Some(f), true) = (m.demo(), enabled.iter().any(|e| e == m.id())) {
+            let ctx = crate::module::DemoCtx { orgs: org_ids.clone(), scale, seed, admin: admin.id };
+            lines.push(f(st.clone(), ctx).await?);
+        }
+    }
     // Fresh statistics (and, on PostgreSQL, a visibility map for index-only
     // scans), as the database would have after autovacuum caught up.
     let maintenance = match st.db.backend() {
@@ -144,10 +150,15 @@ pub async fn load(
         crate::db::Backend::Sqlite => "ANALYZE",
     };
     sqlx::query(maintenance).execute(st.db.pool()).await?;
-    Ok(format!(
+    let mut report = format!(
         "demo data loaded: {} organisation(s), {done} people; sign in as {admin_email} / demo-password",
         org_ids.len()
-    ))
+    );
+    for l in lines {
+        report.push('\n');
+        report.push_str(&l);
+    }
+    Ok(report)
 }
 
 fn ascii(s: &str) -> String {

@@ -34,6 +34,19 @@ pub struct Widget {
     pub load: fn(AppState, OrgCtx) -> WidgetFuture,
 }
 
+pub type DemoFuture = Pin<Box<dyn Future<Output = CoreResult<String>> + Send>>;
+
+/// What a module's demo data generator gets: the demo organisations the
+/// core created, the scale and seed given to `shrooms demo`, and the demo
+/// administrator. It returns one line for the report.
+#[derive(Clone, Debug)]
+pub struct DemoCtx {
+    pub orgs: Vec<crate::ids::OrgId>,
+    pub scale: usize,
+    pub seed: u64,
+    pub admin: crate::ids::AccountId,
+}
+
 pub type RecordFuture = Pin<Box<dyn Future<Output = CoreResult<Option<RecordRef>>> + Send>>;
 
 /// A kind of record that can carry a timeline (comments, status changes,
@@ -149,6 +162,10 @@ pub trait Module: Send + Sync + 'static {
     /// Translation catalogues: (language, TOML source of `key = "text"`).
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
         &[]
+    }
+    /// Realistic, reproducible demo data for `shrooms demo` (same seed, same data).
+    fn demo(&self) -> Option<fn(AppState, DemoCtx) -> DemoFuture> {
+        None
     }
     /// Embedded static files (scripts, styles), served at `/static/<path>`;
     /// prefix the path with the module id (`clubs/gallery.js`). A theme's

@@ -9,6 +9,7 @@
 //! signing attendance are participants of this module, not core people.
 
 pub mod access;
+pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod jobs;
@@ -125,6 +126,9 @@ impl Module for ClubsModule {
             order: 30,
             load: progress_widget,
         }]
+    }
+    fn demo(&self) -> Option<fn(AppState, shrooms_core::module::DemoCtx) -> shrooms_core::module::DemoFuture> {
+        Some(demo::run)
     }
     fn jobs(&self) -> Vec<shrooms_core::jobs::JobSpec> {
         vec![jobs::REPORT]

@@ -430,7 +430,7 @@ async fn the_command_line_imports_and_reports_bad_rows() {
             "Nom;Courriel\nDupont;dupont@example.org\nMartin;martin(at)example.org\n;\nDurand;DUPONT@example.org\n",
         )
         .unwrap();
-        let out = run_cli(&vars, &["import", "people", "--org", "club-informatique", bad.to_str().unwrap()]);
+        let out = run_cli(&vars, &["import", "people", "--org", "aesi", bad.to_str().unwrap()]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(2), "{stdout}");
         assert!(stdout.contains("line 3: column \"Courriel\""), "{stdout}");
@@ -442,22 +442,13 @@ async fn the_command_line_imports_and_reports_bad_rows() {
         std::fs::write(&good, "Famille;Prénom;Courriel\nDupont;Jean;jean.dupont@example.org\nMartin;Léa;\n").unwrap();
         let out = run_cli(
             &vars,
-            &[
-                "import",
-                "people",
-                "--org",
-                "club-informatique",
-                "--map",
-                "Famille=family_name",
-                "--dry-run",
-                good.to_str().unwrap(),
-            ],
+            &["import", "people", "--org", "aesi", "--map", "Famille=family_name", "--dry-run", good.to_str().unwrap()],
         );
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stdout).contains("2 rows would be imported"));
         let out = run_cli(
             &vars,
-            &["import", "people", "--org", "club-informatique", "--map", "Famille=family_name", good.to_str().unwrap()],
+            &["import", "people", "--org", "aesi", "--map", "Famille=family_name", good.to_str().unwrap()],
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
