@@ -154,6 +154,7 @@ impl Module for CoreModule {
             crate::alerts::CHECK,
             crate::backup::RUN,
             crate::files::CLEANUP,
+            crate::files::RENDITIONS,
             crate::import::IMPORT_RUN,
         ]
     }

@@ -485,6 +485,32 @@ static IMAGE_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2
 /// photo metadata, makes renditions, writes the blobs, then the row and its
 /// audit entry in one transaction.
 pub async fn store(st: &AppState, who: &Who, cap: &CanWrite, owner: &Owner, upload: Upload) -> CoreResult<FileInfo> {
+    store_with(st, who, cap, owner, upload, false).await
+}
+
+/// Like [`store`], for a request that must answer fast (a lecture hall of
+/// people sending a photo each): the photo is checked (decoded whole) and
+/// stripped of its metadata now, and its renditions are made by the job
+/// `core.files.renditions` right after. Until then its variants are served
+/// as the original.
+pub async fn store_deferred(
+    st: &AppState,
+    who: &Who,
+    cap: &CanWrite,
+    owner: &Owner,
+    upload: Upload,
+) -> CoreResult<FileInfo> {
+    store_with(st, who, cap, owner, upload, true).await
+}
+
+async fn store_with(
+    st: &AppState,
+    who: &Who,
+    cap: &CanWrite,
+    owner: &Owner,
+    upload: Upload,
+    defer: bool,
+) -> CoreResult<FileInfo> {
     let fc = &st.cfg.files;
     valid_owner(owner)?;
     if upload.bytes.len() > fc.max_upload_bytes {
@@ -511,13 +537,19 @@ pub async fn store(st: &AppState, who: &Who, cap: &CanWrite, owner: &Owner, uplo
         Some(format) => {
             let _slot = IMAGE_SLOTS.acquire().await.map_err(|e| CoreError::Internal(e.to_string()))?;
             let bytes = upload.bytes;
-            let p = tokio::task::spawn_blocking(move || images::process(format, &bytes))
-                .await
-                .map_err(|e| CoreError::Internal(format!("image task: {e}")))?
-                .map_err(|e| match e {
-                    images::ImageError::Encode(m) => CoreError::Internal(format!("encoding a rendition: {m}")),
-                    other => file_error(other.to_string()),
-                })?;
+            let p = tokio::task::spawn_blocking(move || {
+                if defer {
+                    images::check(format, &bytes)
+                } else {
+                    images::process(format, &bytes)
+                }
+            })
+            .await
+            .map_err(|e| CoreError::Internal(format!("image task: {e}")))?
+            .map_err(|e| match e {
+                images::ImageError::Encode(m) => CoreError::Internal(format!("encoding a rendition: {m}")),
+                other => file_error(other.to_string()),
+            })?;
             (p.original, Some(p.width as i64), Some(p.height as i64), p.renditions)
         }
         None => (upload.bytes, None, None, Vec::new()),
@@ -605,6 +637,9 @@ pub async fn store(st: &AppState, who: &Who, cap: &CanWrite, owner: &Owner, uplo
             serde_json::json!({"file": info.id, "name": info.name}),
         )
         .await?;
+        if defer && kind.image_format().is_some() {
+            crate::jobs::enqueue(&mut tx, &RENDITIONS, Some(cap.org()), serde_json::json!({"file": info.id}), None, 0).await?;
+        }
         tx.commit().await?;
         Ok::<_, CoreError>(info)
     }
@@ -851,6 +886,67 @@ async fn remove_rows(tx: &mut Tx, who: &Who, cap: &CanWrite, files: &[FileInfo])
 
 /// The job that removes blobs without metadata. Its time limit stays at the
 /// mail job's 90 s: the longest limit of all jobs sets every job's lease.
+/// Makes the renditions of a photo stored with [`store_deferred`]; idempotent.
+pub const RENDITIONS: JobSpec =
+    JobSpec { name: "core.files.renditions", max_attempts: 3, backoff_secs: 10, timeout_secs: 60, run: run_renditions };
+
+fn run_renditions(st: AppState, ctx: JobCtx) -> JobFuture {
+    Box::pin(async move {
+        let id = ctx.payload["file"].as_str().unwrap_or("").to_string();
+        let Some(r) = sqlx::query(&format!("SELECT {COLS} FROM files WHERE id = $1"))
+            .bind(&id)
+            .fetch_optional(st.db.pool())
+            .await?
+        else {
+            return Ok(()); // deleted meanwhile
+        };
+        let info = from_row(&r)?;
+        let Some(format) = ImageFormatOf::of(&info.content_type) else { return Ok(()) };
+        let store = file_store(&st.cfg);
+        let Some(original) =
+            store.get(&blob_key(&id, "original")).await.map_err(|e| anyhow::anyhow!("reading {id}: {e}"))?
+        else {
+            return Ok(());
+        };
+        let _slot = IMAGE_SLOTS.acquire().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let p = tokio::task::spawn_blocking(move || images::process(format, &original))
+            .await
+            .map_err(|e| anyhow::anyhow!("image task: {e}"))?
+            .map_err(|e| anyhow::anyhow!("renditions of {id}: {e}"))?;
+        let mut names: Vec<String> = Vec::new();
+        for r in &p.renditions {
+            store
+                .put(&blob_key(&id, &format!("{}.{}", r.variant, r.format.ext())), &r.bytes)
+                .await
+                .map_err(|e| anyhow::anyhow!("writing a rendition of {id}: {e}"))?;
+            if !names.iter().any(|v| v == r.variant) {
+                names.push(r.variant.to_string());
+            }
+        }
+        sqlx::query("UPDATE files SET renditions = $1 WHERE id = $2")
+            .bind(serde_json::to_string(&names).unwrap_or_else(|_| "[]".into()))
+            .bind(&id)
+            .execute(st.db.pool())
+            .await?;
+        st.db.wrote();
+        Ok(())
+    })
+}
+
+/// The image format of a stored photo, from its content type.
+struct ImageFormatOf;
+impl ImageFormatOf {
+    fn of(content_type: &str) -> Option<image::ImageFormat> {
+        Some(match content_type {
+            "image/jpeg" => image::ImageFormat::Jpeg,
+            "image/png" => image::ImageFormat::Png,
+            "image/gif" => image::ImageFormat::Gif,
+            "image/webp" => image::ImageFormat::WebP,
+            _ => return None,
+        })
+    }
+}
+
 pub const CLEANUP: JobSpec =
     JobSpec { name: "core.files.cleanup", max_attempts: 5, backoff_secs: 60, timeout_secs: 90, run: run_cleanup };
 

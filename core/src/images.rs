@@ -100,6 +100,14 @@ pub fn process(format: ImageFormat, bytes: &[u8]) -> Result<Processed, ImageErro
     Ok(Processed { original, width, height, renditions })
 }
 
+/// Checks a photo (decoded whole) and strips its metadata, without making
+/// renditions (they come later, from the stripped original).
+pub fn check(format: ImageFormat, bytes: &[u8]) -> Result<Processed, ImageError> {
+    let (img, orientation) = decode(format, bytes)?;
+    let original = strip_metadata(format, bytes, orientation)?;
+    Ok(Processed { original, width: img.width(), height: img.height(), renditions: Vec::new() })
+}
+
 /// Only the thumbnail, as JPEG: what the benchmark measures.
 pub fn thumbnail(format: ImageFormat, bytes: &[u8], format_out: RenditionFormat) -> Result<Rendition, ImageError> {
     let (img, _) = decode(format, bytes)?;

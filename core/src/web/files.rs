@@ -188,6 +188,14 @@ async fn download(st: &AppState, info: &FileInfo, q: &ContentParams, headers: &H
             Variant::parse(v).ok_or_else(|| CoreError::validation("variant", "Use original, thumb or display."))?
         }
     };
+    // A photo whose renditions are still being made (`files::store_deferred`)
+    // is served as uploaded meanwhile, under the original's ETag.
+    let variant =
+        if variant != Variant::Original && info.is_image() && !info.variants.iter().any(|v| v == variant.as_str()) {
+            Variant::Original
+        } else {
+            variant
+        };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let (format, negotiated) = match q.format.as_deref() {
         Some("webp") => (RenditionFormat::Webp, false),

@@ -19,6 +19,8 @@ async fn snapshot(app: &TestApp, token: &str, org: &str) -> Value {
         "custom-fields",
         "accounting/entries",
         "accounting/accounts",
+        "clubs",
+        "clubs/dashboard",
     ] {
         let (s, v) = app.get(token, &format!("/api/v1/orgs/{org}/{part}")).await;
         assert_eq!(s, 200, "{part}: {v}");

@@ -178,7 +178,9 @@ db_test!(attendance_by_one_time_code, |app: TestApp| async move {
     assert_eq!(st, 200);
     assert!(seen.get("attendances").is_none() && seen.get("code").is_none(), "{seen}");
     assert!(seen["activity"]["difficulties"].is_null());
-    // The photo is in the public gallery, as WebP and JPEG.
+    // The photo is in the public gallery, as WebP and JPEG (renditions are
+    // made by a job right after the submission, which answered at once).
+    shrooms_core::jobs::run_due(&app.state, "test", 10).await.unwrap();
     let (_, gallery) =
         public(&app, reqwest::Method::GET, &format!("/api/v1/orgs/{org}/clubs/gallery?club={club}"), None).await;
     assert_eq!(gallery.as_array().unwrap().len(), 1, "{gallery}");
@@ -474,4 +476,54 @@ db_test!(club_pages_render_for_visitors_and_executives, |app: TestApp| async mov
     // The cash page is not for visitors: sign in.
     let r = testkit::browser_client().get(app.url(&format!("/o/{org}/clubs/{club}/money"))).send().await.unwrap();
     assert!(r.status() == 303 || r.status() == 401 || r.url().path().starts_with("/login"), "{}", r.status());
+});
+
+db_test!(a_participant_signs_through_the_pages_on_a_phone, |app: TestApp| async move {
+    let s = club_with_activity(&app).await;
+    let (org, club, act) = (&s.org, s.club["slug"].as_str().unwrap(), s.activity["id"].as_str().unwrap());
+    let (_, code) =
+        app.post(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{club}/activities/{act}/attendance"), json!({})).await;
+    let c = code["code"].as_str().unwrap();
+    let phone = testkit::browser_client();
+    // A wrong code: the same page, with the message, and the code kept.
+    let html =
+        phone.get(app.url(&format!("/o/{org}/clubs/attend?code=999999x"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("This code is not valid"), "{html}");
+    // The QR code's link leads straight to the form.
+    let html =
+        phone.get(app.url(&format!("/o/{org}/clubs/attend?code={c}"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Atelier Python") && html.contains("name=\"submission_id\""), "{html}");
+    let csrf = testkit::extract_csrf(&html).expect("CSRF field");
+    let submission =
+        html.split("name=\"submission_id\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
+    let boundary = "----phone";
+    let mut body = Vec::new();
+    for (k, v) in [
+        ("_csrf", csrf.as_str()),
+        ("code", c),
+        ("submission_id", submission.as_str()),
+        ("last_name", "Koné"),
+        ("first_name", "Awa"),
+        ("rating", "4"),
+    ] {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+    }
+    body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"\"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n--{boundary}--\r\n").as_bytes());
+    let post = |body: Vec<u8>| {
+        phone
+            .post(app.url(&format!("/o/{org}/clubs/attend")))
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .header("origin", app.url(""))
+            .body(body)
+            .send()
+    };
+    let r = post(body.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Thank you") && html.contains("Your attendance is recorded"), "{html}");
+    // The page sends the same form again after a dropped connection: recognised.
+    let html = post(body).await.unwrap().text().await.unwrap();
+    assert!(html.contains("already recorded"), "{html}");
+    let (_, page) = app.get(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{club}/activities/{act}")).await;
+    assert_eq!(page["attendances"].as_array().unwrap().len(), 1);
 });
