@@ -100,12 +100,29 @@ pub fn process(format: ImageFormat, bytes: &[u8]) -> Result<Processed, ImageErro
     Ok(Processed { original, width, height, renditions })
 }
 
-/// Checks a photo (decoded whole) and strips its metadata, without making
-/// renditions (they come later, from the stripped original).
+/// Checks a photo from its headers (format, size within the limits, a JPEG
+/// not cut short) and strips its metadata, without decoding its pixels or
+/// making renditions: they come later, from the stripped original (a photo
+/// whose pixels turn out damaged then keeps no rendition).
 pub fn check(format: ImageFormat, bytes: &[u8]) -> Result<Processed, ImageError> {
-    let (img, orientation) = decode(format, bytes)?;
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(ImageError::Corrupt);
+    }
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(map_decode_error)?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+        return Err(ImageError::TooLarge);
+    }
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms).to_exif();
     let original = strip_metadata(format, bytes, orientation)?;
-    Ok(Processed { original, width: img.width(), height: img.height(), renditions: Vec::new() })
+    // Orientations 5 to 8 turn the picture a quarter.
+    let (width, height) = if orientation >= 5 { (h, w) } else { (w, h) };
+    Ok(Processed { original, width, height, renditions: Vec::new() })
 }
 
 /// Only the thumbnail, as JPEG: what the benchmark measures.
