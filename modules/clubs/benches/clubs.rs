@@ -55,9 +55,12 @@ fn form(fields: &[(&str, String)], photo: &[u8]) -> (String, Vec<u8>) {
     for (k, v) in fields {
         body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
     }
-    body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"IMG_0001.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes());
-    body.extend_from_slice(photo);
-    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    if !photo.is_empty() {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"IMG_0001.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes());
+        body.extend_from_slice(photo);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
@@ -83,6 +86,8 @@ async fn hall() {
     let participants = env("PARTICIPANTS", 300) as usize;
     let window = env("WINDOW_SECS", 120);
     let app = TestApp::spawn(Backend::Sqlite, modules()).await;
+    // As in `shrooms serve`: the job worker makes the photos' renditions meanwhile.
+    tokio::spawn(shrooms_core::jobs::run_worker(app.state.clone()));
     let (token, org) = executive(&app).await;
     let (_, club) =
         app.post(&token, &format!("/api/v1/orgs/{org}/clubs"), json!({"name": "Club d'Informatique"})).await;
@@ -105,6 +110,29 @@ async fn hall() {
     );
     let url = app.url(&format!("/api/v1/orgs/{org}/clubs/attend"));
     let client = reqwest::Client::new();
+    // One at a time first: the cost of a submission without and with a photo.
+    for with_photo in [false, true] {
+        let mut one = Vec::new();
+        for i in 0..5 {
+            let fields = [
+                ("code", code.clone()),
+                ("last_name", format!("Solo{with_photo}{i}")),
+                ("first_name", "Test".to_string()),
+            ];
+            let (ct, body) = form(&fields, if with_photo { &photo } else { &[] });
+            let t = Instant::now();
+            let r = client.post(&url).header("content-type", ct).body(body).send().await.expect("send");
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+            one.push(t.elapsed().as_secs_f64() * 1000.0);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        one.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "  one at a time, {}: median {:.1} ms",
+            if with_photo { "with a photo" } else { "no photo" },
+            pct(&one, 0.5)
+        );
+    }
     let start = Instant::now();
     let mut handles = Vec::new();
     for i in 0..participants {
@@ -134,7 +162,7 @@ async fn hall() {
     let mut errors = 0;
     for h in handles {
         let (ms, status) = h.await.expect("task");
-        if status != 201 {
+        if status != 201 && status != 200 {
             errors += 1;
         }
         lat.push(ms);

@@ -937,7 +937,7 @@ pub async fn submit(
     let mut stored = Vec::new();
     for p in photos {
         let owner = shrooms_core::files::Owner::new(ACTIVITY, &a.id);
-        match shrooms_core::files::store(
+        match shrooms_core::files::store_deferred(
             st,
             who,
             grant,
