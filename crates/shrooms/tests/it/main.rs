@@ -10,6 +10,7 @@ mod backups;
 mod cli;
 mod custom_fields;
 mod dashboard;
+mod e2e;
 mod files;
 mod imports;
 mod isolation;
