@@ -102,3 +102,71 @@ async fn browser_journeys() {
     assert!(ok, "the browser journeys failed (screenshots in e2e/screenshots/):\n{output}");
     assert!(output.contains(" passed"), "{output}");
 }
+
+/// schemathesis generates requests for every operation of the served
+/// document, with an API key of the demo administrator: no 5xx, every status
+/// declared, every body matching its schema (`--checks all`, settings in
+/// e2e/schemathesis.toml). Excluded: `revoke_key`, which would revoke the
+/// key the run authenticates with (docs/API.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_fuzzing() {
+    require(
+        "schemathesis (the `st` command)",
+        Command::new("st").arg("--version").output().is_ok_and(|o| o.status.success()),
+    );
+    let root = workspace();
+    let env = Env::new(Backend::Sqlite).await;
+    let out = env.run(&["demo", "--scale", "40"]);
+    assert!(out.status.success(), "demo data: {}", String::from_utf8_lossy(&out.stderr));
+    let (child, base) = env.serve().await;
+    let _server = Server(child);
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&serde_json::json!({"email": "demo@example.org", "password": "demo-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().expect("demo administrator signs in");
+    // A personal API key survives "sign out everywhere" and password changes,
+    // which the fuzzer is free to call.
+    let key: serde_json::Value = http
+        .post(format!("{base}/api/v1/me/api-keys"))
+        .bearer_auth(access)
+        .json(&serde_json::json!({"name": "schemathesis"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = key["secret"].as_str().expect("API key").to_string();
+    let orgs: serde_json::Value =
+        http.get(format!("{base}/api/v1/orgs")).bearer_auth(&secret).send().await.unwrap().json().await.unwrap();
+    let org = orgs["items"][0]["slug"].as_str().expect("the demo administrator's organisation").to_string();
+
+    let examples = std::env::var("SHROOMS_FUZZ_EXAMPLES").unwrap_or_else(|_| "20".into());
+    let mut cmd = Command::new("st");
+    cmd.current_dir(root.join("e2e"))
+        .env("SHROOMS_FUZZ_ORG", &org)
+        .env("NO_COLOR", "1")
+        .arg("run")
+        .arg(format!("{base}/api/v1/openapi.json"))
+        .args(["--checks", "all", "--max-examples", &examples, "--exclude-operation-id", "revoke_key", "--no-color"])
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {secret}"));
+    let (ok, output) = tokio::task::spawn_blocking({
+        let dir = env.dir.clone();
+        move || run_bounded(cmd, Duration::from_secs(300), &dir, "schemathesis")
+    })
+    .await
+    .expect("schemathesis");
+    assert!(ok, "schemathesis found problems:\n{output}");
+    assert!(output.contains("passed") && !output.contains("Tested: 0"), "{output}");
+    // The key was not revoked during the run: every operation was tried with it.
+    let me = http.get(format!("{base}/api/v1/me")).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+}
