@@ -82,7 +82,7 @@ async fn token(base: &str, email: &str, password: &str) -> String {
 
 /// Creates an administrator from the command line while the server runs,
 /// signs it in and creates an organisation; returns the access token.
-async fn operator_with_org(env: &Env, base: &str, name: &str, slug: &str) -> String {
+pub(crate) async fn operator_with_org(env: &Env, base: &str, name: &str, slug: &str) -> String {
     let out = env.run(&["admin", "create", "--email", "ops@example.org", "--password", "operator password"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let t = token(base, "ops@example.org", "operator password").await;

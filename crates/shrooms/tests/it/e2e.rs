@@ -32,7 +32,7 @@ fn python_has(modules: &str) -> bool {
 }
 
 /// The server process, stopped when the test ends, even when it fails.
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {

@@ -16,6 +16,7 @@ mod imports;
 mod isolation;
 mod mail;
 mod modules;
+mod outage;
 mod schedules;
 mod timeline;
 mod ui;
