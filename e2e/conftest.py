@@ -56,7 +56,8 @@ def new_context(browser, **kwargs):
     kwargs.setdefault("locale", "en-GB")
     kwargs.setdefault("viewport", {"width": 1280, "height": 800})
     ctx = browser.new_context(base_url=BASE, **kwargs)
-    ctx.set_default_timeout(10_000)
+    # Generous: CI runs this beside the other tests on two cores.
+    ctx.set_default_timeout(20_000)
     return ctx
 
 
