@@ -37,9 +37,10 @@ pub struct AuditEntry {
     pub action: String,
     pub entity_type: String,
     pub entity_id: String,
-    #[schema(value_type = Option<Object>)]
+    /// What the record was, as JSON: usually an object, but any JSON value.
     pub before: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
+    /// What the record became, as JSON: usually an object, but any JSON value
+    /// (a list for a change of notification preferences).
     pub after: Option<serde_json::Value>,
     pub address: String,
     pub hash: String,

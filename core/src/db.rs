@@ -9,7 +9,7 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -44,6 +44,44 @@ pub struct Db {
     /// Counts committed writes on this server; see [`crate::cache`].
     generation: Arc<AtomicU64>,
     field_defs: Arc<crate::custom_fields::DefsCache>,
+    /// The SQLite database file, checked for writing by health checks.
+    sqlite_file: Option<std::path::PathBuf>,
+}
+
+/// Set when SQLite could not write its files (read-only, I/O error, full
+/// disk). A connection that failed then may still hold the write lock or have
+/// been opened read-only, and would keep refusing writes once the files are
+/// writable again; so until a write commits, the pool closes connections
+/// instead of handing them out again, and each request opens a fresh one.
+/// Process-wide because errors are classified without their pool (in
+/// `CoreError::from`); one SQLite database per process in production.
+static SQLITE_WRITE_TROUBLE: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn note_sqlite_write_trouble() {
+    SQLITE_WRITE_TROUBLE.store(true, Ordering::Release);
+}
+
+/// Whether this process may write the SQLite database and its write-ahead
+/// log. A `SELECT` still works on a read-only file, so the health check and
+/// new pool connections ask the kernel (`access(2)`: read-only file system,
+/// immutable file, permissions). Never by opening the file: closing any
+/// descriptor of it would drop this process's SQLite locks on it.
+fn sqlite_writable(file: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut wal = file.as_os_str().to_owned();
+    wal.push("-wal");
+    for f in [file.as_os_str(), wal.as_os_str()] {
+        let Ok(c) = std::ffi::CString::new(f.as_bytes()) else { continue };
+        // SAFETY: `c` is a valid NUL-terminated path; access(2) only reads it.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::NotFound {
+                let name = std::path::Path::new(f).display();
+                return Err(std::io::Error::new(e.kind(), format!("the database file {name} cannot be written: {e}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A write transaction. On SQLite it also holds the process's writer slot.
@@ -64,6 +102,9 @@ impl Tx {
     pub async fn commit(self) -> CoreResult<()> {
         self.tx.commit().await?;
         self.generation.fetch_add(1, Ordering::Release);
+        if self.backend == Backend::Sqlite {
+            SQLITE_WRITE_TROUBLE.store(false, Ordering::Release);
+        }
         Ok(())
     }
 }
@@ -71,13 +112,13 @@ impl Tx {
 impl Db {
     pub async fn connect(cfg: &Config) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
-        let (url, backend) = match &cfg.database_url {
-            Some(u) => (u.0.clone(), Backend::Postgres),
+        let (url, backend, sqlite_file) = match &cfg.database_url {
+            Some(u) => (u.0.clone(), Backend::Postgres, None),
             None => {
                 std::fs::create_dir_all(&cfg.data)
                     .with_context(|| format!("creating data folder {}", cfg.data.display()))?;
                 let path = std::fs::canonicalize(&cfg.data)?.join("shrooms.db");
-                (format!("sqlite://{}?mode=rwc", path.display()), Backend::Sqlite)
+                (format!("sqlite://{}?mode=rwc", path.display()), Backend::Sqlite, Some(path))
             }
         };
         // Every statement at debug level; slow ones as warnings, inside the
@@ -109,6 +150,9 @@ impl Db {
             .max_connections(cfg.effective_pool_size())
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(5))
+            .before_acquire(move |_conn, _meta| {
+                Box::pin(async move { Ok(backend != Backend::Sqlite || !SQLITE_WRITE_TROUBLE.load(Ordering::Acquire)) })
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -132,6 +176,7 @@ impl Db {
             field_defs: Arc::new(crate::cache::TtlCache::new(Duration::from_millis(
                 cfg.security.auth_cache_ms.max(0) as u64
             ))),
+            sqlite_file,
         })
     }
 
@@ -194,6 +239,9 @@ impl Db {
     pub async fn ping(&self) -> CoreResult<Duration> {
         let start = std::time::Instant::now();
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        if let Some(f) = &self.sqlite_file {
+            sqlite_writable(f).map_err(|e| CoreError::Unavailable(e.to_string()))?;
+        }
         Ok(start.elapsed())
     }
 

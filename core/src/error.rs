@@ -61,9 +61,16 @@ impl From<sqlx::Error> for CoreError {
             },
             sqlx::Error::Database(d) => {
                 let msg = d.message().to_ascii_lowercase();
-                // SQLite read-only or locked database, PostgreSQL shutting down: the store is
-                // unavailable, not broken.
-                if msg.contains("readonly")
+                // SQLite read-only, locked, full or failing file, PostgreSQL shutting down: the
+                // store is unavailable, not broken (SQLite rolls the transaction back).
+                let sqlite_cannot_write = msg.contains("readonly")
+                    || msg.contains("disk i/o error")
+                    || msg.contains("database or disk is full")
+                    || msg.contains("unable to open database file");
+                if sqlite_cannot_write {
+                    crate::db::note_sqlite_write_trouble();
+                }
+                if sqlite_cannot_write
                     || msg.contains("read-only")
                     || msg.contains("database is locked")
                     || msg.contains("shutting down")

@@ -33,11 +33,46 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Response;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(json_rejection(JsonRejection::MissingJsonContentType(Default::default())));
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(crate::error::problem_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload-too-large",
+                    "The request body is too large.".into(),
+                    vec![],
+                ))
+            }
+            Err(e) => return Err(e.into_response()),
+        };
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(ApiJson(v)),
+            // serde_json reports some wrong types (an array where a word is
+            // expected) as syntax errors; when the body parses as JSON, the
+            // client sent a wrong value, not broken JSON: a 422 naming it.
+            Err(JsonRejection::JsonSyntaxError(e))
+                if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() =>
+            {
+                let text = e.body_text();
+                let detail = text.split_once(": ").map(|x| x.1).unwrap_or(&text).to_string();
+                let field = detail.split(": ").next().filter(|f| !f.contains(' ')).unwrap_or("body").to_string();
+                Err(CoreError::Validation(vec![FieldError::new(field, detail)]).into_response())
+            }
             Err(e) => Err(json_rejection(e)),
         }
     }
+}
+
+/// `application/json` or any `application/*+json`, as axum's `Json` accepts.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn json_rejection(e: JsonRejection) -> Response {
@@ -418,7 +453,8 @@ pub async fn totp_confirm(
 }
 
 #[utoipa::path(delete, path = "/api/v1/me/totp", tag = "me", security(("bearer" = [])), request_body = TotpCode,
-    responses((status = 204), (status = 401, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem),
+        (status = 429, body = Problem, description = "Too many wrong codes for the account (counted with failed sign-ins)")))]
 pub async fn totp_disable(
     State(st): State<AppState>,
     actor: Actor,
@@ -1301,7 +1337,123 @@ pub fn openapi_document(modules: &crate::module::Modules) -> utoipa::openapi::Op
             doc.merge(more);
         }
     }
+    declare_error_responses(&mut doc);
     doc
+}
+
+/// The error answers every handler can give without saying so in its own
+/// annotation: they come from the shared extractors and middleware (token
+/// check, organisation lookup, JSON body and query parsing, the database
+/// being away). Declared once here, for the core's operations and every
+/// module's, as `application/problem+json` `Problem` documents; a response an
+/// annotation already declares keeps its description.
+fn declare_error_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{Operation, ParameterIn};
+    use utoipa::openapi::{header::Header, ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const PROBLEM_JSON: &str = "application/problem+json";
+    // (status, component name, description, when it applies)
+    #[derive(Clone, Copy)]
+    enum When {
+        Always,
+        Authenticated,
+        PathParameters,
+        Body,
+        Write,
+    }
+    const COMMON: &[(&str, &str, &str, When)] = &[
+        ("400", "BadRequest", "The body is not valid JSON, or the request cannot be carried out as asked.", When::Body),
+        ("401", "Unauthorized", "No token, or an invalid, expired or revoked token or API key.", When::Authenticated),
+        (
+            "403",
+            "Forbidden",
+            "The caller's role lacks the access needed, or a second factor is required.",
+            When::Authenticated,
+        ),
+        (
+            "404",
+            "NotFound",
+            "The organisation or the record does not exist, or the caller may not know it exists.",
+            When::PathParameters,
+        ),
+        (
+            "409",
+            "Conflict",
+            "A unique value is taken, or the record is not in a state that allows this change.",
+            When::Write,
+        ),
+        ("413", "PayloadTooLarge", "The body is larger than the server accepts.", When::Body),
+        ("415", "UnsupportedMediaType", "The body was sent without the expected Content-Type.", When::Body),
+        (
+            "422",
+            "Unprocessable",
+            "A field, a query parameter or a cursor is invalid; `errors` names them.",
+            When::Always,
+        ),
+        (
+            "503",
+            "Unavailable",
+            "The database cannot be reached right now; nothing was changed. Retry after `Retry-After` seconds.",
+            When::Always,
+        ),
+    ];
+    let problem = || ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (status, name, description, _) in COMMON {
+        let mut r = ResponseBuilder::new().description(*description).content(PROBLEM_JSON, problem());
+        if matches!(*status, "503") {
+            r = r.header(
+                "Retry-After",
+                Header::new(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Integer)),
+            );
+        }
+        components.responses.insert((*name).to_string(), RefOr::T(r.build()));
+    }
+    let complete = |op: &mut Operation, path_params: bool, write: bool| {
+        // Errors an annotation declared with `body = Problem` are problem+json too.
+        for r in op.responses.responses.values_mut() {
+            if let RefOr::T(r) = r {
+                let is_problem = r
+                    .content
+                    .get("application/json")
+                    .is_some_and(|c| matches!(&c.schema, Some(RefOr::Ref(x)) if x.ref_location.ends_with("/Problem")));
+                if is_problem {
+                    if let Some(c) = r.content.shift_remove("application/json") {
+                        r.content.insert(PROBLEM_JSON.to_string(), c);
+                    }
+                }
+            }
+        }
+        let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
+        let path_params =
+            path_params || op.parameters.iter().flatten().any(|p| matches!(p.parameter_in, ParameterIn::Path));
+        let body = op.request_body.is_some();
+        for (status, name, _, when) in COMMON {
+            let applies = match when {
+                When::Always => true,
+                When::Authenticated => authenticated,
+                When::PathParameters => path_params,
+                When::Body => body,
+                When::Write => write,
+            };
+            if applies && !op.responses.responses.contains_key(*status) {
+                op.responses.responses.insert((*status).to_string(), RefOr::Ref(Ref::from_response_name(*name)));
+            }
+        }
+    };
+    for item in doc.paths.paths.values_mut() {
+        let path_params = item.parameters.iter().flatten().any(|p| matches!(p.parameter_in, ParameterIn::Path));
+        for (op, write) in [
+            (&mut item.get, false),
+            (&mut item.post, true),
+            (&mut item.put, true),
+            (&mut item.patch, true),
+            (&mut item.delete, true),
+        ] {
+            if let Some(op) = op {
+                complete(op, path_params, write);
+            }
+        }
+    }
 }
 
 pub async fn openapi_json(State(st): State<AppState>) -> Response {

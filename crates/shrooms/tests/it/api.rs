@@ -107,6 +107,23 @@ db_test!(bad_input_gets_problem_json_and_changes_nothing, |app: TestApp| async m
         .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // Valid JSON with a value of the wrong shape (a list where a permission
+    // word is expected) is a field error, not "malformed JSON".
+    let (s, b) = app
+        .send(
+            reqwest::Method::PATCH,
+            t,
+            &format!("/api/v1/orgs/{}/roles/member", f.org_slug),
+            json!({"permissions": {"core": [1, 2]}}),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(b["type"], "urn:shrooms:problem:validation");
+    assert!(b["errors"][0]["field"].as_str().unwrap_or("").starts_with("permissions"), "{b}");
+    // No Content-Type: 415.
+    let r = app.http.post(app.url(&base)).bearer_auth(t).body("{}").send().await.unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
     // Oversized body.
     let huge = "x".repeat(3 * 1024 * 1024);
     // (its own client: the server closes a connection whose body it refused)

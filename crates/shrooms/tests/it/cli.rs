@@ -8,13 +8,13 @@ use testkit::Backend;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shrooms");
 
-struct Env {
-    vars: Vec<(String, String)>,
-    dir: std::path::PathBuf,
+pub(crate) struct Env {
+    pub(crate) vars: Vec<(String, String)>,
+    pub(crate) dir: std::path::PathBuf,
 }
 
 impl Env {
-    async fn new(backend: Backend) -> Env {
+    pub(crate) async fn new(backend: Backend) -> Env {
         let (cfg, dir) = testkit::test_config(backend, &crate::modules()).await.unwrap();
         let mut vars = vec![
             ("SHROOMS_DATA".to_string(), dir.display().to_string()),
@@ -29,7 +29,7 @@ impl Env {
         Env { vars, dir }
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args).env_remove("SHROOMS_DATABASE_URL").env_remove("SHROOMS_CONFIG");
         for (k, v) in &self.vars {
@@ -38,11 +38,11 @@ impl Env {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().expect("run shrooms")
     }
 
-    async fn serve(&self) -> (Child, String) {
+    pub(crate) async fn serve(&self) -> (Child, String) {
         let listen = self.vars.iter().find(|(k, _)| k == "SHROOMS_LISTEN").map(|(_, v)| v.clone()).unwrap_or_default();
         let child = self
             .cmd(&["serve"])
@@ -65,7 +65,7 @@ impl Env {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -82,7 +82,7 @@ async fn token(base: &str, email: &str, password: &str) -> String {
 
 /// Creates an administrator from the command line while the server runs,
 /// signs it in and creates an organisation; returns the access token.
-async fn operator_with_org(env: &Env, base: &str, name: &str, slug: &str) -> String {
+pub(crate) async fn operator_with_org(env: &Env, base: &str, name: &str, slug: &str) -> String {
     let out = env.run(&["admin", "create", "--email", "ops@example.org", "--password", "operator password"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let t = token(base, "ops@example.org", "operator password").await;
