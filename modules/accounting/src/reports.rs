@@ -212,6 +212,7 @@ impl TrialBalance {
 // ---------- income statement ----------
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = StatementGroup)]
 pub struct Group {
     pub code: String,
     pub label: String,

@@ -587,6 +587,7 @@ fn check_in_books<'l>(l: &'l Ledger, e: &NewEntry, prefix: &str) -> Result<&'l F
 // ---------- entries: output ----------
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = LedgerEntry)]
 pub struct Entry {
     pub id: String,
     pub year_id: String,

@@ -102,6 +102,7 @@ pub struct ClubSynthesis {
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ClubsDashboard)]
 pub struct Dashboard {
     pub year: i64,
     pub clubs: Vec<ClubSynthesis>,

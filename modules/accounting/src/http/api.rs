@@ -271,7 +271,7 @@ fn report_response<T: serde::Serialize>(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/trial-balance", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::TrialBalance), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::TrialBalance), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn trial_balance(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::trial_balance(&st.db, &cap, &p).await.map_err(e)?;
@@ -279,7 +279,7 @@ async fn trial_balance(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): Api
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/income-statement", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::IncomeStatement), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::IncomeStatement), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn income_statement(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::income_statement(&st.db, &cap, &p).await.map_err(e)?;
@@ -287,7 +287,7 @@ async fn income_statement(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): 
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/balance-sheet", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::BalanceSheet), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::BalanceSheet), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn balance_sheet(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::balance_sheet(&st.db, &cap, &p).await.map_err(e)?;
@@ -295,7 +295,7 @@ async fn balance_sheet(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): Api
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/general-ledger", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::GeneralLedger), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::GeneralLedger), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn general_ledger(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::general_ledger(&st.db, &cap, &p).await.map_err(e)?;
@@ -303,7 +303,7 @@ async fn general_ledger(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): Ap
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/journal", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::JournalReport), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::JournalReport), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn journal_report(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::journal(&st.db, &cap, &p).await.map_err(e)?;
@@ -311,7 +311,7 @@ async fn journal_report(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): Ap
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/analytics", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::Analytics), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::Analytics), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn analytics(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::analytics(&st.db, &cap, &p).await.map_err(e)?;
@@ -330,7 +330,7 @@ pub struct ExportParams {
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/export", tag = "accounting", security(("bearer" = [])),
     params(("org" = String, Path), ExportParams),
-    responses((status = 200, description = "Every line of the period, CSV or ODS", content_type = "text/csv"), (status = 404, body = Problem)))]
+    responses((status = 200, description = "Every line of the period, CSV or ODS", content_type = "text/csv"), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet")))]
 async fn export_lines(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ExportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let mut conn = st.db.pool().acquire().await?;

@@ -648,8 +648,10 @@ async fn executive_photo(
     AxState(st): AxState<AppState>,
     Exec(v): Exec,
     Path((_, club, id)): Path<(String, String, String)>,
-    mp: Multipart,
+    mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> CoreResult<Json<Executive>> {
+    let mp =
+        mp.map_err(|e| CoreError::BadRequest(format!("Send the photo as multipart/form-data: {}", e.body_text())))?;
     let c = restricted_club(&st, &v, &club).await?;
     let cap = v.club(&c.id)?;
     let e = service::executive(&st.db, v.org(), &c.id, &id).await?;

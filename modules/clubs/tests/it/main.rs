@@ -180,16 +180,25 @@ db_test!(attendance_by_one_time_code, |app: TestApp| async move {
     assert!(seen["activity"]["difficulties"].is_null());
     // The photo is in the public gallery, as WebP and JPEG (renditions are
     // made by a job right after the submission, which answered at once).
-    shrooms_core::jobs::run_due(&app.state, "test", 10).await.unwrap();
     let (_, gallery) =
         public(&app, reqwest::Method::GET, &format!("/api/v1/orgs/{org}/clubs/gallery?club={club}"), None).await;
     assert_eq!(gallery.as_array().unwrap().len(), 1, "{gallery}");
-    let thumb = gallery[0]["thumb_url"].as_str().unwrap();
-    for (format, ct) in [("webp", "image/webp"), ("jpeg", "image/jpeg")] {
-        let r = reqwest::get(app.url(&format!("{thumb}&format={format}"))).await.unwrap();
+    let thumb = gallery[0]["thumb_url"].as_str().unwrap().to_string();
+    // Until the job has run, the photo is served as it was sent.
+    let mut served = String::new();
+    for _ in 0..50 {
+        shrooms_core::jobs::run_due(&app.state, "test", 10).await.unwrap();
+        let r = reqwest::get(app.url(&format!("{thumb}&format=webp"))).await.unwrap();
         assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["content-type"], ct);
+        served = r.headers()["content-type"].to_str().unwrap().to_string();
+        if served == "image/webp" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    assert_eq!(served, "image/webp");
+    let r = reqwest::get(app.url(&format!("{thumb}&format=jpeg"))).await.unwrap();
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
     // Closing attendance: the code stops working and says why.
     let (st, _) = app.send(reqwest::Method::DELETE, &s.admin, &format!("{base}/attendance"), json!(null)).await;
     assert_eq!(st, 204);
