@@ -29,6 +29,10 @@ INSTANCE_NAME = "Atelier e2e"
 FIRST_ORG = "Repair Café"
 
 
+# What one scenario leaves for the next (the administrator's second factor).
+SHARED = {}
+
+
 def catalogue(lang):
     """The server's own translations, so expected texts are not copied here."""
     with open(CATALOGUES / f"{lang}.toml", "rb") as f:

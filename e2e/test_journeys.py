@@ -13,6 +13,7 @@ import struct
 import time
 
 from conftest import (
+    SHARED,
     ADMIN_EMAIL,
     ADMIN_NAME,
     ADMIN_PASSWORD,
@@ -282,6 +283,7 @@ def test_6_totp_enrolment_and_sign_in(browser, shots):
     shots(page, "code-reused")
     # The next step's code is accepted (one step of clock drift is allowed).
     page.fill("#f-code", totp(secret, time.time() + 30))
+    SHARED["totp_secret"], SHARED["totp_last_step"] = secret, int(time.time() + 30) // 30
     page.click("form[action='/login/totp'] button[type=submit]")
     page.wait_for_url(re.compile(r"/o/[a-z0-9-]+/$"))
     assert ADMIN_NAME in page.locator(".user-menu summary").inner_text()
