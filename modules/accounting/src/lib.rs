@@ -8,6 +8,7 @@
 //! through [`service::post_entry`] / [`service::post_entries`] in their own
 //! transaction. Amounts are exact (cents in BIGINT), never floats.
 
+pub mod bank;
 pub mod charts;
 pub mod check;
 pub mod domain;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod repo;
 pub mod reports;
 pub mod service;
+pub mod statements;
 
 use axum::Router;
 use shrooms_core::db::Migration;
@@ -56,10 +58,16 @@ impl Module for AccountingModule {
         "accounting.description"
     }
     fn migrations(&self) -> &'static [Migration] {
-        &[Migration {
-            id: "m20261121_100_accounting_init",
-            sql: include_str!("../migrations/m20261121_100_accounting_init.sql"),
-        }]
+        &[
+            Migration {
+                id: "m20261121_100_accounting_init",
+                sql: include_str!("../migrations/m20261121_100_accounting_init.sql"),
+            },
+            Migration {
+                id: "m20261121_200_accounting_bank",
+                sql: include_str!("../migrations/m20261121_200_accounting_bank.sql"),
+            },
+        ]
     }
     fn default_access(&self, role: BuiltinRole) -> Access {
         // The books are for the board and the treasurer; members see nothing.
@@ -98,4 +106,6 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("accounting_simple.html", include_str!("../templates/accounting_simple.html")),
     ("accounting_accounts.html", include_str!("../templates/accounting_accounts.html")),
     ("accounting_report.html", include_str!("../templates/accounting_report.html")),
+    ("accounting_bank.html", include_str!("../templates/accounting_bank.html")),
+    ("accounting_reconciliation.html", include_str!("../templates/accounting_reconciliation.html")),
 ];

@@ -630,7 +630,7 @@ pub struct EntryLine {
     pub letter: Option<String>,
 }
 
-fn to_entry(e: StoredEntry, l: &Ledger) -> Entry {
+pub(crate) fn to_entry(e: StoredEntry, l: &Ledger) -> Entry {
     Entry {
         reference: e.number.map(|n| domain::entry_ref(&e.journal, n)),
         total: e.lines.iter().map(|x| x.line.debit).sum::<Amount>().plain(),
@@ -977,6 +977,7 @@ pub async fn update_draft(db: &Db, who: &Who, cap: &CanWrite, id: &str, input: E
             &e.lines,
         )
     });
+    crate::bank::unmatch_entry(tx.conn(), org, id).await?;
     sqlx::query("DELETE FROM acct_line_tags WHERE org_id = $1 AND entry_id = $2")
         .bind(org.to_string())
         .bind(id)
@@ -1034,6 +1035,7 @@ pub async fn delete_draft(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> AcctR
     let before = repo::entry(tx.conn(), org, id).await?;
     refuse_if_final(&before)?;
     let l = repo::ledger(tx.conn(), org).await?;
+    crate::bank::unmatch_entry(tx.conn(), org, id).await?;
     sqlx::query("DELETE FROM acct_line_tags WHERE org_id = $1 AND entry_id = $2")
         .bind(org.to_string())
         .bind(id)

@@ -1,6 +1,10 @@
 //! JSON API of the ledger: thin handlers over the service, each with its
 //! OpenAPI annotation.
 
+use crate::bank::{
+    self, BankAccount, BankAccountInput, EntryFromLine, MatchInput, Reconciliation, StatementImport,
+    StatementImportReport,
+};
 use crate::domain::{Amount, Day};
 use crate::error::AcctError;
 use crate::fec;
@@ -399,6 +403,105 @@ async fn deferral_split(
     Ok(Json(Split { shares }))
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/bank-accounts", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), responses((status = 200, body = [BankAccount]), (status = 404, body = Problem)))]
+async fn list_bank_accounts(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<BankAccount>>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(bank::bank_accounts(&st.db, &cap).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/bank-accounts", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = BankAccountInput,
+    responses((status = 201, body = BankAccount), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_bank_account(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<BankAccountInput>,
+) -> R<(StatusCode, Json<BankAccount>)> {
+    let cap = ctx.can_admin(MODULE)?;
+    Ok((StatusCode::CREATED, Json(bank::create_bank_account(&st.db, &ctx.who(), &cap, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/bank-accounts/{bank}/statements", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("bank" = String, Path, description = "Bank account id")), request_body = StatementImport,
+    responses((status = 201, body = StatementImportReport), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem, description = "Nothing imported; each error names the line (`line 4: amount`) or element (`Ntry 2: Amt`)")))]
+async fn import_statement(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, bank_id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<StatementImport>,
+) -> R<(StatusCode, Json<StatementImportReport>)> {
+    let cap = ctx.can_write(MODULE)?;
+    let r = bank::import_statement(&st.db, &ctx.who(), &cap, &bank_id, input.content.as_bytes(), &input.mapping)
+        .await
+        .map_err(e)?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/bank-accounts/{bank}/reconciliation", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("bank" = String, Path)), responses((status = 200, body = Reconciliation), (status = 404, body = Problem)))]
+async fn reconciliation(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, bank_id)): Path<(String, String)>,
+) -> R<Json<Reconciliation>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(bank::reconciliation(&st.db, &cap, &bank_id).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/statement-lines/{line}/match", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("line" = String, Path, description = "Statement line id")), request_body = MatchInput,
+    responses((status = 204, description = "Reconciled"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn match_line(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, line)): Path<(String, String)>,
+    ApiJson(input): ApiJson<MatchInput>,
+) -> R<StatusCode> {
+    let cap = ctx.can_write(MODULE)?;
+    bank::match_line(&st.db, &ctx.who(), &cap, &line, input).await.map_err(e)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/accounting/statement-lines/{line}/match", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("line" = String, Path)), responses((status = 204, description = "No longer reconciled"), (status = 404, body = Problem)))]
+async fn unmatch_line(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, line)): Path<(String, String)>,
+) -> R<StatusCode> {
+    let cap = ctx.can_write(MODULE)?;
+    bank::unmatch_line(&st.db, &ctx.who(), &cap, &line).await.map_err(e)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/statement-lines/{line}/reject", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("line" = String, Path)), request_body = MatchInput,
+    responses((status = 204, description = "The suggestion is not offered again"), (status = 404, body = Problem)))]
+async fn reject_suggestion(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, line)): Path<(String, String)>,
+    ApiJson(input): ApiJson<MatchInput>,
+) -> R<StatusCode> {
+    let cap = ctx.can_write(MODULE)?;
+    bank::reject_suggestion(&st.db, &ctx.who(), &cap, &line, input).await.map_err(e)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/statement-lines/{line}/entry", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("line" = String, Path)), request_body = EntryFromLine,
+    responses((status = 201, body = Entry, description = "The entry, reconciled with the statement line"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn entry_from_line(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, line)): Path<(String, String)>,
+    ApiJson(input): ApiJson<EntryFromLine>,
+) -> R<(StatusCode, Json<Entry>)> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok((StatusCode::CREATED, Json(bank::entry_from_line(&st.db, &ctx.who(), &cap, &line, input).await.map_err(e)?)))
+}
+
 #[derive(OpenApi)]
 #[openapi(paths(
     get_books,
@@ -426,7 +529,15 @@ async fn deferral_split(
     journal_report,
     analytics,
     export_lines,
-    deferral_split
+    deferral_split,
+    list_bank_accounts,
+    create_bank_account,
+    import_statement,
+    reconciliation,
+    match_line,
+    unmatch_line,
+    reject_suggestion,
+    entry_from_line
 ))]
 pub struct AccountingApi;
 
@@ -453,4 +564,10 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/reports/analytics"), get(analytics))
         .route(&format!("{base}/export"), get(export_lines))
         .route(&format!("{base}/deferral-split"), post(deferral_split))
+        .route(&format!("{base}/bank-accounts"), get(list_bank_accounts).post(create_bank_account))
+        .route(&format!("{base}/bank-accounts/{{bank}}/statements"), post(import_statement))
+        .route(&format!("{base}/bank-accounts/{{bank}}/reconciliation"), get(reconciliation))
+        .route(&format!("{base}/statement-lines/{{line}}/match"), post(match_line).delete(unmatch_line))
+        .route(&format!("{base}/statement-lines/{{line}}/reject"), post(reject_suggestion))
+        .route(&format!("{base}/statement-lines/{{line}}/entry"), post(entry_from_line))
 }

@@ -1,6 +1,7 @@
 //! Pages of the ledger: overview and books set-up, entries, the simple form
 //! for treasurers, the accountant's form, chart of accounts, reports.
 
+use crate::bank::{self, BankAccountInput, EntryFromLine, MatchInput};
 use crate::error::AcctError;
 use crate::reports::{self, ReportParams};
 use crate::service::{
@@ -267,6 +268,116 @@ async fn report(ui: Ui, ctx: OrgCtx, Path((_, kind)): Path<(String, String)>, Qu
     ))
 }
 
+// ---------- bank accounts and reconciliation ----------
+
+async fn banks(ui: Ui, ctx: OrgCtx) -> Page {
+    let cap = ctx.can_read(MODULE)?;
+    let list = bank::bank_accounts(&ui.st.db, &cap).await.map_err(ce)?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("accounting_bank.html", json!({"banks": list, "can_admin": ctx.access(MODULE) >= Access::Admin})))
+}
+
+async fn add_bank(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_admin(MODULE)?;
+    let input = BankAccountInput {
+        account: get_field(&f, "account").into(),
+        label: get_field(&f, "label").into(),
+        iban: Some(get_field(&f, "iban").into()),
+    };
+    match bank::create_bank_account(&ui.st.db, &ctx.who(), &cap, input).await {
+        Ok(b) => Ok(Redirect::to(&format!("/o/{}/accounting/bank/{}", ctx.org.slug, b.id)).into_response()),
+        Err(err) => {
+            let list = bank::bank_accounts(&ui.st.db, &cap.as_write().as_read()).await.map_err(ce)?;
+            let form: serde_json::Map<String, Value> = f.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_bank.html", ce(err), json!({"banks": list, "can_admin": true, "form": form})))
+        }
+    }
+}
+
+async fn reconciliation_context(ui: &Ui, ctx: &OrgCtx, bank_id: &str) -> Result<Value, UiError> {
+    let cap = ctx.can_read(MODULE)?;
+    let rec = bank::reconciliation(&ui.st.db, &cap, bank_id).await.map_err(ce)?;
+    let c = choices(ui, ctx).await?;
+    let mut income = c["income"].as_array().cloned().unwrap_or_default();
+    let mut expense = c["expense"].as_array().cloned().unwrap_or_default();
+    // Money may also settle a client's or supplier's account.
+    for v in c["all"].as_array().into_iter().flatten() {
+        if v[0].as_str().is_some_and(|n| n.starts_with("41") || n.starts_with("40")) {
+            income.push(v.clone());
+            expense.push(v.clone());
+        }
+    }
+    Ok(
+        json!({"rec": rec, "categories": {"income": income, "expense": expense}, "can_write": ctx.access(MODULE) >= Access::Write}),
+    )
+}
+
+async fn reconciliation_page(ui: Ui, ctx: OrgCtx, Path((_, bank_id)): Path<(String, String)>) -> Page {
+    let c = reconciliation_context(&ui, &ctx, &bank_id).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("accounting_reconciliation.html", c))
+}
+
+async fn upload_statement(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, bank_id)): Path<(String, String)>,
+    mut mp: axum::extract::Multipart,
+) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let mut bytes = Vec::new();
+    let bad = |e: axum::extract::multipart::MultipartError| CoreError::BadRequest(e.body_text());
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        if field.name() == Some("file") {
+            bytes = field.bytes().await.map_err(bad)?.to_vec();
+        }
+    }
+    let result = bank::import_statement(&ui.st.db, &ctx.who(), &cap, &bank_id, &bytes, &Default::default()).await;
+    let mut c = reconciliation_context(&ui, &ctx, &bank_id).await?;
+    let ui = ui.with_org(&ctx).await?;
+    match result {
+        Ok(r) => {
+            c["report"] = json!(r);
+            Ok(ui.render("accounting_reconciliation.html", c))
+        }
+        Err(err) => Ok(ui.form_error("accounting_reconciliation.html", ce(err), c)),
+    }
+}
+
+async fn line_action(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, bank_id, line, action)): Path<(String, String, String, String)>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let (db, who) = (&ui.st.db, ctx.who());
+    let m = || MatchInput {
+        entry_id: get_field(&f, "entry_id").into(),
+        line_no: get_field(&f, "line_no").parse().unwrap_or(0),
+    };
+    let result = match action.as_str() {
+        "match" => bank::match_line(db, &who, &cap, &line, m()).await,
+        "reject" => bank::reject_suggestion(db, &who, &cap, &line, m()).await,
+        "unmatch" => bank::unmatch_line(db, &who, &cap, &line).await,
+        "entry" => {
+            let input =
+                EntryFromLine { category: get_field(&f, "category").into(), validate: true, ..Default::default() };
+            bank::entry_from_line(db, &who, &cap, &line, input).await.map(|_| ())
+        }
+        _ => return Err(CoreError::NotFound.into()),
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/o/{}/accounting/bank/{bank_id}", ctx.org.slug)).into_response()),
+        Err(err) => {
+            let c = reconciliation_context(&ui, &ctx, &bank_id).await?;
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_reconciliation.html", ce(err), c))
+        }
+    }
+}
+
 pub fn router() -> Router<AppState> {
     let base = "/o/{org}/accounting";
     Router::new()
@@ -282,4 +393,8 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/simple"), get(simple_form).post(simple_submit))
         .route(&format!("{base}/accounts"), get(accounts).post(add_account))
         .route(&format!("{base}/reports/{{kind}}"), get(report))
+        .route(&format!("{base}/bank"), get(banks).post(add_bank))
+        .route(&format!("{base}/bank/{{bank}}"), get(reconciliation_page))
+        .route(&format!("{base}/bank/{{bank}}/statements"), post(upload_statement))
+        .route(&format!("{base}/bank/{{bank}}/lines/{{line}}/{{action}}"), post(line_action))
 }

@@ -3,6 +3,7 @@
 //! talks HTTP to it.
 
 mod association_year;
+mod bank;
 mod ledger;
 
 use serde_json::{json, Value};
