@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod fec;
 pub mod http;
+pub mod lettering;
 pub mod repo;
 pub mod reports;
 pub mod service;

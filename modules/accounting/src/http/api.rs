@@ -8,6 +8,7 @@ use crate::bank::{
 use crate::domain::{Amount, Day};
 use crate::error::AcctError;
 use crate::fec;
+use crate::lettering::{self, AccountLettering, LetterInput, Lettering, LetteringQuery};
 use crate::repo::FiscalYear;
 use crate::reports::{self, ReportParams, Table};
 use crate::service::{
@@ -17,7 +18,7 @@ use crate::service::{
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use shrooms_core::error::{CoreError, CoreResult, Problem};
@@ -502,6 +503,42 @@ async fn entry_from_line(
     Ok((StatusCode::CREATED, Json(bank::entry_from_line(&st.db, &ctx.who(), &cap, &line, input).await.map_err(e)?)))
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/lettering", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), LetteringQuery), responses((status = 200, body = AccountLettering), (status = 404, body = Problem)))]
+async fn lettering_lines(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiQuery(q): ApiQuery<LetteringQuery>,
+) -> R<Json<AccountLettering>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(lettering::account_lines(&st.db, &cap, &q).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/lettering", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = LetterInput,
+    responses((status = 201, body = Lettering, description = "Lettered; `partial` when debits and credits differ"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem, description = "Each error names the line: `lines[1].entry_id`")))]
+async fn letter_lines(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<LetterInput>,
+) -> R<(StatusCode, Json<Lettering>)> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok((StatusCode::CREATED, Json(lettering::letter(&st.db, &ctx.who(), &cap, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/accounting/lettering/{account}/{letter}", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("account" = String, Path), ("letter" = String, Path)),
+    responses((status = 204, description = "The letter is removed from all its lines"), (status = 404, body = Problem)))]
+async fn unletter(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, account, letter)): Path<(String, String, String)>,
+) -> R<StatusCode> {
+    let cap = ctx.can_write(MODULE)?;
+    lettering::unletter(&st.db, &ctx.who(), &cap, &account, &letter).await.map_err(e)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(OpenApi)]
 #[openapi(paths(
     get_books,
@@ -537,7 +574,10 @@ async fn entry_from_line(
     match_line,
     unmatch_line,
     reject_suggestion,
-    entry_from_line
+    entry_from_line,
+    lettering_lines,
+    letter_lines,
+    unletter
 ))]
 pub struct AccountingApi;
 
@@ -570,4 +610,6 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/statement-lines/{{line}}/match"), post(match_line).delete(unmatch_line))
         .route(&format!("{base}/statement-lines/{{line}}/reject"), post(reject_suggestion))
         .route(&format!("{base}/statement-lines/{{line}}/entry"), post(entry_from_line))
+        .route(&format!("{base}/lettering"), get(lettering_lines).post(letter_lines))
+        .route(&format!("{base}/lettering/{{account}}/{{letter}}"), delete(unletter))
 }

@@ -5,6 +5,7 @@
 mod association_year;
 mod bank;
 mod ledger;
+mod lettering;
 
 use serde_json::{json, Value};
 use shrooms_core::{core_module::CoreModule, Module, Modules};
