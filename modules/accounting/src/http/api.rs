@@ -539,6 +539,33 @@ async fn unletter(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvJournalImport {
+    /// The CSV: one ledger line per row with the columns date, journal,
+    /// piece, account, label, debit, credit (French or English names;
+    /// optional: account label, auxiliary account).
+    pub content: String,
+    /// Bring the entries in validated (default) or as drafts.
+    #[serde(default)]
+    pub validate: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/imports/journal-csv", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = CsvJournalImport,
+    responses((status = 201, body = fec::ImportReport), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem, description = "Nothing imported; each error names the line and the file's column")))]
+async fn csv_journal_import(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<CsvJournalImport>,
+) -> R<(StatusCode, Json<fec::ImportReport>)> {
+    let cap = ctx.can_admin(MODULE)?;
+    let r = fec::import_csv_journal(&st.db, &ctx.who(), &cap, input.content.as_bytes(), input.validate.unwrap_or(true))
+        .await
+        .map_err(e)?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
 #[derive(OpenApi)]
 #[openapi(paths(
     get_books,
@@ -551,6 +578,7 @@ async fn unletter(
     close_year,
     fec_export,
     fec_import,
+    csv_journal_import,
     list_entries,
     create_entry,
     simple_entry,
@@ -591,6 +619,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/years/{{year}}/close"), post(close_year))
         .route(&format!("{base}/years/{{year}}/fec"), get(fec_export))
         .route(&format!("{base}/imports/fec"), post(fec_import))
+        .route(&format!("{base}/imports/journal-csv"), post(csv_journal_import))
         .route(&format!("{base}/entries"), get(list_entries).post(create_entry))
         .route(&format!("{base}/simple-entries"), post(simple_entry))
         .route(&format!("{base}/entries/{{id}}"), get(get_entry).put(update_entry).delete(delete_entry))

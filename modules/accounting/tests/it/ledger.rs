@@ -330,3 +330,39 @@ db_test!(pages_let_a_treasurer_keep_the_books, |app: TestApp| async move {
             || html.contains("Fonds dédiés sur subventions d'exploitation")
     );
 });
+
+db_test!(a_csv_journal_takes_over_books_all_or_nothing, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let csv = |rows: &str| format!("Date;Journal;Pièce;Compte;Libellé;Débit;Crédit\n{rows}");
+    let import = |content: String| {
+        let app = &app;
+        async move { app.post(t, &url(org, "/imports/journal-csv"), json!({"content": content})).await }
+    };
+    // Line 5's credit is not an amount, line 6–7's entry does not balance:
+    // both named with the file's own columns, and nothing comes in.
+    let bad = csv("15/01/2025;VE;F1;411;Facture F1;1 200,00;\n15/01/2025;VE;F1;706;Facture F1;;1 200,00\n\
+         02/02/2025;BQ;R1;512;Règlement F1;1 200,00;\n02/02/2025;BQ;R1;411;Règlement F1;;douze\n\
+         03/02/2025;OD;X1;6061;Électricité;10;\n03/02/2025;OD;X1;512;Électricité;;9\n");
+    let (s, b) = import(bad).await;
+    assert_eq!(s, 422, "{b}");
+    let fields: Vec<&str> = b["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["line 5: Crédit", "line 6: Pièce X1"], "{b}");
+    let (_, list) = app.get(t, &url(org, "/entries")).await;
+    assert_eq!(list.as_array().unwrap().len(), 0, "nothing half-written");
+    let good = csv("15/01/2025;VE;F1;411;Facture F1;1 200,00;\n15/01/2025;VE;F1;706;Facture F1;;1 200,00\n\
+         02/02/2025;BQ;R1;512;Règlement F1;1 200,00;\n02/02/2025;BQ;R1;411;Règlement F1;;1200\n\
+         03/02/2025;OD;X1;6061;Électricité;10;\n03/02/2025;OD;X1;512;Électricité;;10\n");
+    let (s, b) = import(good).await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!((b["entries"].as_u64(), b["lines"].as_u64()), (Some(3), Some(6)));
+    let (_, list) = app.get(t, &url(org, "/entries?journal=VE")).await;
+    assert_eq!((list[0]["status"].as_str(), list[0]["reference"].as_str()), (Some("validated"), Some("VE-000001")));
+    assert_eq!((list[0]["piece_ref"].as_str(), list[0]["date"].as_str()), (Some("F1"), Some("2025-01-15")));
+    assert_eq!(list[0]["source"], "accounting.csv");
+    let (_, tb) = app.get(t, &url(org, "/reports/trial-balance?from=2025-01-01&to=2025-12-31")).await;
+    let row = |a: &str| tb["rows"].as_array().unwrap().iter().find(|r| r["account"] == a).cloned().unwrap();
+    assert_eq!(row("512")["balance_debit"], "1190.00");
+    assert_eq!(row("411")["balance_debit"], "0.00");
+});
