@@ -9,6 +9,7 @@
 //! transaction. Amounts are exact (cents in BIGINT), never floats.
 
 pub mod bank;
+pub mod budget;
 pub mod charts;
 pub mod check;
 pub mod domain;
@@ -67,6 +68,10 @@ impl Module for AccountingModule {
             Migration {
                 id: "m20261121_200_accounting_bank",
                 sql: include_str!("../migrations/m20261121_200_accounting_bank.sql"),
+            },
+            Migration {
+                id: "m20261121_300_accounting_budget",
+                sql: include_str!("../migrations/m20261121_300_accounting_budget.sql"),
             },
         ]
     }

@@ -5,6 +5,7 @@ use crate::bank::{
     self, BankAccount, BankAccountInput, EntryFromLine, MatchInput, Reconciliation, StatementImport,
     StatementImportReport,
 };
+use crate::budget::{self, BudgetInput, BudgetLine};
 use crate::domain::{Amount, Day};
 use crate::error::AcctError;
 use crate::fec;
@@ -566,6 +567,42 @@ async fn csv_journal_import(
     Ok((StatusCode::CREATED, Json(r)))
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/years/{year}/budget", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("year" = String, Path)), responses((status = 200, body = [BudgetLine]), (status = 404, body = Problem)))]
+async fn get_budget(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, year)): Path<(String, String)>,
+) -> R<Json<Vec<BudgetLine>>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(budget::budget(&st.db, &cap, &year).await.map_err(e)?))
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/accounting/years/{year}/budget", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("year" = String, Path)), request_body = BudgetInput,
+    responses((status = 200, body = [BudgetLine], description = "The year's budget, replaced"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn put_budget(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, year)): Path<(String, String)>,
+    ApiJson(input): ApiJson<serde_json::Value>,
+) -> R<Json<Vec<BudgetLine>>> {
+    let cap = ctx.can_write(MODULE)?;
+    // The year first: another organisation's is 404 whatever the body.
+    budget::budget(&st.db, &cap.as_read(), &year).await.map_err(e)?;
+    let input: BudgetInput =
+        serde_json::from_value(input).map_err(|err| CoreError::validation("body", &err.to_string()))?;
+    Ok(Json(budget::set_budget(&st.db, &ctx.who(), &cap, &year, input).await.map_err(e)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/budget", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = budget::BudgetReport), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn budget_report(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
+    let cap = ctx.can_read(MODULE)?;
+    let v = budget::report(&st.db, &cap, &p).await.map_err(e)?;
+    report_response(&ctx, "budget", &p, v, |v| v.table())
+}
+
 #[derive(OpenApi)]
 #[openapi(paths(
     get_books,
@@ -605,7 +642,10 @@ async fn csv_journal_import(
     entry_from_line,
     lettering_lines,
     letter_lines,
-    unletter
+    unletter,
+    get_budget,
+    put_budget,
+    budget_report
 ))]
 pub struct AccountingApi;
 
@@ -640,5 +680,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/statement-lines/{{line}}/reject"), post(reject_suggestion))
         .route(&format!("{base}/statement-lines/{{line}}/entry"), post(entry_from_line))
         .route(&format!("{base}/lettering"), get(lettering_lines).post(letter_lines))
+        .route(&format!("{base}/years/{{year}}/budget"), get(get_budget).put(put_budget))
+        .route(&format!("{base}/reports/budget"), get(budget_report))
         .route(&format!("{base}/lettering/{{account}}/{{letter}}"), delete(unletter))
 }

@@ -242,6 +242,7 @@ async fn report(ui: Ui, ctx: OrgCtx, Path((_, kind)): Path<(String, String)>, Qu
         "general-ledger" => reports::general_ledger(db, &cap, &p).await.map(|r| r.table()),
         "journal" => reports::journal(db, &cap, &p).await.map(|r| r.table()),
         "analytics" => reports::analytics(db, &cap, &p).await.map(|r| r.table()),
+        "budget" => crate::budget::report(db, &cap, &p).await.map(|r| r.table()),
         _ => return Err(CoreError::NotFound.into()),
     }
     .map_err(ce)?;

@@ -4,6 +4,7 @@
 
 mod association_year;
 mod bank;
+mod budget;
 mod ledger;
 mod lettering;
 
