@@ -12,6 +12,7 @@ pub mod bank;
 pub mod budget;
 pub mod charts;
 pub mod check;
+pub mod deferral;
 pub mod domain;
 pub mod error;
 pub mod fec;
@@ -72,6 +73,10 @@ impl Module for AccountingModule {
             Migration {
                 id: "m20261121_300_accounting_budget",
                 sql: include_str!("../migrations/m20261121_300_accounting_budget.sql"),
+            },
+            Migration {
+                id: "m20261121_400_accounting_deferrals",
+                sql: include_str!("../migrations/m20261121_400_accounting_deferrals.sql"),
             },
         ]
     }

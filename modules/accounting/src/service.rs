@@ -250,6 +250,8 @@ pub async fn create_year(db: &Db, who: &Who, cap: &CanAdmin, input: NewYear) -> 
         }
     }
     let y = insert_year(&mut tx, org, start, end).await?;
+    // Deferred revenue waiting for this year moves from 487 on its first day.
+    crate::deferral::post_due(&mut tx, who, org).await?;
     audit::record(
         &mut tx,
         who,
@@ -1540,6 +1542,7 @@ pub async fn close_year(db: &Db, who: &Who, cap: &CanAdmin, year_id: &str) -> Ac
     } else {
         vec![]
     };
+    crate::deferral::post_due(&mut tx, who, org).await?;
     let mut closed = y.clone();
     closed.status = "closed".into();
     closed.closed_at = Some(now);

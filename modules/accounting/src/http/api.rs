@@ -6,6 +6,7 @@ use crate::bank::{
     StatementImportReport,
 };
 use crate::budget::{self, BudgetInput, BudgetLine};
+use crate::deferral::{self, Deferral, DeferralInput};
 use crate::domain::{Amount, Day};
 use crate::error::AcctError;
 use crate::fec;
@@ -388,17 +389,9 @@ async fn deferral_split(
     let mut conn = st.db.pool().acquire().await?;
     let l = crate::repo::ledger(&mut conn, cap.org()).await.map_err(e)?;
     // Known fiscal years, extended by twelve-month years both ways to cover the service.
-    let mut bounds: Vec<(Day, Day)> = l.years.iter().map(|y| (y.start_day(), y.end_day())).collect();
+    let bounds = deferral::year_bounds(&l, start, end);
     if bounds.is_empty() {
         return Err(e(AcctError::NoBooks));
-    }
-    while bounds[0].0 > start {
-        let s = bounds[0].0.add_years(-1);
-        bounds.insert(0, (s, bounds[0].0.prev()));
-    }
-    while bounds[bounds.len() - 1].1 < end {
-        let s = bounds[bounds.len() - 1].1.next();
-        bounds.push((s, s.add_years(1).prev()));
     }
     let shares =
         crate::domain::split_by_days(amount, start, end, &bounds).map_err(|m| CoreError::validation("end", &m))?;
@@ -603,6 +596,30 @@ async fn budget_report(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): Api
     report_response(&ctx, "budget", &p, v, |v| v.table())
 }
 
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/deferrals", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = DeferralInput,
+    responses((status = 201, body = Deferral, description = "The payment or invoice posted with its split over the fiscal years"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn post_deferral(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<DeferralInput>,
+) -> R<(StatusCode, Json<Deferral>)> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok((StatusCode::CREATED, Json(deferral::post_deferral(&st.db, &ctx.who(), &cap, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/entries/{id}/deferral", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Deferral, description = "The split this entry belongs to"), (status = 404, body = Problem, description = "No such entry, or not part of a deferral")))]
+async fn entry_deferral(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+) -> R<Json<Deferral>> {
+    let cap = ctx.can_read(MODULE)?;
+    deferral::of_entry(&st.db, &cap, &id).await.map_err(e)?.map(Json).ok_or(CoreError::NotFound)
+}
+
 #[derive(OpenApi)]
 #[openapi(paths(
     get_books,
@@ -645,7 +662,9 @@ async fn budget_report(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): Api
     unletter,
     get_budget,
     put_budget,
-    budget_report
+    budget_report,
+    post_deferral,
+    entry_deferral
 ))]
 pub struct AccountingApi;
 
@@ -682,5 +701,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/lettering"), get(lettering_lines).post(letter_lines))
         .route(&format!("{base}/years/{{year}}/budget"), get(get_budget).put(put_budget))
         .route(&format!("{base}/reports/budget"), get(budget_report))
+        .route(&format!("{base}/deferrals"), post(post_deferral))
+        .route(&format!("{base}/entries/{{id}}/deferral"), get(entry_deferral))
         .route(&format!("{base}/lettering/{{account}}/{{letter}}"), delete(unletter))
 }

@@ -86,10 +86,11 @@ async fn entry(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Pa
     let e = service::get_entry(&ui.st.db, &cap, &id).await.map_err(ce)?;
     let back = format!("/o/{}/accounting/entries/{id}", ctx.org.slug);
     let attachments = shrooms_core::web::files::partial_context(&ui.st, &ctx, MODULE, "entry", &id, &back).await?;
+    let deferral = crate::deferral::of_entry(&ui.st.db, &cap, &id).await.map_err(ce)?;
     let ui = ui.with_org(&ctx).await?;
     Ok(ui.render(
         "accounting_entry.html",
-        json!({"entry": e, "attachments": attachments, "can_write": ctx.access(MODULE) >= Access::Write}),
+        json!({"entry": e, "attachments": attachments, "deferral": deferral, "can_write": ctx.access(MODULE) >= Access::Write}),
     ))
 }
 

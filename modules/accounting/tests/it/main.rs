@@ -5,6 +5,7 @@
 mod association_year;
 mod bank;
 mod budget;
+mod deferral;
 mod ledger;
 mod lettering;
 
