@@ -3,6 +3,7 @@
 
 use crate::bank::{self, BankAccountInput, EntryFromLine, MatchInput};
 use crate::error::AcctError;
+use crate::lettering;
 use crate::reports::{self, ReportParams};
 use crate::service::{
     self, AccountInput, EntryFilter, EntryInput, LineInput, OpenBooks, ReverseInput, SimpleInput, MODULE,
@@ -380,6 +381,80 @@ async fn line_action(
     }
 }
 
+// ---------- lettering ----------
+
+#[derive(serde::Deserialize, Default)]
+struct LetteringPageQuery {
+    account: Option<String>,
+    aux: Option<String>,
+    open: Option<String>,
+}
+
+async fn lettering_context(ui: &Ui, ctx: &OrgCtx, q: &LetteringPageQuery) -> Result<Value, UiError> {
+    let cap = ctx.can_read(MODULE)?;
+    let account = q.account.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    let aux = q.aux.as_deref().map(str::trim).filter(|a| !a.is_empty()).map(String::from);
+    let open = q.open.as_deref() == Some("true");
+    let lettering = match account {
+        Some(a) => Some(
+            lettering::account_lines(
+                &ui.st.db,
+                &cap,
+                &lettering::LetteringQuery { account: a.to_string(), aux: aux.clone(), open: Some(open) },
+            )
+            .await
+            .map_err(ce)?,
+        ),
+        None => None,
+    };
+    let mut letters: Vec<String> =
+        lettering.iter().flat_map(|l| l.lines.iter().filter_map(|x| x.letter.clone())).collect();
+    letters.sort();
+    letters.dedup();
+    Ok(json!({"lettering": lettering, "letters": letters, "query": {"account": account, "aux": aux, "open": open},
+        "can_write": ctx.access(MODULE) >= Access::Write}))
+}
+
+async fn lettering_page(ui: Ui, ctx: OrgCtx, Query(q): Query<LetteringPageQuery>) -> Page {
+    let c = lettering_context(&ui, &ctx, &q).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("accounting_lettering.html", c))
+}
+
+fn lettering_back(ctx: &OrgCtx, account: &str, aux: &str) -> String {
+    let q = serde_urlencoded::to_string([("account", account), ("aux", aux)]).unwrap_or_default();
+    format!("/o/{}/accounting/lettering?{q}", ctx.org.slug)
+}
+
+async fn letter_submit(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let (account, aux) = (get_field(&f, "account").to_string(), get_field(&f, "aux").to_string());
+    let lines = f
+        .iter()
+        .filter(|(k, _)| k == "line")
+        .filter_map(|(_, v)| v.rsplit_once(':'))
+        .map(|(e, n)| lettering::LineRef { entry_id: e.to_string(), line_no: n.parse().unwrap_or(0) })
+        .collect();
+    let letter = Some(get_field(&f, "letter").trim().to_string()).filter(|s| !s.is_empty());
+    let input = lettering::LetterInput { account: account.clone(), lines, letter };
+    match lettering::letter(&ui.st.db, &ctx.who(), &cap, input).await {
+        Ok(_) => Ok(Redirect::to(&lettering_back(&ctx, &account, &aux)).into_response()),
+        Err(err) => {
+            let q = LetteringPageQuery { account: Some(account), aux: Some(aux), open: None };
+            let c = lettering_context(&ui, &ctx, &q).await?;
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_lettering.html", ce(err), c))
+        }
+    }
+}
+
+async fn unletter_submit(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let (account, aux) = (get_field(&f, "account"), get_field(&f, "aux"));
+    lettering::unletter(&ui.st.db, &ctx.who(), &cap, account, get_field(&f, "letter")).await.map_err(ce)?;
+    Ok(Redirect::to(&lettering_back(&ctx, account, aux)).into_response())
+}
+
 pub fn router() -> Router<AppState> {
     let base = "/o/{org}/accounting";
     Router::new()
@@ -396,6 +471,8 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/accounts"), get(accounts).post(add_account))
         .route(&format!("{base}/reports/{{kind}}"), get(report))
         .route(&format!("{base}/bank"), get(banks).post(add_bank))
+        .route(&format!("{base}/lettering"), get(lettering_page).post(letter_submit))
+        .route(&format!("{base}/lettering/unletter"), post(unletter_submit))
         .route(&format!("{base}/bank/{{bank}}"), get(reconciliation_page))
         .route(&format!("{base}/bank/{{bank}}/statements"), post(upload_statement))
         .route(&format!("{base}/bank/{{bank}}/lines/{{line}}/{{action}}"), post(line_action))

@@ -100,3 +100,45 @@ db_test!(client_lines_are_lettered_partly_then_fully, |app: TestApp| async move 
     let r = app.http.delete(app.url(&url(org, "/lettering/411/AA"))).bearer_auth(t).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
 });
+
+db_test!(the_lettering_page_letters_selected_lines, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let inv =
+        third_party_entry(&app, t, org, ("VE", "2025-01-10", "Facture F1"), "C001", true, "706", "120", true).await;
+    let pay =
+        third_party_entry(&app, t, org, ("BQ", "2025-02-01", "Règlement F1"), "C001", false, "512", "100", true).await;
+    let client = &app.browser;
+    let csrf = app.sign_in(client, &f.admin_email, testkit::ADMIN_PASSWORD).await;
+    let html =
+        client.get(app.url(&format!("/o/{org}/accounting/lettering?account=411&aux=C001"))).send().await.unwrap();
+    let html = html.text().await.unwrap();
+    assert!(html.contains("Facture F1") && html.contains("20.00"), "{html}");
+    let v = |e: &Value| format!("{}:1", e["id"].as_str().unwrap());
+    let r = client
+        .post(app.url(&format!("/o/{org}/accounting/lettering")))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("account", "411"),
+            ("aux", "C001"),
+            ("line", &v(&inv)),
+            ("line", &v(&pay)),
+            ("letter", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, l) = app.get(t, &url(org, "/lettering?account=411")).await;
+    assert!(l["lines"].as_array().unwrap().iter().all(|x| x["letter"] == "aa"), "partial: 120 against 100: {l}");
+    let r = client
+        .post(app.url(&format!("/o/{org}/accounting/lettering/unletter")))
+        .form(&[("_csrf", csrf.as_str()), ("account", "411"), ("aux", "C001"), ("letter", "aa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, l) = app.get(t, &url(org, "/lettering?account=411")).await;
+    assert!(l["lines"].as_array().unwrap().iter().all(|x| x["letter"].is_null()), "{l}");
+});
