@@ -128,7 +128,15 @@ fn line(account: &str, aux: &str, label: &str, debit: i64, credit: i64) -> Line 
 
 /// Posts a payment or invoice with its deferral, validated, in one transaction.
 pub async fn post_deferral(db: &Db, who: &Who, cap: &CanWrite, input: DeferralInput) -> AcctResult<Deferral> {
-    let org = cap.org();
+    let mut tx = db.begin_durable().await?;
+    let d = post_deferral_in(&mut tx, who, cap.org(), input).await?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+/// [`post_deferral`] in the caller's transaction, for the modules that bill
+/// (the caller has checked its own permission, as for `post_entry`).
+pub async fn post_deferral_in(tx: &mut Tx, who: &Who, org: OrgId, input: DeferralInput) -> AcctResult<Deferral> {
     let mut errors = Vec::new();
     let date = Day::parse(&input.date).map_err(|m| errors.push(FieldError::new("date", m))).ok();
     let start = Day::parse(&input.service_start).map_err(|m| errors.push(FieldError::new("service_start", m))).ok();
@@ -169,7 +177,6 @@ pub async fn post_deferral(db: &Db, who: &Who, cap: &CanWrite, input: DeferralIn
     };
     let aux = input.aux.as_deref().unwrap_or("").trim().to_string();
     let piece_ref = input.piece_ref.as_deref().unwrap_or("").trim().to_string();
-    let mut tx = db.begin_durable().await?;
     let l = repo::ledger(tx.conn(), org).await?;
     let year =
         l.year_of(&date.iso()).ok_or_else(|| AcctError::field("date", format!("No fiscal year holds {date}.")))?;
@@ -229,7 +236,7 @@ pub async fn post_deferral(db: &Db, who: &Who, cap: &CanWrite, input: DeferralIn
             ],
         });
     }
-    let posted = service::post_entries(&mut tx, who, org, MODULE, batch, true).await.map_err(|e| match e {
+    let posted = service::post_entries(tx, who, org, MODULE, batch, true).await.map_err(|e| match e {
         AcctError::Invalid(v) => AcctError::Invalid(
             v.into_iter()
                 .map(|f| {
@@ -281,10 +288,10 @@ pub async fn post_deferral(db: &Db, who: &Who, cap: &CanWrite, input: DeferralIn
             .await?;
     }
     // Later years that exist already get their transfer from 487 now.
-    post_due(&mut tx, who, org).await?;
+    post_due(tx, who, org).await?;
     let d = load(tx.conn(), org, &id).await?;
     audit::record(
-        &mut tx,
+        tx,
         who,
         Change {
             org: Some(org),
@@ -296,7 +303,6 @@ pub async fn post_deferral(db: &Db, who: &Who, cap: &CanWrite, input: DeferralIn
         },
     )
     .await?;
-    tx.commit().await?;
     Ok(d)
 }
 
