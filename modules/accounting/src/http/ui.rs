@@ -330,14 +330,24 @@ async fn upload_statement(
 ) -> Page {
     let cap = ctx.can_write(MODULE)?;
     let mut bytes = Vec::new();
+    let mut mapping = std::collections::HashMap::new();
+    let mut form = serde_json::Map::new();
     let bad = |e: axum::extract::multipart::MultipartError| CoreError::BadRequest(e.body_text());
     while let Some(field) = mp.next_field().await.map_err(bad)? {
-        if field.name() == Some("file") {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
             bytes = field.bytes().await.map_err(bad)?.to_vec();
+        } else if let Some(key) = name.strip_prefix("map_") {
+            let v = field.text().await.map_err(bad)?.trim().to_string();
+            if !v.is_empty() {
+                form.insert(name.clone(), Value::String(v.clone()));
+                mapping.insert(key.to_string(), v);
+            }
         }
     }
-    let result = bank::import_statement(&ui.st.db, &ctx.who(), &cap, &bank_id, &bytes, &Default::default()).await;
+    let result = bank::import_statement(&ui.st.db, &ctx.who(), &cap, &bank_id, &bytes, &mapping).await;
     let mut c = reconciliation_context(&ui, &ctx, &bank_id).await?;
+    c["form"] = Value::Object(form);
     let ui = ui.with_org(&ctx).await?;
     match result {
         Ok(r) => {
@@ -455,6 +465,84 @@ async fn unletter_submit(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)
     Ok(Redirect::to(&lettering_back(&ctx, account, aux)).into_response())
 }
 
+// ---------- budget ----------
+
+#[derive(serde::Deserialize, Default)]
+struct YearQuery {
+    year: Option<String>,
+}
+
+const BUDGET_BLANK_ROWS: usize = 5;
+
+async fn budget_context(ui: &Ui, ctx: &OrgCtx, year: Option<&str>, rows: Option<Vec<Value>>) -> Result<Value, UiError> {
+    let cap = ctx.can_read(MODULE)?;
+    let books = service::books(&ui.st.db, &cap).await.map_err(ce)?;
+    let today = crate::domain::Day::today().iso();
+    let y = match year {
+        Some(id) => books.years.iter().find(|y| y.id == id).ok_or(CoreError::NotFound)?,
+        None => books.years.iter().find(|y| y.contains(&today)).or(books.years.last()).ok_or(CoreError::NotFound)?,
+    }
+    .clone();
+    let rows = match rows {
+        Some(r) => r,
+        None => {
+            let mut r: Vec<Value> = crate::budget::budget(&ui.st.db, &cap, &y.id)
+                .await
+                .map_err(ce)?
+                .into_iter()
+                .map(|l| json!({"target": l.target, "label": l.label, "amount": l.amount}))
+                .collect();
+            r.extend((0..BUDGET_BLANK_ROWS).map(|_| json!({"target": "", "label": "", "amount": ""})));
+            r
+        }
+    };
+    Ok(json!({"year": y, "years": books.years, "rows": rows, "can_write": ctx.access(MODULE) >= Access::Write}))
+}
+
+async fn budget_page(ui: Ui, ctx: OrgCtx, Query(q): Query<YearQuery>) -> Page {
+    let c = budget_context(&ui, &ctx, q.year.as_deref(), None).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("accounting_budget.html", c))
+}
+
+async fn budget_submit(ui: Ui, ctx: OrgCtx, Query(q): Query<YearQuery>, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let col = |k: &str| f.iter().filter(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).collect::<Vec<_>>();
+    let (targets, labels, amounts) = (col("target"), col("label"), col("amount"));
+    // Rows left blank are not budget lines.
+    let rows: Vec<(String, String, String)> = targets
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (t, labels.get(i).cloned().unwrap_or_default(), amounts.get(i).cloned().unwrap_or_default()))
+        .filter(|(t, l, a)| !(t.is_empty() && l.is_empty() && a.is_empty()))
+        .collect();
+    let input = crate::budget::BudgetInput {
+        lines: rows
+            .iter()
+            .map(|(t, l, a)| crate::budget::BudgetLineInput {
+                target: t.clone(),
+                label: Some(l.clone()).filter(|l| !l.is_empty()),
+                amount: Value::String(a.clone()),
+            })
+            .collect(),
+    };
+    let c = budget_context(&ui, &ctx, q.year.as_deref(), None).await?;
+    let year_id = c["year"]["id"].as_str().unwrap_or_default().to_string();
+    match crate::budget::set_budget(&ui.st.db, &ctx.who(), &cap, &year_id, input).await {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/o/{}/accounting/reports/budget?year={year_id}", ctx.org.slug)).into_response())
+        }
+        Err(err) => {
+            let mut shown: Vec<Value> =
+                rows.iter().map(|(t, l, a)| json!({"target": t, "label": l, "amount": a})).collect();
+            shown.extend((0..BUDGET_BLANK_ROWS).map(|_| json!({"target": "", "label": "", "amount": ""})));
+            let c = budget_context(&ui, &ctx, Some(&year_id), Some(shown)).await?;
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_budget.html", ce(err), c))
+        }
+    }
+}
+
 pub fn router() -> Router<AppState> {
     let base = "/o/{org}/accounting";
     Router::new()
@@ -471,6 +559,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/accounts"), get(accounts).post(add_account))
         .route(&format!("{base}/reports/{{kind}}"), get(report))
         .route(&format!("{base}/bank"), get(banks).post(add_bank))
+        .route(&format!("{base}/budget"), get(budget_page).post(budget_submit))
         .route(&format!("{base}/lettering"), get(lettering_page).post(letter_submit))
         .route(&format!("{base}/lettering/unletter"), post(unletter_submit))
         .route(&format!("{base}/bank/{{bank}}"), get(reconciliation_page))

@@ -152,6 +152,21 @@ db_test!(statements_import_and_reconcile, |app: TestApp| async move {
     assert_eq!(r.status().as_u16(), 204);
     let (_, rec) = app.get(t, &rec_url).await;
     assert_eq!(rec["reconciled_balance"], "-3.50");
+    // A draft reconciled then deleted frees its statement line.
+    let martin =
+        rec["unmatched_ledger"].as_array().unwrap().iter().find(|l| l["date"] == "2025-03-20").unwrap().clone();
+    let (s, b) = app.post(t, &line_url(&plus_id, "match"), json!({"entry_id": martin["entry_id"], "line_no": 1})).await;
+    assert_eq!(s, 204, "{b}");
+    let r = app
+        .http
+        .delete(app.url(&url(org, &format!("/entries/{}", martin["entry_id"].as_str().unwrap()))))
+        .bearer_auth(t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let (_, rec) = app.get(t, &rec_url).await;
+    assert!(line_with(&rec, "30.00")["entry_id"].is_null(), "{rec}");
 });
 
 db_test!(csv_and_camt_statements_and_their_errors, |app: TestApp| async move {
@@ -234,17 +249,27 @@ db_test!(the_reconciliation_page_imports_and_accepts, |app: TestApp| async move 
         .unwrap();
     assert_eq!(r.status(), 303);
     let page = r.headers()["location"].to_str().unwrap().to_string();
-    let boundary = "----acct-test-boundary";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"releve.ofx\"\r\nContent-Type: application/octet-stream\r\n\r\n{OFX}\r\n--{boundary}--\r\n"
-    );
-    let r = client
-        .post(app.url(&format!("{page}/statements")))
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let upload = |fields: Vec<(&'static str, &'static str)>, file: &'static str| {
+        let (app, client, csrf, page) = (&app, client, csrf.clone(), page.clone());
+        async move {
+            let boundary = "----acct-test-boundary";
+            let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n");
+            for (k, v) in fields {
+                body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"));
+            }
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"releve\"\r\nContent-Type: application/octet-stream\r\n\r\n{file}\r\n--{boundary}--\r\n"
+            ));
+            client
+                .post(app.url(&format!("{page}/statements")))
+                .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = upload(vec![], OFX).await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains("VIR M DUPONT") && html.contains("984.40"), "{html}");
@@ -264,4 +289,11 @@ db_test!(the_reconciliation_page_imports_and_accepts, |app: TestApp| async move 
     assert!(html.contains(&format!("/accounting/entries/{}", dues["id"].as_str().unwrap())), "{html}");
     let html = client.get(app.url(&format!("/o/{org}/accounting/bank"))).send().await.unwrap().text().await.unwrap();
     assert!(html.contains(&page), "the list links to the account: {html}");
+    // Columns named otherwise: the page says which is missing, then takes a mapping.
+    let odd = "Quand;Quoi;Combien\n2025-03-10;Vente gateaux;120,50\n";
+    let r = upload(vec![], odd).await;
+    assert_eq!(r.status(), 422);
+    let r = upload(vec![("map_date", "Quand"), ("map_label", "Quoi"), ("map_amount", "Combien")], odd).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Vente gateaux"));
 });

@@ -83,3 +83,33 @@ db_test!(budget_versus_actual_adds_up_by_hand, |app: TestApp| async move {
     let member = app.member(t, org, "member@example.org", "member").await;
     assert_eq!(app.get(&member, &budget_url).await.0, 403);
 });
+
+db_test!(the_budget_page_saves_lines_and_reshows_errors, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    let books = open_books(&app, t, org).await;
+    let year = books["years"][0]["id"].as_str().unwrap();
+    let client = &app.browser;
+    let csrf = app.sign_in(client, &f.admin_email, testkit::ADMIN_PASSWORD).await;
+    let page = format!("/o/{org}/accounting/budget?year={year}");
+    assert_eq!(client.get(app.url(&page)).send().await.unwrap().status(), 200);
+    let form = |amount: &'static str| {
+        vec![
+            ("_csrf", csrf.clone()),
+            ("target", "7561".into()),
+            ("label", "".into()),
+            ("amount", amount.into()),
+            ("target", "".into()),
+            ("label", "".into()),
+            ("amount", "".into()),
+        ]
+    };
+    let r = client.post(app.url(&page)).form(&form("12,5,0")).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("value=\"12,5,0\""), "the typed amount is shown again");
+    let r = client.post(app.url(&page)).form(&form("2 000")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, b) = app.get(t, &url(org, &format!("/years/{year}/budget"))).await;
+    assert_eq!((b[0]["target"].as_str(), b[0]["amount"].as_str()), (Some("7561"), Some("2000.00")), "{b}");
+    assert_eq!(b.as_array().unwrap().len(), 1, "blank rows are not lines");
+});
