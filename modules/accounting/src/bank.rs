@@ -469,7 +469,7 @@ fn suggest(
             },
         ));
     }
-    out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    out.sort_by_key(|x| (x.0, x.1));
     out.into_iter().take(5).map(|x| x.2).collect()
 }
 

@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn percentages_are_exact_to_one_decimal() {
-        assert_eq!(percent(87_50, 100_00).as_deref(), Some("87.5"));
+        assert_eq!(percent(8_750, 10_000).as_deref(), Some("87.5"));
         assert_eq!(percent(1, 3).as_deref(), Some("33.3"));
         assert_eq!(percent(2, 3).as_deref(), Some("66.7"));
         assert_eq!(percent(-50, 100).as_deref(), Some("-50.0"));

@@ -60,6 +60,44 @@ async fn open_books(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -
     }
 }
 
+/// Taking over books: a FEC or a CSV journal uploaded on the overview.
+async fn import_books(ui: Ui, ctx: OrgCtx, mut mp: axum::extract::Multipart) -> Page {
+    let cap = ctx.can_admin(MODULE)?;
+    let (mut bytes, mut kind) = (Vec::new(), String::new());
+    let bad = |e: axum::extract::multipart::MultipartError| CoreError::BadRequest(e.body_text());
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        match field.name() {
+            Some("file") => bytes = field.bytes().await.map_err(bad)?.to_vec(),
+            Some("kind") => kind = field.text().await.map_err(bad)?,
+            _ => {}
+        }
+    }
+    let db = &ui.st.db;
+    let result = if kind == "csv" {
+        crate::fec::import_csv_journal(db, &ctx.who(), &cap, &bytes, true).await
+    } else {
+        let (text, _) = shrooms_core::tabular::decode_text(&bytes);
+        crate::fec::import(db, &ctx.who(), &cap, &text).await
+    };
+    let books = service::books(db, &cap.as_write().as_read()).await.map_err(ce)?;
+    let ui = ui.with_org(&ctx).await?;
+    let base = json!({"books": books, "can_admin": true, "can_write": true});
+    match result {
+        Ok(r) => {
+            let mut c = base;
+            c["import_report"] = json!(r);
+            Ok(ui.render("accounting_overview.html", c))
+        }
+        Err(AcctError::Invalid(v)) => {
+            let mut c = base;
+            c["import_errors"] =
+                json!(v.iter().map(|f| json!({"field": f.field, "message": f.message})).collect::<Vec<_>>());
+            Ok(ui.form_error("accounting_overview.html", CoreError::Validation(v), c))
+        }
+        Err(e) => Err(ce(e).into()),
+    }
+}
+
 async fn close_year(ui: Ui, ctx: OrgCtx, Path((_, year)): Path<(String, String)>) -> Page {
     let cap = ctx.can_admin(MODULE)?;
     service::close_year(&ui.st.db, &ctx.who(), &cap, &year).await.map_err(ce)?;
@@ -548,6 +586,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(base, get(overview))
         .route(&format!("{base}/open"), post(open_books))
+        .route(&format!("{base}/imports"), post(import_books))
         .route(&format!("{base}/years/{{year}}/close"), post(close_year))
         .route(&format!("{base}/years/{{year}}/fec"), get(fec))
         .route(&format!("{base}/entries"), get(entries).post(entry_submit))

@@ -366,3 +366,37 @@ db_test!(a_csv_journal_takes_over_books_all_or_nothing, |app: TestApp| async mov
     assert_eq!(row("512")["balance_debit"], "1190.00");
     assert_eq!(row("411")["balance_debit"], "0.00");
 });
+
+db_test!(books_are_taken_over_from_the_overview_page, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let client = &app.browser;
+    let csrf = app.sign_in(client, &f.admin_email, testkit::ADMIN_PASSWORD).await;
+    let upload = |file: &'static str| {
+        let (app, csrf) = (&app, csrf.clone());
+        async move {
+            let b = "----acct-takeover";
+            let body = format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n--{b}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\ncsv\r\n--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"journal.csv\"\r\nContent-Type: text/csv\r\n\r\n{file}\r\n--{b}--\r\n"
+            );
+            let r = client
+                .post(app.url(&format!("/o/{org}/accounting/imports")))
+                .header("content-type", format!("multipart/form-data; boundary={b}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, html) =
+        upload("Date;Journal;Pièce;Compte;Libellé;Débit;Crédit\n15/01/2025;VE;F1;411;Facture;12;\n15/01/2025;VE;F1;706;Facture;;1x\n").await;
+    assert_eq!(s, 422);
+    assert!(html.contains("line 3: Crédit"), "{html}");
+    let (s, html) =
+        upload("Date;Journal;Pièce;Compte;Libellé;Débit;Crédit\n15/01/2025;VE;F1;411;Facture;12;\n15/01/2025;VE;F1;706;Facture;;12\n").await;
+    assert_eq!(s, 200, "{html}");
+    let (_, list) = app.get(t, &url(org, "/entries")).await;
+    assert_eq!(list[0]["reference"], "VE-000001");
+});

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use testkit::{db_test, TestApp};
 
 /// Posts a validated entry whose first line is on the client's account 411 with `aux`.
+#[allow(clippy::too_many_arguments)]
 async fn third_party_entry(
     app: &TestApp,
     t: &str,
