@@ -369,7 +369,7 @@ pub struct Reconciliation {
     pub lines: Vec<StatementLineView>,
     /// Ledger lines of the bank account no statement line is matched with.
     pub unmatched_ledger: Vec<LedgerLineView>,
-    /// Balance of the ledger account (all entries, drafts included).
+    /// Balance of the ledger account (all entries, drafts and the balance carried forward included).
     pub ledger_balance: String,
     /// The sum of the ledger lines matched with statement lines.
     pub reconciled_balance: String,
@@ -388,15 +388,17 @@ struct LedgerLine {
     label: String,
     reference: Option<String>,
     amount: i64,
+    /// The balance carried forward (à-nouveaux): in the balance, never on a statement.
+    opening: bool,
 }
 
 /// Ledger lines on the account, with whether a statement line is matched with each.
 async fn ledger_lines(conn: &mut AnyConnection, org: OrgId, account: &str) -> AcctResult<Vec<(LedgerLine, bool)>> {
     let rows = sqlx::query(
-        "SELECT l.entry_id, l.line_no, l.entry_date, e.label, l.label, e.journal, e.number, l.debit, l.credit, s.id \
+        "SELECT l.entry_id, l.line_no, l.entry_date, e.label, l.label, e.journal, e.number, l.debit, l.credit, s.id, e.kind \
          FROM acct_lines l JOIN acct_entries e ON e.id = l.entry_id \
          LEFT JOIN acct_statement_lines s ON s.org_id = l.org_id AND s.entry_id = l.entry_id AND s.line_no = l.line_no \
-         WHERE l.org_id = $1 AND l.account = $2 AND l.closing = 0 AND e.kind <> 'opening' ORDER BY l.entry_date, l.entry_id, l.line_no",
+         WHERE l.org_id = $1 AND l.account = $2 AND l.closing = 0 ORDER BY l.entry_date, l.entry_id, l.line_no",
     )
     .bind(org.to_string())
     .bind(account)
@@ -415,6 +417,7 @@ async fn ledger_lines(conn: &mut AnyConnection, org: OrgId, account: &str) -> Ac
                     label: if line_label.is_empty() { r.try_get(3)? } else { line_label },
                     reference: number.map(|n| crate::domain::entry_ref(&journal, n)),
                     amount: r.try_get::<i64, _>(7)? - r.try_get::<i64, _>(8)?,
+                    opening: r.try_get::<String, _>(10)? == "opening",
                 },
                 r.try_get::<Option<String>, _>(9)?.is_some(),
             ))
@@ -495,7 +498,7 @@ pub async fn reconciliation(db: &Db, cap: &CanRead, bank_id: &str) -> AcctResult
     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
     .collect::<Result<_, sqlx::Error>>()?;
     let ledger = ledger_lines(&mut conn, org, &b.account).await?;
-    let free: Vec<&LedgerLine> = ledger.iter().filter(|(_, m)| !m).map(|(l, _)| l).collect();
+    let free: Vec<&LedgerLine> = ledger.iter().filter(|(l, m)| !m && !l.opening).map(|(l, _)| l).collect();
     let by_key: HashMap<(String, i64), i64> =
         ledger.iter().map(|(l, _)| ((l.entry_id.clone(), l.line_no), l.amount)).collect();
     let mut lines = Vec::new();

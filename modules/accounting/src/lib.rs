@@ -119,6 +119,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("accounting_report.html", include_str!("../templates/accounting_report.html")),
     ("accounting_bank.html", include_str!("../templates/accounting_bank.html")),
     ("accounting_budget.html", include_str!("../templates/accounting_budget.html")),
+    ("accounting_deferral.html", include_str!("../templates/accounting_deferral.html")),
     ("accounting_lettering.html", include_str!("../templates/accounting_lettering.html")),
     ("accounting_reconciliation.html", include_str!("../templates/accounting_reconciliation.html")),
 ];

@@ -581,6 +581,54 @@ async fn budget_submit(ui: Ui, ctx: OrgCtx, Query(q): Query<YearQuery>, Form(f):
     }
 }
 
+// ---------- deferred revenue ----------
+
+async fn deferral_choices(ui: &Ui, ctx: &OrgCtx) -> Result<Value, UiError> {
+    let c = choices(ui, ctx).await?;
+    let mut counterpart = c["payment"].as_array().cloned().unwrap_or_default();
+    counterpart.extend(
+        c["all"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v[0].as_str().is_some_and(|n| n.starts_with("41")))
+            .cloned(),
+    );
+    Ok(json!({"income": c["income"], "counterpart": counterpart}))
+}
+
+async fn deferral_form(ui: Ui, ctx: OrgCtx) -> Page {
+    ctx.can_write(MODULE)?;
+    let c = deferral_choices(&ui, &ctx).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("accounting_deferral.html", json!({"choices": c})))
+}
+
+async fn deferral_submit(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let g = |k: &str| get_field(&f, k).to_string();
+    let input = crate::deferral::DeferralInput {
+        date: g("date"),
+        label: g("label"),
+        amount: Value::String(g("amount")),
+        revenue_account: g("revenue_account"),
+        counterpart: g("counterpart"),
+        aux: Some(g("aux")),
+        piece_ref: None,
+        service_start: g("service_start"),
+        service_end: g("service_end"),
+    };
+    match crate::deferral::post_deferral(&ui.st.db, &ctx.who(), &cap, input).await {
+        Ok(d) => Ok(Redirect::to(&format!("/o/{}/accounting/entries/{}", ctx.org.slug, d.entry_id)).into_response()),
+        Err(err) => {
+            let c = deferral_choices(&ui, &ctx).await?;
+            let form: serde_json::Map<String, Value> = f.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_deferral.html", ce(err), json!({"choices": c, "form": form})))
+        }
+    }
+}
+
 pub fn router() -> Router<AppState> {
     let base = "/o/{org}/accounting";
     Router::new()
@@ -598,6 +646,8 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/accounts"), get(accounts).post(add_account))
         .route(&format!("{base}/reports/{{kind}}"), get(report))
         .route(&format!("{base}/bank"), get(banks).post(add_bank))
+        .route(&format!("{base}/deferrals"), post(deferral_submit))
+        .route(&format!("{base}/deferrals/new"), get(deferral_form))
         .route(&format!("{base}/budget"), get(budget_page).post(budget_submit))
         .route(&format!("{base}/lettering"), get(lettering_page).post(letter_submit))
         .route(&format!("{base}/lettering/unletter"), post(unletter_submit))

@@ -127,3 +127,35 @@ db_test!(deferred_revenue_is_posted_year_by_year, |app: TestApp| async move {
     let (_, audit) = app.get(t, &format!("/api/v1/orgs/{org}/audit?limit=200")).await;
     assert!(audit.to_string().contains("accounting.deferral.post"), "{audit}");
 });
+
+db_test!(the_deferral_form_posts_and_shows_the_split, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let client = &app.browser;
+    let csrf = app.sign_in(client, &f.admin_email, testkit::ADMIN_PASSWORD).await;
+    let html = client.get(app.url(&format!("/o/{org}/accounting/deferrals/new"))).send().await.unwrap();
+    assert!(html.text().await.unwrap().contains("7561"), "income accounts are offered");
+    let form = |end: &'static str| {
+        vec![
+            ("_csrf", csrf.clone()),
+            ("date", "2025-10-01".into()),
+            ("label", "Hébergement".into()),
+            ("amount", "365,00".into()),
+            ("revenue_account", "706".into()),
+            ("counterpart", "512".into()),
+            ("aux", "".into()),
+            ("service_start", "2025-10-01".into()),
+            ("service_end", end.into()),
+        ]
+    };
+    let r =
+        client.post(app.url(&format!("/o/{org}/accounting/deferrals"))).form(&form("2025-09-30")).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let r =
+        client.post(app.url(&format!("/o/{org}/accounting/deferrals"))).form(&form("2026-09-30")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let entry_page = r.headers()["location"].to_str().unwrap().to_string();
+    let html = client.get(app.url(&entry_page)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("92.00") && html.contains("273.00") && html.contains("487"), "{html}");
+});
