@@ -390,12 +390,13 @@ struct LedgerLine {
     amount: i64,
     /// The balance carried forward (à-nouveaux): in the balance, never on a statement.
     opening: bool,
+    words: HashSet<String>,
 }
 
 /// Ledger lines on the account, with whether a statement line is matched with each.
 async fn ledger_lines(conn: &mut AnyConnection, org: OrgId, account: &str) -> AcctResult<Vec<(LedgerLine, bool)>> {
     let rows = sqlx::query(
-        "SELECT l.entry_id, l.line_no, l.entry_date, e.label, l.label, e.journal, e.number, l.debit, l.credit, s.id, e.kind \
+        "SELECT l.entry_id, l.line_no, l.entry_date, e.label, l.label, e.journal, e.number, l.debit, l.credit, s.id, e.kind, e.piece_ref \
          FROM acct_lines l JOIN acct_entries e ON e.id = l.entry_id \
          LEFT JOIN acct_statement_lines s ON s.org_id = l.org_id AND s.entry_id = l.entry_id AND s.line_no = l.line_no \
          WHERE l.org_id = $1 AND l.account = $2 AND l.closing = 0 ORDER BY l.entry_date, l.entry_id, l.line_no",
@@ -407,6 +408,11 @@ async fn ledger_lines(conn: &mut AnyConnection, org: OrgId, account: &str) -> Ac
     rows.iter()
         .map(|r| {
             let line_label: String = r.try_get(4)?;
+            let entry_label: String = r.try_get(3)?;
+            let piece_ref: String = r.try_get(11)?;
+            // The words a bank's label may share with the books: the line's and
+            // the entry's labels and the receipt or invoice number.
+            let words = words(&format!("{line_label} {entry_label} {piece_ref}"));
             let number: Option<i64> = r.try_get(6)?;
             let journal: String = r.try_get(5)?;
             Ok((
@@ -414,10 +420,11 @@ async fn ledger_lines(conn: &mut AnyConnection, org: OrgId, account: &str) -> Ac
                     entry_id: r.try_get(0)?,
                     line_no: r.try_get(1)?,
                     date: r.try_get(2)?,
-                    label: if line_label.is_empty() { r.try_get(3)? } else { line_label },
+                    label: if line_label.is_empty() { entry_label } else { line_label },
                     reference: number.map(|n| crate::domain::entry_ref(&journal, n)),
                     amount: r.try_get::<i64, _>(7)? - r.try_get::<i64, _>(8)?,
                     opening: r.try_get::<String, _>(10)? == "opening",
+                    words,
                 },
                 r.try_get::<Option<String>, _>(9)?.is_some(),
             ))
@@ -437,24 +444,19 @@ fn words(s: &str) -> HashSet<String> {
 /// Suggestions for one statement line among the free ledger lines: the same
 /// amount within 7 days first (closest date first), then the same amount
 /// with a word of the label in common.
-fn suggest(
-    date: &str,
-    label: &str,
-    amount: i64,
-    free: &[&LedgerLine],
-    rejected: &HashSet<(String, i64)>,
-) -> Vec<Suggestion> {
+/// `same_amount`: the free ledger lines of that amount.
+fn suggest(date: &str, label: &str, same_amount: &[&LedgerLine], rejected: &HashSet<(String, i64)>) -> Vec<Suggestion> {
     let Ok(d) = Day::parse(date) else { return Vec::new() };
     let ws = words(label);
     let mut out: Vec<(i64, i64, Suggestion)> = Vec::new();
-    for l in free {
-        if l.amount != amount || rejected.contains(&(l.entry_id.clone(), l.line_no)) {
+    for l in same_amount {
+        if rejected.contains(&(l.entry_id.clone(), l.line_no)) {
             continue;
         }
         let gap = Day::parse(&l.date).map(|ld| d.days_until(ld).abs()).unwrap_or(i64::MAX);
         let reason = if gap <= 7 {
             "amount_and_date"
-        } else if !ws.is_disjoint(&words(&l.label)) {
+        } else if !ws.is_disjoint(&l.words) {
             "amount_and_words"
         } else {
             continue;
@@ -499,6 +501,10 @@ pub async fn reconciliation(db: &Db, cap: &CanRead, bank_id: &str) -> AcctResult
     .collect::<Result<_, sqlx::Error>>()?;
     let ledger = ledger_lines(&mut conn, org, &b.account).await?;
     let free: Vec<&LedgerLine> = ledger.iter().filter(|(l, m)| !m && !l.opening).map(|(l, _)| l).collect();
+    let mut by_amount: HashMap<i64, Vec<&LedgerLine>> = HashMap::new();
+    for l in &free {
+        by_amount.entry(l.amount).or_default().push(l);
+    }
     let by_key: HashMap<(String, i64), i64> =
         ledger.iter().map(|(l, _)| ((l.entry_id.clone(), l.line_no), l.amount)).collect();
     let mut lines = Vec::new();
@@ -519,7 +525,7 @@ pub async fn reconciliation(db: &Db, cap: &CanRead, bank_id: &str) -> AcctResult
             _ => {
                 let rej: HashSet<(String, i64)> =
                     rejected.iter().filter(|x| x.0 == id).map(|x| (x.1.clone(), x.2)).collect();
-                suggest(&date, &label, amount, &free, &rej)
+                suggest(&date, &label, by_amount.get(&amount).map(Vec::as_slice).unwrap_or(&[]), &rej)
             }
         };
         lines.push(StatementLineView {

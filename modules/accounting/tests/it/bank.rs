@@ -192,6 +192,24 @@ db_test!(csv_and_camt_statements_and_their_errors, |app: TestApp| async move {
     let amounts: Vec<&str> = lines(&rec).iter().map(|l| l["amount"].as_str().unwrap()).collect();
     assert_eq!(amounts, ["-500.00", "25.00", "1500.00"]);
     assert_eq!(rec["statement_lines_total"], "1025.00");
+    // The rent was booked a month earlier as "Location", receipt "salle-des-fetes":
+    // the receipt number shares a word with the bank's "Loyer salle".
+    let (s, rent) = app
+        .post(
+            t,
+            &url(org, "/entries"),
+            json!({"journal": "BQ", "date": "2025-02-01", "label": "Location", "piece_ref": "salle-des-fetes", "validate": true,
+                   "lines": [{"account": "6132", "debit": "500"}, {"account": "512", "credit": "500"}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{rent}");
+    let (_, rec) = app.get(t, &rec_url).await;
+    let sugg = &line_with(&rec, "-500.00")["suggestions"][0];
+    assert_eq!(
+        (sugg["entry_id"].as_str(), sugg["reason"].as_str()),
+        (rent["id"].as_str(), Some("amount_and_words")),
+        "{rec}"
+    );
     // Columns the import cannot guess are named by the user.
     let odd = "Quand,Quoi,Combien\n2025-03-10,Vente gâteaux,\"120,50\"\n";
     let (s, b) = app.post(t, &stmt_url, json!({"content": odd})).await;
