@@ -80,14 +80,8 @@ fn check(l: &repo::Ledger, input: &BudgetInput) -> Result<Vec<(String, String, A
                 errors.push(FieldError::new(f("label"), "Write at most 200 characters."));
                 continue;
             }
-            // The chart's label of the account, or of the shortest account under the prefix.
-            None => l
-                .accounts
-                .iter()
-                .filter(|(n, _)| n.starts_with(t))
-                .min_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)))
-                .map(|(_, (lab, _))| lab.clone())
-                .unwrap_or_default(),
+            // The chart's label of the account; a prefix that is no account is shown as such.
+            None => l.accounts.get(t).map(|(lab, _)| lab.clone()).unwrap_or_else(|| format!("Comptes {t}…")),
         };
         out.push((t.to_string(), label, amount));
     }

@@ -75,7 +75,14 @@ pub async fn letter(db: &Db, who: &Who, cap: &CanWrite, input: LetterInput) -> A
         return Err(AcctError::field("lines", "Select 1 to 1,000 lines."));
     }
     let mut tx = db.begin_durable().await?;
-    let mut refs: Vec<(String, i64)> = input.lines.iter().map(|l| (l.entry_id.clone(), l.line_no)).collect();
+    // A line ticked twice counts once.
+    let mut refs: Vec<(String, i64)> = Vec::new();
+    for l in &input.lines {
+        let k = (l.entry_id.clone(), l.line_no);
+        if !refs.contains(&k) {
+            refs.push(k);
+        }
+    }
     // Extending a partial letter: its lines join the selection.
     let extend = match input.letter.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(code) => {

@@ -33,6 +33,7 @@ db_test!(budget_versus_actual_adds_up_by_hand, |app: TestApp| async move {
     .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b[1]["label"], "Fournitures non stockables (eau, énergie)", "the chart's label by default: {b}");
+    assert_eq!(b[2]["label"], "Comptes 74…", "a prefix is not labelled after one of its accounts: {b}");
     for (label, lines) in [
         ("EDF janvier", [("6061", "250", ""), ("512", "", "250")]),
         ("EDF février", [("6061", "100", ""), ("512", "", "100")]),

@@ -143,3 +143,20 @@ db_test!(the_lettering_page_letters_selected_lines, |app: TestApp| async move {
     let (_, l) = app.get(t, &url(org, "/lettering?account=411")).await;
     assert!(l["lines"].as_array().unwrap().iter().all(|x| x["letter"].is_null()), "{l}");
 });
+
+db_test!(a_line_ticked_twice_counts_once, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let inv = third_party_entry(&app, t, org, ("VE", "2025-01-10", "Facture"), "C001", true, "706", "50", true).await;
+    let pay =
+        third_party_entry(&app, t, org, ("BQ", "2025-01-20", "Paiement"), "C001", false, "512", "100", true).await;
+    let (s, b) = app
+        .post(t, &url(org, "/lettering"), json!({"account": "411", "lines": [line(&inv), line(&inv), line(&pay)]}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        (b["partial"].as_bool(), b["debit"].as_str(), b["lines"].as_u64()),
+        (Some(true), Some("50.00"), Some(2))
+    );
+});
