@@ -326,6 +326,14 @@ pub async fn import_statement(
 
 // ---------- reconciliation ----------
 
+/// A ledger line, as a statement line is matched with it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchedLine {
+    pub entry_id: String,
+    pub line_no: i64,
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Suggestion {
     pub entry_id: String,
@@ -333,8 +341,11 @@ pub struct Suggestion {
     pub date: String,
     pub label: String,
     pub reference: Option<String>,
-    /// `amount_and_date` (same amount, within 7 days) or `amount_and_words`.
+    /// `amount_and_date` (same amount, within 7 days), `amount_and_words`, or
+    /// `several_lines` (two or three lines within 7 days adding up to the amount).
     pub reason: String,
+    /// The other lines of a `several_lines` suggestion.
+    pub also: Vec<MatchedLine>,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -345,7 +356,9 @@ pub struct StatementLineView {
     /// Signed: positive when money came in.
     pub amount: String,
     pub reference: String,
-    /// The ledger line it is reconciled with.
+    /// The ledger lines it is reconciled with (one, or several adding up to its amount).
+    pub matches: Vec<MatchedLine>,
+    /// The first of them.
     pub entry_id: Option<String>,
     pub line_no: Option<i64>,
     /// For unmatched lines, best first.
@@ -396,9 +409,9 @@ struct LedgerLine {
 /// Ledger lines on the account, with whether a statement line is matched with each.
 async fn ledger_lines(conn: &mut AnyConnection, org: OrgId, account: &str) -> AcctResult<Vec<(LedgerLine, bool)>> {
     let rows = sqlx::query(
-        "SELECT l.entry_id, l.line_no, l.entry_date, e.label, l.label, e.journal, e.number, l.debit, l.credit, s.id, e.kind, e.piece_ref \
+        "SELECT l.entry_id, l.line_no, l.entry_date, e.label, l.label, e.journal, e.number, l.debit, l.credit, s.statement_line_id, e.kind, e.piece_ref \
          FROM acct_lines l JOIN acct_entries e ON e.id = l.entry_id \
-         LEFT JOIN acct_statement_lines s ON s.org_id = l.org_id AND s.entry_id = l.entry_id AND s.line_no = l.line_no \
+         LEFT JOIN acct_statement_matches s ON s.org_id = l.org_id AND s.entry_id = l.entry_id AND s.line_no = l.line_no \
          WHERE l.org_id = $1 AND l.account = $2 AND l.closing = 0 ORDER BY l.entry_date, l.entry_id, l.line_no",
     )
     .bind(org.to_string())
@@ -471,6 +484,7 @@ fn suggest(date: &str, label: &str, same_amount: &[&LedgerLine], rejected: &Hash
                 label: l.label.clone(),
                 reference: l.reference.clone(),
                 reason: reason.into(),
+                also: Vec::new(),
             },
         ));
     }
@@ -478,12 +492,61 @@ fn suggest(date: &str, label: &str, same_amount: &[&LedgerLine], rejected: &Hash
     out.into_iter().take(5).map(|x| x.2).collect()
 }
 
+/// When no single line has the amount: two or three free lines of the same
+/// direction within 7 days that add up to it (a deposit of cheques booked
+/// one by one), the closest in time first.
+fn suggest_several(date: &str, amount: i64, free: &[&LedgerLine]) -> Option<Suggestion> {
+    let d = Day::parse(date).ok()?;
+    let mut near: Vec<(i64, &LedgerLine)> = free
+        .iter()
+        .filter(|l| l.amount.signum() == amount.signum() && l.amount.abs() < amount.abs())
+        .filter_map(|l| {
+            let gap = Day::parse(&l.date).ok().map(|ld| d.days_until(ld).abs())?;
+            (gap <= 7).then_some((gap, *l))
+        })
+        .collect();
+    near.sort_by_key(|x| x.0);
+    near.truncate(25);
+    let n = near.len();
+    let mut found: Option<Vec<&LedgerLine>> = None;
+    'pairs: for i in 0..n {
+        for j in i + 1..n {
+            if near[i].1.amount + near[j].1.amount == amount {
+                found = Some(vec![near[i].1, near[j].1]);
+                break 'pairs;
+            }
+        }
+    }
+    if found.is_none() {
+        'triples: for i in 0..n {
+            for j in i + 1..n {
+                for k in j + 1..n {
+                    if near[i].1.amount + near[j].1.amount + near[k].1.amount == amount {
+                        found = Some(vec![near[i].1, near[j].1, near[k].1]);
+                        break 'triples;
+                    }
+                }
+            }
+        }
+    }
+    let lines = found?;
+    Some(Suggestion {
+        entry_id: lines[0].entry_id.clone(),
+        line_no: lines[0].line_no,
+        date: lines[0].date.clone(),
+        label: lines.iter().map(|l| l.label.as_str()).collect::<Vec<_>>().join(" + "),
+        reference: lines[0].reference.clone(),
+        reason: "several_lines".into(),
+        also: lines[1..].iter().map(|l| MatchedLine { entry_id: l.entry_id.clone(), line_no: l.line_no }).collect(),
+    })
+}
+
 pub async fn reconciliation(db: &Db, cap: &CanRead, bank_id: &str) -> AcctResult<Reconciliation> {
     let org = cap.org();
     let mut conn = db.pool().acquire().await?;
     let b = bank(&mut conn, org, bank_id).await?;
     let rows = sqlx::query(
-        "SELECT id, op_date, label, amount, reference, entry_id, line_no FROM acct_statement_lines WHERE org_id = $1 AND bank_id = $2 ORDER BY op_date, id",
+        "SELECT id, op_date, label, amount, reference FROM acct_statement_lines WHERE org_id = $1 AND bank_id = $2 ORDER BY op_date, id",
     )
     .bind(org.to_string())
     .bind(bank_id)
@@ -499,6 +562,21 @@ pub async fn reconciliation(db: &Db, cap: &CanRead, bank_id: &str) -> AcctResult
     .iter()
     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
     .collect::<Result<_, sqlx::Error>>()?;
+    let mut matches: HashMap<String, Vec<MatchedLine>> = HashMap::new();
+    for r in sqlx::query(
+        "SELECT m.statement_line_id, m.entry_id, m.line_no FROM acct_statement_matches m JOIN acct_statement_lines s ON s.id = m.statement_line_id \
+         WHERE m.org_id = $1 AND s.bank_id = $2 ORDER BY m.entry_id, m.line_no",
+    )
+    .bind(org.to_string())
+    .bind(bank_id)
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        matches
+            .entry(r.try_get(0)?)
+            .or_default()
+            .push(MatchedLine { entry_id: r.try_get(1)?, line_no: r.try_get(2)? });
+    }
     let ledger = ledger_lines(&mut conn, org, &b.account).await?;
     let free: Vec<&LedgerLine> = ledger.iter().filter(|(l, m)| !m && !l.opening).map(|(l, _)| l).collect();
     let mut by_amount: HashMap<i64, Vec<&LedgerLine>> = HashMap::new();
@@ -514,19 +592,20 @@ pub async fn reconciliation(db: &Db, cap: &CanRead, bank_id: &str) -> AcctResult
         let date: String = r.try_get(1)?;
         let label: String = r.try_get(2)?;
         let amount: i64 = r.try_get(3)?;
-        let entry_id: Option<String> = r.try_get(5)?;
-        let line_no: Option<i64> = r.try_get(6)?;
         total += amount;
-        let suggestions = match (&entry_id, line_no) {
-            (Some(e), Some(n)) => {
-                reconciled += by_key.get(&(e.clone(), n)).copied().unwrap_or(0);
-                Vec::new()
+        let matched = matches.remove(&id).unwrap_or_default();
+        let suggestions = if matched.is_empty() {
+            let rej: HashSet<(String, i64)> =
+                rejected.iter().filter(|x| x.0 == id).map(|x| (x.1.clone(), x.2)).collect();
+            let mut v = suggest(&date, &label, by_amount.get(&amount).map(Vec::as_slice).unwrap_or(&[]), &rej);
+            if v.is_empty() {
+                v.extend(suggest_several(&date, amount, &free));
             }
-            _ => {
-                let rej: HashSet<(String, i64)> =
-                    rejected.iter().filter(|x| x.0 == id).map(|x| (x.1.clone(), x.2)).collect();
-                suggest(&date, &label, by_amount.get(&amount).map(Vec::as_slice).unwrap_or(&[]), &rej)
-            }
+            v
+        } else {
+            reconciled +=
+                matched.iter().map(|m| by_key.get(&(m.entry_id.clone(), m.line_no)).copied().unwrap_or(0)).sum::<i64>();
+            Vec::new()
         };
         lines.push(StatementLineView {
             id,
@@ -534,8 +613,9 @@ pub async fn reconciliation(db: &Db, cap: &CanRead, bank_id: &str) -> AcctResult
             label,
             amount: Amount(amount).plain(),
             reference: r.try_get(4)?,
-            entry_id,
-            line_no,
+            entry_id: matched.first().map(|m| m.entry_id.clone()),
+            line_no: matched.first().map(|m| m.line_no),
+            matches: matched,
             suggestions,
         });
     }
@@ -563,11 +643,37 @@ pub async fn reconciliation(db: &Db, cap: &CanRead, bank_id: &str) -> AcctResult
     })
 }
 
-#[derive(Clone, Debug, Deserialize, ToSchema)]
+/// One ledger line (`entry_id` and `line_no`), or several (`lines`) whose
+/// amounts add up to the statement line's.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatchInput {
-    pub entry_id: String,
-    pub line_no: i64,
+    #[serde(default)]
+    pub entry_id: Option<String>,
+    #[serde(default)]
+    pub line_no: Option<i64>,
+    #[serde(default)]
+    pub lines: Vec<MatchedLine>,
+}
+
+impl MatchInput {
+    pub fn one(entry_id: String, line_no: i64) -> MatchInput {
+        MatchInput { entry_id: Some(entry_id), line_no: Some(line_no), lines: Vec::new() }
+    }
+    /// The ledger lines named, each once.
+    fn refs(&self) -> Vec<MatchedLine> {
+        let mut v: Vec<MatchedLine> = Vec::new();
+        let first = match (&self.entry_id, self.line_no) {
+            (Some(e), Some(n)) => Some(MatchedLine { entry_id: e.clone(), line_no: n }),
+            _ => None,
+        };
+        for m in first.into_iter().chain(self.lines.iter().cloned()) {
+            if !v.contains(&m) {
+                v.push(m);
+            }
+        }
+        v
+    }
 }
 
 struct StmtRow {
@@ -575,12 +681,12 @@ struct StmtRow {
     amount: i64,
     date: String,
     label: String,
-    entry_id: Option<String>,
+    matched: bool,
 }
 
 async fn statement_line(conn: &mut AnyConnection, org: OrgId, id: &str) -> AcctResult<StmtRow> {
     let r = sqlx::query(
-        "SELECT bank_id, amount, op_date, label, entry_id FROM acct_statement_lines WHERE org_id = $1 AND id = $2",
+        "SELECT bank_id, amount, op_date, label, (SELECT COUNT(*) FROM acct_statement_matches m WHERE m.org_id = s.org_id AND m.statement_line_id = s.id) FROM acct_statement_lines s WHERE s.org_id = $1 AND s.id = $2",
     )
     .bind(org.to_string())
     .bind(id)
@@ -592,61 +698,72 @@ async fn statement_line(conn: &mut AnyConnection, org: OrgId, id: &str) -> AcctR
         amount: r.try_get(1)?,
         date: r.try_get(2)?,
         label: r.try_get(3)?,
-        entry_id: r.try_get(4)?,
+        matched: r.try_get::<i64, _>(4)? > 0,
     })
 }
 
-async fn do_match(tx: &mut shrooms_core::db::Tx, org: OrgId, id: &str, m: &MatchInput) -> AcctResult<()> {
+async fn do_match(tx: &mut shrooms_core::db::Tx, org: OrgId, id: &str, refs: &[MatchedLine]) -> AcctResult<()> {
     let s = statement_line(tx.conn(), org, id).await?;
-    if s.entry_id.is_some() {
+    if s.matched {
         return Err(AcctError::Conflict("This statement line is already reconciled; undo that first.".into()));
     }
+    if refs.is_empty() || refs.len() > 100 {
+        return Err(AcctError::field("lines", "Name 1 to 100 ledger lines."));
+    }
     let b = bank(tx.conn(), org, &s.bank_id).await?;
-    let line = sqlx::query(
-        "SELECT account, debit, credit FROM acct_lines WHERE org_id = $1 AND entry_id = $2 AND line_no = $3",
-    )
-    .bind(org.to_string())
-    .bind(&m.entry_id)
-    .bind(m.line_no)
-    .fetch_optional(tx.conn())
-    .await?
-    .ok_or_else(|| AcctError::field("entry_id", "There is no such ledger line."))?;
-    let account: String = line.try_get(0)?;
-    if account != b.account {
-        return Err(AcctError::field(
-            "entry_id",
-            format!("This line is on account {account}, not on the bank account {}.", b.account),
-        ));
-    }
-    let amount = line.try_get::<i64, _>(1)? - line.try_get::<i64, _>(2)?;
-    if amount != s.amount {
-        return Err(AcctError::field(
-            "entry_id",
-            format!("The amounts differ: {} on the statement, {} in the books.", Amount(s.amount), Amount(amount)),
-        ));
-    }
-    let taken = sqlx::query("SELECT 1 FROM acct_statement_lines WHERE org_id = $1 AND entry_id = $2 AND line_no = $3")
+    let single = refs.len() == 1;
+    let field = |i: usize| if single { "entry_id".to_string() } else { format!("lines[{i}].entry_id") };
+    let mut errors = Vec::new();
+    let mut total = 0i64;
+    for (i, m) in refs.iter().enumerate() {
+        let line = sqlx::query(
+            "SELECT l.account, l.debit, l.credit, (SELECT COUNT(*) FROM acct_statement_matches m WHERE m.org_id = l.org_id AND m.entry_id = l.entry_id AND m.line_no = l.line_no) \
+             FROM acct_lines l WHERE l.org_id = $1 AND l.entry_id = $2 AND l.line_no = $3",
+        )
         .bind(org.to_string())
         .bind(&m.entry_id)
         .bind(m.line_no)
         .fetch_optional(tx.conn())
         .await?;
-    if taken.is_some() {
-        return Err(AcctError::field(
-            "entry_id",
-            "This ledger line is already reconciled with another statement line.",
+        let Some(line) = line else {
+            errors.push(FieldError::new(field(i), "There is no such ledger line."));
+            continue;
+        };
+        let account: String = line.try_get(0)?;
+        if account != b.account {
+            errors.push(FieldError::new(
+                field(i),
+                format!("This line is on account {account}, not on the bank account {}.", b.account),
+            ));
+        }
+        if line.try_get::<i64, _>(3)? > 0 {
+            errors
+                .push(FieldError::new(field(i), "This ledger line is already reconciled with another statement line."));
+        }
+        total += line.try_get::<i64, _>(1)? - line.try_get::<i64, _>(2)?;
+    }
+    if errors.is_empty() && total != s.amount {
+        errors.push(FieldError::new(
+            if single { "entry_id" } else { "lines" },
+            format!("The amounts differ: {} on the statement, {} in the books.", Amount(s.amount), Amount(total)),
         ));
     }
-    sqlx::query(
-        "UPDATE acct_statement_lines SET entry_id = $1, line_no = $2, matched_at = $3 WHERE org_id = $4 AND id = $5",
-    )
-    .bind(&m.entry_id)
-    .bind(m.line_no)
-    .bind(Timestamp::now().0)
-    .bind(org.to_string())
-    .bind(id)
-    .execute(tx.conn())
-    .await?;
+    if !errors.is_empty() {
+        return Err(AcctError::Invalid(errors));
+    }
+    let now = Timestamp::now().0;
+    for m in refs {
+        sqlx::query(
+            "INSERT INTO acct_statement_matches (org_id, statement_line_id, entry_id, line_no, matched_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(org.to_string())
+        .bind(id)
+        .bind(&m.entry_id)
+        .bind(m.line_no)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    }
     Ok(())
 }
 
@@ -654,17 +771,12 @@ async fn do_match(tx: &mut shrooms_core::db::Tx, org: OrgId, id: &str, m: &Match
 pub async fn match_line(db: &Db, who: &Who, cap: &CanWrite, id: &str, m: MatchInput) -> AcctResult<()> {
     let org = cap.org();
     let mut tx = db.begin_durable().await?;
-    do_match(&mut tx, org, id, &m).await?;
+    let refs = m.refs();
+    do_match(&mut tx, org, id, &refs).await?;
     audit::record(
         &mut tx,
         who,
-        change(
-            org,
-            "accounting.statement.match",
-            "statement_line",
-            id,
-            serde_json::json!({"entry_id": m.entry_id, "line_no": m.line_no}),
-        ),
+        change(org, "accounting.statement.match", "statement_line", id, serde_json::json!({"lines": refs})),
     )
     .await?;
     tx.commit().await?;
@@ -676,11 +788,14 @@ pub async fn reject_suggestion(db: &Db, who: &Who, cap: &CanWrite, id: &str, m: 
     let org = cap.org();
     let mut tx = db.begin_durable().await?;
     statement_line(tx.conn(), org, id).await?;
+    let (Some(entry_id), Some(line_no)) = (m.entry_id.clone(), m.line_no) else {
+        return Err(AcctError::field("entry_id", "Name the suggested ledger line (entry_id and line_no)."));
+    };
     sqlx::query("INSERT INTO acct_match_rejections (org_id, statement_line_id, entry_id, line_no) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
         .bind(org.to_string())
         .bind(id)
-        .bind(&m.entry_id)
-        .bind(m.line_no)
+        .bind(&entry_id)
+        .bind(line_no)
         .execute(tx.conn())
         .await?;
     audit::record(
@@ -691,7 +806,7 @@ pub async fn reject_suggestion(db: &Db, who: &Who, cap: &CanWrite, id: &str, m: 
             "accounting.statement.reject",
             "statement_line",
             id,
-            serde_json::json!({"entry_id": m.entry_id, "line_no": m.line_no}),
+            serde_json::json!({"entry_id": entry_id, "line_no": line_no}),
         ),
     )
     .await?;
@@ -702,8 +817,18 @@ pub async fn reject_suggestion(db: &Db, who: &Who, cap: &CanWrite, id: &str, m: 
 pub async fn unmatch_line(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> AcctResult<()> {
     let org = cap.org();
     let mut tx = db.begin_durable().await?;
-    let s = statement_line(tx.conn(), org, id).await?;
-    sqlx::query("UPDATE acct_statement_lines SET entry_id = NULL, line_no = NULL, matched_at = NULL WHERE org_id = $1 AND id = $2")
+    statement_line(tx.conn(), org, id).await?;
+    let was: Vec<MatchedLine> = sqlx::query(
+        "SELECT entry_id, line_no FROM acct_statement_matches WHERE org_id = $1 AND statement_line_id = $2",
+    )
+    .bind(org.to_string())
+    .bind(id)
+    .fetch_all(tx.conn())
+    .await?
+    .iter()
+    .map(|r| Ok(MatchedLine { entry_id: r.try_get(0)?, line_no: r.try_get(1)? }))
+    .collect::<Result<_, sqlx::Error>>()?;
+    sqlx::query("DELETE FROM acct_statement_matches WHERE org_id = $1 AND statement_line_id = $2")
         .bind(org.to_string())
         .bind(id)
         .execute(tx.conn())
@@ -711,7 +836,7 @@ pub async fn unmatch_line(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> AcctR
     audit::record(
         &mut tx,
         who,
-        change(org, "accounting.statement.unmatch", "statement_line", id, serde_json::json!({"was": s.entry_id})),
+        change(org, "accounting.statement.unmatch", "statement_line", id, serde_json::json!({"was": was})),
     )
     .await?;
     tx.commit().await?;
@@ -746,7 +871,7 @@ pub async fn entry_from_line(
     let org = cap.org();
     let mut tx = db.begin_durable().await?;
     let s = statement_line(tx.conn(), org, id).await?;
-    if s.entry_id.is_some() {
+    if s.matched {
         return Err(AcctError::Conflict("This statement line is already reconciled.".into()));
     }
     let b = bank(tx.conn(), org, &s.bank_id).await?;
@@ -779,7 +904,7 @@ pub async fn entry_from_line(
     })?;
     // The bank line is the payment line: first for income, second for an expense.
     let line_no = if s.amount > 0 { 1 } else { 2 };
-    do_match(&mut tx, org, id, &MatchInput { entry_id: posted.id.clone(), line_no }).await?;
+    do_match(&mut tx, org, id, &[MatchedLine { entry_id: posted.id.clone(), line_no }]).await?;
     audit::record(
         &mut tx,
         who,
@@ -800,7 +925,7 @@ pub async fn entry_from_line(
 
 /// Forgets the reconciliation of an entry's lines (a draft deleted or rewritten).
 pub async fn unmatch_entry(conn: &mut AnyConnection, org: OrgId, entry_id: &str) -> AcctResult<()> {
-    sqlx::query("UPDATE acct_statement_lines SET entry_id = NULL, line_no = NULL, matched_at = NULL WHERE org_id = $1 AND entry_id = $2")
+    sqlx::query("DELETE FROM acct_statement_matches WHERE org_id = $1 AND entry_id = $2")
         .bind(org.to_string())
         .bind(entry_id)
         .execute(&mut *conn)

@@ -78,6 +78,10 @@ impl Module for AccountingModule {
                 id: "m20261121_400_accounting_deferrals",
                 sql: include_str!("../migrations/m20261121_400_accounting_deferrals.sql"),
             },
+            Migration {
+                id: "m20261121_500_accounting_statement_matches",
+                sql: include_str!("../migrations/m20261121_500_accounting_statement_matches.sql"),
+            },
         ]
     }
     fn default_access(&self, role: BuiltinRole) -> Access {

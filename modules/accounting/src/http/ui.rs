@@ -404,9 +404,15 @@ async fn line_action(
 ) -> Page {
     let cap = ctx.can_write(MODULE)?;
     let (db, who) = (&ui.st.db, ctx.who());
+    // A suggestion of several lines carries the others as `also` (`entry:line,entry:line`).
     let m = || MatchInput {
-        entry_id: get_field(&f, "entry_id").into(),
-        line_no: get_field(&f, "line_no").parse().unwrap_or(0),
+        entry_id: Some(get_field(&f, "entry_id").to_string()),
+        line_no: get_field(&f, "line_no").parse().ok(),
+        lines: get_field(&f, "also")
+            .split(',')
+            .filter_map(|x| x.trim().rsplit_once(':'))
+            .map(|(e, n)| bank::MatchedLine { entry_id: e.to_string(), line_no: n.parse().unwrap_or(0) })
+            .collect(),
     };
     let result = match action.as_str() {
         "match" => bank::match_line(db, &who, &cap, &line, m()).await,

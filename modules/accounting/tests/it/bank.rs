@@ -315,3 +315,65 @@ db_test!(the_reconciliation_page_imports_and_accepts, |app: TestApp| async move 
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Vente gateaux"));
 });
+
+db_test!(a_deposit_of_cheques_matches_several_lines, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let (_, bank) = app.post(t, &url(org, "/bank-accounts"), json!({"account": "512", "label": "Banque"})).await;
+    let bank_id = bank["id"].as_str().unwrap();
+    let a =
+        entry(&app, t, org, "BQ", "2025-04-08", "Cotisation Aubert", &[("512", "100", ""), ("7561", "", "100")], true)
+            .await;
+    let b =
+        entry(&app, t, org, "BQ", "2025-04-09", "Cotisation Bernard", &[("512", "50", ""), ("7561", "", "50")], true)
+            .await;
+    entry(&app, t, org, "BQ", "2025-04-09", "Cotisation Colin", &[("512", "70", ""), ("7561", "", "70")], true).await;
+    let csv = "Date;Libellé;Montant;Référence\n10/04/2025;REMISE CHEQUES 2;150,00;RC1\n11/04/2025;REMISE CHEQUES 1;70,00;RC2\n";
+    let (s, r) = app.post(t, &url(org, &format!("/bank-accounts/{bank_id}/statements")), json!({"content": csv})).await;
+    assert_eq!(s, 201, "{r}");
+    let rec_url = url(org, &format!("/bank-accounts/{bank_id}/reconciliation"));
+    let (_, rec) = app.get(t, &rec_url).await;
+    // 150 = 100 + 50, both within a week: one suggestion of two lines.
+    let deposit = line_with(&rec, "150.00");
+    let sugg = &deposit["suggestions"][0];
+    assert_eq!(sugg["reason"], "several_lines", "{deposit}");
+    let mut ids = vec![sugg["entry_id"].as_str().unwrap(), sugg["also"][0]["entry_id"].as_str().unwrap()];
+    ids.sort();
+    let mut want = vec![a["id"].as_str().unwrap(), b["id"].as_str().unwrap()];
+    want.sort();
+    assert_eq!(ids, want);
+    // The page offers it with both lines in one button.
+    let client = &app.browser;
+    app.sign_in(client, &f.admin_email, testkit::ADMIN_PASSWORD).await;
+    let html = client.get(app.url(&format!("/o/{org}/accounting/bank/{bank_id}"))).send().await.unwrap();
+    let html = html.text().await.unwrap();
+    let also = format!("{}:1", sugg["also"][0]["entry_id"].as_str().unwrap());
+    assert!(html.contains(&format!("name=\"also\" value=\"{also}\"")), "{html}");
+    let match_url = url(org, &format!("/statement-lines/{}/match", deposit["id"].as_str().unwrap()));
+    // Lines that do not add up are refused.
+    let (s, e) = app.post(t, &match_url, json!({"lines": [{"entry_id": a["id"], "line_no": 1}]})).await;
+    assert_eq!((s, e["errors"][0]["field"].as_str()), (422, Some("entry_id")), "{e}");
+    let (s, e) = app
+        .post(
+            t,
+            &match_url,
+            json!({"lines": [{"entry_id": a["id"], "line_no": 1}, {"entry_id": b["id"], "line_no": 1}]}),
+        )
+        .await;
+    assert_eq!(s, 204, "{e}");
+    let (_, rec) = app.get(t, &rec_url).await;
+    assert_eq!(line_with(&rec, "150.00")["matches"].as_array().unwrap().len(), 2);
+    assert_eq!(rec["reconciled_balance"], "150.00");
+    // Neither line can be reconciled a second time.
+    let other = line_with(&rec, "70.00")["id"].as_str().unwrap().to_string();
+    let (s, e) = app
+        .post(
+            t,
+            &url(org, &format!("/statement-lines/{other}/match")),
+            json!({"lines": [{"entry_id": a["id"], "line_no": 1}, {"entry_id": b["id"], "line_no": 1}]}),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(e["errors"][0]["message"].as_str().unwrap().contains("already reconciled"), "{e}");
+});
