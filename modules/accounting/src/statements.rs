@@ -41,13 +41,13 @@ fn bad(place: &str, message: impl Into<String>) -> FieldError {
 /// the automatic match by name is not enough.
 pub fn read(bytes: &[u8], mapping: &[(String, String)]) -> Result<Statement, Vec<FieldError>> {
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).to_string();
+    // French banks' OFX 1.x files are often Windows-1252 (CHARSET:1252):
+    // the same decoding as for CSV keeps their accents.
     if head.contains("BkToCstmrStmt") || head.contains("camt.053") {
-        let text = String::from_utf8_lossy(bytes);
-        return read_camt(&text);
+        return read_camt(&shrooms_core::tabular::decode_text(bytes).0);
     }
     if head.to_ascii_uppercase().contains("<OFX") || head.contains("OFXHEADER") {
-        let text = String::from_utf8_lossy(bytes);
-        return read_ofx(&text);
+        return read_ofx(&shrooms_core::tabular::decode_text(bytes).0);
     }
     read_table(bytes, mapping)
 }
@@ -416,6 +416,10 @@ mod tests {
         assert_eq!(s.lines[1].date.iso(), "2025-03-06");
         assert_eq!(s.lines[1].reference, "A2");
         assert_eq!(s.closing_balance.unwrap().0, Amount(100000));
+        // Windows-1252 bytes (é = 0xE9) are read as such.
+        let mut latin = b"OFXHEADER:100\nCHARSET:1252\n<OFX><BANKTRANLIST><STMTTRN><DTPOSTED>20250305<TRNAMT>-1.00<FITID>X<NAME>Caf".to_vec();
+        latin.extend_from_slice(b"\xe9</STMTTRN></BANKTRANLIST></OFX>");
+        assert_eq!(read(&latin, &[]).unwrap().lines[0].label, "Café");
     }
 
     #[test]
