@@ -223,6 +223,8 @@ pub(crate) async fn import_records(
         piece_date: Option<Day>,
         validated: bool,
         lines: Vec<Line>,
+        /// Each line's letter (EcritureLet) and its date (DateLet, `YYYY-MM-DD`).
+        letters: Vec<Option<(String, String)>>,
     }
     let mut order: Vec<(String, String)> = Vec::new();
     let mut entries: BTreeMap<(String, String), Building> = BTreeMap::new();
@@ -312,6 +314,7 @@ pub(crate) async fn import_records(
                 piece_date,
                 validated,
                 lines: vec![],
+                letters: vec![],
             }
         });
         if b.date != date {
@@ -320,6 +323,28 @@ pub(crate) async fn import_records(
                 "The lines of one entry have different dates.",
             ));
         }
+        let letter = match clean(get("EcritureLet")).trim() {
+            "" => None,
+            code if code.chars().count() > 10 => {
+                errors.push(FieldError::new(
+                    format!("line {line_no}: {}", name("EcritureLet")),
+                    "A letter has at most 10 characters.",
+                ));
+                None
+            }
+            // Lettered on the day the other tool says, else today.
+            code => match get("DateLet") {
+                "" => Some((code.to_string(), Day::today().iso())),
+                d => match Day::parse(d) {
+                    Ok(d) => Some((code.to_string(), d.iso())),
+                    Err(m) => {
+                        errors.push(FieldError::new(format!("line {line_no}: {}", name("DateLet")), m));
+                        None
+                    }
+                },
+            },
+        };
+        b.letters.push(letter);
         b.lines.push(Line {
             account,
             aux: clean(get("CompAuxNum")),
@@ -344,6 +369,7 @@ pub(crate) async fn import_records(
         errors.push(FieldError::new("line 2", "The file holds no entry."));
     }
     let mut validated = Vec::new();
+    let mut validated_letters = Vec::new();
     let mut drafts = Vec::new();
     for key in &order {
         let b = &entries[key];
@@ -368,6 +394,7 @@ pub(crate) async fn import_records(
         };
         if b.validated {
             validated.push((b.first_line, e));
+            validated_letters.push(b.letters.clone());
         } else {
             drafts.push((b.first_line, e));
         }
@@ -444,9 +471,31 @@ pub(crate) async fn import_records(
     let import_who = Who { label: format!("{} ({importer})", who.label), ..who.clone() };
     let nv = validated.len();
     if !validated.is_empty() {
-        service::post_entries(&mut tx, &import_who, org, source, validated.into_iter().map(|x| x.1).collect(), true)
-            .await
-            .map_err(|e| rename(e, 0))?;
+        let posted = service::post_entries(
+            &mut tx,
+            &import_who,
+            org,
+            source,
+            validated.into_iter().map(|x| x.1).collect(),
+            true,
+        )
+        .await
+        .map_err(|e| rename(e, 0))?;
+        // The lettering done in the other tool comes along (validated entries
+        // only: lettering is for final lines).
+        for (p, letters) in posted.iter().zip(&validated_letters) {
+            for (i, l) in letters.iter().enumerate() {
+                let Some((code, date)) = l else { continue };
+                sqlx::query("UPDATE acct_lines SET letter = $1, letter_date = $2 WHERE org_id = $3 AND entry_id = $4 AND line_no = $5")
+                    .bind(code)
+                    .bind(date)
+                    .bind(org.to_string())
+                    .bind(&p.id)
+                    .bind(i as i64 + 1)
+                    .execute(tx.conn())
+                    .await?;
+            }
+        }
     }
     if !drafts.is_empty() {
         service::post_entries(&mut tx, &import_who, org, source, drafts.into_iter().map(|x| x.1).collect(), false)
@@ -623,6 +672,16 @@ const CSV_FIELDS: &[(Field, &str)] = &[
             synonyms: &["montant credit", "credit amount"],
         },
         "Credit",
+    ),
+    (
+        Field {
+            key: "letter",
+            label_key: "accounting.lettering.letter",
+            kind: FieldKind::Text,
+            required: false,
+            synonyms: &["lettre", "lettrage", "code lettrage", "let", "matching"],
+        },
+        "EcritureLet",
     ),
 ];
 

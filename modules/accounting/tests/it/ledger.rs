@@ -400,3 +400,25 @@ db_test!(books_are_taken_over_from_the_overview_page, |app: TestApp| async move 
     let (_, list) = app.get(t, &url(org, "/entries")).await;
     assert_eq!(list[0]["reference"], "VE-000001");
 });
+
+db_test!(taken_over_books_keep_their_lettering, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let csv = "Date;Journal;Pièce;Compte;Tiers;Libellé;Débit;Crédit;Lettrage\n\
+               15/01/2025;VE;F1;411;C001;Facture F1;120;;AA\n15/01/2025;VE;F1;706;;Facture F1;;120;\n\
+               02/02/2025;BQ;R1;512;;Règlement F1;120;;\n02/02/2025;BQ;R1;411;C001;Règlement F1;;120;AA\n\
+               03/02/2025;VE;F2;411;C001;Facture F2;80;;\n03/02/2025;VE;F2;706;;Facture F2;;80;\n";
+    let (s, b) = app.post(t, &url(org, "/imports/journal-csv"), json!({"content": csv})).await;
+    assert_eq!(s, 201, "{b}");
+    let (_, l) = app.get(t, &url(org, "/lettering?account=411&aux=C001")).await;
+    let letters: Vec<Option<&str>> = l["lines"].as_array().unwrap().iter().map(|x| x["letter"].as_str()).collect();
+    assert_eq!(letters, [Some("AA"), Some("AA"), None], "{l}");
+    assert_eq!(l["open_balance"], "80.00");
+    // The next letter of the account follows the imported ones.
+    let f2 = l["lines"][2]["entry_id"].as_str().unwrap();
+    let (s, b) = app
+        .post(t, &url(org, "/lettering"), json!({"account": "411", "lines": [{"entry_id": f2, "line_no": 1}]}))
+        .await;
+    assert_eq!((s, b["letter"].as_str()), (201, Some("ab")), "{b}");
+});
