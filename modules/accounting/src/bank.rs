@@ -183,7 +183,7 @@ pub async fn create_bank_account(
 pub struct StatementImport {
     /// The file's text: CSV, OFX (1.x SGML or 2.x XML) or CAMT.053, told apart by content.
     pub content: String,
-    /// CSV only: field (`date`, `label`, `amount`, `debit`, `credit`, `reference`) → column name,
+    /// CSV only: field (`date`, `label`, `amount`, `debit`, `credit`, `reference`, `balance`) → column name,
     /// where the columns' names are not recognised.
     #[serde(default)]
     pub mapping: HashMap<String, String>,

@@ -108,6 +108,13 @@ pub const FIELDS: &[Field] = &[
         required: false,
         synonyms: &["ref", "reference operation", "numero", "transaction id", "id"],
     },
+    Field {
+        key: "balance",
+        label_key: "accounting.bank.statement_balance",
+        kind: FieldKind::Text,
+        required: false,
+        synonyms: &["solde", "solde eur", "solde (eur)", "running balance", "balance eur"],
+    },
 ];
 
 fn read_table(bytes: &[u8], mapping: &[(String, String)]) -> Result<Statement, Vec<FieldError>> {
@@ -145,6 +152,8 @@ fn read_table(bytes: &[u8], mapping: &[(String, String)]) -> Result<Statement, V
         col(key).map(|c| shrooms_core::tabular::Table::cell(row, c).trim().to_string()).unwrap_or_default()
     };
     let mut lines = Vec::new();
+    // The balance after the last movement, when the file has a balance column.
+    let mut closing_balance: Option<(Amount, Day)> = None;
     for row in &table.rows {
         if row.cells.iter().all(|c| c.trim().is_empty()) {
             continue;
@@ -183,6 +192,14 @@ fn read_table(bytes: &[u8], mapping: &[(String, String)]) -> Result<Statement, V
             let c = parse("credit", &mut errors);
             Amount(c.0.abs() - d.0.abs())
         };
+        let balance = cell(row, "balance");
+        if let (Some(d), false) = (date, balance.is_empty()) {
+            match Amount::parse(&balance) {
+                Ok(b) if closing_balance.is_none_or(|(_, cd)| d >= cd) => closing_balance = Some((b, d)),
+                Ok(_) => {}
+                Err(m) => errors.push(bad(&format!("{place}: balance"), format!("“{balance}”: {m}"))),
+            }
+        }
         if let Some(date) = date {
             lines.push(StatementLine { date, label, amount, reference: cell(row, "reference"), place });
         }
@@ -193,7 +210,7 @@ fn read_table(bytes: &[u8], mapping: &[(String, String)]) -> Result<Statement, V
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Statement { format: "csv", lines, closing_balance: None })
+    Ok(Statement { format: "csv", lines, closing_balance })
 }
 
 // ---------- OFX ----------
@@ -437,6 +454,9 @@ mod tests {
         let f = "Date;Libellé;Débit;Crédit\n01/03/2025;Loyer;500,00;\n02/03/2025;Don;;25\n";
         let s = read(f.as_bytes(), &[]).unwrap();
         assert_eq!(s.lines.iter().map(|l| l.amount.0).collect::<Vec<_>>(), [-50000, 2500]);
+        let with_balance = "Date;Libellé;Montant;Solde\n02/03/2025;Don;25;1025\n01/03/2025;Loyer;-500;1000\n";
+        let s = read(with_balance.as_bytes(), &[]).unwrap();
+        assert_eq!(s.closing_balance.map(|(a, d)| (a.0, d.iso())), Some((102500, "2025-03-02".into())));
         let bad = "Date;Libellé;Montant\n31/02/2025;Loyer;-500\n";
         assert_eq!(read(bad.as_bytes(), &[]).unwrap_err()[0].field, "line 2: date");
     }

@@ -192,6 +192,7 @@ db_test!(csv_and_camt_statements_and_their_errors, |app: TestApp| async move {
     let amounts: Vec<&str> = lines(&rec).iter().map(|l| l["amount"].as_str().unwrap()).collect();
     assert_eq!(amounts, ["-500.00", "25.00", "1500.00"]);
     assert_eq!(rec["statement_lines_total"], "1025.00");
+    assert!(rec["statement_balance"].is_null(), "this file states no balance");
     // The rent was booked a month earlier as "Location", receipt "salle-des-fetes":
     // the receipt number shares a word with the bank's "Loyer salle".
     let (s, rent) = app
@@ -219,6 +220,13 @@ db_test!(csv_and_camt_statements_and_their_errors, |app: TestApp| async move {
         .post(t, &stmt_url, json!({"content": odd, "mapping": {"date": "Quand", "label": "Quoi", "amount": "Combien"}}))
         .await;
     assert_eq!((s, r["added"].as_u64()), (201, Some(1)), "{r}");
+    // A balance column gives the statement balance: the one after the last movement.
+    let with_balance =
+        "Date;Libellé;Montant;Solde\n12/03/2025;Cotisation;15,00;2 040,50\n11/03/2025;Cotisation;10,00;2 025,50\n";
+    let (s, r) = app.post(t, &stmt_url, json!({"content": with_balance})).await;
+    assert_eq!((s, r["added"].as_u64()), (201, Some(2)), "{r}");
+    let (_, rec) = app.get(t, &rec_url).await;
+    assert_eq!(rec["statement_balance"], "2040.50");
     // CAMT.053: credits and debits, the bank's reference, the closing balance.
     let camt = r#"<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt><GrpHdr><MsgId>1</MsgId></GrpHdr>
