@@ -48,6 +48,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             }
             Err(e) => return Err(e.into_response()),
         };
+        // Every body of the API is a JSON object; serde would also read a
+        // struct from an array of its fields in order, which nobody means.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(CoreError::validation("body", "Send a JSON object, not an array.").into_response());
+        }
         match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(ApiJson(v)),
             // serde_json reports some wrong types (an array where a word is

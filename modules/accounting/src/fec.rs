@@ -16,6 +16,7 @@ use crate::service::{self, NewEntry};
 use shrooms_core::audit::{self, Change, Who};
 use shrooms_core::db::Db;
 use shrooms_core::error::FieldError;
+use shrooms_core::import::{auto_mapping, Field, FieldKind};
 use shrooms_core::permissions::{CanAdmin, CanRead};
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -162,6 +163,56 @@ pub async fn import(db: &Db, who: &Who, cap: &CanAdmin, content: &str) -> AcctRe
     if !errors.is_empty() {
         return Err(AcctError::Invalid(errors));
     }
+    let mut records = Vec::new();
+    for (n, raw) in lines.enumerate() {
+        let line_no = n + 2;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = raw.split(sep).collect();
+        if f.len() < idx.len() {
+            errors.push(FieldError::new(
+                format!("line {line_no}"),
+                format!("The line has {} columns; the header has {}.", f.len(), cols.len()),
+            ));
+            continue;
+        }
+        let values = COLUMNS
+            .iter()
+            .map(|c| idx.get(c).and_then(|&i| f.get(i)).map(|s| s.trim().to_string()).unwrap_or_default())
+            .collect();
+        records.push((line_no, values));
+    }
+    if !errors.is_empty() {
+        return Err(AcctError::Invalid(errors));
+    }
+    import_records(db, who, cap, records, &|c| c.to_string(), Origin::Fec).await
+}
+
+/// Where imported lines come from: the audit action, the entries' source,
+/// how the importer is named in the audit log.
+#[derive(Clone, Copy)]
+pub(crate) enum Origin {
+    Fec,
+    CsvJournal,
+}
+
+/// Imports records holding the FEC's columns in [`COLUMNS`] order, each
+/// with its line in the file; `name` gives a column as the file names it
+/// (for errors). All or nothing.
+pub(crate) async fn import_records(
+    db: &Db,
+    who: &Who,
+    cap: &CanAdmin,
+    records: Vec<(usize, Vec<String>)>,
+    name: &(dyn Fn(&str) -> String + Sync),
+    origin: Origin,
+) -> AcctResult<ImportReport> {
+    let (source, importer, action) = match origin {
+        Origin::Fec => ("accounting.fec", "FEC import", "accounting.fec.import"),
+        Origin::CsvJournal => ("accounting.csv", "CSV journal import", "accounting.csv.import"),
+    };
+    let mut errors = Vec::new();
     // (journal, EcritureNum) → entry being built, in file order.
     struct Building {
         first_line: usize,
@@ -172,29 +223,30 @@ pub async fn import(db: &Db, who: &Who, cap: &CanAdmin, content: &str) -> AcctRe
         piece_date: Option<Day>,
         validated: bool,
         lines: Vec<Line>,
+        /// Each line's letter (EcritureLet) and its date (DateLet, `YYYY-MM-DD`).
+        letters: Vec<Option<(String, String)>>,
     }
     let mut order: Vec<(String, String)> = Vec::new();
     let mut entries: BTreeMap<(String, String), Building> = BTreeMap::new();
     let mut accounts: BTreeMap<String, String> = BTreeMap::new();
     let mut journals: BTreeMap<String, String> = BTreeMap::new();
     let mut count = 0usize;
-    for (n, raw) in lines.enumerate() {
-        let line_no = n + 2;
-        if raw.trim().is_empty() {
-            continue;
-        }
+    let mut broken: std::collections::HashSet<(String, String)> = Default::default();
+    let mut pending: Option<((String, String), usize)> = None;
+    for (line_no, f) in &records {
+        let line_no = *line_no;
         count += 1;
-        let f: Vec<&str> = raw.split(sep).collect();
-        if f.len() < idx.len() {
-            errors.push(FieldError::new(
-                format!("line {line_no}"),
-                format!("The line has {} columns; the header has {}.", f.len(), cols.len()),
-            ));
-            continue;
+        let get =
+            |c: &str| COLUMNS.iter().position(|x| *x == c).and_then(|i| f.get(i)).map(String::as_str).unwrap_or("");
+        // An entry with a bad line is not also reported as unbalanced.
+        if let Some((k, n)) = pending.take() {
+            if errors.len() > n {
+                broken.insert(k);
+            }
         }
-        let get = |c: &str| idx.get(c).and_then(|&i| f.get(i)).map(|s| s.trim()).unwrap_or("");
+        pending = Some(((get("JournalCode").to_string(), get("EcritureNum").to_string()), errors.len()));
         let mut err =
-            |col: &str, m: &str| errors.push(FieldError::new(format!("line {line_no}: {col}"), m.to_string()));
+            |col: &str, m: &str| errors.push(FieldError::new(format!("line {line_no}: {}", name(col)), m.to_string()));
         let journal = domain::parse_journal_code(get("JournalCode")).map_err(|m| err("JournalCode", m)).ok();
         let num = get("EcritureNum").to_string();
         if num.is_empty() {
@@ -238,7 +290,10 @@ pub async fn import(db: &Db, who: &Who, cap: &CanAdmin, content: &str) -> AcctRe
             credit = Amount::ZERO;
         }
         if !debit.is_zero() && !credit.is_zero() {
-            errors.push(FieldError::new(format!("line {line_no}: Credit"), "A line is a debit or a credit, not both."));
+            errors.push(FieldError::new(
+                format!("line {line_no}: {}", name("Credit")),
+                "A line is a debit or a credit, not both.",
+            ));
             continue;
         }
         if debit.is_zero() && credit.is_zero() {
@@ -259,14 +314,37 @@ pub async fn import(db: &Db, who: &Who, cap: &CanAdmin, content: &str) -> AcctRe
                 piece_date,
                 validated,
                 lines: vec![],
+                letters: vec![],
             }
         });
         if b.date != date {
             errors.push(FieldError::new(
-                format!("line {line_no}: EcritureDate"),
+                format!("line {line_no}: {}", name("EcritureDate")),
                 "The lines of one entry have different dates.",
             ));
         }
+        let letter = match clean(get("EcritureLet")).trim() {
+            "" => None,
+            code if code.chars().count() > 10 => {
+                errors.push(FieldError::new(
+                    format!("line {line_no}: {}", name("EcritureLet")),
+                    "A letter has at most 10 characters.",
+                ));
+                None
+            }
+            // Lettered on the day the other tool says, else today.
+            code => match get("DateLet") {
+                "" => Some((code.to_string(), Day::today().iso())),
+                d => match Day::parse(d) {
+                    Ok(d) => Some((code.to_string(), d.iso())),
+                    Err(m) => {
+                        errors.push(FieldError::new(format!("line {line_no}: {}", name("DateLet")), m));
+                        None
+                    }
+                },
+            },
+        };
+        b.letters.push(letter);
         b.lines.push(Line {
             account,
             aux: clean(get("CompAuxNum")),
@@ -282,15 +360,25 @@ pub async fn import(db: &Db, who: &Who, cap: &CanAdmin, content: &str) -> AcctRe
             break;
         }
     }
+    if let Some((k, n)) = pending.take() {
+        if errors.len() > n {
+            broken.insert(k);
+        }
+    }
     if count == 0 && errors.is_empty() {
         errors.push(FieldError::new("line 2", "The file holds no entry."));
     }
     let mut validated = Vec::new();
+    let mut validated_letters = Vec::new();
     let mut drafts = Vec::new();
     for key in &order {
         let b = &entries[key];
+        if broken.contains(key) {
+            continue;
+        }
         if let Err(e) = domain::check_balanced(&b.lines) {
-            errors.push(FieldError::new(format!("line {}: EcritureNum {}", b.first_line, key.1), e.message));
+            errors
+                .push(FieldError::new(format!("line {}: {} {}", b.first_line, name("EcritureNum"), key.1), e.message));
             continue;
         }
         let Some(date) = b.date else { continue };
@@ -306,6 +394,7 @@ pub async fn import(db: &Db, who: &Who, cap: &CanAdmin, content: &str) -> AcctRe
         };
         if b.validated {
             validated.push((b.first_line, e));
+            validated_letters.push(b.letters.clone());
         } else {
             drafts.push((b.first_line, e));
         }
@@ -320,11 +409,11 @@ pub async fn import(db: &Db, who: &Who, cap: &CanAdmin, content: &str) -> AcctRe
     for (first, e) in validated.iter().chain(drafts.iter()) {
         match l.year_of(&e.date.iso()) {
             None => errors.push(FieldError::new(
-                format!("line {first}: EcritureDate"),
+                format!("line {first}: {}", name("EcritureDate")),
                 format!("No fiscal year holds {}: create it first.", e.date),
             )),
             Some(y) if y.is_closed() => errors.push(FieldError::new(
-                format!("line {first}: EcritureDate"),
+                format!("line {first}: {}", name("EcritureDate")),
                 format!("The fiscal year holding {} is closed.", e.date),
             )),
             _ => {}
@@ -379,31 +468,39 @@ pub async fn import(db: &Db, who: &Who, cap: &CanAdmin, content: &str) -> AcctRe
         ),
         other => other,
     };
-    let import_who = Who { label: format!("{} (FEC import)", who.label), ..who.clone() };
+    let import_who = Who { label: format!("{} ({importer})", who.label), ..who.clone() };
     let nv = validated.len();
     if !validated.is_empty() {
-        service::post_entries(
+        let posted = service::post_entries(
             &mut tx,
             &import_who,
             org,
-            "accounting.fec",
+            source,
             validated.into_iter().map(|x| x.1).collect(),
             true,
         )
         .await
         .map_err(|e| rename(e, 0))?;
+        // The lettering done in the other tool comes along (validated entries
+        // only: lettering is for final lines).
+        for (p, letters) in posted.iter().zip(&validated_letters) {
+            for (i, l) in letters.iter().enumerate() {
+                let Some((code, date)) = l else { continue };
+                sqlx::query("UPDATE acct_lines SET letter = $1, letter_date = $2 WHERE org_id = $3 AND entry_id = $4 AND line_no = $5")
+                    .bind(code)
+                    .bind(date)
+                    .bind(org.to_string())
+                    .bind(&p.id)
+                    .bind(i as i64 + 1)
+                    .execute(tx.conn())
+                    .await?;
+            }
+        }
     }
     if !drafts.is_empty() {
-        service::post_entries(
-            &mut tx,
-            &import_who,
-            org,
-            "accounting.fec",
-            drafts.into_iter().map(|x| x.1).collect(),
-            false,
-        )
-        .await
-        .map_err(|e| rename(e, nv))?;
+        service::post_entries(&mut tx, &import_who, org, source, drafts.into_iter().map(|x| x.1).collect(), false)
+            .await
+            .map_err(|e| rename(e, nv))?;
     }
     let report = ImportReport { entries: n_entries, lines: n_lines, accounts_created, journals_created };
     audit::record(
@@ -411,7 +508,7 @@ pub async fn import(db: &Db, who: &Who, cap: &CanAdmin, content: &str) -> AcctRe
         who,
         Change {
             org: Some(org),
-            action: "accounting.fec.import",
+            action,
             entity_type: "books",
             entity_id: org.to_string(),
             before: None,
@@ -479,4 +576,179 @@ pub async fn lines_table(
         ],
         out,
     ))
+}
+
+// ---------- CSV journal import ----------
+
+/// The columns of a journal exported as CSV or ODS by another tool, with the
+/// names tools give them; `(field, FEC column)`.
+const CSV_FIELDS: &[(Field, &str)] = &[
+    (
+        Field {
+            key: "date",
+            label_key: "accounting.date",
+            kind: FieldKind::Text,
+            required: true,
+            synonyms: &["date ecriture", "date d'ecriture", "entry date", "date operation"],
+        },
+        "EcritureDate",
+    ),
+    (
+        Field {
+            key: "journal",
+            label_key: "accounting.journal",
+            kind: FieldKind::Text,
+            required: true,
+            synonyms: &["code journal", "journal code", "jnl"],
+        },
+        "JournalCode",
+    ),
+    (
+        Field {
+            key: "piece",
+            label_key: "accounting.piece_ref",
+            kind: FieldKind::Text,
+            required: true,
+            synonyms: &["piece", "n piece", "numero de piece", "reference", "ref", "entry number", "numero"],
+        },
+        "EcritureNum",
+    ),
+    (
+        Field {
+            key: "account",
+            label_key: "accounting.account",
+            kind: FieldKind::Text,
+            required: true,
+            synonyms: &["compte", "n compte", "numero de compte", "account number", "compte general"],
+        },
+        "CompteNum",
+    ),
+    (
+        Field {
+            key: "account_label",
+            label_key: "accounting.label",
+            kind: FieldKind::Text,
+            required: false,
+            synonyms: &["libelle compte", "intitule compte", "account name"],
+        },
+        "CompteLib",
+    ),
+    (
+        Field {
+            key: "aux",
+            label_key: "accounting.aux",
+            kind: FieldKind::Text,
+            required: false,
+            synonyms: &["compte auxiliaire", "tiers", "auxiliary", "third party"],
+        },
+        "CompAuxNum",
+    ),
+    (
+        Field {
+            key: "label",
+            label_key: "accounting.label",
+            kind: FieldKind::Text,
+            required: true,
+            synonyms: &["libelle", "libelle ecriture", "description", "intitule"],
+        },
+        "EcritureLib",
+    ),
+    (
+        Field {
+            key: "debit",
+            label_key: "accounting.debit",
+            kind: FieldKind::Text,
+            required: false,
+            synonyms: &["montant debit", "debit amount"],
+        },
+        "Debit",
+    ),
+    (
+        Field {
+            key: "credit",
+            label_key: "accounting.credit",
+            kind: FieldKind::Text,
+            required: false,
+            synonyms: &["montant credit", "credit amount"],
+        },
+        "Credit",
+    ),
+    (
+        Field {
+            key: "letter",
+            label_key: "accounting.lettering.letter",
+            kind: FieldKind::Text,
+            required: false,
+            synonyms: &["lettre", "lettrage", "code lettrage", "let", "matching"],
+        },
+        "EcritureLet",
+    ),
+];
+
+/// Imports a journal kept in another tool, as a CSV (or ODS) of lines —
+/// date, journal, piece, account, label, debit, credit, optionally the
+/// account's label and an auxiliary account — grouped into entries by
+/// journal and piece. All or nothing, as the FEC import; errors name the
+/// line and the file's own column (`line 5: Débit`). With `validate`, the
+/// entries come in validated (the books taken over were final).
+pub async fn import_csv_journal(
+    db: &Db,
+    who: &Who,
+    cap: &CanAdmin,
+    bytes: &[u8],
+    validate: bool,
+) -> AcctResult<ImportReport> {
+    let table = shrooms_core::tabular::read(bytes).map_err(|e| AcctError::field("file", e.0))?;
+    let fields: Vec<Field> = CSV_FIELDS.iter().map(|(f, _)| *f).collect();
+    let cols = auto_mapping(&fields, &table.columns);
+    let mut errors = Vec::new();
+    for (i, (f, _)) in CSV_FIELDS.iter().enumerate() {
+        if f.required && cols[i].is_none() {
+            errors.push(FieldError::new("line 1", format!("No column holds the {}: name one “{}”.", f.key, f.key)));
+        }
+    }
+    if cols[7].is_none() && cols[8].is_none() {
+        errors.push(FieldError::new("line 1", "No column holds the debit or the credit."));
+    }
+    if !errors.is_empty() {
+        return Err(AcctError::Invalid(errors));
+    }
+    let mut records = Vec::new();
+    for row in &table.rows {
+        if row.cells.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        let cell = |fec: &str| -> String {
+            CSV_FIELDS
+                .iter()
+                .position(|(_, c)| *c == fec)
+                .and_then(|i| cols[i])
+                .map(|c| shrooms_core::tabular::Table::cell(row, c).trim().to_string())
+                .unwrap_or_default()
+        };
+        let date = cell("EcritureDate");
+        let date = shrooms_core::import::parse_date(&date).unwrap_or(date);
+        // Amounts as people write them (`1 234,56`), given to the FEC reader plainly.
+        let amount = |v: String| Amount::parse(&v).map(|a| a.plain()).unwrap_or(v);
+        let values = COLUMNS
+            .iter()
+            .map(|c| match *c {
+                "EcritureDate" => date.clone(),
+                "PieceRef" => cell("EcritureNum"),
+                "ValidDate" if validate => date.clone(),
+                "Debit" | "Credit" => amount(cell(c)),
+                other => cell(other),
+            })
+            .collect();
+        records.push((row.line, values));
+    }
+    let name = |fec: &str| -> String {
+        CSV_FIELDS
+            .iter()
+            .position(|(_, c)| *c == fec)
+            .and_then(|i| cols[i])
+            .and_then(|c| table.columns.get(c).cloned())
+            .unwrap_or_else(|| fec.to_string())
+    };
+    import_records(db, who, cap, records, &name, Origin::CsvJournal).await
 }

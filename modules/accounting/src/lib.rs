@@ -8,15 +8,20 @@
 //! through [`service::post_entry`] / [`service::post_entries`] in their own
 //! transaction. Amounts are exact (cents in BIGINT), never floats.
 
+pub mod bank;
+pub mod budget;
 pub mod charts;
 pub mod check;
+pub mod deferral;
 pub mod domain;
 pub mod error;
 pub mod fec;
 pub mod http;
+pub mod lettering;
 pub mod repo;
 pub mod reports;
 pub mod service;
+pub mod statements;
 
 use axum::Router;
 use shrooms_core::db::Migration;
@@ -56,10 +61,28 @@ impl Module for AccountingModule {
         "accounting.description"
     }
     fn migrations(&self) -> &'static [Migration] {
-        &[Migration {
-            id: "m20261121_100_accounting_init",
-            sql: include_str!("../migrations/m20261121_100_accounting_init.sql"),
-        }]
+        &[
+            Migration {
+                id: "m20261121_100_accounting_init",
+                sql: include_str!("../migrations/m20261121_100_accounting_init.sql"),
+            },
+            Migration {
+                id: "m20261121_200_accounting_bank",
+                sql: include_str!("../migrations/m20261121_200_accounting_bank.sql"),
+            },
+            Migration {
+                id: "m20261121_300_accounting_budget",
+                sql: include_str!("../migrations/m20261121_300_accounting_budget.sql"),
+            },
+            Migration {
+                id: "m20261121_400_accounting_deferrals",
+                sql: include_str!("../migrations/m20261121_400_accounting_deferrals.sql"),
+            },
+            Migration {
+                id: "m20261121_500_accounting_statement_matches",
+                sql: include_str!("../migrations/m20261121_500_accounting_statement_matches.sql"),
+            },
+        ]
     }
     fn default_access(&self, role: BuiltinRole) -> Access {
         // The books are for the board and the treasurer; members see nothing.
@@ -98,4 +121,9 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("accounting_simple.html", include_str!("../templates/accounting_simple.html")),
     ("accounting_accounts.html", include_str!("../templates/accounting_accounts.html")),
     ("accounting_report.html", include_str!("../templates/accounting_report.html")),
+    ("accounting_bank.html", include_str!("../templates/accounting_bank.html")),
+    ("accounting_budget.html", include_str!("../templates/accounting_budget.html")),
+    ("accounting_deferral.html", include_str!("../templates/accounting_deferral.html")),
+    ("accounting_lettering.html", include_str!("../templates/accounting_lettering.html")),
+    ("accounting_reconciliation.html", include_str!("../templates/accounting_reconciliation.html")),
 ];

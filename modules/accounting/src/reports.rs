@@ -123,17 +123,20 @@ fn label_of(l: &Ledger, n: &str) -> String {
 pub async fn trial_balance(db: &Db, cap: &CanRead, p: &ReportParams) -> AcctResult<TrialBalance> {
     let (l, mut conn) = ledger_for(db, cap).await?;
     let period = period(&l, p)?;
-    let cur = repo::totals_by_account(&mut conn, cap.org(), &period.from.iso(), &period.to.iso()).await?;
     let compare = p.compare.unwrap_or(true);
-    let prev: BTreeMap<String, i64> = if compare {
+    let (cur, prev) = if compare {
         let pp = period.previous();
-        repo::totals_by_account(&mut conn, cap.org(), &pp.from.iso(), &pp.to.iso())
-            .await?
-            .into_iter()
-            .map(|(a, d, c)| (a, d.0 - c.0))
-            .collect()
+        drop(conn);
+        let (cur, prev) = repo::totals_of_two_periods(
+            db.pool(),
+            cap.org(),
+            (&period.from.iso(), &period.to.iso()),
+            (&pp.from.iso(), &pp.to.iso()),
+        )
+        .await?;
+        (cur, prev.into_iter().map(|(a, d, c)| (a, d.0 - c.0)).collect())
     } else {
-        BTreeMap::new()
+        (repo::totals_by_account(&mut conn, cap.org(), &period.from.iso(), &period.to.iso()).await?, BTreeMap::new())
     };
     let mut accounts: Vec<String> = cur.iter().map(|c| c.0.clone()).collect();
     accounts.extend(prev.keys().cloned());
@@ -337,8 +340,21 @@ pub async fn income_statement(db: &Db, cap: &CanRead, p: &ReportParams) -> AcctR
     let (l, mut conn) = ledger_for(db, cap).await?;
     let period = period(&l, p)?;
     let compare = p.compare.unwrap_or(true);
-    let cur = balances(&mut conn, &l, period).await?;
-    let prev = if compare { Some(balances(&mut conn, &l, period.previous()).await?) } else { None };
+    let (cur, prev) = if compare {
+        drop(conn);
+        let pp = period.previous();
+        let (cur, prev) = repo::totals_of_two_periods(
+            db.pool(),
+            l.org,
+            (&period.from.iso(), &period.to.iso()),
+            (&pp.from.iso(), &pp.to.iso()),
+        )
+        .await?;
+        let net = |v: Vec<(String, Amount, Amount)>| v.into_iter().map(|(a, d, c)| (a, d.0 - c.0)).collect();
+        (net(cur), Some(net(prev)))
+    } else {
+        (balances(&mut conn, &l, period).await?, None)
+    };
     let (expenses, te, pte) = grouped(EXPENSE_GROUPS, &cur, prev.as_ref(), 1);
     let (income, ti, pti) = grouped(INCOME_GROUPS, &cur, prev.as_ref(), -1);
     let (in_kind_uses, _, _) = grouped(IN_KIND_USES, &cur, prev.as_ref(), 1);

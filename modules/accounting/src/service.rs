@@ -250,6 +250,8 @@ pub async fn create_year(db: &Db, who: &Who, cap: &CanAdmin, input: NewYear) -> 
         }
     }
     let y = insert_year(&mut tx, org, start, end).await?;
+    // Deferred revenue waiting for this year moves from 487 on its first day.
+    crate::deferral::post_due(&mut tx, who, org).await?;
     audit::record(
         &mut tx,
         who,
@@ -631,7 +633,7 @@ pub struct EntryLine {
     pub letter: Option<String>,
 }
 
-fn to_entry(e: StoredEntry, l: &Ledger) -> Entry {
+pub(crate) fn to_entry(e: StoredEntry, l: &Ledger) -> Entry {
     Entry {
         reference: e.number.map(|n| domain::entry_ref(&e.journal, n)),
         total: e.lines.iter().map(|x| x.line.debit).sum::<Amount>().plain(),
@@ -978,6 +980,7 @@ pub async fn update_draft(db: &Db, who: &Who, cap: &CanWrite, id: &str, input: E
             &e.lines,
         )
     });
+    crate::bank::unmatch_entry(tx.conn(), org, id).await?;
     sqlx::query("DELETE FROM acct_line_tags WHERE org_id = $1 AND entry_id = $2")
         .bind(org.to_string())
         .bind(id)
@@ -1035,6 +1038,7 @@ pub async fn delete_draft(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> AcctR
     let before = repo::entry(tx.conn(), org, id).await?;
     refuse_if_final(&before)?;
     let l = repo::ledger(tx.conn(), org).await?;
+    crate::bank::unmatch_entry(tx.conn(), org, id).await?;
     sqlx::query("DELETE FROM acct_line_tags WHERE org_id = $1 AND entry_id = $2")
         .bind(org.to_string())
         .bind(id)
@@ -1539,6 +1543,7 @@ pub async fn close_year(db: &Db, who: &Who, cap: &CanAdmin, year_id: &str) -> Ac
     } else {
         vec![]
     };
+    crate::deferral::post_due(&mut tx, who, org).await?;
     let mut closed = y.clone();
     closed.status = "closed".into();
     closed.closed_at = Some(now);

@@ -1,9 +1,16 @@
 //! JSON API of the ledger: thin handlers over the service, each with its
 //! OpenAPI annotation.
 
+use crate::bank::{
+    self, BankAccount, BankAccountInput, EntryFromLine, MatchInput, Reconciliation, StatementImport,
+    StatementImportReport,
+};
+use crate::budget::{self, BudgetInput, BudgetLine};
+use crate::deferral::{self, Deferral, DeferralInput};
 use crate::domain::{Amount, Day};
 use crate::error::AcctError;
 use crate::fec;
+use crate::lettering::{self, AccountLettering, LetterInput, Lettering, LetteringQuery};
 use crate::repo::FiscalYear;
 use crate::reports::{self, ReportParams, Table};
 use crate::service::{
@@ -13,7 +20,7 @@ use crate::service::{
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use shrooms_core::error::{CoreError, CoreResult, Problem};
@@ -51,7 +58,7 @@ async fn open_books(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/accounts", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path)), responses((status = 200, body = [Account]), (status = 404, body = Problem)))]
+    params(("org" = String, Path)), responses((status = 200, body = [Account]), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet")))]
 async fn list_accounts(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<Account>>> {
     let cap = ctx.can_read(MODULE)?;
     Ok(Json(service::accounts(&st.db, &cap).await.map_err(e)?))
@@ -83,7 +90,7 @@ async fn patch_account(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/years", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path)), responses((status = 200, body = [FiscalYear]), (status = 404, body = Problem)))]
+    params(("org" = String, Path)), responses((status = 200, body = [FiscalYear]), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet")))]
 async fn list_years(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<FiscalYear>>> {
     let cap = ctx.can_read(MODULE)?;
     let mut conn = st.db.pool().acquire().await?;
@@ -116,7 +123,7 @@ async fn close_year(
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/years/{year}/fec", tag = "accounting", security(("bearer" = [])),
     params(("org" = String, Path), ("year" = String, Path)),
-    responses((status = 200, description = "The FEC, SIRENFECAAAAMMJJ.txt, tab-separated", content_type = "text/plain"), (status = 404, body = Problem)))]
+    responses((status = 200, description = "The FEC, SIRENFECAAAAMMJJ.txt, tab-separated", content_type = "text/plain"), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet")))]
 async fn fec_export(State(st): State<AppState>, ctx: OrgCtx, Path((_, year)): Path<(String, String)>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let (name, body) = fec::export(&st.db, &cap, &year).await.map_err(e)?;
@@ -154,7 +161,7 @@ async fn fec_import(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/entries", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), EntryFilter), responses((status = 200, body = [Entry]), (status = 404, body = Problem)))]
+    params(("org" = String, Path), EntryFilter), responses((status = 200, body = [Entry]), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet")))]
 async fn list_entries(
     State(st): State<AppState>,
     ctx: OrgCtx,
@@ -189,7 +196,7 @@ async fn simple_entry(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/entries/{id}", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Entry), (status = 404, body = Problem)))]
+    params(("org" = String, Path), ("id" = String, Path)), responses((status = 200, body = Entry), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet")))]
 async fn get_entry(State(st): State<AppState>, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> R<Json<Entry>> {
     let cap = ctx.can_read(MODULE)?;
     Ok(Json(service::get_entry(&st.db, &cap, &id).await.map_err(e)?))
@@ -382,21 +389,235 @@ async fn deferral_split(
     let mut conn = st.db.pool().acquire().await?;
     let l = crate::repo::ledger(&mut conn, cap.org()).await.map_err(e)?;
     // Known fiscal years, extended by twelve-month years both ways to cover the service.
-    let mut bounds: Vec<(Day, Day)> = l.years.iter().map(|y| (y.start_day(), y.end_day())).collect();
+    let bounds = deferral::year_bounds(&l, start, end);
     if bounds.is_empty() {
         return Err(e(AcctError::NoBooks));
-    }
-    while bounds[0].0 > start {
-        let s = bounds[0].0.add_years(-1);
-        bounds.insert(0, (s, bounds[0].0.prev()));
-    }
-    while bounds[bounds.len() - 1].1 < end {
-        let s = bounds[bounds.len() - 1].1.next();
-        bounds.push((s, s.add_years(1).prev()));
     }
     let shares =
         crate::domain::split_by_days(amount, start, end, &bounds).map_err(|m| CoreError::validation("end", &m))?;
     Ok(Json(Split { shares }))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/bank-accounts", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), responses((status = 200, body = [BankAccount]), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet")))]
+async fn list_bank_accounts(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<BankAccount>>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(bank::bank_accounts(&st.db, &cap).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/bank-accounts", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = BankAccountInput,
+    responses((status = 201, body = BankAccount), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_bank_account(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<BankAccountInput>,
+) -> R<(StatusCode, Json<BankAccount>)> {
+    let cap = ctx.can_admin(MODULE)?;
+    Ok((StatusCode::CREATED, Json(bank::create_bank_account(&st.db, &ctx.who(), &cap, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/bank-accounts/{bank}/statements", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("bank" = String, Path, description = "Bank account id")), request_body = StatementImport,
+    responses((status = 201, body = StatementImportReport), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem, description = "Nothing imported; each error names the line (`line 4: amount`) or element (`Ntry 2: Amt`)")))]
+async fn import_statement(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, bank_id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<StatementImport>,
+) -> R<(StatusCode, Json<StatementImportReport>)> {
+    let cap = ctx.can_write(MODULE)?;
+    let r = bank::import_statement(&st.db, &ctx.who(), &cap, &bank_id, input.content.as_bytes(), &input.mapping)
+        .await
+        .map_err(e)?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/bank-accounts/{bank}/reconciliation", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("bank" = String, Path)), responses((status = 200, body = Reconciliation), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet")))]
+async fn reconciliation(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, bank_id)): Path<(String, String)>,
+) -> R<Json<Reconciliation>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(bank::reconciliation(&st.db, &cap, &bank_id).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/statement-lines/{line}/match", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("line" = String, Path, description = "Statement line id")), request_body = MatchInput,
+    responses((status = 204, description = "Reconciled"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn match_line(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, line)): Path<(String, String)>,
+    ApiJson(input): ApiJson<MatchInput>,
+) -> R<StatusCode> {
+    let cap = ctx.can_write(MODULE)?;
+    bank::match_line(&st.db, &ctx.who(), &cap, &line, input).await.map_err(e)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/accounting/statement-lines/{line}/match", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("line" = String, Path)), responses((status = 204, description = "No longer reconciled"), (status = 404, body = Problem)))]
+async fn unmatch_line(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, line)): Path<(String, String)>,
+) -> R<StatusCode> {
+    let cap = ctx.can_write(MODULE)?;
+    bank::unmatch_line(&st.db, &ctx.who(), &cap, &line).await.map_err(e)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/statement-lines/{line}/reject", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("line" = String, Path)), request_body = MatchInput,
+    responses((status = 204, description = "The suggestion is not offered again"), (status = 404, body = Problem)))]
+async fn reject_suggestion(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, line)): Path<(String, String)>,
+    ApiJson(input): ApiJson<MatchInput>,
+) -> R<StatusCode> {
+    let cap = ctx.can_write(MODULE)?;
+    bank::reject_suggestion(&st.db, &ctx.who(), &cap, &line, input).await.map_err(e)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/statement-lines/{line}/entry", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("line" = String, Path)), request_body = EntryFromLine,
+    responses((status = 201, body = Entry, description = "The entry, reconciled with the statement line"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn entry_from_line(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, line)): Path<(String, String)>,
+    ApiJson(input): ApiJson<EntryFromLine>,
+) -> R<(StatusCode, Json<Entry>)> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok((StatusCode::CREATED, Json(bank::entry_from_line(&st.db, &ctx.who(), &cap, &line, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/lettering", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), LetteringQuery), responses((status = 200, body = AccountLettering), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet")))]
+async fn lettering_lines(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiQuery(q): ApiQuery<LetteringQuery>,
+) -> R<Json<AccountLettering>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(lettering::account_lines(&st.db, &cap, &q).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/lettering", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = LetterInput,
+    responses((status = 201, body = Lettering, description = "Lettered; `partial` when debits and credits differ"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem, description = "Each error names the line: `lines[1].entry_id`")))]
+async fn letter_lines(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<LetterInput>,
+) -> R<(StatusCode, Json<Lettering>)> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok((StatusCode::CREATED, Json(lettering::letter(&st.db, &ctx.who(), &cap, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/accounting/lettering/{account}/{letter}", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("account" = String, Path), ("letter" = String, Path)),
+    responses((status = 204, description = "The letter is removed from all its lines"), (status = 404, body = Problem)))]
+async fn unletter(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, account, letter)): Path<(String, String, String)>,
+) -> R<StatusCode> {
+    let cap = ctx.can_write(MODULE)?;
+    lettering::unletter(&st.db, &ctx.who(), &cap, &account, &letter).await.map_err(e)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvJournalImport {
+    /// The CSV: one ledger line per row with the columns date, journal,
+    /// piece, account, label, debit, credit (French or English names;
+    /// optional: account label, auxiliary account).
+    pub content: String,
+    /// Bring the entries in validated (default) or as drafts.
+    #[serde(default)]
+    pub validate: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/imports/journal-csv", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = CsvJournalImport,
+    responses((status = 201, body = fec::ImportReport), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem, description = "Nothing imported; each error names the line and the file's column")))]
+async fn csv_journal_import(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<CsvJournalImport>,
+) -> R<(StatusCode, Json<fec::ImportReport>)> {
+    let cap = ctx.can_admin(MODULE)?;
+    let r = fec::import_csv_journal(&st.db, &ctx.who(), &cap, input.content.as_bytes(), input.validate.unwrap_or(true))
+        .await
+        .map_err(e)?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/years/{year}/budget", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("year" = String, Path)), responses((status = 200, body = [BudgetLine]), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet")))]
+async fn get_budget(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, year)): Path<(String, String)>,
+) -> R<Json<Vec<BudgetLine>>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(budget::budget(&st.db, &cap, &year).await.map_err(e)?))
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/accounting/years/{year}/budget", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("year" = String, Path)), request_body = BudgetInput,
+    responses((status = 200, body = [BudgetLine], description = "The year's budget, replaced"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn put_budget(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, year)): Path<(String, String)>,
+    ApiJson(input): ApiJson<serde_json::Value>,
+) -> R<Json<Vec<BudgetLine>>> {
+    let cap = ctx.can_write(MODULE)?;
+    // The year first: another organisation's is 404 whatever the body.
+    budget::budget(&st.db, &cap.as_read(), &year).await.map_err(e)?;
+    let input: BudgetInput =
+        serde_json::from_value(input).map_err(|err| CoreError::validation("body", &err.to_string()))?;
+    Ok(Json(budget::set_budget(&st.db, &ctx.who(), &cap, &year, input).await.map_err(e)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/budget", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ReportParams), responses((status = 200, body = budget::BudgetReport), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
+async fn budget_report(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
+    let cap = ctx.can_read(MODULE)?;
+    let v = budget::report(&st.db, &cap, &p).await.map_err(e)?;
+    report_response(&ctx, "budget", &p, v, |v| v.table())
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/deferrals", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = DeferralInput,
+    responses((status = 201, body = Deferral, description = "The payment or invoice posted with its split over the fiscal years"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn post_deferral(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<DeferralInput>,
+) -> R<(StatusCode, Json<Deferral>)> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok((StatusCode::CREATED, Json(deferral::post_deferral(&st.db, &ctx.who(), &cap, input).await.map_err(e)?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/entries/{id}/deferral", tag = "accounting", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Deferral, description = "The split this entry belongs to"), (status = 404, body = Problem, description = "No such entry, or not part of a deferral")))]
+async fn entry_deferral(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+) -> R<Json<Deferral>> {
+    let cap = ctx.can_read(MODULE)?;
+    deferral::of_entry(&st.db, &cap, &id).await.map_err(e)?.map(Json).ok_or(CoreError::NotFound)
 }
 
 #[derive(OpenApi)]
@@ -411,6 +632,7 @@ async fn deferral_split(
     close_year,
     fec_export,
     fec_import,
+    csv_journal_import,
     list_entries,
     create_entry,
     simple_entry,
@@ -426,7 +648,23 @@ async fn deferral_split(
     journal_report,
     analytics,
     export_lines,
-    deferral_split
+    deferral_split,
+    list_bank_accounts,
+    create_bank_account,
+    import_statement,
+    reconciliation,
+    match_line,
+    unmatch_line,
+    reject_suggestion,
+    entry_from_line,
+    lettering_lines,
+    letter_lines,
+    unletter,
+    get_budget,
+    put_budget,
+    budget_report,
+    post_deferral,
+    entry_deferral
 ))]
 pub struct AccountingApi;
 
@@ -440,6 +678,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/years/{{year}}/close"), post(close_year))
         .route(&format!("{base}/years/{{year}}/fec"), get(fec_export))
         .route(&format!("{base}/imports/fec"), post(fec_import))
+        .route(&format!("{base}/imports/journal-csv"), post(csv_journal_import))
         .route(&format!("{base}/entries"), get(list_entries).post(create_entry))
         .route(&format!("{base}/simple-entries"), post(simple_entry))
         .route(&format!("{base}/entries/{{id}}"), get(get_entry).put(update_entry).delete(delete_entry))
@@ -453,4 +692,16 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/reports/analytics"), get(analytics))
         .route(&format!("{base}/export"), get(export_lines))
         .route(&format!("{base}/deferral-split"), post(deferral_split))
+        .route(&format!("{base}/bank-accounts"), get(list_bank_accounts).post(create_bank_account))
+        .route(&format!("{base}/bank-accounts/{{bank}}/statements"), post(import_statement))
+        .route(&format!("{base}/bank-accounts/{{bank}}/reconciliation"), get(reconciliation))
+        .route(&format!("{base}/statement-lines/{{line}}/match"), post(match_line).delete(unmatch_line))
+        .route(&format!("{base}/statement-lines/{{line}}/reject"), post(reject_suggestion))
+        .route(&format!("{base}/statement-lines/{{line}}/entry"), post(entry_from_line))
+        .route(&format!("{base}/lettering"), get(lettering_lines).post(letter_lines))
+        .route(&format!("{base}/years/{{year}}/budget"), get(get_budget).put(put_budget))
+        .route(&format!("{base}/reports/budget"), get(budget_report))
+        .route(&format!("{base}/deferrals"), post(post_deferral))
+        .route(&format!("{base}/entries/{{id}}/deferral"), get(entry_deferral))
+        .route(&format!("{base}/lettering/{{account}}/{{letter}}"), delete(unletter))
 }

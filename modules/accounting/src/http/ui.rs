@@ -1,7 +1,9 @@
 //! Pages of the ledger: overview and books set-up, entries, the simple form
 //! for treasurers, the accountant's form, chart of accounts, reports.
 
+use crate::bank::{self, BankAccountInput, EntryFromLine, MatchInput};
 use crate::error::AcctError;
+use crate::lettering;
 use crate::reports::{self, ReportParams};
 use crate::service::{
     self, AccountInput, EntryFilter, EntryInput, LineInput, OpenBooks, ReverseInput, SimpleInput, MODULE,
@@ -58,6 +60,44 @@ async fn open_books(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -
     }
 }
 
+/// Taking over books: a FEC or a CSV journal uploaded on the overview.
+async fn import_books(ui: Ui, ctx: OrgCtx, mut mp: axum::extract::Multipart) -> Page {
+    let cap = ctx.can_admin(MODULE)?;
+    let (mut bytes, mut kind) = (Vec::new(), String::new());
+    let bad = |e: axum::extract::multipart::MultipartError| CoreError::BadRequest(e.body_text());
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        match field.name() {
+            Some("file") => bytes = field.bytes().await.map_err(bad)?.to_vec(),
+            Some("kind") => kind = field.text().await.map_err(bad)?,
+            _ => {}
+        }
+    }
+    let db = &ui.st.db;
+    let result = if kind == "csv" {
+        crate::fec::import_csv_journal(db, &ctx.who(), &cap, &bytes, true).await
+    } else {
+        let (text, _) = shrooms_core::tabular::decode_text(&bytes);
+        crate::fec::import(db, &ctx.who(), &cap, &text).await
+    };
+    let books = service::books(db, &cap.as_write().as_read()).await.map_err(ce)?;
+    let ui = ui.with_org(&ctx).await?;
+    let base = json!({"books": books, "can_admin": true, "can_write": true});
+    match result {
+        Ok(r) => {
+            let mut c = base;
+            c["import_report"] = json!(r);
+            Ok(ui.render("accounting_overview.html", c))
+        }
+        Err(AcctError::Invalid(v)) => {
+            let mut c = base;
+            c["import_errors"] =
+                json!(v.iter().map(|f| json!({"field": f.field, "message": f.message})).collect::<Vec<_>>());
+            Ok(ui.form_error("accounting_overview.html", CoreError::Validation(v), c))
+        }
+        Err(e) => Err(ce(e).into()),
+    }
+}
+
 async fn close_year(ui: Ui, ctx: OrgCtx, Path((_, year)): Path<(String, String)>) -> Page {
     let cap = ctx.can_admin(MODULE)?;
     service::close_year(&ui.st.db, &ctx.who(), &cap, &year).await.map_err(ce)?;
@@ -85,10 +125,11 @@ async fn entry(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Pa
     let e = service::get_entry(&ui.st.db, &cap, &id).await.map_err(ce)?;
     let back = format!("/o/{}/accounting/entries/{id}", ctx.org.slug);
     let attachments = shrooms_core::web::files::partial_context(&ui.st, &ctx, MODULE, "entry", &id, &back).await?;
+    let deferral = crate::deferral::of_entry(&ui.st.db, &cap, &id).await.map_err(ce)?;
     let ui = ui.with_org(&ctx).await?;
     Ok(ui.render(
         "accounting_entry.html",
-        json!({"entry": e, "attachments": attachments, "can_write": ctx.access(MODULE) >= Access::Write}),
+        json!({"entry": e, "attachments": attachments, "deferral": deferral, "can_write": ctx.access(MODULE) >= Access::Write}),
     ))
 }
 
@@ -241,6 +282,7 @@ async fn report(ui: Ui, ctx: OrgCtx, Path((_, kind)): Path<(String, String)>, Qu
         "general-ledger" => reports::general_ledger(db, &cap, &p).await.map(|r| r.table()),
         "journal" => reports::journal(db, &cap, &p).await.map(|r| r.table()),
         "analytics" => reports::analytics(db, &cap, &p).await.map(|r| r.table()),
+        "budget" => crate::budget::report(db, &cap, &p).await.map(|r| r.table()),
         _ => return Err(CoreError::NotFound.into()),
     }
     .map_err(ce)?;
@@ -267,11 +309,338 @@ async fn report(ui: Ui, ctx: OrgCtx, Path((_, kind)): Path<(String, String)>, Qu
     ))
 }
 
+// ---------- bank accounts and reconciliation ----------
+
+async fn banks(ui: Ui, ctx: OrgCtx) -> Page {
+    let cap = ctx.can_read(MODULE)?;
+    let list = bank::bank_accounts(&ui.st.db, &cap).await.map_err(ce)?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("accounting_bank.html", json!({"banks": list, "can_admin": ctx.access(MODULE) >= Access::Admin})))
+}
+
+async fn add_bank(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_admin(MODULE)?;
+    let input = BankAccountInput {
+        account: get_field(&f, "account").into(),
+        label: get_field(&f, "label").into(),
+        iban: Some(get_field(&f, "iban").into()),
+    };
+    match bank::create_bank_account(&ui.st.db, &ctx.who(), &cap, input).await {
+        Ok(b) => Ok(Redirect::to(&format!("/o/{}/accounting/bank/{}", ctx.org.slug, b.id)).into_response()),
+        Err(err) => {
+            let list = bank::bank_accounts(&ui.st.db, &cap.as_write().as_read()).await.map_err(ce)?;
+            let form: serde_json::Map<String, Value> = f.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_bank.html", ce(err), json!({"banks": list, "can_admin": true, "form": form})))
+        }
+    }
+}
+
+async fn reconciliation_context(ui: &Ui, ctx: &OrgCtx, bank_id: &str) -> Result<Value, UiError> {
+    let cap = ctx.can_read(MODULE)?;
+    let rec = bank::reconciliation(&ui.st.db, &cap, bank_id).await.map_err(ce)?;
+    let c = choices(ui, ctx).await?;
+    let mut income = c["income"].as_array().cloned().unwrap_or_default();
+    let mut expense = c["expense"].as_array().cloned().unwrap_or_default();
+    // Money may also settle a client's or supplier's account.
+    for v in c["all"].as_array().into_iter().flatten() {
+        if v[0].as_str().is_some_and(|n| n.starts_with("41") || n.starts_with("40")) {
+            income.push(v.clone());
+            expense.push(v.clone());
+        }
+    }
+    Ok(
+        json!({"rec": rec, "categories": {"income": income, "expense": expense}, "can_write": ctx.access(MODULE) >= Access::Write}),
+    )
+}
+
+async fn reconciliation_page(ui: Ui, ctx: OrgCtx, Path((_, bank_id)): Path<(String, String)>) -> Page {
+    let c = reconciliation_context(&ui, &ctx, &bank_id).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("accounting_reconciliation.html", c))
+}
+
+async fn upload_statement(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, bank_id)): Path<(String, String)>,
+    mut mp: axum::extract::Multipart,
+) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let mut bytes = Vec::new();
+    let mut mapping = std::collections::HashMap::new();
+    let mut form = serde_json::Map::new();
+    let bad = |e: axum::extract::multipart::MultipartError| CoreError::BadRequest(e.body_text());
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            bytes = field.bytes().await.map_err(bad)?.to_vec();
+        } else if let Some(key) = name.strip_prefix("map_") {
+            let v = field.text().await.map_err(bad)?.trim().to_string();
+            if !v.is_empty() {
+                form.insert(name.clone(), Value::String(v.clone()));
+                mapping.insert(key.to_string(), v);
+            }
+        }
+    }
+    let result = bank::import_statement(&ui.st.db, &ctx.who(), &cap, &bank_id, &bytes, &mapping).await;
+    let mut c = reconciliation_context(&ui, &ctx, &bank_id).await?;
+    c["form"] = Value::Object(form);
+    let ui = ui.with_org(&ctx).await?;
+    match result {
+        Ok(r) => {
+            c["report"] = json!(r);
+            Ok(ui.render("accounting_reconciliation.html", c))
+        }
+        Err(err) => Ok(ui.form_error("accounting_reconciliation.html", ce(err), c)),
+    }
+}
+
+async fn line_action(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, bank_id, line, action)): Path<(String, String, String, String)>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let (db, who) = (&ui.st.db, ctx.who());
+    // A suggestion of several lines carries the others as `also` (`entry:line,entry:line`).
+    let m = || MatchInput {
+        entry_id: Some(get_field(&f, "entry_id").to_string()),
+        line_no: get_field(&f, "line_no").parse().ok(),
+        lines: get_field(&f, "also")
+            .split(',')
+            .filter_map(|x| x.trim().rsplit_once(':'))
+            .map(|(e, n)| bank::MatchedLine { entry_id: e.to_string(), line_no: n.parse().unwrap_or(0) })
+            .collect(),
+    };
+    let result = match action.as_str() {
+        "match" => bank::match_line(db, &who, &cap, &line, m()).await,
+        "reject" => bank::reject_suggestion(db, &who, &cap, &line, m()).await,
+        "unmatch" => bank::unmatch_line(db, &who, &cap, &line).await,
+        "entry" => {
+            let input =
+                EntryFromLine { category: get_field(&f, "category").into(), validate: true, ..Default::default() };
+            bank::entry_from_line(db, &who, &cap, &line, input).await.map(|_| ())
+        }
+        _ => return Err(CoreError::NotFound.into()),
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/o/{}/accounting/bank/{bank_id}", ctx.org.slug)).into_response()),
+        Err(err) => {
+            let c = reconciliation_context(&ui, &ctx, &bank_id).await?;
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_reconciliation.html", ce(err), c))
+        }
+    }
+}
+
+// ---------- lettering ----------
+
+#[derive(serde::Deserialize, Default)]
+struct LetteringPageQuery {
+    account: Option<String>,
+    aux: Option<String>,
+    open: Option<String>,
+}
+
+async fn lettering_context(ui: &Ui, ctx: &OrgCtx, q: &LetteringPageQuery) -> Result<Value, UiError> {
+    let cap = ctx.can_read(MODULE)?;
+    let account = q.account.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    let aux = q.aux.as_deref().map(str::trim).filter(|a| !a.is_empty()).map(String::from);
+    let open = q.open.as_deref() == Some("true");
+    let lettering = match account {
+        Some(a) => Some(
+            lettering::account_lines(
+                &ui.st.db,
+                &cap,
+                &lettering::LetteringQuery { account: a.to_string(), aux: aux.clone(), open: Some(open) },
+            )
+            .await
+            .map_err(ce)?,
+        ),
+        None => None,
+    };
+    let mut letters: Vec<String> =
+        lettering.iter().flat_map(|l| l.lines.iter().filter_map(|x| x.letter.clone())).collect();
+    letters.sort();
+    letters.dedup();
+    Ok(json!({"lettering": lettering, "letters": letters, "query": {"account": account, "aux": aux, "open": open},
+        "can_write": ctx.access(MODULE) >= Access::Write}))
+}
+
+async fn lettering_page(ui: Ui, ctx: OrgCtx, Query(q): Query<LetteringPageQuery>) -> Page {
+    let c = lettering_context(&ui, &ctx, &q).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("accounting_lettering.html", c))
+}
+
+fn lettering_back(ctx: &OrgCtx, account: &str, aux: &str) -> String {
+    let q = serde_urlencoded::to_string([("account", account), ("aux", aux)]).unwrap_or_default();
+    format!("/o/{}/accounting/lettering?{q}", ctx.org.slug)
+}
+
+async fn letter_submit(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let (account, aux) = (get_field(&f, "account").to_string(), get_field(&f, "aux").to_string());
+    let lines = f
+        .iter()
+        .filter(|(k, _)| k == "line")
+        .filter_map(|(_, v)| v.rsplit_once(':'))
+        .map(|(e, n)| lettering::LineRef { entry_id: e.to_string(), line_no: n.parse().unwrap_or(0) })
+        .collect();
+    let letter = Some(get_field(&f, "letter").trim().to_string()).filter(|s| !s.is_empty());
+    let input = lettering::LetterInput { account: account.clone(), lines, letter };
+    match lettering::letter(&ui.st.db, &ctx.who(), &cap, input).await {
+        Ok(_) => Ok(Redirect::to(&lettering_back(&ctx, &account, &aux)).into_response()),
+        Err(err) => {
+            let q = LetteringPageQuery { account: Some(account), aux: Some(aux), open: None };
+            let c = lettering_context(&ui, &ctx, &q).await?;
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_lettering.html", ce(err), c))
+        }
+    }
+}
+
+async fn unletter_submit(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let (account, aux) = (get_field(&f, "account"), get_field(&f, "aux"));
+    lettering::unletter(&ui.st.db, &ctx.who(), &cap, account, get_field(&f, "letter")).await.map_err(ce)?;
+    Ok(Redirect::to(&lettering_back(&ctx, account, aux)).into_response())
+}
+
+// ---------- budget ----------
+
+#[derive(serde::Deserialize, Default)]
+struct YearQuery {
+    year: Option<String>,
+}
+
+const BUDGET_BLANK_ROWS: usize = 5;
+
+async fn budget_context(ui: &Ui, ctx: &OrgCtx, year: Option<&str>, rows: Option<Vec<Value>>) -> Result<Value, UiError> {
+    let cap = ctx.can_read(MODULE)?;
+    let books = service::books(&ui.st.db, &cap).await.map_err(ce)?;
+    let today = crate::domain::Day::today().iso();
+    let y = match year {
+        Some(id) => books.years.iter().find(|y| y.id == id).ok_or(CoreError::NotFound)?,
+        None => books.years.iter().find(|y| y.contains(&today)).or(books.years.last()).ok_or(CoreError::NotFound)?,
+    }
+    .clone();
+    let rows = match rows {
+        Some(r) => r,
+        None => {
+            let mut r: Vec<Value> = crate::budget::budget(&ui.st.db, &cap, &y.id)
+                .await
+                .map_err(ce)?
+                .into_iter()
+                .map(|l| json!({"target": l.target, "label": l.label, "amount": l.amount}))
+                .collect();
+            r.extend((0..BUDGET_BLANK_ROWS).map(|_| json!({"target": "", "label": "", "amount": ""})));
+            r
+        }
+    };
+    Ok(json!({"year": y, "years": books.years, "rows": rows, "can_write": ctx.access(MODULE) >= Access::Write}))
+}
+
+async fn budget_page(ui: Ui, ctx: OrgCtx, Query(q): Query<YearQuery>) -> Page {
+    let c = budget_context(&ui, &ctx, q.year.as_deref(), None).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("accounting_budget.html", c))
+}
+
+async fn budget_submit(ui: Ui, ctx: OrgCtx, Query(q): Query<YearQuery>, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let col = |k: &str| f.iter().filter(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).collect::<Vec<_>>();
+    let (targets, labels, amounts) = (col("target"), col("label"), col("amount"));
+    // Rows left blank are not budget lines.
+    let rows: Vec<(String, String, String)> = targets
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (t, labels.get(i).cloned().unwrap_or_default(), amounts.get(i).cloned().unwrap_or_default()))
+        .filter(|(t, l, a)| !(t.is_empty() && l.is_empty() && a.is_empty()))
+        .collect();
+    let input = crate::budget::BudgetInput {
+        lines: rows
+            .iter()
+            .map(|(t, l, a)| crate::budget::BudgetLineInput {
+                target: t.clone(),
+                label: Some(l.clone()).filter(|l| !l.is_empty()),
+                amount: Value::String(a.clone()),
+            })
+            .collect(),
+    };
+    let c = budget_context(&ui, &ctx, q.year.as_deref(), None).await?;
+    let year_id = c["year"]["id"].as_str().unwrap_or_default().to_string();
+    match crate::budget::set_budget(&ui.st.db, &ctx.who(), &cap, &year_id, input).await {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/o/{}/accounting/reports/budget?year={year_id}", ctx.org.slug)).into_response())
+        }
+        Err(err) => {
+            let mut shown: Vec<Value> =
+                rows.iter().map(|(t, l, a)| json!({"target": t, "label": l, "amount": a})).collect();
+            shown.extend((0..BUDGET_BLANK_ROWS).map(|_| json!({"target": "", "label": "", "amount": ""})));
+            let c = budget_context(&ui, &ctx, Some(&year_id), Some(shown)).await?;
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_budget.html", ce(err), c))
+        }
+    }
+}
+
+// ---------- deferred revenue ----------
+
+async fn deferral_choices(ui: &Ui, ctx: &OrgCtx) -> Result<Value, UiError> {
+    let c = choices(ui, ctx).await?;
+    let mut counterpart = c["payment"].as_array().cloned().unwrap_or_default();
+    counterpart.extend(
+        c["all"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v[0].as_str().is_some_and(|n| n.starts_with("41")))
+            .cloned(),
+    );
+    Ok(json!({"income": c["income"], "counterpart": counterpart}))
+}
+
+async fn deferral_form(ui: Ui, ctx: OrgCtx) -> Page {
+    ctx.can_write(MODULE)?;
+    let c = deferral_choices(&ui, &ctx).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("accounting_deferral.html", json!({"choices": c})))
+}
+
+async fn deferral_submit(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let g = |k: &str| get_field(&f, k).to_string();
+    let input = crate::deferral::DeferralInput {
+        date: g("date"),
+        label: g("label"),
+        amount: Value::String(g("amount")),
+        revenue_account: g("revenue_account"),
+        counterpart: g("counterpart"),
+        aux: Some(g("aux")),
+        piece_ref: None,
+        service_start: g("service_start"),
+        service_end: g("service_end"),
+    };
+    match crate::deferral::post_deferral(&ui.st.db, &ctx.who(), &cap, input).await {
+        Ok(d) => Ok(Redirect::to(&format!("/o/{}/accounting/entries/{}", ctx.org.slug, d.entry_id)).into_response()),
+        Err(err) => {
+            let c = deferral_choices(&ui, &ctx).await?;
+            let form: serde_json::Map<String, Value> = f.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("accounting_deferral.html", ce(err), json!({"choices": c, "form": form})))
+        }
+    }
+}
+
 pub fn router() -> Router<AppState> {
     let base = "/o/{org}/accounting";
     Router::new()
         .route(base, get(overview))
         .route(&format!("{base}/open"), post(open_books))
+        .route(&format!("{base}/imports"), post(import_books))
         .route(&format!("{base}/years/{{year}}/close"), post(close_year))
         .route(&format!("{base}/years/{{year}}/fec"), get(fec))
         .route(&format!("{base}/entries"), get(entries).post(entry_submit))
@@ -282,4 +651,13 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/simple"), get(simple_form).post(simple_submit))
         .route(&format!("{base}/accounts"), get(accounts).post(add_account))
         .route(&format!("{base}/reports/{{kind}}"), get(report))
+        .route(&format!("{base}/bank"), get(banks).post(add_bank))
+        .route(&format!("{base}/deferrals"), post(deferral_submit))
+        .route(&format!("{base}/deferrals/new"), get(deferral_form))
+        .route(&format!("{base}/budget"), get(budget_page).post(budget_submit))
+        .route(&format!("{base}/lettering"), get(lettering_page).post(letter_submit))
+        .route(&format!("{base}/lettering/unletter"), post(unletter_submit))
+        .route(&format!("{base}/bank/{{bank}}"), get(reconciliation_page))
+        .route(&format!("{base}/bank/{{bank}}/statements"), post(upload_statement))
+        .route(&format!("{base}/bank/{{bank}}/lines/{{line}}/{{action}}"), post(line_action))
 }

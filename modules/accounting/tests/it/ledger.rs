@@ -330,3 +330,95 @@ db_test!(pages_let_a_treasurer_keep_the_books, |app: TestApp| async move {
             || html.contains("Fonds dédiés sur subventions d'exploitation")
     );
 });
+
+db_test!(a_csv_journal_takes_over_books_all_or_nothing, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let csv = |rows: &str| format!("Date;Journal;Pièce;Compte;Libellé;Débit;Crédit\n{rows}");
+    let import = |content: String| {
+        let app = &app;
+        async move { app.post(t, &url(org, "/imports/journal-csv"), json!({"content": content})).await }
+    };
+    // Line 5's credit is not an amount, line 6–7's entry does not balance:
+    // both named with the file's own columns, and nothing comes in.
+    let bad = csv("15/01/2025;VE;F1;411;Facture F1;1 200,00;\n15/01/2025;VE;F1;706;Facture F1;;1 200,00\n\
+         02/02/2025;BQ;R1;512;Règlement F1;1 200,00;\n02/02/2025;BQ;R1;411;Règlement F1;;douze\n\
+         03/02/2025;OD;X1;6061;Électricité;10;\n03/02/2025;OD;X1;512;Électricité;;9\n");
+    let (s, b) = import(bad).await;
+    assert_eq!(s, 422, "{b}");
+    let fields: Vec<&str> = b["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["line 5: Crédit", "line 6: Pièce X1"], "{b}");
+    let (_, list) = app.get(t, &url(org, "/entries")).await;
+    assert_eq!(list.as_array().unwrap().len(), 0, "nothing half-written");
+    let good = csv("15/01/2025;VE;F1;411;Facture F1;1 200,00;\n15/01/2025;VE;F1;706;Facture F1;;1 200,00\n\
+         02/02/2025;BQ;R1;512;Règlement F1;1 200,00;\n02/02/2025;BQ;R1;411;Règlement F1;;1200\n\
+         03/02/2025;OD;X1;6061;Électricité;10;\n03/02/2025;OD;X1;512;Électricité;;10\n");
+    let (s, b) = import(good).await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!((b["entries"].as_u64(), b["lines"].as_u64()), (Some(3), Some(6)));
+    let (_, list) = app.get(t, &url(org, "/entries?journal=VE")).await;
+    assert_eq!((list[0]["status"].as_str(), list[0]["reference"].as_str()), (Some("validated"), Some("VE-000001")));
+    assert_eq!((list[0]["piece_ref"].as_str(), list[0]["date"].as_str()), (Some("F1"), Some("2025-01-15")));
+    assert_eq!(list[0]["source"], "accounting.csv");
+    let (_, tb) = app.get(t, &url(org, "/reports/trial-balance?from=2025-01-01&to=2025-12-31")).await;
+    let row = |a: &str| tb["rows"].as_array().unwrap().iter().find(|r| r["account"] == a).cloned().unwrap();
+    assert_eq!(row("512")["balance_debit"], "1190.00");
+    assert_eq!(row("411")["balance_debit"], "0.00");
+});
+
+db_test!(books_are_taken_over_from_the_overview_page, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let client = &app.browser;
+    let csrf = app.sign_in(client, &f.admin_email, testkit::ADMIN_PASSWORD).await;
+    let upload = |file: &'static str| {
+        let (app, csrf) = (&app, csrf.clone());
+        async move {
+            let b = "----acct-takeover";
+            let body = format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n--{b}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\ncsv\r\n--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"journal.csv\"\r\nContent-Type: text/csv\r\n\r\n{file}\r\n--{b}--\r\n"
+            );
+            let r = client
+                .post(app.url(&format!("/o/{org}/accounting/imports")))
+                .header("content-type", format!("multipart/form-data; boundary={b}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, html) =
+        upload("Date;Journal;Pièce;Compte;Libellé;Débit;Crédit\n15/01/2025;VE;F1;411;Facture;12;\n15/01/2025;VE;F1;706;Facture;;1x\n").await;
+    assert_eq!(s, 422);
+    assert!(html.contains("line 3: Crédit"), "{html}");
+    let (s, html) =
+        upload("Date;Journal;Pièce;Compte;Libellé;Débit;Crédit\n15/01/2025;VE;F1;411;Facture;12;\n15/01/2025;VE;F1;706;Facture;;12\n").await;
+    assert_eq!(s, 200, "{html}");
+    let (_, list) = app.get(t, &url(org, "/entries")).await;
+    assert_eq!(list[0]["reference"], "VE-000001");
+});
+
+db_test!(taken_over_books_keep_their_lettering, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let csv = "Date;Journal;Pièce;Compte;Tiers;Libellé;Débit;Crédit;Lettrage\n\
+               15/01/2025;VE;F1;411;C001;Facture F1;120;;AA\n15/01/2025;VE;F1;706;;Facture F1;;120;\n\
+               02/02/2025;BQ;R1;512;;Règlement F1;120;;\n02/02/2025;BQ;R1;411;C001;Règlement F1;;120;AA\n\
+               03/02/2025;VE;F2;411;C001;Facture F2;80;;\n03/02/2025;VE;F2;706;;Facture F2;;80;\n";
+    let (s, b) = app.post(t, &url(org, "/imports/journal-csv"), json!({"content": csv})).await;
+    assert_eq!(s, 201, "{b}");
+    let (_, l) = app.get(t, &url(org, "/lettering?account=411&aux=C001")).await;
+    let letters: Vec<Option<&str>> = l["lines"].as_array().unwrap().iter().map(|x| x["letter"].as_str()).collect();
+    assert_eq!(letters, [Some("AA"), Some("AA"), None], "{l}");
+    assert_eq!(l["open_balance"], "80.00");
+    // The next letter of the account follows the imported ones.
+    let f2 = l["lines"][2]["entry_id"].as_str().unwrap();
+    let (s, b) = app
+        .post(t, &url(org, "/lettering"), json!({"account": "411", "lines": [{"entry_id": f2, "line_no": 1}]}))
+        .await;
+    assert_eq!((s, b["letter"].as_str()), (201, Some("ab")), "{b}");
+});

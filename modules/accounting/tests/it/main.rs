@@ -3,7 +3,11 @@
 //! talks HTTP to it.
 
 mod association_year;
+mod bank;
+mod budget;
+mod deferral;
 mod ledger;
+mod lettering;
 
 use serde_json::{json, Value};
 use shrooms_core::{core_module::CoreModule, Module, Modules};
