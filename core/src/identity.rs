@@ -97,13 +97,26 @@ pub fn check_password_policy(p: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// Each argon2 computation holds `argon2_memory_kib` (19 MiB by default) for
+/// its duration: forty sign-ins at once took the server to 624 MB. At most
+/// one per core runs at a time (more would not finish sooner); the others
+/// wait their turn, so memory stays near cores × 19 MiB under any burst.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2))
+    })
+}
+
 pub async fn hash_password_async(password: String, memory_kib: u32) -> CoreResult<String> {
+    let _slot = hashing_slots().acquire().await.map_err(|e| CoreError::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || crypto::hash_password(&password, memory_kib))
         .await
         .map_err(|e| CoreError::Internal(e.to_string()))
 }
 
 pub async fn verify_password_async(password: String, phc: String) -> bool {
+    let Ok(_slot) = hashing_slots().acquire().await else { return false };
     tokio::task::spawn_blocking(move || crypto::verify_password(&password, &phc)).await.unwrap_or(false)
 }
 
