@@ -1473,24 +1473,31 @@ pub async fn set_executive_photo(
 }
 
 pub async fn delete_executive(st: &AppState, who: &Who, cap: &CanWrite, e: &Executive) -> CoreResult<()> {
+    let before = serde_json::to_value(e).ok();
+    delete_with_files(st, who, cap, "clubs_executives", "club_executive", "clubs.executive.delete", &e.id, before).await
+}
+
+/// Deletes a record that may carry files (their rows go in the same
+/// transaction, their blobs with the cleanup job), with its audit entry.
+#[allow(clippy::too_many_arguments)]
+async fn delete_with_files(
+    st: &AppState,
+    who: &Who,
+    cap: &CanWrite,
+    table: &str,
+    kind: &str,
+    action: &str,
+    id: &str,
+    before: Option<Value>,
+) -> CoreResult<()> {
     let mut tx = st.db.begin().await?;
-    shrooms_core::files::delete_for(&mut tx, who, cap, "club_executive", &e.id).await?;
-    sqlx::query("DELETE FROM clubs_executives WHERE org_id = $1 AND id = $2")
+    shrooms_core::files::delete_for(&mut tx, who, cap, kind, id).await?;
+    sqlx::query(&format!("DELETE FROM {table} WHERE org_id = $1 AND id = $2"))
         .bind(cap.org().to_string())
-        .bind(&e.id)
+        .bind(id)
         .execute(tx.conn())
         .await?;
-    record(
-        &mut tx,
-        who,
-        cap.org(),
-        "clubs.executive.delete",
-        "club_executive",
-        &e.id,
-        serde_json::to_value(e).ok(),
-        None,
-    )
-    .await?;
+    record(&mut tx, who, cap.org(), action, kind, id, before, None).await?;
     tx.commit().await
 }
 
@@ -2008,25 +2015,9 @@ pub async fn add_money(
 }
 
 pub async fn delete_money(st: &AppState, who: &Who, cap: &CanWrite, line: &MoneyLine) -> CoreResult<()> {
-    let mut tx = st.db.begin().await?;
-    shrooms_core::files::delete_for(&mut tx, who, cap, "club_money", &line.id).await?;
-    sqlx::query("DELETE FROM clubs_money WHERE org_id = $1 AND id = $2")
-        .bind(cap.org().to_string())
-        .bind(&line.id)
-        .execute(tx.conn())
-        .await?;
-    record(
-        &mut tx,
-        who,
-        cap.org(),
-        "clubs.money.delete",
-        "club_money",
-        &line.id,
-        Some(json!({"club_id": line.club_id, "direction": line.direction, "occurred_on": line.occurred_on})),
-        None,
-    )
-    .await?;
-    tx.commit().await
+    // What the audit keeps of a sealed line: not its amount.
+    let before = Some(json!({"club_id": line.club_id, "direction": line.direction, "occurred_on": line.occurred_on}));
+    delete_with_files(st, who, cap, "clubs_money", "club_money", "clubs.money.delete", &line.id, before).await
 }
 
 #[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]

@@ -277,6 +277,26 @@ db_test!(restricted_parts_need_a_club_executive_with_a_second_factor, |app: Test
     let (_, book) = app.get(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{info}/money")).await;
     assert_eq!(book["lines"].as_array().unwrap().len(), 1);
     assert_eq!(book["summary"]["balance"], "-12.50");
+    // A line recorded by mistake is removed, with its audit entry.
+    let other = app
+        .post(
+            &s.admin,
+            &format!("/api/v1/orgs/{org}/clubs/{info}/money"),
+            json!({"direction": "income", "amount": "5", "reason": "Erreur"}),
+        )
+        .await
+        .1;
+    let (st, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &s.admin,
+            &format!("/api/v1/orgs/{org}/clubs/{info}/money/{}", other["id"].as_str().unwrap()),
+            json!(null),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let (_, book) = app.get(&s.admin, &format!("/api/v1/orgs/{org}/clubs/{info}/money")).await;
+    assert_eq!((book["lines"].as_array().unwrap().len(), book["summary"]["balance"].as_str()), (1, Some("-12.50")));
     // The public: no money, 401 for the API.
     let (st, _) = public(&app, reqwest::Method::GET, &format!("/api/v1/orgs/{org}/clubs/{info}/money"), None).await;
     assert_eq!(st, 401);
