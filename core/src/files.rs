@@ -901,11 +901,14 @@ fn run_renditions(st: AppState, ctx: JobCtx) -> JobFuture {
             return Ok(()); // deleted meanwhile
         };
         let info = from_row(&r)?;
-        let Some(format) = ImageFormatOf::of(&info.content_type) else { return Ok(()) };
         let store = file_store(&st.cfg);
         let Some(original) =
             store.get(&blob_key(&id, "original")).await.map_err(|e| anyhow::anyhow!("reading {id}: {e}"))?
         else {
+            return Ok(());
+        };
+        // The format as the upload recognised it: from the bytes.
+        let Some(format) = sniff(&original, &info.name).ok().and_then(|k| k.image_format()) else {
             return Ok(());
         };
         let _slot = IMAGE_SLOTS.acquire().await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -931,20 +934,6 @@ fn run_renditions(st: AppState, ctx: JobCtx) -> JobFuture {
         st.db.wrote();
         Ok(())
     })
-}
-
-/// The image format of a stored photo, from its content type.
-struct ImageFormatOf;
-impl ImageFormatOf {
-    fn of(content_type: &str) -> Option<image::ImageFormat> {
-        Some(match content_type {
-            "image/jpeg" => image::ImageFormat::Jpeg,
-            "image/png" => image::ImageFormat::Png,
-            "image/gif" => image::ImageFormat::Gif,
-            "image/webp" => image::ImageFormat::WebP,
-            _ => return None,
-        })
-    }
 }
 
 pub const CLEANUP: JobSpec =

@@ -636,7 +636,7 @@ pub async fn people_file(
 }
 
 /// An exported file, as a download named `<stem>.<extension>`.
-fn download(stem: &str, format: people::ExportFormat, body: Vec<u8>) -> Response {
+pub fn download(stem: &str, format: people::ExportFormat, body: Vec<u8>) -> Response {
     (
         [
             (axum::http::header::CONTENT_TYPE, format.content_type().to_string()),

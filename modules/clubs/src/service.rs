@@ -642,6 +642,27 @@ pub async fn results(db: &Db, org: OrgId, activity_id: &str) -> CoreResult<Vec<R
         .collect()
 }
 
+/// Every result of the organisation's competitions, with its activity, by rank.
+pub async fn all_results(db: &Db, org: OrgId) -> CoreResult<Vec<(String, ResultRow)>> {
+    let rows = sqlx::query(
+        "SELECT activity_id, rank_no, winner_name, participant_id, prize FROM clubs_results WHERE org_id = $1 ORDER BY rank_no",
+    )
+    .bind(org.to_string())
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let row = ResultRow {
+                rank: r.try_get(1)?,
+                winner_name: r.try_get(2)?,
+                participant_id: r.try_get(3)?,
+                prize: r.try_get(4)?,
+            };
+            Ok((r.try_get(0)?, row))
+        })
+        .collect()
+}
+
 /// Replaces the results of a competition.
 pub async fn set_results(
     db: &Db,

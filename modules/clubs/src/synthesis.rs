@@ -148,34 +148,13 @@ async fn load(st: &AppState, org: OrgId, zone: &str) -> CoreResult<Data> {
     let activities = service::list_activities(&st.db, org, zone, None).await?;
     let attendances = service::attendances(&st.db, org, None, None).await?;
     let mut results: HashMap<String, Vec<ResultRow>> = HashMap::new();
-    for r in sqlx_results(st, org).await? {
-        results.entry(r.0).or_default().push(r.1);
+    for (activity, r) in service::all_results(&st.db, org).await? {
+        results.entry(activity).or_default().push(r);
     }
     let tasks = service::tasks(&st.db, org, None, Some(year)).await?;
     let money = service::money(&st.db, &st.data_key, org, None).await?;
     let scoring = service::scoring(&st.db, org).await?;
     Ok(Data { clubs, activities, attendances, results, tasks, money, scoring, year })
-}
-
-async fn sqlx_results(st: &AppState, org: OrgId) -> CoreResult<Vec<(String, ResultRow)>> {
-    use sqlx::Row;
-    let rows = sqlx::query("SELECT activity_id, rank_no, winner_name, participant_id, prize FROM clubs_results WHERE org_id = $1 ORDER BY rank_no")
-        .bind(org.to_string())
-        .fetch_all(st.db.pool())
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                ResultRow {
-                    rank: r.try_get(1)?,
-                    winner_name: r.try_get(2)?,
-                    participant_id: r.try_get(3)?,
-                    prize: r.try_get(4)?,
-                },
-            ))
-        })
-        .collect()
 }
 
 fn top(d: &Data, club: Option<&str>, activities: &HashMap<&str, &Activity>, n: usize) -> Vec<TopParticipant> {

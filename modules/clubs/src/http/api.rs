@@ -10,12 +10,14 @@ use crate::service::{self, Activity, Club, Executive};
 use crate::synthesis;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State as AxState};
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shrooms_core::error::Problem;
+use shrooms_core::people::ExportFormat;
+use shrooms_core::permissions::CanWrite;
 use shrooms_core::web::api::{ApiJson, ApiQuery};
 use shrooms_core::web::AppState;
 use shrooms_core::{CoreError, CoreResult};
@@ -111,18 +113,16 @@ async fn patch_club(
     Path((_, club)): Path<(String, String)>,
     ApiJson(input): ApiJson<service::ClubInput>,
 ) -> CoreResult<Json<Club>> {
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     Ok(Json(service::update_club(&st.db, &v.visitor.who(), &cap, &c, input).await?))
 }
 
-/// The club of a restricted operation: a stranger gets the same 404 for a
-/// club that exists and one that does not.
-async fn restricted_club(st: &AppState, v: &Viewer, key: &str) -> CoreResult<Club> {
-    if v.visitor.ctx.is_none() {
-        v.club("")?;
-    }
-    service::club(&st.db, v.org(), key).await
+/// The club of a restricted operation and the capability for it (the
+/// caller is a member: `Exec` turned strangers away before).
+async fn club_cap(st: &AppState, v: &Viewer, key: &str) -> CoreResult<(Club, CanWrite)> {
+    let c = service::club(&st.db, v.org(), key).await?;
+    let cap = v.club(&c.id)?;
+    Ok((c, cap))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/dashboard", tag = PUBLIC, params(("org" = String, Path)),
@@ -221,9 +221,8 @@ async fn restricted_activity(
     v: &Viewer,
     club: &str,
     id: &str,
-) -> CoreResult<(Club, Activity, shrooms_core::permissions::CanWrite)> {
-    let c = restricted_club(st, v, club).await?;
-    let cap = v.club(&c.id)?;
+) -> CoreResult<(Club, Activity, CanWrite)> {
+    let (c, cap) = club_cap(st, v, club).await?;
     let a = service::activity(&st.db, v.org(), &v.visitor.org.timezone, &c.id, id).await?;
     Ok((c, a, cap))
 }
@@ -262,8 +261,7 @@ async fn create_activity(
     Path((_, club)): Path<(String, String)>,
     ApiJson(input): ApiJson<service::ActivityInput>,
 ) -> CoreResult<(StatusCode, Json<Activity>)> {
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     let a = service::create_activity(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, input).await?;
     Ok((StatusCode::CREATED, Json(a)))
 }
@@ -556,22 +554,8 @@ pub async fn participants_file(
     )
     .await?;
     tx.commit().await?;
-    let (ct, ext) = if ods {
-        ("application/vnd.oasis.opendocument.spreadsheet", "ods")
-    } else {
-        ("text/csv; charset=utf-8", "csv")
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, ct.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"participants-{}.{ext}\"", v.visitor.org.slug),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    let format = if ods { ExportFormat::Ods } else { ExportFormat::Csv };
+    Ok(shrooms_core::web::api::download(&format!("participants-{}", v.visitor.org.slug), format, body))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/clubs/participants/export.csv", tag = TAG, params(("org" = String, Path), service::ParticipantFilter),
@@ -605,8 +589,7 @@ async fn create_executive(
     Path((_, club)): Path<(String, String)>,
     ApiJson(input): ApiJson<service::ExecutiveInput>,
 ) -> CoreResult<(StatusCode, Json<Executive>)> {
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     Ok((StatusCode::CREATED, Json(service::save_executive(&st.db, &v.visitor.who(), &cap, &c, None, input).await?)))
 }
 
@@ -619,8 +602,7 @@ async fn patch_executive(
     Path((_, club, id)): Path<(String, String, String)>,
     ApiJson(input): ApiJson<service::ExecutiveInput>,
 ) -> CoreResult<Json<Executive>> {
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     let before = service::executive(&st.db, v.org(), &c.id, &id).await?;
     Ok(Json(service::save_executive(&st.db, &v.visitor.who(), &cap, &c, Some(&before), input).await?))
 }
@@ -633,8 +615,7 @@ async fn delete_executive(
     Exec(v): Exec,
     Path((_, club, id)): Path<(String, String, String)>,
 ) -> CoreResult<StatusCode> {
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     let e = service::executive(&st.db, v.org(), &c.id, &id).await?;
     service::delete_executive(&st, &v.visitor.who(), &cap, &e).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -652,8 +633,7 @@ async fn executive_photo(
 ) -> CoreResult<Json<Executive>> {
     let mp =
         mp.map_err(|e| CoreError::BadRequest(format!("Send the photo as multipart/form-data: {}", e.body_text())))?;
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     let e = service::executive(&st.db, v.org(), &c.id, &id).await?;
     let mut form = read_multipart(mp, st.cfg.files.max_upload_bytes, 1).await?;
     let photo = form.files.pop().ok_or_else(|| CoreError::validation("photo", "Choose a photo."))?;
@@ -667,8 +647,7 @@ async fn list_meetings(
     Exec(v): Exec,
     Path((_, club)): Path<(String, String)>,
 ) -> CoreResult<Json<Vec<service::Meeting>>> {
-    let c = restricted_club(&st, &v, &club).await?;
-    v.club(&c.id)?;
+    let (c, _) = club_cap(&st, &v, &club).await?;
     Ok(Json(service::meetings(&st.db, v.org(), &v.visitor.org.timezone, &c.id).await?))
 }
 
@@ -681,8 +660,7 @@ async fn create_meeting(
     Path((_, club)): Path<(String, String)>,
     ApiJson(input): ApiJson<service::MeetingInput>,
 ) -> CoreResult<(StatusCode, Json<service::Meeting>)> {
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     Ok((
         StatusCode::CREATED,
         Json(service::create_meeting(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, input).await?),
@@ -696,8 +674,7 @@ async fn list_tasks(
     Exec(v): Exec,
     Path((_, club)): Path<(String, String)>,
 ) -> CoreResult<Json<Vec<service::Task>>> {
-    let c = restricted_club(&st, &v, &club).await?;
-    v.club(&c.id)?;
+    let (c, _) = club_cap(&st, &v, &club).await?;
     Ok(Json(service::tasks(&st.db, v.org(), Some(&c.id), None).await?))
 }
 
@@ -710,8 +687,7 @@ async fn create_task(
     Path((_, club)): Path<(String, String)>,
     ApiJson(input): ApiJson<service::TaskInput>,
 ) -> CoreResult<(StatusCode, Json<service::Task>)> {
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     Ok((
         StatusCode::CREATED,
         Json(service::save_task(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, None, input).await?),
@@ -727,8 +703,7 @@ async fn patch_task(
     Path((_, club, id)): Path<(String, String, String)>,
     ApiJson(input): ApiJson<service::TaskInput>,
 ) -> CoreResult<Json<service::Task>> {
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     let before = service::task(&st.db, v.org(), &c.id, &id).await?;
     Ok(Json(
         service::save_task(&st.db, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, Some(&before), input).await?,
@@ -743,8 +718,7 @@ async fn delete_task(
     Exec(v): Exec,
     Path((_, club, id)): Path<(String, String, String)>,
 ) -> CoreResult<StatusCode> {
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     let t = service::task(&st.db, v.org(), &c.id, &id).await?;
     service::delete_task(&st.db, &v.visitor.who(), &cap, &t).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -768,11 +742,10 @@ pub struct Period {
     pub to: Option<String>,
 }
 
-pub async fn cash_book(st: &AppState, v: &Viewer, c: &Club, p: &Period) -> CoreResult<CashBook> {
-    v.club(&c.id)?;
+/// A club's cash book; the capability is the proof that the caller may read it.
+pub async fn cash_book(st: &AppState, v: &Viewer, c: &Club, cap: &CanWrite, p: &Period) -> CoreResult<CashBook> {
     let from = p.from.as_deref().filter(|s| !s.is_empty());
     let to = p.to.as_deref().filter(|s| !s.is_empty());
-    let cap = v.club(&c.id)?;
     let mut lines: Vec<service::MoneyLine> = service::money(&st.db, &st.data_key, v.org(), Some(&c.id))
         .await?
         .into_iter()
@@ -797,8 +770,8 @@ async fn list_money(
     Path((_, club)): Path<(String, String)>,
     ApiQuery(p): ApiQuery<Period>,
 ) -> CoreResult<Json<CashBook>> {
-    let c = restricted_club(&st, &v, &club).await?;
-    Ok(Json(cash_book(&st, &v, &c, &p).await?))
+    let (c, cap) = club_cap(&st, &v, &club).await?;
+    Ok(Json(cash_book(&st, &v, &c, &cap, &p).await?))
 }
 
 /// Reads a cash line as JSON or as `multipart/form-data` (with a `receipt`).
@@ -825,8 +798,7 @@ async fn money_form(st: &AppState, req: Request) -> CoreResult<(service::MoneyIn
 }
 
 pub async fn add_money(st: &AppState, v: &Viewer, club: &str, req: Request) -> CoreResult<service::MoneyLine> {
-    let c = restricted_club(st, v, club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(st, v, club).await?;
     let (input, receipt) = money_form(st, req).await?;
     service::add_money(st, &v.visitor.who(), &cap, &v.visitor.org.timezone, &c, input, receipt).await
 }
@@ -851,8 +823,7 @@ async fn delete_money(
     Exec(v): Exec,
     Path((_, club, id)): Path<(String, String, String)>,
 ) -> CoreResult<StatusCode> {
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     let line = service::money(&st.db, &st.data_key, v.org(), Some(&c.id))
         .await?
         .into_iter()
@@ -900,8 +871,7 @@ async fn request_report(
     Path((_, club)): Path<(String, String)>,
     ApiJson(r): ApiJson<ReportRequest>,
 ) -> CoreResult<(StatusCode, Json<Value>)> {
-    let c = restricted_club(&st, &v, &club).await?;
-    let cap = v.club(&c.id)?;
+    let (c, cap) = club_cap(&st, &v, &club).await?;
     let me = v.visitor.actor.as_ref().map(|a| a.account.email.clone());
     let job = crate::jobs::request(&st, &v.visitor.who(), &cap, &c, &r.from, &r.to, me.as_deref()).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"job": job}))))

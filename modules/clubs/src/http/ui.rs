@@ -7,7 +7,6 @@ use crate::access::Viewer;
 use crate::domain::State;
 use crate::service::{self, ParticipantFilter};
 use axum::extract::{DefaultBodyLimit, Form, Multipart, Path, Query, Request, State as AxState};
-use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -557,8 +556,8 @@ async fn money(
     Query(flash): Query<Flash>,
 ) -> Page {
     let c = service::club(&st.db, v.org(), &key).await?;
-    let book = api::cash_book(&st, &v, &c, &p).await?;
     let cap = v.club(&c.id)?;
+    let book = api::cash_book(&st, &v, &c, &cap, &p).await?;
     let reports = shrooms_core::files::list_for(&st.db, &cap.as_read(), "club_report", &c.id).await?;
     let activities = service::list_activities(&st.db, v.org(), &v.visitor.org.timezone, Some(&c.id)).await?;
     let ui = ui_for(ui, &v).await?;
@@ -608,17 +607,9 @@ async fn report(
     }
 }
 
-/// The dashboard's figures as JSON for the page's script (charts refresh
-/// only when the stamp changed: the ETag is the organisation's clubs stamp).
-async fn stamp(AxState(st): AxState<AppState>, v: Viewer) -> Page {
-    let s = service::stamp(&st.db, v.org()).await?;
-    Ok(([(header::CACHE_CONTROL, "no-cache")], axum::Json(json!({"stamp": s}))).into_response())
-}
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/o/{org}/clubs", get(index).post(create_club))
-        .route("/o/{org}/clubs/stamp", get(stamp))
         .route("/o/{org}/clubs/gallery", get(gallery))
         .route("/o/{org}/clubs/attend", get(attend_page).post(attend_submit).layer(DefaultBodyLimit::disable()))
         .route("/o/{org}/clubs/participants", get(participants))
