@@ -298,6 +298,22 @@ impl Chart {
             Chart::Associations => "associations",
         }
     }
+    /// Whether an account number fits this chart: it must begin with a
+    /// chapter (two digits) the chart has, so that reports place it. Class 8
+    /// exists only in the associations' chart (86, 87: contributions in kind).
+    pub fn check_number(self, number: &str) -> Result<(), String> {
+        let chapter = number.get(..2).unwrap_or(number);
+        if self.accounts().iter().any(|(n, _)| n.starts_with(chapter)) {
+            return Ok(());
+        }
+        let chart = match self {
+            Chart::Pcg => "The general chart (PCG)",
+            Chart::Associations => "The associations' chart",
+        };
+        Err(format!(
+            "{chart} has no chapter {chapter}: an account begins with a chapter of the chart, such as 60, 512 or 7561."
+        ))
+    }
     /// The accounts loaded when books are opened with this chart.
     pub fn accounts(self) -> Vec<(&'static str, &'static str)> {
         let mut v: Vec<(&str, &str)> = crate::charts::PCG.to_vec();
@@ -432,13 +448,12 @@ pub fn entry_ref(journal: &str, number: i64) -> String {
 // ---------- deferred revenue ----------
 
 /// One share of an amount spread over a service period.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct YearShare {
     /// First and last day of the part of the service in this fiscal year.
     pub from: String,
     pub to: String,
     pub days: i64,
-    #[schema(value_type = String)]
     pub amount: Amount,
 }
 
@@ -490,6 +505,16 @@ pub fn split_by_days(amount: Amount, start: Day, end: Day, bounds: &[(Day, Day)]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_numbers_follow_the_chapters_of_their_chart() {
+        assert!(Chart::Associations.check_number("75612").is_ok());
+        assert!(Chart::Associations.check_number("864").is_ok());
+        assert!(Chart::Associations.check_number("1951").is_ok());
+        assert!(Chart::Pcg.check_number("864").is_err(), "no contributions in kind in the general chart");
+        let e = Chart::Pcg.check_number("890").unwrap_err();
+        assert!(e.contains("chapter 89"), "{e}");
+    }
 
     #[test]
     fn amounts_parse_exactly_in_both_notations() {

@@ -115,6 +115,17 @@ pub async fn export(db: &Db, cap: &CanRead, year_id: &str) -> AcctResult<(String
     Ok((file_name(&l.siren, y.end_day()), out.into_bytes()))
 }
 
+/// Imports a FEC file as it was downloaded: UTF-8 (with or without a
+/// byte-order mark) when its bytes are valid UTF-8, else Windows-1252 —
+/// what French accounting software writes when it says ISO-8859-15 or
+/// "ANSI"; its letters (é, à, ç, œ) and the euro sign read the same.
+pub async fn import_bytes(db: &Db, who: &Who, cap: &CanAdmin, bytes: &[u8]) -> AcctResult<ImportReport> {
+    let (text, encoding) = shrooms_core::tabular::decode_text(bytes);
+    let mut report = import(db, who, cap, &text).await?;
+    report.encoding = Some(encoding.to_string());
+    Ok(report)
+}
+
 /// What an import did.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
@@ -122,6 +133,8 @@ pub struct ImportReport {
     pub lines: usize,
     pub accounts_created: Vec<String>,
     pub journals_created: Vec<String>,
+    /// How the file's bytes were read (`utf-8`, `windows-1252`), when a file was sent rather than text.
+    pub encoding: Option<String>,
 }
 
 fn parse_fec_amount(s: &str) -> Result<Amount, &'static str> {
@@ -146,7 +159,14 @@ pub async fn import(db: &Db, who: &Who, cap: &CanAdmin, content: &str) -> AcctRe
     let content = content.strip_prefix('\u{feff}').unwrap_or(content);
     let mut lines = content.lines();
     let header = lines.next().ok_or_else(|| AcctError::field("line 1", "The file is empty."))?;
-    let sep = if header.contains('\t') { '\t' } else { '|' };
+    // The administration allows a tab or a vertical bar between columns.
+    let sep = if header.contains('\t') {
+        '\t'
+    } else if header.contains('|') {
+        '|'
+    } else {
+        return Err(AcctError::field("line 1", "The columns of a FEC are separated by tabs or by vertical bars (|)."));
+    };
     let cols: Vec<String> = header.split(sep).map(|c| c.trim().to_string()).collect();
     let pos = |name: &str| cols.iter().position(|c| c.eq_ignore_ascii_case(name));
     let mut errors = Vec::new();
@@ -502,7 +522,8 @@ pub(crate) async fn import_records(
             .await
             .map_err(|e| rename(e, nv))?;
     }
-    let report = ImportReport { entries: n_entries, lines: n_lines, accounts_created, journals_created };
+    let report =
+        ImportReport { entries: n_entries, lines: n_lines, accounts_created, journals_created, encoding: None };
     audit::record(
         &mut tx,
         who,

@@ -13,6 +13,7 @@ pub mod budget;
 pub mod charts;
 pub mod check;
 pub mod deferral;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod fec;
@@ -82,6 +83,10 @@ impl Module for AccountingModule {
                 id: "m20261121_500_accounting_statement_matches",
                 sql: include_str!("../migrations/m20261121_500_accounting_statement_matches.sql"),
             },
+            Migration {
+                id: "m20261121_600_accounting_match_groups",
+                sql: include_str!("../migrations/m20261121_600_accounting_match_groups.sql"),
+            },
         ]
     }
     fn default_access(&self, role: BuiltinRole) -> Access {
@@ -108,6 +113,9 @@ impl Module for AccountingModule {
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
         &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
     }
+    fn demo(&self) -> Option<fn(AppState, shrooms_core::module::DemoCtx) -> shrooms_core::module::DemoFuture> {
+        Some(demo::run)
+    }
     fn record_kinds(&self) -> Vec<RecordKind> {
         vec![RecordKind { entity_type: "entry", module: MODULE, find: find_entry }]
     }
@@ -120,6 +128,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("accounting_entry_form.html", include_str!("../templates/accounting_entry_form.html")),
     ("accounting_simple.html", include_str!("../templates/accounting_simple.html")),
     ("accounting_accounts.html", include_str!("../templates/accounting_accounts.html")),
+    ("accounting_chart.html", include_str!("../templates/accounting_chart.html")),
     ("accounting_report.html", include_str!("../templates/accounting_report.html")),
     ("accounting_bank.html", include_str!("../templates/accounting_bank.html")),
     ("accounting_budget.html", include_str!("../templates/accounting_budget.html")),

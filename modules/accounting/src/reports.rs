@@ -84,6 +84,63 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
+/// The reports' headings are French: the documents an accountant files in
+/// France (the API's PDF and ODS files keep them). The pages, and the files
+/// downloaded from them, use the reader's language; this gives the English
+/// headings. Account and rubric
+/// labels stay as the French charts name them.
+pub fn in_english(t: &mut Table) {
+    const WORDS: &[(&str, &str)] = &[
+        ("Balance générale", "Trial balance"),
+        ("Compte de résultat", "Income statement"),
+        ("Bilan au", "Balance sheet at"),
+        ("Grand livre", "General ledger"),
+        ("Journal", "Journal"),
+        ("Analytique", "Analytical report"),
+        ("Budget et réalisé", "Budget and actual"),
+        ("Compte", "Account"),
+        ("Comptes", "Accounts"),
+        ("Libellé", "Label"),
+        ("Débit", "Debit"),
+        ("Crédit", "Credit"),
+        ("Solde débiteur", "Debit balance"),
+        ("Solde créditeur", "Credit balance"),
+        ("Solde N-1", "Previous year"),
+        ("Rubrique", "Heading"),
+        ("Exercice", "This year"),
+        ("Exercice précédent", "Previous year"),
+        ("Poste", "Item"),
+        ("Date", "Date"),
+        ("Pièce", "Document"),
+        ("Solde", "Balance"),
+        ("Lettrage", "Matching"),
+        ("Écriture", "Entry"),
+        ("Étiquette", "Tag"),
+        ("Produits", "Income"),
+        ("Charges", "Expenses"),
+        ("Résultat", "Result"),
+        ("Résultat N-1", "Previous year's result"),
+        ("Budget", "Budget"),
+        ("Réalisé", "Actual"),
+        ("Écart", "Difference"),
+    ];
+    for h in t.header.iter_mut() {
+        if let Some((_, en)) = WORDS.iter().find(|(fr, _)| fr == h) {
+            *h = en.to_string();
+        }
+    }
+    // Titles are "<heading> <period>": the longest matching heading wins.
+    let mut best: Option<&(&str, &str)> = None;
+    for w in WORDS.iter().filter(|(fr, _)| t.title.starts_with(&format!("{fr} "))) {
+        if best.is_none_or(|b| w.0.len() > b.0.len()) {
+            best = Some(w);
+        }
+    }
+    if let Some((fr, en)) = best {
+        t.title = format!("{en}{}", &t.title[fr.len()..]);
+    }
+}
+
 // ---------- trial balance ----------
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -910,4 +967,23 @@ pub fn render_file(t: &Table, ods: bool, org_name: &str, colour: &str) -> Vec<u8
     let header: Vec<&str> = t.header.iter().map(String::as_str).collect();
     doc.table(&header, &t.widths, &t.rows);
     doc.finish(&Day::today().iso())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{in_english, Table};
+
+    #[test]
+    fn headings_read_in_english() {
+        let mut t = Table {
+            title: "Compte de résultat 2025-01-01 – 2025-12-31".into(),
+            header: ["Comptes", "Rubrique", "Exercice", "Exercice précédent"].map(String::from).to_vec(),
+            widths: vec![],
+            rows: vec![vec!["706".into(), "Compte".into()]],
+        };
+        in_english(&mut t);
+        assert_eq!(t.title, "Income statement 2025-01-01 – 2025-12-31");
+        assert_eq!(t.header, ["Accounts", "Heading", "This year", "Previous year"]);
+        assert_eq!(t.rows[0][1], "Compte", "cells are data, not headings");
+    }
 }

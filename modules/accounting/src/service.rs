@@ -127,6 +127,12 @@ fn books_of(l: &Ledger) -> Books {
 /// Opens an organisation's books: the chart loaded from its template, the
 /// standard journals, the first fiscal year.
 pub async fn open_books(db: &Db, who: &Who, cap: &CanAdmin, input: OpenBooks) -> AcctResult<Books> {
+    open_books_of(db, who, cap.org(), input).await
+}
+
+/// Opening the books for the instance itself (the demo data), without a
+/// member's capability; everything else is as [`open_books`].
+pub(crate) async fn open_books_of(db: &Db, who: &Who, org: OrgId, input: OpenBooks) -> AcctResult<Books> {
     let mut errors = Vec::new();
     let chart = Chart::parse(input.chart.trim());
     if chart.is_none() {
@@ -157,7 +163,6 @@ pub async fn open_books(db: &Db, who: &Who, cap: &CanAdmin, input: OpenBooks) ->
         end.unwrap(),
     );
     check_year_bounds(start, end, "first_year_end")?;
-    let org = cap.org();
     let mut tx = db.begin_durable().await?;
     let exists = sqlx::query("SELECT 1 FROM acct_books WHERE org_id = $1")
         .bind(org.to_string())
@@ -309,7 +314,13 @@ pub async fn create_account(db: &Db, who: &Who, cap: &CanAdmin, input: AccountIn
     let a = Account { number: number.unwrap_or_default(), label: label.unwrap_or_default(), archived: false };
     let org = cap.org();
     let mut tx = db.begin().await?;
-    repo::ledger(tx.conn(), org).await?;
+    let l = repo::ledger(tx.conn(), org).await?;
+    if let Some(chart) = Chart::parse(&l.chart) {
+        chart.check_number(&a.number).map_err(|m| AcctError::field("number", m))?;
+    }
+    if l.accounts.contains_key(&a.number) {
+        return Err(AcctError::field("number", format!("The account {} exists already.", a.number)));
+    }
     sqlx::query("INSERT INTO acct_accounts (org_id, number, label, archived) VALUES ($1, $2, $3, 0)")
         .bind(org.to_string())
         .bind(&a.number)
@@ -344,6 +355,9 @@ pub async fn patch_account(db: &Db, who: &Who, cap: &CanAdmin, number: &str, p: 
     if let Some(a) = p.archived {
         after.archived = a;
     }
+    if after.archived && !before.archived {
+        refuse_archiving_with_balance(tx.conn(), org, number).await?;
+    }
     sqlx::query("UPDATE acct_accounts SET label = $1, archived = $2 WHERE org_id = $3 AND number = $4")
         .bind(&after.label)
         .bind(after.archived as i64)
@@ -362,6 +376,41 @@ pub async fn patch_account(db: &Db, who: &Who, cap: &CanAdmin, number: &str, p: 
     .await?;
     tx.commit().await?;
     Ok(after)
+}
+
+/// An account that still holds money in an open fiscal year cannot be
+/// archived: its balance would stay in the reports with no way to move it.
+/// A balance-sheet account's balance runs from the first open year (the
+/// à-nouveaux included); an income or expense account's is the year's.
+async fn refuse_archiving_with_balance(conn: &mut sqlx::AnyConnection, org: OrgId, number: &str) -> AcctResult<()> {
+    let years: Vec<FiscalYear> = repo::years(conn, org).await?.into_iter().filter(|y| !y.is_closed()).collect();
+    let Some(first) = years.first() else { return Ok(()) };
+    for y in &years {
+        let from = if domain::is_balance_sheet(number) { &first.start } else { &y.start };
+        let r = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(debit), 0) AS BIGINT), CAST(COALESCE(SUM(credit), 0) AS BIGINT) FROM acct_lines \
+             WHERE org_id = $1 AND account = $2 AND entry_date >= $3 AND entry_date <= $4 AND closing = 0",
+        )
+        .bind(org.to_string())
+        .bind(number)
+        .bind(from)
+        .bind(&y.end)
+        .fetch_one(&mut *conn)
+        .await?;
+        let balance = repo::sum_i64(&r, 0)? - repo::sum_i64(&r, 1)?;
+        if balance != 0 {
+            return Err(AcctError::field(
+                "archived",
+                format!(
+                    "The account {number} has a balance of {} in the fiscal year {} to {}: move it to another account before archiving this one.",
+                    Amount(balance),
+                    y.start,
+                    y.end
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 // ---------- entries: input ----------

@@ -2,8 +2,8 @@
 //! OpenAPI annotation.
 
 use crate::bank::{
-    self, BankAccount, BankAccountInput, EntryFromLine, MatchInput, Reconciliation, StatementImport,
-    StatementImportReport,
+    self, BankAccount, BankAccountInput, EntryFromLine, MatchInput, Reconciliation, ReconciliationQuery,
+    StatementImport, StatementImportReport,
 };
 use crate::budget::{self, BudgetInput, BudgetLine};
 use crate::deferral::{self, Deferral, DeferralInput};
@@ -144,8 +144,13 @@ pub fn download(name: &str, content_type: &str, body: Vec<u8>) -> Response {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FecImport {
-    /// The whole FEC file (tab- or pipe-separated, header line first).
-    pub content: String,
+    /// The whole FEC file as text (tab- or pipe-separated, header line first).
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Or the file's bytes in base64, as downloaded: read as UTF-8 (with or
+    /// without a byte-order mark) when valid, else as Windows-1252 (ISO-8859-15).
+    #[serde(default)]
+    pub content_base64: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/imports/fec", tag = "accounting", security(("bearer" = [])),
@@ -157,7 +162,23 @@ async fn fec_import(
     ApiJson(input): ApiJson<FecImport>,
 ) -> R<(StatusCode, Json<fec::ImportReport>)> {
     let cap = ctx.can_admin(MODULE)?;
-    Ok((StatusCode::CREATED, Json(fec::import(&st.db, &ctx.who(), &cap, &input.content).await.map_err(e)?)))
+    let r = match (input.content, input.content_base64) {
+        (Some(text), None) => fec::import(&st.db, &ctx.who(), &cap, &text).await,
+        (None, Some(b64)) => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| CoreError::validation("content_base64", "This is not base64."))?;
+            fec::import_bytes(&st.db, &ctx.who(), &cap, &bytes).await
+        }
+        _ => {
+            return Err(CoreError::validation(
+                "content",
+                "Send the file as `content` or as `content_base64`, not both.",
+            ))
+        }
+    };
+    Ok((StatusCode::CREATED, Json(r.map_err(e)?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/entries", tag = "accounting", security(("bearer" = [])),
@@ -278,7 +299,7 @@ fn report_response<T: serde::Serialize>(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/trial-balance", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::TrialBalance), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, description = "JSON, or ODS / PDF with `format`", content((reports::TrialBalance = "application/json"), (Vec<u8> = "application/vnd.oasis.opendocument.spreadsheet"), (Vec<u8> = "application/pdf"))), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn trial_balance(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::trial_balance(&st.db, &cap, &p).await.map_err(e)?;
@@ -286,7 +307,7 @@ async fn trial_balance(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): Api
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/income-statement", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::IncomeStatement), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, description = "JSON, or ODS / PDF with `format`", content((reports::IncomeStatement = "application/json"), (Vec<u8> = "application/vnd.oasis.opendocument.spreadsheet"), (Vec<u8> = "application/pdf"))), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn income_statement(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::income_statement(&st.db, &cap, &p).await.map_err(e)?;
@@ -294,7 +315,7 @@ async fn income_statement(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): 
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/balance-sheet", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::BalanceSheet), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, description = "JSON, or ODS / PDF with `format`", content((reports::BalanceSheet = "application/json"), (Vec<u8> = "application/vnd.oasis.opendocument.spreadsheet"), (Vec<u8> = "application/pdf"))), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn balance_sheet(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::balance_sheet(&st.db, &cap, &p).await.map_err(e)?;
@@ -302,7 +323,7 @@ async fn balance_sheet(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): Api
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/general-ledger", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::GeneralLedger), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, description = "JSON, or ODS / PDF with `format`", content((reports::GeneralLedger = "application/json"), (Vec<u8> = "application/vnd.oasis.opendocument.spreadsheet"), (Vec<u8> = "application/pdf"))), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn general_ledger(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::general_ledger(&st.db, &cap, &p).await.map_err(e)?;
@@ -310,7 +331,7 @@ async fn general_ledger(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): Ap
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/journal", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::JournalReport), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, description = "JSON, or ODS / PDF with `format`", content((reports::JournalReport = "application/json"), (Vec<u8> = "application/vnd.oasis.opendocument.spreadsheet"), (Vec<u8> = "application/pdf"))), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn journal_report(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::journal(&st.db, &cap, &p).await.map_err(e)?;
@@ -318,7 +339,7 @@ async fn journal_report(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): Ap
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/analytics", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = reports::Analytics), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, description = "JSON, or ODS / PDF with `format`", content((reports::Analytics = "application/json"), (Vec<u8> = "application/vnd.oasis.opendocument.spreadsheet"), (Vec<u8> = "application/pdf"))), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn analytics(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = reports::analytics(&st.db, &cap, &p).await.map_err(e)?;
@@ -369,7 +390,18 @@ pub struct SplitInput {
 
 #[derive(serde::Serialize, ToSchema)]
 pub struct Split {
-    pub shares: Vec<crate::domain::YearShare>,
+    pub shares: Vec<SplitShare>,
+}
+
+/// One fiscal year's share of the amount.
+#[derive(serde::Serialize, ToSchema)]
+pub struct SplitShare {
+    /// First and last day of the part of the service in this fiscal year.
+    pub from: String,
+    pub to: String,
+    pub days: i64,
+    /// Decimal text, like every amount of this API (`1234.56`).
+    pub amount: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/deferral-split", tag = "accounting", security(("bearer" = [])),
@@ -395,6 +427,10 @@ async fn deferral_split(
     }
     let shares =
         crate::domain::split_by_days(amount, start, end, &bounds).map_err(|m| CoreError::validation("end", &m))?;
+    let shares = shares
+        .into_iter()
+        .map(|s| SplitShare { from: s.from, to: s.to, days: s.days, amount: s.amount.plain() })
+        .collect();
     Ok(Json(Split { shares }))
 }
 
@@ -434,19 +470,24 @@ async fn import_statement(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/bank-accounts/{bank}/reconciliation", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ("bank" = String, Path)), responses((status = 200, body = Reconciliation), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet")))]
+    params(("org" = String, Path), ("bank" = String, Path), ReconciliationQuery),
+    responses((status = 200, body = Reconciliation, description = "One page of statement lines (`next_cursor`, `prev_cursor`) and the account's totals"),
+        (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"),
+        (status = 422, body = Problem, description = "A date or the cursor is invalid")))]
 async fn reconciliation(
     State(st): State<AppState>,
     ctx: OrgCtx,
     Path((_, bank_id)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<ReconciliationQuery>,
 ) -> R<Json<Reconciliation>> {
     let cap = ctx.can_read(MODULE)?;
-    Ok(Json(bank::reconciliation(&st.db, &cap, &bank_id).await.map_err(e)?))
+    Ok(Json(bank::reconciliation(&st.db, &cap, &bank_id, &q).await.map_err(e)?))
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/accounting/statement-lines/{line}/match", tag = "accounting", security(("bearer" = [])),
     params(("org" = String, Path), ("line" = String, Path, description = "Statement line id")), request_body = MatchInput,
-    responses((status = 204, description = "Reconciled"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 204, description = "Reconciled"), (status = 404, body = Problem), (status = 409, body = Problem, description = "The statement line is already reconciled"),
+        (status = 422, body = Problem, description = "A line is unknown, already reconciled, or the amounts do not add up (the error gives the difference)")))]
 async fn match_line(
     State(st): State<AppState>,
     ctx: OrgCtx,
@@ -459,7 +500,7 @@ async fn match_line(
 }
 
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/accounting/statement-lines/{line}/match", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ("line" = String, Path)), responses((status = 204, description = "No longer reconciled"), (status = 404, body = Problem)))]
+    params(("org" = String, Path), ("line" = String, Path)), responses((status = 204, description = "No longer reconciled: every statement line and ledger line of its group is free again"), (status = 404, body = Problem)))]
 async fn unmatch_line(
     State(st): State<AppState>,
     ctx: OrgCtx,
@@ -589,7 +630,7 @@ async fn put_budget(
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/accounting/reports/budget", tag = "accounting", security(("bearer" = [])),
-    params(("org" = String, Path), ReportParams), responses((status = 200, body = budget::BudgetReport), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
+    params(("org" = String, Path), ReportParams), responses((status = 200, description = "JSON, or ODS / PDF with `format`", content((budget::BudgetReport = "application/json"), (Vec<u8> = "application/vnd.oasis.opendocument.spreadsheet"), (Vec<u8> = "application/pdf"))), (status = 404, body = Problem), (status = 409, body = Problem, description = "The books are not opened yet"), (status = 422, body = Problem)))]
 async fn budget_report(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(p): ApiQuery<ReportParams>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
     let v = budget::report(&st.db, &cap, &p).await.map_err(e)?;

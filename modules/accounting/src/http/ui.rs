@@ -6,7 +6,7 @@ use crate::error::AcctError;
 use crate::lettering;
 use crate::reports::{self, ReportParams};
 use crate::service::{
-    self, AccountInput, EntryFilter, EntryInput, LineInput, OpenBooks, ReverseInput, SimpleInput, MODULE,
+    self, AccountInput, AccountPatch, EntryFilter, EntryInput, LineInput, OpenBooks, ReverseInput, SimpleInput, MODULE,
 };
 use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -76,8 +76,7 @@ async fn import_books(ui: Ui, ctx: OrgCtx, mut mp: axum::extract::Multipart) -> 
     let result = if kind == "csv" {
         crate::fec::import_csv_journal(db, &ctx.who(), &cap, &bytes, true).await
     } else {
-        let (text, _) = shrooms_core::tabular::decode_text(&bytes);
-        crate::fec::import(db, &ctx.who(), &cap, &text).await
+        crate::fec::import_bytes(db, &ctx.who(), &cap, &bytes).await
     };
     let books = service::books(db, &cap.as_write().as_read()).await.map_err(ce)?;
     let ui = ui.with_org(&ctx).await?;
@@ -167,8 +166,18 @@ async fn choices(ui: &Ui, ctx: &OrgCtx) -> Result<Value, UiError> {
 async fn simple_form(ui: Ui, ctx: OrgCtx) -> Page {
     ctx.can_write(MODULE)?;
     let c = choices(&ui, &ctx).await?;
+    // Most money goes through the bank: its account is the first choice,
+    // today the first date.
+    let bank = c["payment"]
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o[0].as_str().is_some_and(|n| n.starts_with("512"))))
+        .map(|o| o[0].clone());
+    let today = time::OffsetDateTime::now_utc().date().to_string();
     let ui = ui.with_org(&ctx).await?;
-    Ok(ui.render("accounting_simple.html", json!({"choices": c, "form": {"kind": "expense"}})))
+    Ok(ui.render(
+        "accounting_simple.html",
+        json!({"choices": c, "form": {"kind": "expense", "payment": bank, "date": today}}),
+    ))
 }
 
 async fn simple_submit(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
@@ -259,16 +268,75 @@ async fn accounts(ui: Ui, ctx: OrgCtx) -> Page {
     ))
 }
 
+#[derive(serde::Deserialize)]
+struct ChartQuery {
+    #[serde(default)]
+    prefix: String,
+}
+
+/// The chart editing page: the accounts (those starting with `prefix`), each
+/// with its rename and archive forms; `failed` names the form an error
+/// belongs to (`add` or an account number).
+async fn chart_page(
+    ui: Ui,
+    ctx: &OrgCtx,
+    cap: &shrooms_core::permissions::CanAdmin,
+    prefix: &str,
+    failed: Option<(&str, CoreError, &[(String, String)])>,
+) -> Page {
+    let prefix: String = prefix.trim().chars().filter(char::is_ascii_digit).take(20).collect();
+    let list: Vec<_> = service::accounts(&ui.st.db, &cap.as_write().as_read())
+        .await
+        .map_err(ce)?
+        .into_iter()
+        .filter(|a| a.number.starts_with(&prefix))
+        .collect();
+    let ui = ui.with_org(ctx).await?;
+    let mut c = json!({"accounts": list, "prefix": prefix});
+    match failed {
+        None => Ok(ui.render("accounting_chart.html", c)),
+        Some((which, err, form)) => {
+            c["failed"] = json!(which);
+            c["form"] = json!(form.iter().cloned().collect::<std::collections::HashMap<_, _>>());
+            Ok(ui.form_error("accounting_chart.html", err, c))
+        }
+    }
+}
+
+async fn chart_edit(ui: Ui, ctx: OrgCtx, Query(q): Query<ChartQuery>) -> Page {
+    let cap = ctx.can_admin(MODULE)?;
+    chart_page(ui, &ctx, &cap, &q.prefix, None).await
+}
+
+fn chart_back(ctx: &OrgCtx, prefix: &str) -> Response {
+    let q: String = prefix.chars().filter(char::is_ascii_digit).collect();
+    let query = if q.is_empty() { String::new() } else { format!("?prefix={q}") };
+    Redirect::to(&format!("/o/{}/accounting/accounts/edit{query}", ctx.org.slug)).into_response()
+}
+
 async fn add_account(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
     let cap = ctx.can_admin(MODULE)?;
     let input = AccountInput { number: get_field(&f, "number").into(), label: get_field(&f, "label").into() };
     match service::create_account(&ui.st.db, &ctx.who(), &cap, input).await {
-        Ok(_) => Ok(Redirect::to(&format!("/o/{}/accounting/accounts", ctx.org.slug)).into_response()),
-        Err(err) => {
-            let list = service::accounts(&ui.st.db, &cap.as_write().as_read()).await.map_err(ce)?;
-            let ui = ui.with_org(&ctx).await?;
-            Ok(ui.form_error("accounting_accounts.html", ce(err), json!({"accounts": list, "can_admin": true})))
-        }
+        Ok(a) => Ok(chart_back(&ctx, &a.number)),
+        Err(err) => chart_page(ui, &ctx, &cap, "", Some(("add", ce(err), &f))).await,
+    }
+}
+
+/// Renames, archives or unarchives one account (`action`).
+async fn change_account(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
+    let cap = ctx.can_admin(MODULE)?;
+    let number = get_field(&f, "number");
+    let prefix = get_field(&f, "prefix");
+    let patch = match get_field(&f, "action") {
+        "rename" => AccountPatch { label: Some(get_field(&f, "label").into()), archived: None },
+        "archive" => AccountPatch { label: None, archived: Some(true) },
+        "unarchive" => AccountPatch { label: None, archived: Some(false) },
+        _ => return Err(CoreError::BadRequest("Unknown action.".into()).into()),
+    };
+    match service::patch_account(&ui.st.db, &ctx.who(), &cap, number, patch).await {
+        Ok(_) => Ok(chart_back(&ctx, prefix)),
+        Err(err) => chart_page(ui, &ctx, &cap, prefix, Some((number, ce(err), &f))).await,
     }
 }
 
@@ -286,6 +354,10 @@ async fn report(ui: Ui, ctx: OrgCtx, Path((_, kind)): Path<(String, String)>, Qu
         _ => return Err(CoreError::NotFound.into()),
     }
     .map_err(ce)?;
+    let mut table = table;
+    if ui.page.lang == "en" {
+        reports::in_english(&mut table);
+    }
     if let Some(f @ ("ods" | "pdf")) = p.format.as_deref() {
         let body = reports::render_file(
             &table,
@@ -336,9 +408,35 @@ async fn add_bank(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> 
     }
 }
 
-async fn reconciliation_context(ui: &Ui, ctx: &OrgCtx, bank_id: &str) -> Result<Value, UiError> {
+/// The page's filters and cursor as a query string, rebuilt from what was
+/// parsed (never echoed raw).
+fn reconciliation_query(q: &bank::ReconciliationQuery, cursor: Option<&str>) -> String {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if q.unmatched == Some(true) {
+        pairs.push(("unmatched", "true".into()));
+    }
+    for (k, v) in [("from", &q.from), ("to", &q.to)] {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            pairs.push((k, v.to_string()));
+        }
+    }
+    if let Some(l) = q.limit {
+        pairs.push(("limit", l.to_string()));
+    }
+    if let Some(c) = cursor {
+        pairs.push(("cursor", c.to_string()));
+    }
+    serde_urlencoded::to_string(&pairs).unwrap_or_default()
+}
+
+async fn reconciliation_context(
+    ui: &Ui,
+    ctx: &OrgCtx,
+    bank_id: &str,
+    q: &bank::ReconciliationQuery,
+) -> Result<Value, UiError> {
     let cap = ctx.can_read(MODULE)?;
-    let rec = bank::reconciliation(&ui.st.db, &cap, bank_id).await.map_err(ce)?;
+    let rec = bank::reconciliation(&ui.st.db, &cap, bank_id, q).await.map_err(ce)?;
     let c = choices(ui, ctx).await?;
     let mut income = c["income"].as_array().cloned().unwrap_or_default();
     let mut expense = c["expense"].as_array().cloned().unwrap_or_default();
@@ -349,13 +447,33 @@ async fn reconciliation_context(ui: &Ui, ctx: &OrgCtx, bank_id: &str) -> Result<
             expense.push(v.clone());
         }
     }
+    let pages = json!({
+        "here": reconciliation_query(q, q.cursor.as_deref()),
+        "next": rec.next_cursor.as_deref().map(|c| reconciliation_query(q, Some(c))),
+        "prev": rec.prev_cursor.as_deref().map(|c| reconciliation_query(q, Some(c))),
+    });
     Ok(
-        json!({"rec": rec, "categories": {"income": income, "expense": expense}, "can_write": ctx.access(MODULE) >= Access::Write}),
+        json!({"rec": rec, "filters": {"unmatched": q.unmatched == Some(true), "from": q.from, "to": q.to}, "pages": pages,
+        "categories": {"income": income, "expense": expense}, "can_write": ctx.access(MODULE) >= Access::Write}),
     )
 }
 
-async fn reconciliation_page(ui: Ui, ctx: OrgCtx, Path((_, bank_id)): Path<(String, String)>) -> Page {
-    let c = reconciliation_context(&ui, &ctx, &bank_id).await?;
+async fn reconciliation_page(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, bank_id)): Path<(String, String)>,
+    Query(q): Query<bank::ReconciliationQuery>,
+) -> Page {
+    let c = match reconciliation_context(&ui, &ctx, &bank_id, &q).await {
+        Ok(c) => c,
+        // A bad date or cursor in the address: the page without filters, with the error.
+        Err(UiError(err @ CoreError::Validation(_))) => {
+            let c = reconciliation_context(&ui, &ctx, &bank_id, &Default::default()).await?;
+            let ui = ui.with_org(&ctx).await?;
+            return Ok(ui.form_error("accounting_reconciliation.html", err, c));
+        }
+        Err(e) => return Err(e),
+    };
     let ui = ui.with_org(&ctx).await?;
     Ok(ui.render("accounting_reconciliation.html", c))
 }
@@ -384,7 +502,7 @@ async fn upload_statement(
         }
     }
     let result = bank::import_statement(&ui.st.db, &ctx.who(), &cap, &bank_id, &bytes, &mapping).await;
-    let mut c = reconciliation_context(&ui, &ctx, &bank_id).await?;
+    let mut c = reconciliation_context(&ui, &ctx, &bank_id, &Default::default()).await?;
     c["form"] = Value::Object(form);
     let ui = ui.with_org(&ctx).await?;
     match result {
@@ -404,7 +522,8 @@ async fn line_action(
 ) -> Page {
     let cap = ctx.can_write(MODULE)?;
     let (db, who) = (&ui.st.db, ctx.who());
-    // A suggestion of several lines carries the others as `also` (`entry:line,entry:line`).
+    // A suggestion of several lines carries the others as `also`
+    // (`entry:line,entry:line`) and the other statement lines as `with` (`id,id`).
     let m = || MatchInput {
         entry_id: Some(get_field(&f, "entry_id").to_string()),
         line_no: get_field(&f, "line_no").parse().ok(),
@@ -412,6 +531,12 @@ async fn line_action(
             .split(',')
             .filter_map(|x| x.trim().rsplit_once(':'))
             .map(|(e, n)| bank::MatchedLine { entry_id: e.to_string(), line_no: n.parse().unwrap_or(0) })
+            .collect(),
+        statement_lines: get_field(&f, "with")
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
             .collect(),
     };
     let result = match action.as_str() {
@@ -425,10 +550,19 @@ async fn line_action(
         }
         _ => return Err(CoreError::NotFound.into()),
     };
+    // Back to the page the button was on (its filters and cursor).
+    let q: bank::ReconciliationQuery = serde_urlencoded::from_str(get_field(&f, "back")).unwrap_or_default();
     match result {
-        Ok(()) => Ok(Redirect::to(&format!("/o/{}/accounting/bank/{bank_id}", ctx.org.slug)).into_response()),
+        Ok(()) => {
+            let query = reconciliation_query(&q, q.cursor.as_deref());
+            let sep = if query.is_empty() { "" } else { "?" };
+            Ok(Redirect::to(&format!("/o/{}/accounting/bank/{bank_id}{sep}{query}", ctx.org.slug)).into_response())
+        }
         Err(err) => {
-            let c = reconciliation_context(&ui, &ctx, &bank_id).await?;
+            let c = match reconciliation_context(&ui, &ctx, &bank_id, &q).await {
+                Ok(c) => c,
+                Err(_) => reconciliation_context(&ui, &ctx, &bank_id, &Default::default()).await?,
+            };
             let ui = ui.with_org(&ctx).await?;
             Ok(ui.form_error("accounting_reconciliation.html", ce(err), c))
         }
@@ -650,6 +784,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/entries/{{id}}/reverse"), post(reverse))
         .route(&format!("{base}/simple"), get(simple_form).post(simple_submit))
         .route(&format!("{base}/accounts"), get(accounts).post(add_account))
+        .route(&format!("{base}/accounts/edit"), get(chart_edit).post(change_account))
         .route(&format!("{base}/reports/{{kind}}"), get(report))
         .route(&format!("{base}/bank"), get(banks).post(add_bank))
         .route(&format!("{base}/deferrals"), post(deferral_submit))

@@ -385,3 +385,174 @@ db_test!(a_deposit_of_cheques_matches_several_lines, |app: TestApp| async move {
     assert_eq!(s, 422, "{e}");
     assert!(e["errors"][0]["message"].as_str().unwrap().contains("already reconciled"), "{e}");
 });
+
+db_test!(one_ledger_line_matches_several_statement_lines, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let (_, bank) = app.post(t, &url(org, "/bank-accounts"), json!({"account": "512", "label": "Banque"})).await;
+    let bank_id = bank["id"].as_str().unwrap();
+    // One deposit slip booked once; the bank credited it in two parts.
+    let slip = entry(
+        &app,
+        t,
+        org,
+        "BQ",
+        "2025-05-02",
+        "Remise de chèques n° 12",
+        &[("512", "300", ""), ("7561", "", "300")],
+        true,
+    )
+    .await;
+    let csv = "Date;Libellé;Montant;Référence\n05/05/2025;REMISE 12 PARTIE 1;120,00;P1\n06/05/2025;REMISE 12 PARTIE 2;180,00;P2\n07/05/2025;VIREMENT X;50,00;P3\n";
+    let (s, r) = app.post(t, &url(org, &format!("/bank-accounts/{bank_id}/statements")), json!({"content": csv})).await;
+    assert_eq!(s, 201, "{r}");
+    let rec_url = url(org, &format!("/bank-accounts/{bank_id}/reconciliation"));
+    let (_, rec) = app.get(t, &rec_url).await;
+    let (p1, p2, x) = (line_with(&rec, "120.00"), line_with(&rec, "180.00"), line_with(&rec, "50.00"));
+    let ids = |l: &Value| l["id"].as_str().unwrap().to_string();
+    let (p1_id, p2_id, x_id) = (ids(p1), ids(p2), ids(x));
+    // Suggested: the slip, with the other part.
+    let sugg = &p1["suggestions"][0];
+    assert_eq!(sugg["reason"], "several_statement_lines", "{p1}");
+    assert_eq!((&sugg["entry_id"], &sugg["statement_lines"]), (&slip["id"], &json!([p2_id])), "{p1}");
+    assert_eq!(p2["suggestions"][0]["statement_lines"], json!([p1_id]), "{p2}");
+    assert!(x["suggestions"].as_array().unwrap().is_empty(), "{x}");
+    // Parts that do not add up: the error gives the difference, nothing is reconciled.
+    let match_url = |id: &str| url(org, &format!("/statement-lines/{id}/match"));
+    let (s, e) =
+        app.post(t, &match_url(&p1_id), json!({"entry_id": slip["id"], "line_no": 1, "statement_lines": [x_id]})).await;
+    assert_eq!((s, e["errors"][0]["field"].as_str()), (422, Some("entry_id")), "{e}");
+    let msg = e["errors"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("differ by 130.00") && msg.contains("170.00") && msg.contains("300.00"), "{msg}");
+    let (s, e) = app
+        .post(t, &match_url(&p1_id), json!({"entry_id": slip["id"], "line_no": 1, "statement_lines": ["nope"]}))
+        .await;
+    assert_eq!((s, e["errors"][0]["field"].as_str()), (422, Some("statement_lines[0]")), "{e}");
+    let (_, rec) = app.get(t, &rec_url).await;
+    assert_eq!((rec["reconciled_balance"].as_str(), rec["unmatched_count"].as_i64()), (Some("0.00"), Some(3)));
+
+    // Accepted on the page: the button carries the other statement line.
+    let client = &app.browser;
+    let csrf = app.sign_in(client, &f.admin_email, testkit::ADMIN_PASSWORD).await;
+    let page = format!("/o/{org}/accounting/bank/{bank_id}");
+    let html = client.get(app.url(&page)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(&format!("name=\"with\" value=\"{p2_id}\"")), "{html}");
+    let r = client
+        .post(app.url(&format!("{page}/lines/{p1_id}/match")))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("entry_id", slip["id"].as_str().unwrap()),
+            ("line_no", "1"),
+            ("also", ""),
+            ("with", p2_id.as_str()),
+            ("back", "unmatched=true"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], format!("{page}?unmatched=true").as_str(), "back to the same filters");
+    let (_, rec) = app.get(t, &rec_url).await;
+    let (p1, p2) = (line_with(&rec, "120.00"), line_with(&rec, "180.00"));
+    assert!(p1["match_id"].is_string() && p1["match_id"] == p2["match_id"], "{rec}");
+    assert_eq!(p1["matched_with"], json!([p2_id]));
+    assert_eq!(p2["matches"], json!([{"entry_id": slip["id"], "line_no": 1}]));
+    assert_eq!((rec["reconciled_balance"].as_str(), rec["unmatched_count"].as_i64()), (Some("300.00"), Some(1)));
+    assert_eq!(rec["unmatched_ledger_count"], 0);
+    // The slip is taken: not for the third line.
+    let (s, e) = app.post(t, &match_url(&x_id), json!({"entry_id": slip["id"], "line_no": 1})).await;
+    assert_eq!(s, 422, "{e}");
+    let (_, only) = app.get(t, &format!("{rec_url}?unmatched=true")).await;
+    assert_eq!(lines(&only).len(), 1, "{only}");
+
+    // Undo from either line frees the whole group.
+    let r = app.send(reqwest::Method::DELETE, t, &match_url(&p2_id), json!({})).await;
+    assert_eq!(r.0, 204);
+    let (_, rec) = app.get(t, &rec_url).await;
+    assert!(lines(&rec).iter().all(|l| l["match_id"].is_null()), "{rec}");
+    assert_eq!((rec["reconciled_balance"].as_str(), rec["unmatched_ledger_count"].as_i64()), (Some("0.00"), Some(1)));
+    // And the API reconciles the same group again.
+    let (s, e) = app
+        .post(t, &match_url(&p2_id), json!({"entry_id": slip["id"], "line_no": 1, "statement_lines": [p1_id]}))
+        .await;
+    assert_eq!(s, 204, "{e}");
+    let (_, audit) = app.get(t, &format!("/api/v1/orgs/{org}/audit?limit=20")).await;
+    let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().filter_map(|a| a["action"].as_str()).collect();
+    assert!(actions.contains(&"accounting.statement.unmatch"), "{actions:?}");
+});
+
+db_test!(the_reconciliation_is_read_a_page_at_a_time, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    let (_, bank) = app.post(t, &url(org, "/bank-accounts"), json!({"account": "512", "label": "Banque"})).await;
+    let bank_id = bank["id"].as_str().unwrap();
+    // 120 movements, one a day from 1 January, of 1.00, 2.00 … 120.00.
+    let mut csv = String::from("Date;Libellé;Montant;Référence\n");
+    for i in 0..120 {
+        let d = time::Date::from_ordinal_date(2025, i + 1).unwrap();
+        csv.push_str(&format!("{};MVT {:03};{},00;R{i}\n", d, i + 1, i + 1));
+    }
+    let (s, r) = app.post(t, &url(org, &format!("/bank-accounts/{bank_id}/statements")), json!({"content": csv})).await;
+    assert_eq!((s, r["added"].as_u64()), (201, Some(120)), "{r}");
+    let rec_url = url(org, &format!("/bank-accounts/{bank_id}/reconciliation"));
+    let labels = |r: &Value| lines(r).iter().map(|l| l["label"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let (s, p1) = app.get(t, &format!("{rec_url}?limit=50")).await;
+    assert_eq!(s, 200, "{p1}");
+    assert_eq!(labels(&p1).len(), 50);
+    assert_eq!((labels(&p1)[0].as_str(), labels(&p1)[49].as_str()), ("MVT 001", "MVT 050"));
+    assert!(p1["prev_cursor"].is_null());
+    // Totals are the account's, not the page's: 1 + 2 + … + 120 = 7,260.
+    assert_eq!((p1["statement_lines_total"].as_str(), p1["unmatched_count"].as_i64()), (Some("7260.00"), Some(120)));
+    let next = |r: &Value| r["next_cursor"].as_str().unwrap().to_string();
+    let (_, p2) = app.get(t, &format!("{rec_url}?limit=50&cursor={}", next(&p1))).await;
+    assert_eq!((labels(&p2)[0].as_str(), labels(&p2)[49].as_str()), ("MVT 051", "MVT 100"));
+    let (_, p3) = app.get(t, &format!("{rec_url}?limit=50&cursor={}", next(&p2))).await;
+    assert_eq!(labels(&p3).len(), 20);
+    assert!(p3["next_cursor"].is_null(), "{p3}");
+    // Back from the third page is the second again.
+    let (_, back) = app.get(t, &format!("{rec_url}?limit=50&cursor={}", p3["prev_cursor"].as_str().unwrap())).await;
+    assert_eq!(labels(&back), labels(&p2));
+    assert!(back["prev_cursor"].is_string() && back["next_cursor"].is_string());
+    // Filters: a date range, and the lines not reconciled yet.
+    let (_, march) = app.get(t, &format!("{rec_url}?from=2025-03-01&to=2025-03-31&limit=200")).await;
+    assert_eq!(labels(&march).len(), 31);
+    assert!(march["next_cursor"].is_null());
+    let d = entry(&app, t, org, "BQ", "2025-01-02", "Don", &[("512", "2", ""), ("7541", "", "2")], true).await;
+    let first_two = lines(&p1)[1]["id"].as_str().unwrap().to_string();
+    let (s, e) = app
+        .post(t, &url(org, &format!("/statement-lines/{first_two}/match")), json!({"entry_id": d["id"], "line_no": 1}))
+        .await;
+    assert_eq!(s, 204, "{e}");
+    let (_, open) = app.get(t, &format!("{rec_url}?unmatched=true&limit=2")).await;
+    assert_eq!(labels(&open), vec!["MVT 001", "MVT 003"]);
+    assert_eq!(open["unmatched_count"], 119);
+    // A cursor that was not given by the server, or a bad date, names the parameter.
+    let (s, e) = app.get(t, &format!("{rec_url}?cursor=garbage")).await;
+    assert_eq!((s, e["errors"][0]["field"].as_str()), (422, Some("cursor")), "{e}");
+    let (s, e) = app.get(t, &format!("{rec_url}?from=2025-02-30")).await;
+    assert_eq!((s, e["errors"][0]["field"].as_str()), (422, Some("from")), "{e}");
+
+    // The page: 50 lines, a link to the next ones, and from there one back.
+    let client = &app.browser;
+    app.sign_in(client, &f.admin_email, testkit::ADMIN_PASSWORD).await;
+    let page = format!("/o/{org}/accounting/bank/{bank_id}");
+    let html = client.get(app.url(&page)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("MVT 050") && !html.contains("MVT 051"), "one page only");
+    assert!(!html.contains("rel=\"prev\""));
+    let href = |html: &str, rel: &str| {
+        let i = html.find(&format!("rel=\"{rel}\" href=\"")).unwrap_or_else(|| panic!("no {rel} link: {html}"));
+        let rest = &html[i + rel.len() + 13..];
+        // As a browser reads the attribute.
+        rest[..rest.find('"').unwrap()].replace("&amp;", "&").replace("&#x2f;", "/")
+    };
+    let html = client.get(app.url(&href(&html, "next"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("MVT 051") && html.contains("MVT 100") && !html.contains("MVT 050"), "{html}");
+    let html = client.get(app.url(&href(&html, "prev"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("MVT 001") && html.contains("MVT 050") && !html.contains("MVT 051"));
+    let html =
+        client.get(app.url(&format!("{page}?unmatched=true&from=2025-01-01&to=2025-01-03"))).send().await.unwrap();
+    let html = html.text().await.unwrap();
+    assert!(html.contains("MVT 001") && html.contains("MVT 003") && !html.contains("MVT 002"), "{html}");
+});

@@ -159,3 +159,22 @@ db_test!(the_deferral_form_posts_and_shows_the_split, |app: TestApp| async move 
     let html = client.get(app.url(&entry_page)).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("92.00") && html.contains("273.00") && html.contains("487"), "{html}");
 });
+
+db_test!(the_split_of_a_payment_is_previewed_to_the_cent, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let (t, org) = (&f.admin_token, f.org_slug.as_str());
+    open_books(&app, t, org).await;
+    // A year of service from 1 October 2025: 92 days in 2025, 273 in 2026.
+    let (s, b) = app
+        .post(t, &url(org, "/deferral-split"), json!({"amount": "100.00", "start": "2025-10-01", "end": "2026-09-30"}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let shares = b["shares"].as_array().unwrap();
+    assert_eq!(shares.len(), 2, "{b}");
+    assert_eq!((shares[0]["days"].as_i64(), shares[0]["amount"].as_str()), (Some(92), Some("25.21")), "{b}");
+    assert_eq!((shares[1]["days"].as_i64(), shares[1]["amount"].as_str()), (Some(273), Some("74.79")), "{b}");
+    let (s, b) = app
+        .post(t, &url(org, "/deferral-split"), json!({"amount": "100.00", "start": "2026-09-30", "end": "2025-10-01"}))
+        .await;
+    assert_eq!(s, 422, "{b}");
+});

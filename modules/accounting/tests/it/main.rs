@@ -5,7 +5,10 @@
 mod association_year;
 mod bank;
 mod budget;
+mod chart;
 mod deferral;
+mod demo;
+mod fec_encodings;
 mod ledger;
 mod lettering;
 
