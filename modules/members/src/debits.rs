@@ -1,0 +1,804 @@
+//! SEPA direct debit with its SQL: the creditor (the organisation's account
+//! and identifier), mandates, collection batches (a receipt and its ledger
+//! entry per debit, the pain.008 file, pre-notification mails) and the
+//! import of returned or rejected debits, which marks the dues unpaid and
+//! reverses their ledger entry.
+
+use crate::error::{MemError, MemResult};
+use crate::sepa::{self, Creditor as SepaCreditor, Debit, PostalAddress};
+use crate::service::{
+    self, check_due, display_name, next_number, person_in, record, settings_in, text_field, write_dues, DueInput,
+    Method, MODULE,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shrooms_accounting::domain::{Amount, Day, Line};
+use shrooms_accounting::service::{post_entry, NewEntry};
+use shrooms_core::audit::Who;
+use shrooms_core::error::FieldError;
+use shrooms_core::ids::{OrgId, Timestamp};
+use shrooms_core::permissions::{CanAdmin, CanRead, CanWrite};
+use shrooms_core::{AppState, CoreError, Db};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::collections::HashMap;
+use utoipa::ToSchema;
+
+// ---------- creditor ----------
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct Creditor {
+    pub name: String,
+    pub iban: String,
+    pub bic: String,
+    /// The SEPA creditor identifier (ICS) given by the bank.
+    pub ics: String,
+    #[serde(default)]
+    pub address: service::Address,
+}
+
+pub async fn creditor(db: &Db, org: OrgId) -> MemResult<Option<Creditor>> {
+    let mut conn = db.pool().acquire().await?;
+    creditor_in(&mut conn, org).await
+}
+
+async fn creditor_in(conn: &mut sqlx::AnyConnection, org: OrgId) -> MemResult<Option<Creditor>> {
+    let r = sqlx::query(
+        "SELECT name, iban, bic, ics, street, postcode, city, country FROM mem_sepa_creditor WHERE org_id = $1",
+    )
+    .bind(org.to_string())
+    .fetch_optional(conn)
+    .await?;
+    let Some(r) = r else { return Ok(None) };
+    Ok(Some(Creditor {
+        name: r.try_get(0)?,
+        iban: r.try_get(1)?,
+        bic: r.try_get(2)?,
+        ics: r.try_get(3)?,
+        address: service::Address {
+            street: r.try_get(4)?,
+            postcode: r.try_get(5)?,
+            city: r.try_get(6)?,
+            country: r.try_get(7)?,
+        },
+    }))
+}
+
+pub async fn save_creditor(db: &Db, who: &Who, cap: &CanAdmin, c: Creditor) -> MemResult<Creditor> {
+    let mut errors = Vec::new();
+    let name = text_field(&mut errors, "name", &c.name, 70, true);
+    let mut check = |field: &str, r: Result<String, String>| match r {
+        Ok(v) => v,
+        Err(m) => {
+            errors.push(FieldError::new(field, m));
+            String::new()
+        }
+    };
+    let iban = check("iban", sepa::check_iban(&c.iban));
+    let bic = check("bic", sepa::check_bic(&c.bic));
+    let ics = check("ics", sepa::check_ics(&c.ics));
+    let country =
+        if c.address.country.trim().is_empty() { "FR".to_string() } else { c.address.country.trim().to_uppercase() };
+    if country.len() != 2 {
+        errors.push(FieldError::new("address.country", "Use the two-letter country code, such as FR."));
+    }
+    if c.address.city.trim().is_empty() {
+        errors.push(FieldError::new("address.city", "A collection file carries the creditor's town."));
+    }
+    MemError::check(errors)?;
+    let clean = Creditor {
+        name,
+        iban,
+        bic,
+        ics,
+        address: service::Address {
+            street: c.address.street.trim().into(),
+            postcode: c.address.postcode.trim().into(),
+            city: c.address.city.trim().into(),
+            country,
+        },
+    };
+    let mut tx = db.begin().await?;
+    let before = creditor_in(tx.conn(), cap.org()).await?;
+    sqlx::query(
+        "INSERT INTO mem_sepa_creditor (org_id, name, iban, bic, ics, street, postcode, city, country, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (org_id) DO UPDATE SET name = $2, iban = $3, \
+         bic = $4, ics = $5, street = $6, postcode = $7, city = $8, country = $9, updated_at = $10",
+    )
+    .bind(cap.org().to_string())
+    .bind(&clean.name)
+    .bind(&clean.iban)
+    .bind(&clean.bic)
+    .bind(&clean.ics)
+    .bind(&clean.address.street)
+    .bind(&clean.address.postcode)
+    .bind(&clean.address.city)
+    .bind(&clean.address.country)
+    .bind(Timestamp::now().0)
+    .execute(tx.conn())
+    .await?;
+    let org = cap.org().to_string();
+    record(
+        &mut tx,
+        who,
+        cap.org(),
+        "members.sepa.creditor",
+        "sepa_creditor",
+        &org,
+        Some(json!(before)),
+        Some(json!(clean)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(clean)
+}
+
+// ---------- mandates ----------
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Mandate {
+    pub id: String,
+    pub person_id: String,
+    /// Unique in the organisation (RUM).
+    pub reference: String,
+    pub iban: String,
+    pub bic: Option<String>,
+    pub debtor_name: String,
+    pub signed_on: String,
+    /// `active` or `revoked`.
+    pub status: String,
+    /// The sequence of the next debit: `FRST` until one is collected, then `RCUR`.
+    pub next_sequence: String,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MandateInput {
+    pub person_id: String,
+    /// The mandate reference; `ADH-000001`… when left out.
+    pub reference: Option<String>,
+    pub iban: Option<String>,
+    pub bic: Option<String>,
+    /// The account holder; the person's name when left out.
+    pub debtor_name: Option<String>,
+    /// The date the debtor signed (`YYYY-MM-DD`): required.
+    pub signed_on: Option<String>,
+}
+
+const MANDATE_COLS: &str =
+    "m.id, m.person_id, m.reference, m.iban, m.bic, m.debtor_name, m.signed_on, m.status, m.created_at, \
+     (SELECT COUNT(*) FROM mem_debits d WHERE d.org_id = m.org_id AND d.mandate_id = m.id AND d.status = 'sent') \
+     FROM mem_mandates m";
+
+fn mandate_row(r: &AnyRow) -> MemResult<Mandate> {
+    let collected: i64 = r.try_get(9)?;
+    Ok(Mandate {
+        id: r.try_get(0)?,
+        person_id: r.try_get(1)?,
+        reference: r.try_get(2)?,
+        iban: r.try_get(3)?,
+        bic: r.try_get(4)?,
+        debtor_name: r.try_get(5)?,
+        signed_on: r.try_get(6)?,
+        status: r.try_get(7)?,
+        created_at: Timestamp(r.try_get(8)?).rfc3339(),
+        next_sequence: if collected > 0 { "RCUR".into() } else { "FRST".into() },
+    })
+}
+
+pub async fn mandates(db: &Db, cap: &CanRead, person: Option<&str>) -> MemResult<Vec<Mandate>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {MANDATE_COLS} WHERE m.org_id = $1 AND ($2 = '' OR m.person_id = $2) ORDER BY m.created_at DESC LIMIT 2000"
+    ))
+    .bind(cap.org().to_string())
+    .bind(person.unwrap_or(""))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(mandate_row).collect()
+}
+
+async fn mandate_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> MemResult<Option<Mandate>> {
+    let r = sqlx::query(&format!("SELECT {MANDATE_COLS} WHERE m.org_id = $1 AND m.id = $2"))
+        .bind(org.to_string())
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    r.as_ref().map(mandate_row).transpose()
+}
+
+pub async fn create_mandate(db: &Db, who: &Who, cap: &CanWrite, zone: &str, input: MandateInput) -> MemResult<Mandate> {
+    let org = cap.org();
+    let mut errors = Vec::new();
+    let iban = match sepa::check_iban(input.iban.as_deref().unwrap_or("")) {
+        Ok(i) => i,
+        Err(m) => {
+            errors.push(FieldError::new("iban", m));
+            String::new()
+        }
+    };
+    let bic = match input.bic.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+        Some(b) => sepa::check_bic(b).map_err(|m| errors.push(FieldError::new("bic", m))).ok(),
+        None => None,
+    };
+    let signed_on = match input.signed_on.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => {
+            errors.push(FieldError::new(
+                "signed_on",
+                "A mandate needs the date the debtor signed it: no debit without a signed mandate.",
+            ));
+            None
+        }
+        Some(s) => match crate::domain::parse_date("signed_on", s) {
+            Ok(d) if d > service::today(zone) => {
+                errors.push(FieldError::new("signed_on", "The signature date cannot be in the future."));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+    };
+    let reference = match input.reference.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => sepa::check_reference(r).map_err(|m| errors.push(FieldError::new("reference", m))).ok(),
+        None => None,
+    };
+    let mut tx = db.begin().await?;
+    let person = person_in(tx.conn(), org, &input.person_id).await?;
+    if person.is_none() {
+        errors.push(FieldError::new("person_id", "No such person in this organisation."));
+    }
+    MemError::check(errors)?;
+    let (Some(person), Some(signed_on)) = (person, signed_on) else { unreachable!("checked above") };
+    let reference = match reference {
+        Some(r) => r,
+        None => format!("ADH-{:06}", next_number(&mut tx, org, "mandate", 1).await?),
+    };
+    let debtor = input.debtor_name.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+    let debtor = debtor.unwrap_or_else(|| display_name(&person));
+    let id = service::new_id();
+    sqlx::query(
+        "INSERT INTO mem_mandates (id, org_id, person_id, reference, iban, bic, debtor_name, signed_on, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9)",
+    )
+    .bind(&id)
+    .bind(org.to_string())
+    .bind(&person.id)
+    .bind(&reference)
+    .bind(&iban)
+    .bind(&bic)
+    .bind(&debtor)
+    .bind(signed_on.to_string())
+    .bind(Timestamp::now().0)
+    .execute(tx.conn())
+    .await
+    .map_err(|e| {
+        MemError::Core(CoreError::from(e).on_conflict("reference", "Another mandate has this reference: it must be unique."))
+    })?;
+    let m = mandate_in(tx.conn(), org, &id).await?.ok_or(MemError::Core(CoreError::NotFound))?;
+    record(&mut tx, who, org, "members.mandate.create", "sepa_mandate", &id, None, Some(json!(m))).await?;
+    tx.commit().await?;
+    Ok(m)
+}
+
+pub async fn revoke_mandate(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> MemResult<Mandate> {
+    let org = cap.org();
+    let mut tx = db.begin().await?;
+    let before = mandate_in(tx.conn(), org, id).await?.ok_or(MemError::Core(CoreError::NotFound))?;
+    sqlx::query("UPDATE mem_mandates SET status = 'revoked' WHERE org_id = $1 AND id = $2")
+        .bind(org.to_string())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    let after = mandate_in(tx.conn(), org, id).await?.ok_or(MemError::Core(CoreError::NotFound))?;
+    record(&mut tx, who, org, "members.mandate.revoke", "sepa_mandate", id, Some(json!(before)), Some(json!(after)))
+        .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+// ---------- collection batches ----------
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionItem {
+    pub person_id: String,
+    /// The membership period to collect; what is left on it by default.
+    pub period_id: Option<String>,
+    pub amount_cents: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionInput {
+    /// The day the bank debits the members (`YYYY-MM-DD`), after today.
+    pub collection_date: Option<String>,
+    pub items: Vec<CollectionItem>,
+    /// Sent again with the same key, returns the batch already made.
+    pub request_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Batch {
+    pub id: String,
+    pub msg_id: String,
+    pub collection_date: String,
+    pub debit_count: i64,
+    pub total_cents: i64,
+    pub created_at: String,
+    pub debits: Vec<DebitView>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DebitView {
+    pub id: String,
+    pub person_id: String,
+    pub mandate_id: String,
+    pub due_id: String,
+    pub amount_cents: i64,
+    pub end_to_end_id: String,
+    /// `FRST` or `RCUR`.
+    pub sequence: String,
+    /// `sent` or `returned`.
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+async fn batch_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> MemResult<Option<Batch>> {
+    let r = sqlx::query(
+        "SELECT id, msg_id, collection_date, debit_count, total_cents, created_at FROM mem_debit_batches WHERE org_id = $1 AND id = $2",
+    )
+    .bind(org.to_string())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = r else { return Ok(None) };
+    let rows = sqlx::query(
+        "SELECT id, person_id, mandate_id, due_id, amount_cents, end_to_end_id, sequence, status, reason FROM mem_debits \
+         WHERE org_id = $1 AND batch_id = $2 ORDER BY end_to_end_id",
+    )
+    .bind(org.to_string())
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let debits = rows
+        .iter()
+        .map(|d| {
+            Ok(DebitView {
+                id: d.try_get(0)?,
+                person_id: d.try_get(1)?,
+                mandate_id: d.try_get(2)?,
+                due_id: d.try_get(3)?,
+                amount_cents: d.try_get(4)?,
+                end_to_end_id: d.try_get(5)?,
+                sequence: d.try_get(6)?,
+                status: d.try_get(7)?,
+                reason: d.try_get(8)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some(Batch {
+        id: r.try_get(0)?,
+        msg_id: r.try_get(1)?,
+        collection_date: r.try_get(2)?,
+        debit_count: r.try_get(3)?,
+        total_cents: r.try_get(4)?,
+        created_at: Timestamp(r.try_get(5)?).rfc3339(),
+        debits,
+    }))
+}
+
+pub async fn batch(db: &Db, cap: &CanRead, id: &str) -> MemResult<Batch> {
+    let mut conn = db.pool().acquire().await?;
+    batch_in(&mut conn, cap.org(), id).await?.ok_or(MemError::Core(CoreError::NotFound))
+}
+
+pub async fn batches(db: &Db, cap: &CanRead) -> MemResult<Vec<Batch>> {
+    let rows = sqlx::query(
+        "SELECT id, msg_id, collection_date, debit_count, total_cents, created_at FROM mem_debit_batches WHERE org_id = $1 \
+         ORDER BY created_at DESC LIMIT 200",
+    )
+    .bind(cap.org().to_string())
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Batch {
+                id: r.try_get(0)?,
+                msg_id: r.try_get(1)?,
+                collection_date: r.try_get(2)?,
+                debit_count: r.try_get(3)?,
+                total_cents: r.try_get(4)?,
+                created_at: Timestamp(r.try_get(5)?).rfc3339(),
+                debits: vec![],
+            })
+        })
+        .collect()
+}
+
+/// The pain.008.001.08 file of a batch, as it was generated.
+pub async fn batch_xml(db: &Db, cap: &CanRead, id: &str) -> MemResult<(String, String)> {
+    let r = sqlx::query("SELECT msg_id, xml FROM mem_debit_batches WHERE org_id = $1 AND id = $2")
+        .bind(cap.org().to_string())
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or(MemError::Core(CoreError::NotFound))?;
+    Ok((r.try_get(0)?, r.try_get(1)?))
+}
+
+fn to_sepa(c: &Creditor) -> SepaCreditor {
+    SepaCreditor {
+        name: c.name.clone(),
+        iban: c.iban.clone(),
+        bic: c.bic.clone(),
+        ics: c.ics.clone(),
+        address: PostalAddress {
+            street: c.address.street.clone(),
+            postcode: c.address.postcode.clone(),
+            city: c.address.city.clone(),
+            country: c.address.country.clone(),
+        },
+    }
+}
+
+/// The most debits in one batch.
+pub const MAX_DEBITS: usize = 20_000;
+
+/// Makes a collection batch: for each item, the member's active mandate, a
+/// due recorded as paid by direct debit on the collection date (receipt
+/// and ledger entry), the debit (FRST or RCUR); the pain.008 file; a
+/// pre-notification mail to each debtor. All in one durable transaction.
+pub async fn create_batch(
+    st: &AppState,
+    who: &Who,
+    cap: &CanWrite,
+    zone: &str,
+    input: CollectionInput,
+) -> MemResult<Batch> {
+    let org = cap.org();
+    let db = &st.db;
+    if input.items.is_empty() || input.items.len() > MAX_DEBITS {
+        return Err(MemError::field("items", format!("A batch holds 1 to {MAX_DEBITS} debits.")));
+    }
+    let mut errors = Vec::new();
+    // The key becomes the file's MsgId: at most 35 characters of the SEPA set.
+    let key = match input.request_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+        Some(k) => sepa::check_reference(k).map_err(|m| errors.push(FieldError::new("request_key", m))).ok(),
+        None => None,
+    };
+    let today = service::today(zone);
+    let date = match input.collection_date.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => {
+            errors.push(FieldError::new("collection_date", "Choose the collection date."));
+            None
+        }
+        Some(s) => match crate::domain::parse_date("collection_date", s) {
+            Ok(d) if d <= today => {
+                errors.push(FieldError::new(
+                    "collection_date",
+                    "The collection date must be after today (members are told in advance).",
+                ));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+    };
+    MemError::check(std::mem::take(&mut errors))?;
+    let Some(date) = date else { unreachable!("checked above") };
+    let mut tx = db.begin_durable().await?;
+    if let Some(k) = &key {
+        let r = sqlx::query("SELECT id FROM mem_debit_batches WHERE org_id = $1 AND msg_id = $2")
+            .bind(org.to_string())
+            .bind(k)
+            .fetch_optional(tx.conn())
+            .await?;
+        if let Some(r) = r {
+            let id: String = r.try_get(0)?;
+            return batch_in(tx.conn(), org, &id).await?.ok_or(MemError::Core(CoreError::NotFound));
+        }
+    }
+    let Some(creditor) = creditor_in(tx.conn(), org).await? else {
+        return Err(MemError::Precondition(
+            "creditor".into(),
+            "Fill in the creditor (the organisation's IBAN, BIC and creditor identifier) before collecting.".into(),
+        ));
+    };
+    // Active mandates of the people of the batch, newest first.
+    let mut mandate_of: HashMap<String, Mandate> = HashMap::new();
+    let rows = sqlx::query(&format!(
+        "SELECT {MANDATE_COLS} WHERE m.org_id = $1 AND m.status = 'active' ORDER BY m.signed_on, m.created_at"
+    ))
+    .bind(org.to_string())
+    .fetch_all(tx.conn())
+    .await?;
+    for r in &rows {
+        let m = mandate_row(r)?;
+        mandate_of.insert(m.person_id.clone(), m);
+    }
+    let mut checked = Vec::with_capacity(input.items.len());
+    let mut mandates = Vec::with_capacity(input.items.len());
+    let mut pending = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in input.items.iter().enumerate() {
+        let prefix = format!("items[{i}].");
+        let Some(m) = mandate_of.get(&item.person_id) else {
+            errors
+                .push(FieldError::new(format!("{prefix}person_id"), "This person has no active direct debit mandate."));
+            continue;
+        };
+        if !seen.insert(item.person_id.clone()) {
+            errors.push(FieldError::new(format!("{prefix}person_id"), "This person is twice in the batch."));
+            continue;
+        }
+        let due = DueInput {
+            person_id: item.person_id.clone(),
+            period_id: item.period_id.clone(),
+            amount_cents: item.amount_cents,
+            method: Method::DirectDebit.as_str().into(),
+            paid_on: Some(date.to_string()),
+            request_key: None,
+        };
+        match check_due(&mut tx, org, &due, today, &prefix, &pending).await? {
+            Ok(d) => {
+                if let Some(p) = &d.period_id {
+                    *pending.entry(p.clone()).or_default() += d.amount;
+                }
+                checked.push(d);
+                mandates.push(m.clone());
+            }
+            Err(e) => errors.extend(e),
+        }
+        if errors.len() > 200 {
+            break;
+        }
+    }
+    MemError::check(errors)?;
+    let people: Vec<_> = checked.iter().map(|d| d.person.clone()).collect();
+    let dues = write_dues(&mut tx, who, org, checked).await?;
+    let batch_id = service::new_id();
+    let n = next_number(&mut tx, org, "debit_batch", 1).await?;
+    let msg_id = key.unwrap_or_else(|| format!("SHR-{}-{n:06}", date.to_string().replace('-', "")));
+    let now = Timestamp::now();
+    let mut debits = Vec::with_capacity(dues.len());
+    let mut rows = Vec::with_capacity(dues.len());
+    for ((due, m), person) in dues.into_iter().zip(&mandates).zip(&people) {
+        let first = m.next_sequence == "FRST";
+        debits.push(Debit {
+            end_to_end_id: due.receipt.clone(),
+            amount_cents: due.amount_cents,
+            mandate_reference: m.reference.clone(),
+            mandate_signed_on: m.signed_on.clone(),
+            first,
+            debtor_name: m.debtor_name.clone(),
+            debtor_iban: m.iban.clone(),
+            debtor_bic: m.bic.clone(),
+            debtor_address: PostalAddress {
+                street: person.address.street.clone(),
+                postcode: person.address.postcode.clone(),
+                city: person.address.city.clone(),
+                country: person.address.country.clone(),
+            },
+            remittance: format!("Cotisation {} {}", due.receipt, display_name(person)),
+        });
+        rows.push((due, m.id.clone(), m.reference.clone(), if first { "FRST" } else { "RCUR" }, person.email.clone()));
+    }
+    let xml = sepa::pain008(&msg_id, &now.rfc3339(), &date.to_string(), &to_sepa(&creditor), &debits);
+    let total: i64 = debits.iter().map(|d| d.amount_cents).sum();
+    sqlx::query(
+        "INSERT INTO mem_debit_batches (id, org_id, msg_id, collection_date, debit_count, total_cents, xml, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&batch_id)
+    .bind(org.to_string())
+    .bind(&msg_id)
+    .bind(date.to_string())
+    .bind(debits.len() as i64)
+    .bind(total)
+    .bind(&xml)
+    .bind(now.0)
+    .execute(tx.conn())
+    .await?;
+    let per = if tx.backend() == shrooms_core::db::Backend::Sqlite { 16 } else { 300 };
+    for chunk in rows.chunks(per) {
+        let mut sql = String::from(
+            "INSERT INTO mem_debits (id, org_id, batch_id, mandate_id, due_id, person_id, amount_cents, end_to_end_id, \
+             sequence, status, created_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 10;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'sent', ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10
+            ));
+        }
+        let mut q = sqlx::query(&sql);
+        for (due, mandate_id, _, seq, _) in chunk {
+            q = q
+                .bind(service::new_id())
+                .bind(org.to_string())
+                .bind(&batch_id)
+                .bind(mandate_id)
+                .bind(&due.id)
+                .bind(&due.person_id)
+                .bind(due.amount_cents)
+                .bind(&due.receipt)
+                .bind(*seq)
+                .bind(now.0);
+        }
+        q.execute(tx.conn()).await?;
+    }
+    // Pre-notifications: composed from the templates (the instance's name read once).
+    let lang = shrooms_core::outbox::language_for(db, None).await?;
+    let instance = shrooms_core::instance::load(db).await?.name;
+    for (due, _, reference, _, email) in &rows {
+        let Some(to) = email else { continue };
+        let mail = st
+            .templates
+            .render_mail(
+                "members_debit_notice",
+                &lang,
+                &instance,
+                json!({"name": due.payer_name, "amount": crate::donations::french_amount(due.amount_cents),
+                    "date": date.to_string(), "mandate": reference, "ics": creditor.ics, "creditor": creditor.name, "receipt": due.receipt}),
+            )
+            .map_err(|e| MemError::Core(CoreError::Internal(format!("mail template: {e:#}"))))?;
+        shrooms_core::outbox::enqueue(&mut tx, Some(org), "members_debit_notice", to, &mail).await?;
+    }
+    record(
+        &mut tx,
+        who,
+        org,
+        "members.sepa.batch",
+        "sepa_batch",
+        &batch_id,
+        None,
+        Some(
+            json!({"msg_id": msg_id, "collection_date": date.to_string(), "count": debits.len(), "total_cents": total,
+            "xml_sha256": shrooms_core::crypto::sha256_hex(xml.as_bytes())}),
+        ),
+    )
+    .await?;
+    let b = batch_in(tx.conn(), org, &batch_id).await?.ok_or(MemError::Core(CoreError::NotFound))?;
+    tx.commit().await?;
+    Ok(b)
+}
+
+// ---------- returns ----------
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnsInput {
+    /// The file's text: a pain.002 status report, a camt.054 notification,
+    /// or CSV lines `end_to_end_id;reason`.
+    pub content: String,
+    /// The day the bank returned the debits (`YYYY-MM-DD`); today when left out.
+    pub returned_on: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ReturnsReport {
+    /// `pain.002`, `camt.054` or `csv`.
+    pub format: String,
+    /// Debits marked returned now: their dues are unpaid, their entries reversed.
+    pub returned: Vec<String>,
+    /// Debits already marked returned by an earlier import.
+    pub already: Vec<String>,
+    /// References that match no debit of this organisation.
+    pub unknown: Vec<String>,
+}
+
+/// Imports returned or rejected debits: each matching debit is marked
+/// returned with its reason, its due becomes unpaid and the ledger gets the
+/// reversing entry (dues account debited, bank credited) on the return date.
+/// Importing the same file again changes nothing.
+pub async fn import_returns(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    zone: &str,
+    input: ReturnsInput,
+) -> MemResult<ReturnsReport> {
+    let org = cap.org();
+    let (format, returns) = sepa::read_returns(&input.content).map_err(MemError::Invalid)?;
+    if returns.is_empty() {
+        return Err(MemError::field("content", "This file holds no returned or rejected debit."));
+    }
+    let on = match input.returned_on.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => crate::domain::parse_date("returned_on", s).map_err(|e| MemError::Invalid(vec![e]))?,
+        None => service::today(zone),
+    };
+    let mut tx = db.begin_durable().await?;
+    let s = settings_in(tx.conn(), org).await?;
+    let mut report = ReturnsReport { format: format.into(), returned: vec![], already: vec![], unknown: vec![] };
+    for r in returns {
+        let row = sqlx::query(
+            "SELECT d.id, d.status, d.due_id, d.amount_cents, d.person_id, u.payer_name FROM mem_debits d \
+             JOIN mem_dues u ON u.id = d.due_id WHERE d.org_id = $1 AND d.end_to_end_id = $2",
+        )
+        .bind(org.to_string())
+        .bind(&r.end_to_end_id)
+        .fetch_optional(tx.conn())
+        .await?;
+        let Some(row) = row else {
+            report.unknown.push(r.end_to_end_id);
+            continue;
+        };
+        let (id, status, due_id): (String, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        if status == "returned" {
+            report.already.push(r.end_to_end_id);
+            continue;
+        }
+        let amount: i64 = row.try_get(3)?;
+        let payer: String = row.try_get(5)?;
+        let label = format!("Prélèvement rejeté {} {payer} ({})", r.end_to_end_id, r.reason);
+        let line = |account: String, debit: i64, credit: i64| Line {
+            account,
+            aux: String::new(),
+            aux_label: String::new(),
+            label: label.clone(),
+            debit: Amount(debit),
+            credit: Amount(credit),
+            currency_amount: None,
+            currency: None,
+            tags: vec![],
+        };
+        let entry = NewEntry {
+            journal: "BQ".into(),
+            date: Day::parse(&on.to_string()).map_err(|m| MemError::field("returned_on", m))?,
+            label: label.clone(),
+            piece_ref: r.end_to_end_id.clone(),
+            piece_date: None,
+            lines: vec![line(s.dues_account.clone(), amount, 0), line(s.bank_account.clone(), 0, amount)],
+        };
+        let posted = post_entry(&mut tx, who, org, MODULE, entry, true).await?;
+        sqlx::query(
+            "UPDATE mem_debits SET status = 'returned', reason = $1, returned_on = $2, reversal_entry_id = $3 \
+             WHERE org_id = $4 AND id = $5 AND status = 'sent'",
+        )
+        .bind(&r.reason)
+        .bind(on.to_string())
+        .bind(&posted.id)
+        .bind(org.to_string())
+        .bind(&id)
+        .execute(tx.conn())
+        .await?;
+        sqlx::query("UPDATE mem_dues SET status = 'unpaid' WHERE org_id = $1 AND id = $2")
+            .bind(org.to_string())
+            .bind(&due_id)
+            .execute(tx.conn())
+            .await?;
+        record(
+            &mut tx,
+            who,
+            org,
+            "members.sepa.returned",
+            "due",
+            &due_id,
+            Some(json!({"status": "paid"})),
+            Some(json!({"status": "unpaid", "debit": r.end_to_end_id, "reason": r.reason, "reversal": posted.id})),
+        )
+        .await?;
+        report.returned.push(r.end_to_end_id);
+    }
+    tx.commit().await?;
+    Ok(report)
+}

@@ -1,0 +1,4 @@
+//! The module's HTTP edge: JSON API (`api.rs`) and pages (`ui.rs`) over the same services.
+
+pub mod api;
+pub mod ui;

@@ -1,0 +1,97 @@
+//! Members and dues: membership types (fee and period rules, voting right),
+//! each person's history of membership periods (joined, renewed, lapsed,
+//! resigned, excluded) from which "up to date" is computed, households and
+//! legal entities sharing an address and an e-mail, and dues recorded as
+//! receipts with continuous numbers whose payment is posted to the ledger,
+//! donations and tax receipts (Cerfa 11580 and 16216 content, PDF, yearly
+//! batch by mail, yearly totals to declare), SEPA direct debit (mandates,
+//! pain.008.001.08 batches, pre-notification, returned debits).
+//!
+//! It owns the `mem_*` tables. Members are the core's people: it never
+//! copies or writes the person record. It never writes the ledger itself:
+//! payments go through the accounting module's `post_entries`, in the same
+//! durable transaction as the receipt. Billing through invoices will go
+//! through the invoicing module's pending items once that interface exists.
+
+pub mod debits;
+pub mod domain;
+pub mod donations;
+pub mod error;
+pub mod french;
+pub mod http;
+pub mod sepa;
+pub mod service;
+
+use axum::Router;
+use shrooms_core::db::Migration;
+use shrooms_core::module::{MenuEntry, Module};
+use shrooms_core::permissions::{Access, BuiltinRole};
+use shrooms_core::web::AppState;
+
+pub use service::MODULE;
+
+pub struct MembersModule;
+
+impl Module for MembersModule {
+    fn id(&self) -> &'static str {
+        MODULE
+    }
+    fn name_key(&self) -> &'static str {
+        "members.name"
+    }
+    fn description_key(&self) -> &'static str {
+        "members.description"
+    }
+    fn depends_on(&self) -> &'static [&'static str] {
+        &["accounting"]
+    }
+    fn migrations(&self) -> &'static [Migration] {
+        &[Migration {
+            id: "m20261121_600_members_init",
+            sql: include_str!("../migrations/m20261121_600_members_init.sql"),
+        }]
+    }
+    /// The secretary and the treasurer (managers) record memberships and
+    /// dues; staff read the list (to check a card at the door); members see
+    /// nothing of others.
+    fn default_access(&self, role: BuiltinRole) -> Access {
+        match role {
+            BuiltinRole::Owner | BuiltinRole::Admin => Access::Admin,
+            BuiltinRole::Manager => Access::Write,
+            BuiltinRole::Staff => Access::Read,
+            BuiltinRole::Member | BuiltinRole::Client => Access::None,
+        }
+    }
+    fn menu(&self) -> Vec<MenuEntry> {
+        vec![MenuEntry { label_key: "members.title", path: "members", min_access: Access::Read, order: 20 }]
+    }
+    fn router(&self) -> Router<AppState> {
+        http::api::router().merge(http::ui::router())
+    }
+    fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
+        use utoipa::OpenApi;
+        Some(http::api::MembersApi::openapi())
+    }
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        TEMPLATES
+    }
+    fn translations(&self) -> &'static [(&'static str, &'static str)] {
+        &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
+    }
+}
+
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("members_index.html", include_str!("../templates/members_index.html")),
+    ("members_person.html", include_str!("../templates/members_person.html")),
+    ("members_types.html", include_str!("../templates/members_types.html")),
+    ("members_households.html", include_str!("../templates/members_households.html")),
+    ("members_dues.html", include_str!("../templates/members_dues.html")),
+    ("members_settings.html", include_str!("../templates/members_settings.html")),
+    ("members_nav.html", include_str!("../templates/members_nav.html")),
+    ("members_macros.html", include_str!("../templates/members_macros.html")),
+    ("members_donations.html", include_str!("../templates/members_donations.html")),
+    ("email_members_tax_receipt.txt", include_str!("../templates/email_members_tax_receipt.txt")),
+    ("email_members_debit_notice.txt", include_str!("../templates/email_members_debit_notice.txt")),
+    ("members_sepa.html", include_str!("../templates/members_sepa.html")),
+    ("members_check.html", include_str!("../templates/members_check.html")),
+];
