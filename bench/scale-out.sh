@@ -9,9 +9,14 @@
 #    both replicas, each acknowledged one present exactly once; imports
 #    committed through both replicas, each background job run exactly once.
 #
-# Prints and writes bench/results/scale-out.txt.
+# PIN=1 gives each replica one core of its own (`taskset -c 0` and `-c 1`;
+# the one-replica run then has one core too): on a machine with few cores,
+# this is how a second replica on its own server is imitated. PostgreSQL and
+# wrk are not pinned.
+#
+# Prints and writes bench/results/scale-out.txt (scale-out-pinned.txt with PIN=1).
 # Usage: bash bench/scale-out.sh
-# knobs: SCALE=20000 DURATION=20s CONNS=64 WRITES=100 (per writer, 8 writers)
+# knobs: SCALE=20000 DURATION=20s CONNS=64 WRITES=100 (per writer, 8 writers) PIN=0
 # Needs: wrk (installed if missing), PostgreSQL at 127.0.0.1:5432 (trust).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +24,9 @@ SCALE="${SCALE:-20000}"
 DURATION="${DURATION:-20s}"
 CONNS="${CONNS:-64}"
 WRITES="${WRITES:-100}"
+PIN="${PIN:-0}"
+PIN_A=(); PIN_B=(); OUT=bench/results/scale-out.txt
+if [ "$PIN" = 1 ]; then PIN_A=(taskset -c 0); PIN_B=(taskset -c 1); OUT=bench/results/scale-out-pinned.txt; fi
 PG_ADMIN="${SHROOMS_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shrooms-target}"
@@ -52,8 +60,8 @@ export SHROOMS_DATABASE_URL="${PG_ADMIN%/*}/shrooms_scaleout"
 "$BIN" migrate >/dev/null
 "$BIN" demo --scale "$SCALE" >/dev/null 2>&1
 
-SHROOMS_LISTEN="127.0.0.1:$PORT_A" "$BIN" serve & pid_a=$!
-SHROOMS_LISTEN="127.0.0.1:$PORT_B" "$BIN" serve & pid_b=$!
+SHROOMS_LISTEN="127.0.0.1:$PORT_A" "${PIN_A[@]}" "$BIN" serve & pid_a=$!
+SHROOMS_LISTEN="127.0.0.1:$PORT_B" "${PIN_B[@]}" "$BIN" serve & pid_b=$!
 trap 'kill $pid_a $pid_b 2>/dev/null; rm -rf "$data"' EXIT
 wait_ready "$A"
 wait_ready "$B"
@@ -81,7 +89,7 @@ p99_2=$(printf '%s\n%s\n' "$(p99_ms "$two_a")" "$(p99_ms "$two_b")" | sort -g | 
 first_org=${orgs%% *}
 check=$(python3 bench/scale_out_check.py "$A" "$B" "$token" "$first_org" "$WRITES" 2>&1) && ok=yes || ok=no
 {
-  echo "scale-out: two shrooms serve replicas on one PostgreSQL database"
+  echo "scale-out: two shrooms serve replicas on one PostgreSQL database$([ "$PIN" = 1 ] && echo ", each pinned to one core of its own")"
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "data: shrooms demo --scale $SCALE ($(echo "$orgs" | wc -w) organisations); load: bench/people.lua (half lists, half searches), $CONNS connections in all, $DURATION"
   echo
@@ -98,6 +106,6 @@ check=$(python3 bench/scale_out_check.py "$A" "$B" "$token" "$first_org" "$WRITE
   echo "$two_a"
   echo "---- wrk, two replicas: b"
   echo "$two_b"
-} | tee bench/results/scale-out.txt
+} | tee "$OUT"
 psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS shrooms_scaleout WITH (FORCE)" >/dev/null || true
 [ "$ok" = yes ]

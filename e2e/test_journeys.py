@@ -131,8 +131,7 @@ def test_3_organisation_and_person(context, shots):
     # ... and the server refuses a person without a name, keeping what was typed.
     page.fill("#f-email", "zoe@example.org")
     page.click("form.card button[type=submit]")
-    page.wait_for_load_state()
-    assert page.locator("#form-errors").is_visible()
+    page.wait_for_selector("#form-errors", state="visible")
     assert page.locator("#f-email").input_value() == "zoe@example.org"
     check_accessibility(page, "person form with errors")
     shots(page, "person-form-errors")

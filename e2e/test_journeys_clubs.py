@@ -77,7 +77,9 @@ def test_7_attendance_by_code_on_a_phone(browser, shots, tmp_path):
     shots(p, "phone-code")
     p.fill("#f-code", "000000" if code != "000000" else "111111")
     p.click("form[method=get][action$='/clubs/attend'] button[type=submit]")
-    assert p.locator("#form-errors").is_visible(), "a wrong code is refused"
+    # The answer is a new page: wait for it (is_visible does not wait).
+    p.wait_for_selector("#form-errors", state="visible")  # a wrong code is refused
+    assert "code=" in p.url
     p.fill("#f-code", code)
     p.click("form[method=get][action$='/clubs/attend'] button[type=submit]")
     p.wait_for_selector("#f-last_name")
@@ -110,8 +112,8 @@ def test_7_attendance_by_code_on_a_phone(browser, shots, tmp_path):
     page.goto(activity_url)
     assert "Koné" in page.locator("table").first.inner_text()
     page.select_option("#f-state", "done")
-    page.click("form[action$='/state'] button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("form[action$='/state'] button[type=submit]")
     page.goto(f"/o/{ORG}/clubs/club-de-sport")
     stats = page.locator(".stats").inner_text()
     assert re.search(r"\b1\b", stats), stats

@@ -1006,7 +1006,7 @@ pub async fn operator_stage(
 ) -> CoreResult<ImportView> {
     let org = crate::orgs::find_org(db, org_key).await?.ok_or(CoreError::NotFound)?;
     let module = module_of(modules, kind)?;
-    let cap = CanWrite::grant(org.id, AccountId(uuid::Uuid::nil()), module);
+    let cap = CanWrite::operator(org.id, module);
     stage(db, modules, &Who::system("cli"), &cap, kind, file_name, bytes).await
 }
 
@@ -1022,7 +1022,7 @@ pub async fn operator_set_mapping(
     let mut conn = db.pool().acquire().await?;
     let s = load_stored(&mut conn, Some(org.id), id).await?;
     drop(conn);
-    let cap = CanWrite::grant(org.id, AccountId(uuid::Uuid::nil()), module_of(modules, &s.kind)?);
+    let cap = CanWrite::operator(org.id, module_of(modules, &s.kind)?);
     set_mapping(db, modules, &Who::system("cli"), &cap, id, input).await
 }
 

@@ -37,7 +37,7 @@ impl JobCtx {
     /// no account (the nil id): audit its changes as `Who::system(<job>)`.
     /// `None` for an instance-wide job.
     pub fn write_grant(&self, module: &'static str) -> Option<crate::permissions::CanWrite> {
-        self.org.map(|o| crate::permissions::CanWrite::grant(o, crate::ids::AccountId(uuid::Uuid::nil()), module))
+        self.org.map(|o| crate::permissions::CanWrite::operator(o, module))
     }
 }
 

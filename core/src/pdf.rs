@@ -232,6 +232,25 @@ impl Document {
         self.y -= 6.0;
     }
 
+    /// A square matrix of dark cells (a QR code), `cell` points each, at the
+    /// left margin, on one page.
+    pub fn matrix(&mut self, cells: &[Vec<bool>], cell: f32) {
+        let side = cells.len() as f32 * cell;
+        self.need(side + 12.0);
+        let top = self.y;
+        self.page.push_str("0 0 0 rg\n");
+        for (r, row) in cells.iter().enumerate() {
+            for (c, dark) in row.iter().enumerate() {
+                if *dark {
+                    let x = MARGIN + c as f32 * cell;
+                    let y = top - (r as f32 + 1.0) * cell;
+                    self.page.push_str(&format!("{x:.2} {y:.2} {cell:.2} {cell:.2} re f\n"));
+                }
+            }
+        }
+        self.y -= side + 12.0;
+    }
+
     /// Label: value lines, labels in bold.
     pub fn key_values(&mut self, pairs: &[(&str, &str)]) {
         let label_w = pairs.iter().map(|(k, _)| text_width(k, 10.0, true)).fold(0.0, f32::max).min(180.0) + 12.0;

@@ -144,6 +144,12 @@ impl InstanceAdmin {
 }
 
 impl CanWrite {
+    /// The operator's grant: command-line tools and background jobs act for
+    /// an organisation with no account (the nil id). Only code the operator
+    /// runs may use it; audit its changes as `Who::system(...)`.
+    pub fn operator(org: OrgId, module: &'static str) -> Self {
+        Self::grant(org, AccountId(uuid::Uuid::nil()), module)
+    }
     pub fn as_read(&self) -> CanRead {
         CanRead::grant(self.org, self.actor, self.module)
     }

@@ -5,7 +5,13 @@ use shrooms_core::{core_module::CoreModule, Module, Modules};
 use std::sync::Arc;
 
 pub fn module_list() -> Vec<Arc<dyn Module>> {
-    vec![Arc::new(CoreModule), Arc::new(shrooms_clubs::ClubsModule), Arc::new(shrooms_accounting::AccountingModule)]
+    vec![
+        Arc::new(CoreModule),
+        Arc::new(shrooms_clubs::ClubsModule),
+        Arc::new(shrooms_accounting::AccountingModule),
+        Arc::new(shrooms_invoicing::InvoicingModule),
+        Arc::new(shrooms_members::MembersModule),
+    ]
 }
 
 pub fn modules() -> anyhow::Result<Modules> {

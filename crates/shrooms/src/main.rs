@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: AccountingCommand,
     },
+    /// Invoicing tools.
+    Invoicing {
+        #[command(subcommand)]
+        command: InvoicingCommand,
+    },
     /// Import records from a CSV or ODS file: every row is checked first, and
     /// a single bad row imports nothing (exit status 2, every bad row listed).
     Import {
@@ -108,6 +113,22 @@ enum AccountingCommand {
     /// unchanged, numbering continuous, closed years untouched, audit chain intact.
     /// Exit status 2 when something is wrong.
     Check,
+}
+
+#[derive(Subcommand)]
+enum InvoicingCommand {
+    /// Run a billing run for one organisation (due subscription periods and
+    /// pending items become validated invoices, one per customer) and follow
+    /// its progress. The run is a background job: a running server may take
+    /// part in it; interrupted, it resumes from the invoicing pages or API.
+    Bill {
+        /// Organisation slug.
+        #[arg(long)]
+        org: String,
+        /// Issue date of the invoices (`YYYY-MM-DD`); today when left out.
+        #[arg(long)]
+        date: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -276,6 +297,7 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
         Command::Import { command: ImportCommand::People { org, file, map, skip_duplicates, dry_run } } => {
             import_file(cfg, modules, "people", &org, &file, &map, skip_duplicates, dry_run).await
         }
+        Command::Invoicing { command: InvoicingCommand::Bill { org, date } } => bill(cfg, modules, &org, date).await,
         Command::Accounting { command: AccountingCommand::Check } => {
             let db = Db::connect(&cfg).await?;
             let report = shrooms_accounting::check::run(&db).await?;
@@ -302,6 +324,49 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// `shrooms invoicing bill`: starts a billing run as the operator (audited as
+/// `cli`), works on the job queue in this process like a replica would, and
+/// prints the run's progress until it ends.
+async fn bill(cfg: Config, modules: shrooms_core::Modules, org: &str, date: Option<String>) -> anyhow::Result<()> {
+    use shrooms_invoicing::billing;
+    let state = shrooms_core::boot(cfg, modules).await?;
+    let found = shrooms_core::orgs::find_org(&state.db, org).await.map_err(describe)?;
+    let org = found.with_context(|| format!("no organisation {org}"))?;
+    let cap = shrooms_core::permissions::CanWrite::operator(org.id, shrooms_invoicing::MODULE);
+    let who = audit::Who::system("cli: invoicing bill");
+    let run = billing::start_run(&state.db, &who, &cap, billing::NewBillingRun { run_date: date, stop_after: None })
+        .await
+        .map_err(describe)?;
+    eprintln!("billing run {} for {} on {}", run.id, org.slug, run.run_date);
+    tokio::spawn(shrooms_core::jobs::run_worker(state.clone()));
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let r = billing::get_run(&state.db, &cap.as_read(), &run.id).await.map_err(describe)?;
+        let rate = r.done as f64 / started.elapsed().as_secs_f64().max(0.001);
+        eprint!("\r{}: {}/{} customers, {} invoices ({rate:.0} customers/s)", r.status, r.done, r.total, r.invoices);
+        match r.status.as_str() {
+            "done" => {
+                eprintln!();
+                println!(
+                    "billing run done in {:.1} s: {} invoices, {} customers carried over (below the minimum), {} held back{}",
+                    started.elapsed().as_secs_f64(),
+                    r.invoices,
+                    r.carried_over,
+                    r.failed,
+                    r.error.map(|e| format!(" ({e})")).unwrap_or_default()
+                );
+                return Ok(());
+            }
+            "failed" | "cancelled" | "paused" => {
+                eprintln!();
+                anyhow::bail!("billing run {}: {}", r.status, r.error.unwrap_or_default());
+            }
+            _ => {}
+        }
+    }
+}
+
 async fn import_file(
     cfg: Config,
     modules: shrooms_core::Modules,

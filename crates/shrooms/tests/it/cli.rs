@@ -423,3 +423,220 @@ testkit::db_test!(an_upgrade_backs_the_database_up_before_migrating, |app: testk
     // And the upgraded server serves the same data.
     assert_eq!(next.get(&f.admin_token, &format!("/api/v1/orgs/{}", f.org_slug)).await.0, 200);
 });
+
+proc_test!(a_billing_run_from_the_command_line_shows_its_progress, |env: Env| async move {
+    let (mut server, base) = env.serve().await;
+    let t = operator_with_org(&env, &base, "Hébergeur", "hebergeur").await;
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Value| {
+        let (client, base, t) = (client.clone(), base.clone(), t.clone());
+        let path = path.to_string();
+        async move {
+            let r = client.request(method, format!("{base}{path}")).bearer_auth(&t).json(&body).send().await.unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let inv = "/api/v1/orgs/hebergeur/invoicing";
+    let (s, b) = call(
+        reqwest::Method::POST,
+        "/api/v1/orgs/hebergeur/accounting/books",
+        json!({"chart": "pcg", "siren": "732829320", "first_year_start": "2025-01-01"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = call(
+        reqwest::Method::PATCH,
+        &format!("{inv}/settings"),
+        json!({"legal_name": "Coopérative Hébergement SCIC", "siren": "732 829 320", "vat_number": "FR44732829320",
+               "address": "12 rue des Serveurs", "postcode": "69001", "city": "Lyon"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    for name in ["Alpha SARL", "Beta SAS", "Gamma EURL"] {
+        let (s, c) = call(
+            reqwest::Method::POST,
+            &format!("{inv}/customers"),
+            json!({"kind": "business", "name": name, "siren": "552100554", "vat_number": "FR96552100554",
+                   "address": "3 place de la Gare", "postcode": "75010", "city": "Paris"}),
+        )
+        .await;
+        assert_eq!(s, 201, "{c}");
+        let (s, b) = call(
+            reqwest::Method::POST,
+            &format!("{inv}/subscriptions"),
+            json!({"customer_id": c["id"], "label": "Hosting", "frequency": "monthly", "anchor_date": "2025-01-15",
+                   "lines": [{"name": "Web space", "quantity_milli": 1000, "unit_price_cents": 1500, "vat_code": "FR-20"}]}),
+        )
+        .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // The operator bills from the command line, with no server running.
+    let out = env.run(&["invoicing", "bill", "--org", "hebergeur", "--date", "2025-01-15"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("3/3 customers"), "progress is shown: {stderr}");
+    assert!(stdout.contains("billing run done") && stdout.contains("3 invoices"), "{stdout}");
+    let out = env.run(&["invoicing", "bill", "--org", "nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no organisation nobody"));
+
+    // The invoices are there, numbered, and a second run bills nothing twice.
+    let (mut server, base2) = env.serve().await;
+    assert_eq!(base, base2);
+    let (_, page) = call(reqwest::Method::GET, &format!("{inv}/documents?kind=invoice"), Value::Null).await;
+    let mut numbers: Vec<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["number"].as_str().unwrap_or_default().to_string())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers.len(), 3, "{page}");
+    assert!(
+        numbers.iter().all(|n| n.ends_with("00001") || n.ends_with("00002") || n.ends_with("00003")),
+        "{numbers:?}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let out = env.run(&["invoicing", "bill", "--org", "hebergeur", "--date", "2025-01-15"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 invoices"), "{}", String::from_utf8_lossy(&out.stdout));
+});
+
+/// The books, the seller's identity and one customer of an organisation,
+/// ready for invoices; returns the customer's id.
+async fn invoicing_ready(base: &str, t: &str, org: &str) -> String {
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: String, body: Value| {
+        let r = client.request(method, format!("{base}{path}")).bearer_auth(t).json(&body).send();
+        async move {
+            let r = r.await.unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, b) = call(
+        reqwest::Method::POST,
+        format!("/api/v1/orgs/{org}/accounting/books"),
+        json!({"chart": "pcg", "siren": "732829320", "first_year_start": "2025-01-01"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = call(
+        reqwest::Method::PATCH,
+        format!("/api/v1/orgs/{org}/invoicing/settings"),
+        json!({"legal_name": "Coopérative Hébergement SCIC", "siren": "732 829 320", "vat_number": "FR44732829320",
+               "address": "12 rue des Serveurs", "postcode": "69001", "city": "Lyon"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, c) = call(
+        reqwest::Method::POST,
+        format!("/api/v1/orgs/{org}/invoicing/customers"),
+        json!({"kind": "business", "name": "Alpha SARL", "siren": "552100554", "vat_number": "FR96552100554",
+               "address": "3 place de la Gare", "postcode": "75010", "city": "Paris"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{c}");
+    c["id"].as_str().unwrap().to_string()
+}
+
+proc_test!(killed_while_validating_invoices_leaves_no_gap, |env: Env| async move {
+    let (mut server, base) = env.serve().await;
+    let t = operator_with_org(&env, &base, "Hébergeur", "heb").await;
+    let customer = invoicing_ready(&base, &t, "heb").await;
+    let client = reqwest::Client::new();
+    let inv = format!("{base}/api/v1/orgs/heb/invoicing");
+    let mut drafts = Vec::new();
+    for i in 0..40 {
+        let r = client
+            .post(format!("{inv}/documents"))
+            .bearer_auth(&t)
+            .json(&json!({"customer_id": customer, "issue_date": "2025-03-01",
+                "lines": [{"name": format!("Hosting {i}"), "quantity_milli": 1000, "unit_code": "MON", "unit_price_cents": 1500, "vat_code": "FR-20"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        drafts.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    }
+    // Four clerks validate at once; the server is killed (SIGKILL) in the middle.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(drafts.clone()));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (client, inv, t, acked, queue) = (client.clone(), inv.clone(), t.clone(), acked.clone(), queue.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Some(id) = queue.lock().unwrap().pop() else { return };
+                match client
+                    .post(format!("{inv}/documents/{id}/validate"))
+                    .bearer_auth(&t)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => {
+                        let number =
+                            r.json::<Value>().await.unwrap()["number"].as_str().unwrap_or_default().to_string();
+                        acked.lock().unwrap().push((id, number));
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    for _ in 0..400 {
+        if acked.lock().unwrap().len() >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 8 && acked.len() < 40, "the kill came in the middle: {} validated", acked.len());
+
+    // After the restart: every acknowledged number is there, the numbers run
+    // 1..N without a gap, each issued invoice has its ledger entry and its PDF.
+    let (mut server, _) = env.serve().await;
+    let r = client.get(format!("{inv}/documents?kind=invoice&limit=200")).bearer_auth(&t).send().await.unwrap();
+    let page: Value = r.json().await.unwrap();
+    let issued: Vec<&Value> = page["items"].as_array().unwrap().iter().filter(|d| d["status"] != "draft").collect();
+    let mut seqs: Vec<i64> = issued
+        .iter()
+        .map(|d| d["number"].as_str().unwrap().rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap())
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=issued.len() as i64).collect::<Vec<_>>(), "numbers without gap or duplicate");
+    for (id, number) in &acked {
+        assert!(issued.iter().any(|d| d["id"] == id.as_str() && d["number"] == number.as_str()), "{number} lost");
+    }
+    let r =
+        client.get(format!("{base}/api/v1/orgs/heb/accounting/entries?journal=VE&limit=200")).bearer_auth(&t).send();
+    let entries: Value = r.await.unwrap().json().await.unwrap();
+    let entries = entries.as_array().or(entries["items"].as_array()).cloned().unwrap_or_default();
+    assert_eq!(entries.len(), issued.len(), "one sales entry per issued invoice");
+    for d in &issued {
+        let r = client.get(format!("{inv}/documents/{}/pdf", d["id"].as_str().unwrap())).bearer_auth(&t).send();
+        let r = r.await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.bytes().await.unwrap().starts_with(b"%PDF"), "the PDF of {}", d["number"]);
+    }
+    // Validating goes on from the next number.
+    let next = drafts.iter().find(|id| !issued.iter().any(|d| d["id"] == id.as_str())).unwrap();
+    let r =
+        client.post(format!("{inv}/documents/{next}/validate")).bearer_auth(&t).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let number = r.json::<Value>().await.unwrap()["number"].as_str().unwrap().to_string();
+    assert!(number.ends_with(&format!("{:05}", issued.len() + 1)), "{number} after {}", issued.len());
+    server.kill().unwrap();
+    server.wait().unwrap();
+});
