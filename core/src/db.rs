@@ -195,7 +195,15 @@ impl Db {
             Some(l) => Some(l.clone().lock_owned().await),
             None => None,
         };
-        let tx = self.pool.begin().await?;
+        let tx = match self.backend {
+            // IMMEDIATE takes SQLite's write lock now, waiting for it under
+            // busy_timeout: a deferred transaction that read first and then
+            // writes fails at once (SQLITE_BUSY_SNAPSHOT) if a write outside
+            // this process's lock (a session touch, a job claim) committed
+            // in between.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(Tx { tx, backend: self.backend, _writer: writer, generation: self.generation.clone() })
     }
 
@@ -215,7 +223,7 @@ impl Db {
             Some(l) => Some(l.clone().lock_owned().await),
             None => None,
         };
-        let tx = durable.begin().await?;
+        let tx = durable.begin_with("BEGIN IMMEDIATE").await?;
         Ok(Tx { tx, backend: self.backend, _writer: writer, generation: self.generation.clone() })
     }
 

@@ -110,7 +110,7 @@ db_test!(the_core_schedules_exist_and_the_backup_runs, |app: TestApp| async move
     let report = schedules::tick(&app.state, later).await.unwrap();
     assert_eq!(report.enqueued, 1, "{report:?}");
     let folder = app.data_dir.join("backups");
-    for _ in 0..200 {
+    for _ in 0..600 {
         let written = std::fs::read_dir(&folder)
             .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("shrooms-")))
             .unwrap_or(false);

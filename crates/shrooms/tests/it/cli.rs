@@ -53,7 +53,7 @@ impl Env {
             .expect("start server");
         let base = format!("http://{listen}");
         let client = reqwest::Client::new();
-        for _ in 0..200 {
+        for _ in 0..600 {
             if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
                 if r.status() == 200 {
                     return (child, base);
@@ -327,7 +327,7 @@ async fn serves_https_when_given_a_certificate() {
         .spawn()
         .unwrap();
     let mut headers = String::new();
-    for _ in 0..100 {
+    for _ in 0..600 {
         let out =
             Command::new("curl").args(["-k", "-s", "-i", &format!("https://localhost:{port}/login")]).output().unwrap();
         if out.status.success() {
@@ -357,7 +357,7 @@ async fn json_logs_carry_the_request_id() {
         .unwrap();
     let client = reqwest::Client::new();
     let mut ok = false;
-    for _ in 0..200 {
+    for _ in 0..600 {
         if let Ok(r) = client.get(format!("http://{listen}/healthz")).header("x-request-id", "req-json-1").send().await
         {
             ok = r.status() == 200;

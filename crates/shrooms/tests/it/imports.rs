@@ -42,7 +42,7 @@ async fn upload(app: &TestApp, token: &str, org: &str, file_name: &str, bytes: &
 
 /// Waits for the background job to finish the import.
 async fn finished(app: &TestApp, token: &str, org: &str, id: &str) -> Value {
-    for _ in 0..300 {
+    for _ in 0..900 {
         let (s, v) = app.get(token, &format!("/api/v1/orgs/{org}/imports/{id}")).await;
         assert_eq!(s, 200, "{v}");
         if v["status"] == "done" || v["status"] == "failed" {
@@ -385,7 +385,7 @@ db_test!(the_pages_upload_map_preview_and_follow_progress, |app: TestApp| async 
     assert_eq!(r.status(), 303);
     // The progress fragment htmx polls, until the result.
     let mut last = String::new();
-    for _ in 0..300 {
+    for _ in 0..900 {
         last = app.browser.get(app.url(&show)).header("hx-request", "true").send().await.unwrap().text().await.unwrap();
         assert!(!last.contains("<html"), "htmx gets the fragment");
         if !last.contains("hx-trigger") {

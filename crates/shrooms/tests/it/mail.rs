@@ -24,7 +24,7 @@ impl SmtpSink {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("python3 -m aiosmtpd (pip install aiosmtpd)");
-        for _ in 0..100 {
+        for _ in 0..600 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return SmtpSink { child, port, log };
             }
@@ -56,7 +56,9 @@ async fn app_with_smtp(backend: Backend, port: u16) -> TestApp {
 }
 
 async fn outbox_until(app: &TestApp, token: &str, to: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..200 {
+    // Generous: on a loaded two-core machine the job worker may take a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
         let (_, v) = app.get(token, &format!("/api/v1/admin/outbox?to={to}")).await;
         if let Some(m) = v.as_array().and_then(|a| a.iter().find(|m| ok(m))) {
             return m.clone();
@@ -77,7 +79,7 @@ async fn delivered_through_smtp(backend: Backend) {
     assert_eq!(m["attempts"], 1);
     // What the SMTP server received: headers, and the link in the base64 body.
     let mut text = String::new();
-    for _ in 0..100 {
+    for _ in 0..600 {
         text = std::fs::read_to_string(&sink.log).unwrap_or_default();
         if text.contains("Subject:") {
             break;
@@ -125,14 +127,17 @@ async fn an_unreachable_smtp_server_is_retried_and_visible() {
     let m = outbox_until(&app, &f.admin_token, "admin@example.org", |m| m["attempts"].as_i64().unwrap_or(0) >= 1).await;
     assert_eq!(m["status"], "queued", "it will be tried again");
     assert!(m["last_error"].as_str().unwrap_or("").contains("connecting"), "{m}");
-    let (_, jobs) = app.get(&f.admin_token, "/api/v1/admin/jobs?status=queued").await;
-    let job = jobs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["name"] == "core.mail.deliver")
-        .expect("delivery job waiting")
-        .clone();
+    // The outbox row records the failure before the job run ends: wait for
+    // the job to be back in the queue, waiting for its next attempt.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let (_, jobs) = app.get(&f.admin_token, "/api/v1/admin/jobs?status=queued").await;
+        if let Some(j) = jobs.as_array().unwrap().iter().find(|j| j["name"] == "core.mail.deliver") {
+            break j.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "the delivery job never went back to the queue: {jobs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(job["attempts"], 1);
     assert!(job["last_error"].as_str().is_some());
 }

@@ -312,7 +312,7 @@ pub async fn enqueue(
 }
 
 pub async fn wait_for<F: Fn(&Value) -> bool>(app: &TestApp, token: &str, path: &str, ok: F) -> Value {
-    for _ in 0..200 {
+    for _ in 0..1200 {
         let (_, v) = app.get(token, path).await;
         if ok(&v) {
             return v;

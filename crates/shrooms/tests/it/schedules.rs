@@ -102,7 +102,7 @@ db_test!(a_module_schedule_enqueues_one_job_per_occurrence, |app: TestApp| async
 
     // The job runs (the worker appends a note) and the schedule shows it.
     let notes = format!("/api/v1/orgs/{}/notes", f.org_slug);
-    for _ in 0..200 {
+    for _ in 0..1200 {
         let (_, v) = app.get(t, &notes).await;
         if v["items"].as_array().map_or(0, |a| a.iter().filter(|n| n["body"] == "tick").count()) as i64 == counted + 2 {
             break;

@@ -254,7 +254,7 @@ db_test!(administrators_see_and_retry_failed_jobs_in_the_browser, |app: TestApp|
     let b = &app.browser;
     let csrf = app.sign_in(b, "admin@example.org", ADMIN_PASSWORD).await;
     let mut html = String::new();
-    for _ in 0..200 {
+    for _ in 0..1200 {
         html = b.get(app.url("/admin/jobs?status=dead")).send().await.unwrap().text().await.unwrap();
         if html.contains(&id) {
             break;

@@ -186,7 +186,7 @@ db_test!(attendance_by_one_time_code, |app: TestApp| async move {
     let thumb = gallery[0]["thumb_url"].as_str().unwrap().to_string();
     // Until the job has run, the photo is served as it was sent.
     let mut served = String::new();
-    for _ in 0..50 {
+    for _ in 0..300 {
         shrooms_core::jobs::run_due(&app.state, "test", 10).await.unwrap();
         let r = reqwest::get(app.url(&format!("{thumb}&format=webp"))).await.unwrap();
         assert_eq!(r.status(), 200);

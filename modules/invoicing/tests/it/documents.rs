@@ -125,7 +125,7 @@ db_test!(quote_accepted_invoiced_credited_and_posted, |app: TestApp| async move 
     check_pdf_not_blank(&pdf);
     // The PDF is kept as a file by a job: from then on, the same bytes every time.
     let mut stored = Value::Null;
-    for _ in 0..100 {
+    for _ in 0..600 {
         stored = app.get(t, &inv(o, &format!("/documents/{iid}"))).await.1["pdf_file_id"].clone();
         if !stored.is_null() {
             break;
@@ -151,7 +151,7 @@ db_test!(quote_accepted_invoiced_credited_and_posted, |app: TestApp| async move 
     assert_eq!(b["status"], "sent");
     assert_eq!(b["sends"][0]["to"], "compta@client.example");
     let mut status = String::new();
-    for _ in 0..100 {
+    for _ in 0..600 {
         let (_, d) = app.get(t, &inv(o, &format!("/documents/{iid}"))).await;
         status = d["sends"][0]["status"].as_str().unwrap_or("").to_string();
         if status != "queued" {

@@ -12,7 +12,7 @@ async fn run(app: &TestApp, t: &str, o: &str, body: Value) -> Value {
 }
 
 async fn wait(app: &TestApp, t: &str, o: &str, id: &str) -> Value {
-    for _ in 0..300 {
+    for _ in 0..900 {
         let (_, r) = app.get(t, &inv(o, &format!("/billing-runs/{id}"))).await;
         if !matches!(r["status"].as_str(), Some("queued" | "running" | "cancelling")) {
             return r;

@@ -139,7 +139,7 @@ db_test!(the_invoicing_pages_work_without_javascript_in_both_languages, |app: Te
         post(&app, &csrf, format!("{base}/billing-runs"), vec![("run_date", "2025-04-30".into())]).await;
     assert_eq!(s, 303);
     let mut done = false;
-    for _ in 0..100 {
+    for _ in 0..600 {
         let (_, html) = page(&app, run_loc.clone()).await;
         assert!(html.contains("<progress"));
         if html.contains("terminée") || html.contains(">done<") || html.contains("— done") {

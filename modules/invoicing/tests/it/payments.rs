@@ -606,7 +606,7 @@ db_test!(a_paid_invoice_lifts_its_suspension_once, |app: TestApp| async move {
 
     // The job runs, once.
     let mut done = 0;
-    for _ in 0..100 {
+    for _ in 0..600 {
         let (_, jobs) = app.get(t, "/api/v1/admin/jobs?status=done&limit=500").await;
         done = jobs.as_array().unwrap().iter().filter(|j| j["name"] == "svc.resume").count();
         if done > 0 {
