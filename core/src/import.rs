@@ -114,6 +114,12 @@ pub trait Importer: Send + Sync + 'static {
     /// Checks one row (required fields and field kinds are already checked)
     /// and normalises its values with [`Record::set`]; errors name fields.
     fn check(&self, record: &mut Record) -> Vec<FieldError>;
+    /// [`Importer::check`] with the values [`Importer::existing`] returned:
+    /// an importer without a unique field may put there what its checks
+    /// look up (the names of the organisation's membership types).
+    fn check_with(&self, record: &mut Record, _existing: &HashSet<String>) -> Vec<FieldError> {
+        self.check(record)
+    }
     /// Writes good rows, called in batches inside the import's one
     /// transaction; the import records the audit entry.
     fn write<'a>(&'a self, tx: &'a mut Tx, cap: &'a CanWrite, rows: &'a [Record]) -> ImportFuture<'a, ()>;
@@ -356,7 +362,7 @@ pub fn check_all(
             }
         }
         if errs.is_empty() {
-            errs = importer.check(&mut rec);
+            errs = importer.check_with(&mut rec, existing);
         }
         let mut skip = false;
         if errs.is_empty() {

@@ -324,6 +324,41 @@ impl Document {
     }
 }
 
+/// A line of text placed on a page, from the bottom left corner in points
+/// (A4 is 595 × 842), for sheets laid out by their caller (address labels).
+pub struct Placed {
+    pub x: f32,
+    pub y: f32,
+    pub text: String,
+    pub size: f32,
+    pub bold: bool,
+}
+
+/// A file of pages holding only the given placed lines: no brand bar, no
+/// footer (labels are printed on pre-cut sheets). Text is cut to `width`.
+pub fn placed_pages(title: &str, pages: &[Vec<Placed>], width: f32) -> Vec<u8> {
+    let mut d = Document {
+        title: title.to_string(),
+        branding: Branding { org_name: String::new(), colour: String::new() },
+        pages: Vec::new(),
+        page: String::new(),
+        y: 0.0,
+    };
+    let mut contents = Vec::new();
+    for p in pages {
+        d.page = String::new();
+        for t in p {
+            let line = fit(&t.text, t.size, t.bold, width);
+            d.text_at(t.x, t.y, &line, t.size, if t.bold { Face::Bold } else { Face::Regular }, (0.0, 0.0, 0.0));
+        }
+        contents.push(std::mem::take(&mut d.page));
+    }
+    if contents.is_empty() {
+        contents.push(String::new());
+    }
+    write_pdf(title, &contents)
+}
+
 /// Assembles the objects: catalog, pages, fonts, content streams, info.
 fn write_pdf(title: &str, contents: &[String]) -> Vec<u8> {
     let mut out: Vec<u8> = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();

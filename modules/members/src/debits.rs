@@ -786,6 +786,8 @@ pub async fn import_returns(
             .bind(&due_id)
             .execute(tx.conn())
             .await?;
+        // mem-dir: the payer's directory row (the period is no longer paid).
+        crate::directory::refresh(&mut tx, org, &row.try_get::<String, _>(4)?).await?;
         record(
             &mut tx,
             who,

@@ -14,11 +14,14 @@
 //! through the invoicing module's pending items once that interface exists.
 
 pub mod debits;
+pub mod directory;
 pub mod domain;
 pub mod donations;
 pub mod error;
 pub mod french;
 pub mod http;
+pub mod import;
+pub mod mailing;
 pub mod sepa;
 pub mod service;
 
@@ -46,10 +49,16 @@ impl Module for MembersModule {
         &["accounting"]
     }
     fn migrations(&self) -> &'static [Migration] {
-        &[Migration {
-            id: "m20261121_600_members_init",
-            sql: include_str!("../migrations/m20261121_600_members_init.sql"),
-        }]
+        &[
+            Migration {
+                id: "m20261121_600_members_init",
+                sql: include_str!("../migrations/m20261121_600_members_init.sql"),
+            },
+            Migration {
+                id: "m20261121_630_members_directory",
+                sql: include_str!("../migrations/m20261121_630_members_directory.sql"),
+            },
+        ]
     }
     /// The secretary and the treasurer (managers) record memberships and
     /// dues; staff read the list (to check a card at the door); members see
@@ -66,17 +75,30 @@ impl Module for MembersModule {
         vec![MenuEntry { label_key: "members.title", path: "members", min_access: Access::Read, order: 20 }]
     }
     fn router(&self) -> Router<AppState> {
-        http::api::router().merge(http::ui::router())
+        http::api::router().merge(http::ui::router()).merge(http::api_dir::router()).merge(http::ui_dir::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         use utoipa::OpenApi;
-        Some(http::api::MembersApi::openapi())
+        let mut doc = http::api::MembersApi::openapi();
+        doc.merge(http::api_dir::DirectoryApi::openapi());
+        Some(doc)
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         TEMPLATES
     }
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
-        &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
+        &[
+            ("en", include_str!("../i18n/en.toml")),
+            ("fr", include_str!("../i18n/fr.toml")),
+            ("en", include_str!("../i18n/dir.en.toml")),
+            ("fr", include_str!("../i18n/dir.fr.toml")),
+        ]
+    }
+    fn jobs(&self) -> Vec<shrooms_core::jobs::JobSpec> {
+        vec![mailing::MAILING_SEND]
+    }
+    fn importers(&self) -> Vec<std::sync::Arc<dyn shrooms_core::import::Importer>> {
+        vec![std::sync::Arc::new(import::MembersImporter)]
     }
 }
 
@@ -94,4 +116,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("email_members_debit_notice.txt", include_str!("../templates/email_members_debit_notice.txt")),
     ("members_sepa.html", include_str!("../templates/members_sepa.html")),
     ("members_check.html", include_str!("../templates/members_check.html")),
+    ("members_directory.html", include_str!("../templates/members_directory.html")),
+    ("members_mailing.html", include_str!("../templates/members_mailing.html")),
+    ("members_unsubscribe.html", include_str!("../templates/members_unsubscribe.html")),
 ];

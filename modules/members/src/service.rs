@@ -1203,6 +1203,7 @@ async fn insert_period(tx: &mut Tx, who: &Who, org: OrgId, p: &NewPeriod) -> Mem
         "starts_on": p.start.to_string(), "ends_on": p.end.map(|e| e.to_string()), "fee_cents": p.fee, "tier": p.tier});
     record(tx, who, org, &format!("members.period.{}", p.origin.as_str()), "membership_period", &id, None, Some(after))
         .await?;
+    crate::directory::refresh(tx, org, &p.person).await?; // mem-dir: the directory's summary row
     Ok(id)
 }
 
@@ -1333,6 +1334,7 @@ pub async fn close_period(
     .execute(tx.conn())
     .await?;
     insert_event(&mut tx, org, &p.person_id, id, reason.as_str(), on, &note).await?;
+    crate::directory::refresh(&mut tx, org, &p.person_id).await?; // mem-dir: the directory's summary row
     record(
         &mut tx,
         who,
@@ -1795,6 +1797,8 @@ pub(crate) async fn write_dues(tx: &mut Tx, who: &Who, org: OrgId, items: Vec<Ne
         record(tx, who, org, "members.due.record_batch", "due_batch", &format!("{a}..{b}"), None, Some(json!(list)))
             .await?;
     }
+    // mem-dir: the directory's summary rows of the payers.
+    crate::directory::refresh_many(tx, org, dues.iter().map(|(d, _)| d.person_id.clone()).collect()).await?;
     Ok(dues.into_iter().map(|(d, _)| d).collect())
 }
 

@@ -2,8 +2,11 @@
 //! on a random port, on SQLite and on PostgreSQL (`testkit::db_test!`),
 //! spoken to over HTTP, with the accounting module it posts to.
 
+mod directory;
 mod donations;
 mod dues;
+mod import;
+mod mailing;
 mod memberships;
 mod pages;
 mod sepa;
