@@ -862,7 +862,7 @@ fn encode_cursor(key: &[String]) -> String {
 }
 
 fn decode_cursor(c: &str) -> Option<Vec<String>> {
-    if c.len() % 2 != 0 || !c.is_ascii() {
+    if !c.len().is_multiple_of(2) || !c.is_ascii() {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..c.len()).step_by(2).map(|i| u8::from_str_radix(&c[i..i + 2], 16).ok()).collect();

@@ -744,6 +744,9 @@ pub struct Label {
     pub lines: Vec<String>,
 }
 
+/// Address lines, and the household (id, name) whose address it is.
+type Addressed = (Vec<String>, Option<(String, String)>);
+
 /// The labels of a selection: one per person with an address, one per
 /// household for the people who share their household's address.
 pub async fn labels(db: &Db, cap: &CanRead, rows: &[DirRow]) -> MemResult<Vec<Label>> {
@@ -755,7 +758,7 @@ pub async fn labels(db: &Db, cap: &CanRead, rows: &[DirRow]) -> MemResult<Vec<La
     .bind(cap.org().to_string())
     .fetch_all(db.pool())
     .await?;
-    let mut addr: HashMap<String, (Vec<String>, Option<(String, String)>)> = HashMap::new();
+    let mut addr: HashMap<String, Addressed> = HashMap::new();
     for r in &found {
         let person: String = r.try_get(0)?;
         if !wanted.contains(person.as_str()) {
