@@ -610,3 +610,55 @@ async fn write_terms(tx: &mut Tx, org: &str, id: &str, given: &str, family: &str
     }
     Ok(())
 }
+
+// ---------- helpers for modules' exports ----------
+
+/// The kind of a column read by [`rows`].
+#[derive(Clone, Copy, Debug)]
+pub enum Col {
+    Text,
+    OptText,
+    Int,
+    OptInt,
+    /// UTC milliseconds, written as RFC 3339.
+    Time,
+    /// 0/1, written as a boolean.
+    Bool,
+}
+
+/// Runs a query whose parameters are all text and turns each row into a
+/// JSON object with the given column names and kinds, in select order.
+pub async fn rows(db: &Db, sql: &str, binds: &[&str], cols: &[(&str, Col)]) -> CoreResult<Vec<Value>> {
+    let mut q = sqlx::query(sql);
+    for b in binds {
+        q = q.bind(*b);
+    }
+    let found = q.fetch_all(db.pool()).await?;
+    let mut out = Vec::with_capacity(found.len());
+    for r in &found {
+        let mut o = serde_json::Map::new();
+        for (i, (name, kind)) in cols.iter().enumerate() {
+            let v = match kind {
+                Col::Text => Value::String(r.try_get::<String, _>(i)?),
+                Col::OptText => r.try_get::<Option<String>, _>(i)?.map(Value::String).unwrap_or(Value::Null),
+                Col::Int => Value::from(r.try_get::<i64, _>(i)?),
+                Col::OptInt => r.try_get::<Option<i64>, _>(i)?.map(Value::from).unwrap_or(Value::Null),
+                Col::Time => Value::String(Timestamp(r.try_get::<i64, _>(i)?).rfc3339()),
+                Col::Bool => Value::Bool(r.try_get::<i64, _>(i)? != 0),
+            };
+            o.insert((*name).to_string(), v);
+        }
+        out.push(Value::Object(o));
+    }
+    Ok(out)
+}
+
+/// An IBAN as an export shows it: country, check digits and the last four
+/// characters (`FR76 **** 0189`).
+pub fn mask_iban(iban: &str) -> String {
+    let c: String = iban.chars().filter(|c| !c.is_whitespace()).collect();
+    if c.len() < 8 {
+        return "****".into();
+    }
+    format!("{} **** {}", &c[..4], &c[c.len() - 4..])
+}

@@ -19,8 +19,10 @@ pub mod donations;
 pub mod error;
 pub mod french;
 pub mod http;
+pub mod privacy;
 pub mod sepa;
 pub mod service;
+pub mod stats;
 
 use axum::Router;
 use shrooms_core::db::Migration;
@@ -46,10 +48,16 @@ impl Module for MembersModule {
         &["accounting"]
     }
     fn migrations(&self) -> &'static [Migration] {
-        &[Migration {
-            id: "m20261121_600_members_init",
-            sql: include_str!("../migrations/m20261121_600_members_init.sql"),
-        }]
+        &[
+            Migration {
+                id: "m20261121_600_members_init",
+                sql: include_str!("../migrations/m20261121_600_members_init.sql"),
+            },
+            Migration {
+                id: "m20261121_640_members_retention",
+                sql: include_str!("../migrations/m20261121_640_members_retention.sql"),
+            },
+        ]
     }
     /// The secretary and the treasurer (managers) record memberships and
     /// dues; staff read the list (to check a card at the door); members see
@@ -66,17 +74,45 @@ impl Module for MembersModule {
         vec![MenuEntry { label_key: "members.title", path: "members", min_access: Access::Read, order: 20 }]
     }
     fn router(&self) -> Router<AppState> {
-        http::api::router().merge(http::ui::router())
+        http::api::router().merge(http::ui::router()).merge(http::api_stats::router()).merge(http::ui_stats::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         use utoipa::OpenApi;
-        Some(http::api::MembersApi::openapi())
+        let mut doc = http::api::MembersApi::openapi();
+        doc.merge(http::api_stats::StatsApi::openapi());
+        Some(doc)
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         TEMPLATES
     }
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
-        &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
+        &[
+            ("en", include_str!("../i18n/en.toml")),
+            ("fr", include_str!("../i18n/fr.toml")),
+            ("en", include_str!("../i18n/stats.en.toml")),
+            ("fr", include_str!("../i18n/stats.fr.toml")),
+        ]
+    }
+    fn assets(&self) -> &'static [(&'static str, &'static [u8])] {
+        &[
+            ("members/stats.js", include_bytes!("../static/stats.js")),
+            ("members/stats.css", include_bytes!("../static/stats.css")),
+        ]
+    }
+    fn jobs(&self) -> Vec<shrooms_core::jobs::JobSpec> {
+        vec![privacy::RETENTION]
+    }
+    fn schedules(&self) -> Vec<shrooms_core::schedules::ScheduleSpec> {
+        // Each organisation, daily, in its time zone; it does nothing until
+        // the organisation sets a retention period.
+        vec![shrooms_core::schedules::ScheduleSpec::each_org(
+            "members.retention",
+            privacy::RETENTION.name,
+            "20 4 * * *",
+        )]
+    }
+    fn personal_data(&self) -> Option<std::sync::Arc<dyn shrooms_core::privacy::PersonalData>> {
+        Some(std::sync::Arc::new(privacy::MembersPersonalData))
     }
 }
 
@@ -94,4 +130,5 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("email_members_debit_notice.txt", include_str!("../templates/email_members_debit_notice.txt")),
     ("members_sepa.html", include_str!("../templates/members_sepa.html")),
     ("members_check.html", include_str!("../templates/members_check.html")),
+    ("members_stats.html", include_str!("../templates/members_stats.html")),
 ];
