@@ -6,7 +6,9 @@ mod donations;
 mod dues;
 mod memberships;
 mod pages;
+mod privacy;
 mod sepa;
+mod stats;
 
 use serde_json::{json, Value};
 use shrooms_core::{core_module::CoreModule, Module, Modules};
