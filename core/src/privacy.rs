@@ -354,7 +354,7 @@ impl PersonalData for CorePersonalData {
                 "created_at": Timestamp(r.try_get(6)?).rfc3339(),
                 "updated_at": Timestamp(r.try_get(7)?).rfc3339(),
             });
-            let custom = crate::custom_fields::values_for(db, s.org, "person", &[s.person_id.clone()])
+            let custom = crate::custom_fields::values_for(db, s.org, "person", std::slice::from_ref(&s.person_id))
                 .await?
                 .remove(&s.person_id)
                 .unwrap_or_default();

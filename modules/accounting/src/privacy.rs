@@ -20,7 +20,7 @@ pub struct AccountingPersonalData;
 /// find them rather than everyone.
 fn pattern(s: &Subject) -> Option<String> {
     let name = s.full_name().to_lowercase();
-    (name.chars().count() >= 5).then(|| format!("%{}%", name.replace('%', "").replace('_', "")))
+    (name.chars().count() >= 5).then(|| format!("%{}%", name.replace(['%', '_'], "")))
 }
 
 const LINES: &str = "FROM acct_lines l JOIN acct_entries e ON e.id = l.entry_id \
