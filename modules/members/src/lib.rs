@@ -103,13 +103,14 @@ impl Module for MembersModule {
         vec![privacy::RETENTION]
     }
     fn schedules(&self) -> Vec<shrooms_core::schedules::ScheduleSpec> {
-        // Each organisation, daily, in its time zone; it does nothing until
-        // the organisation sets a retention period.
+        // Each organisation, daily, in its time zone; created off, switched
+        // on when the organisation sets a retention period.
         vec![shrooms_core::schedules::ScheduleSpec::each_org(
-            "members.retention",
+            privacy::RETENTION_SCHEDULE,
             privacy::RETENTION.name,
             "20 4 * * *",
-        )]
+        )
+        .disabled()]
     }
     fn personal_data(&self) -> Option<std::sync::Arc<dyn shrooms_core::privacy::PersonalData>> {
         Some(std::sync::Arc::new(privacy::MembersPersonalData))

@@ -408,8 +408,17 @@ pub async fn set_retention(db: &Db, who: &Who, cap: &CanAdmin, input: Retention)
     )
     .await?;
     tx.commit().await?;
+    // The daily schedule is created switched off: on while a period is set.
+    use shrooms_core::schedules::{self, SchedulePatch, ScheduleScopeCap};
+    if let Some(sch) = schedules::list_org(db, cap).await?.into_iter().find(|s| s.name == RETENTION_SCHEDULE) {
+        let patch = SchedulePatch { cron: None, enabled: Some(input.months.is_some()), time_zone: None };
+        schedules::update(db, who, ScheduleScopeCap::Org(cap), &sch.id, patch).await?;
+    }
     Ok(input)
 }
+
+/// The per-organisation daily schedule of the retention job.
+pub const RETENTION_SCHEDULE: &str = "members.retention";
 
 /// What a retention run did: the pseudonyms of the people erased (never
 /// their names), and how many former members it left because something

@@ -188,6 +188,9 @@ db_test!(retention_erases_former_members_past_the_delay, |app: TestApp| async mo
     let (st, b) = app.send(reqwest::Method::PUT, &s.admin, &url(&s.org, "/retention"), json!({"months": 24})).await;
     assert_eq!(st, 200, "{b}");
 
+    let (_, sch) = app.get(&s.admin, &format!("/api/v1/orgs/{}/schedules", s.org)).await;
+    let sch = sch.as_array().unwrap().iter().find(|x| x["name"] == "members.retention").cloned().unwrap();
+    assert_eq!(sch["enabled"], true, "setting a period switches the daily schedule on: {sch}");
     // Through the job, as the daily schedule runs it.
     let org_id: String = sqlx::query_scalar("SELECT id FROM orgs WHERE slug = $1")
         .bind(&s.org)
