@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/m20261121_030_core_schedules.sql"),
     },
     Migration { id: "m20261121_020_core_imports", sql: include_str!("../migrations/m20261121_020_core_imports.sql") },
+    Migration { id: "m20261121_090_core_privacy", sql: include_str!("../migrations/m20261121_090_core_privacy.sql") },
 ];
 
 macro_rules! templates {
@@ -94,6 +95,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates!(
     "import_upload.html",
     "import_show.html",
     "import_progress_partial.html",
+    "person_erase.html",
 );
 
 impl Module for CoreModule {
@@ -137,6 +139,7 @@ impl Module for CoreModule {
             .merge(crate::web::files::router())
             .merge(crate::web::schedules::router())
             .merge(crate::web::imports::router())
+            .merge(crate::web::privacy::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         None // the core's document is the base of `api::openapi_document`
@@ -145,7 +148,15 @@ impl Module for CoreModule {
         TEMPLATES
     }
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
-        &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
+        &[
+            ("en", include_str!("../i18n/en.toml")),
+            ("fr", include_str!("../i18n/fr.toml")),
+            ("en", include_str!("../i18n/privacy.en.toml")),
+            ("fr", include_str!("../i18n/privacy.fr.toml")),
+        ]
+    }
+    fn personal_data(&self) -> Option<std::sync::Arc<dyn crate::privacy::PersonalData>> {
+        Some(std::sync::Arc::new(crate::privacy::CorePersonalData))
     }
     fn jobs(&self) -> Vec<crate::jobs::JobSpec> {
         vec![

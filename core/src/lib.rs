@@ -37,6 +37,7 @@ pub mod outbox;
 pub mod pdf;
 pub mod people;
 pub mod permissions;
+pub mod privacy;
 pub mod schedules;
 pub mod sealed;
 pub mod smtp;

@@ -197,6 +197,11 @@ pub trait Module: Send + Sync + 'static {
     fn importers(&self) -> Vec<Arc<dyn crate::import::Importer>> {
         Vec::new()
     }
+    /// What this module holds about people, for their data export and
+    /// erasure (see [`crate::privacy`]); `None` when it holds nothing.
+    fn personal_data(&self) -> Option<Arc<dyn crate::privacy::PersonalData>> {
+        None
+    }
 }
 
 /// The registered modules, validated: unique ids, known dependencies, no cycles.

@@ -1337,6 +1337,7 @@ pub fn openapi_document(modules: &crate::module::Modules) -> utoipa::openapi::Op
     doc.merge(super::files::FilesApi::openapi());
     doc.merge(super::schedules::SchedulesApi::openapi());
     doc.merge(super::imports::ImportApi::openapi());
+    doc.merge(super::privacy::PrivacyApi::openapi());
     for m in modules.all() {
         if let Some(more) = m.openapi() {
             doc.merge(more);

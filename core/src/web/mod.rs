@@ -9,6 +9,7 @@ pub mod fields;
 pub mod files;
 pub mod imports;
 pub mod metrics;
+pub mod privacy;
 pub mod schedules;
 pub mod social;
 pub mod templates;

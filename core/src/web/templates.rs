@@ -670,7 +670,12 @@ mod tests {
         let cat = |src: &str| -> BTreeSet<String> {
             src.parse::<toml::Table>().expect("valid TOML").keys().cloned().collect()
         };
-        let (en, fr) = (cat(include_str!("../../i18n/en.toml")), cat(include_str!("../../i18n/fr.toml")));
+        // The core's catalogues and the personal data pages' own pair.
+        let both = |a: &str, b: &str| -> BTreeSet<String> { cat(a).union(&cat(b)).cloned().collect() };
+        let (en, fr) = (
+            both(include_str!("../../i18n/en.toml"), include_str!("../../i18n/privacy.en.toml")),
+            both(include_str!("../../i18n/fr.toml"), include_str!("../../i18n/privacy.fr.toml")),
+        );
         let only_en: Vec<_> = en.difference(&fr).collect();
         let only_fr: Vec<_> = fr.difference(&en).collect();
         assert!(only_en.is_empty() && only_fr.is_empty(), "only in en: {only_en:?}\nonly in fr: {only_fr:?}");

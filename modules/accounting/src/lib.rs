@@ -19,6 +19,7 @@ pub mod error;
 pub mod fec;
 pub mod http;
 pub mod lettering;
+pub mod privacy;
 pub mod repo;
 pub mod reports;
 pub mod service;
@@ -109,6 +110,9 @@ impl Module for AccountingModule {
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         TEMPLATES
+    }
+    fn personal_data(&self) -> Option<std::sync::Arc<dyn shrooms_core::privacy::PersonalData>> {
+        Some(std::sync::Arc::new(privacy::AccountingPersonalData))
     }
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
         &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod jobs;
+pub mod privacy;
 pub mod service;
 pub mod synthesis;
 
@@ -107,6 +108,9 @@ impl Module for ClubsModule {
             ("email_clubs_report.txt", include_str!("../templates/email_clubs_report.txt")),
             ("email_clubs_report.html", include_str!("../templates/email_clubs_report.html")),
         ]
+    }
+    fn personal_data(&self) -> Option<std::sync::Arc<dyn shrooms_core::privacy::PersonalData>> {
+        Some(std::sync::Arc::new(privacy::ClubsPersonalData))
     }
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
         &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]

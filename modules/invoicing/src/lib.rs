@@ -17,6 +17,7 @@ pub mod documents_send;
 pub mod http;
 pub mod numbering;
 pub mod posting;
+pub mod privacy;
 pub mod render;
 pub mod settlement;
 // Payments (inv-pay).
@@ -87,6 +88,9 @@ impl Module for InvoicingModule {
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         TEMPLATES
+    }
+    fn personal_data(&self) -> Option<std::sync::Arc<dyn shrooms_core::privacy::PersonalData>> {
+        Some(std::sync::Arc::new(privacy::InvoicingPersonalData))
     }
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
         &[

@@ -22,8 +22,10 @@ pub mod french;
 pub mod http;
 pub mod import;
 pub mod mailing;
+pub mod privacy;
 pub mod sepa;
 pub mod service;
+pub mod stats;
 
 use axum::Router;
 use shrooms_core::db::Migration;
@@ -58,6 +60,10 @@ impl Module for MembersModule {
                 id: "m20261121_630_members_directory",
                 sql: include_str!("../migrations/m20261121_630_members_directory.sql"),
             },
+            Migration {
+                id: "m20261121_640_members_retention",
+                sql: include_str!("../migrations/m20261121_640_members_retention.sql"),
+            },
         ]
     }
     /// The secretary and the treasurer (managers) record memberships and
@@ -75,12 +81,18 @@ impl Module for MembersModule {
         vec![MenuEntry { label_key: "members.title", path: "members", min_access: Access::Read, order: 20 }]
     }
     fn router(&self) -> Router<AppState> {
-        http::api::router().merge(http::ui::router()).merge(http::api_dir::router()).merge(http::ui_dir::router())
+        http::api::router()
+            .merge(http::ui::router())
+            .merge(http::api_dir::router())
+            .merge(http::ui_dir::router())
+            .merge(http::api_stats::router())
+            .merge(http::ui_stats::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         use utoipa::OpenApi;
         let mut doc = http::api::MembersApi::openapi();
         doc.merge(http::api_dir::DirectoryApi::openapi());
+        doc.merge(http::api_stats::StatsApi::openapi());
         Some(doc)
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
@@ -92,13 +104,34 @@ impl Module for MembersModule {
             ("fr", include_str!("../i18n/fr.toml")),
             ("en", include_str!("../i18n/dir.en.toml")),
             ("fr", include_str!("../i18n/dir.fr.toml")),
+            ("en", include_str!("../i18n/stats.en.toml")),
+            ("fr", include_str!("../i18n/stats.fr.toml")),
+        ]
+    }
+    fn assets(&self) -> &'static [(&'static str, &'static [u8])] {
+        &[
+            ("members/stats.js", include_bytes!("../static/stats.js")),
+            ("members/stats.css", include_bytes!("../static/stats.css")),
         ]
     }
     fn jobs(&self) -> Vec<shrooms_core::jobs::JobSpec> {
-        vec![mailing::MAILING_SEND]
+        vec![mailing::MAILING_SEND, privacy::RETENTION]
     }
     fn importers(&self) -> Vec<std::sync::Arc<dyn shrooms_core::import::Importer>> {
         vec![std::sync::Arc::new(import::MembersImporter)]
+    }
+    fn schedules(&self) -> Vec<shrooms_core::schedules::ScheduleSpec> {
+        // Each organisation, daily, in its time zone; created off, switched
+        // on when the organisation sets a retention period.
+        vec![shrooms_core::schedules::ScheduleSpec::each_org(
+            privacy::RETENTION_SCHEDULE,
+            privacy::RETENTION.name,
+            "20 4 * * *",
+        )
+        .disabled()]
+    }
+    fn personal_data(&self) -> Option<std::sync::Arc<dyn shrooms_core::privacy::PersonalData>> {
+        Some(std::sync::Arc::new(privacy::MembersPersonalData))
     }
 }
 
@@ -119,4 +152,5 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("members_directory.html", include_str!("../templates/members_directory.html")),
     ("members_mailing.html", include_str!("../templates/members_mailing.html")),
     ("members_unsubscribe.html", include_str!("../templates/members_unsubscribe.html")),
+    ("members_stats.html", include_str!("../templates/members_stats.html")),
 ];

@@ -17,6 +17,7 @@ mod isolation;
 mod mail;
 mod modules;
 mod outage;
+mod privacy;
 mod schedules;
 mod timeline;
 mod ui;

@@ -1,6 +1,8 @@
-//! The module's HTTP edge: JSON API (`api.rs`) and pages (`ui.rs`) over the same services.
+//! The module's HTTP edge: JSON API (`api*.rs`) and pages (`ui*.rs`) over the same services.
 
 pub mod api;
 pub mod api_dir;
+pub mod api_stats;
 pub mod ui;
 pub mod ui_dir;
+pub mod ui_stats;

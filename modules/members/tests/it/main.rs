@@ -9,7 +9,9 @@ mod import;
 mod mailing;
 mod memberships;
 mod pages;
+mod privacy;
 mod sepa;
+mod stats;
 
 use serde_json::{json, Value};
 use shrooms_core::{core_module::CoreModule, Module, Modules};
