@@ -42,6 +42,10 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration { id: "m20261121_020_core_imports", sql: include_str!("../migrations/m20261121_020_core_imports.sql") },
     Migration { id: "m20261121_090_core_privacy", sql: include_str!("../migrations/m20261121_090_core_privacy.sql") },
+    Migration {
+        id: "m20261121_090_core_outbox_headers",
+        sql: include_str!("../migrations/m20261121_090_core_outbox_headers.sql"),
+    },
 ];
 
 macro_rules! templates {

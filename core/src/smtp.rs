@@ -87,12 +87,29 @@ fn base64_lines(s: &str) -> String {
 /// The message as sent after DATA: headers, then the text (and, when given,
 /// the HTML alternative), base64-encoded so no line starts with a dot.
 pub fn format_message(from: &str, to: &str, subject: &str, text: &str, html: Option<&str>, message_id: &str) -> String {
+    format_message_with_headers(from, to, subject, text, html, message_id, &[])
+}
+
+/// [`format_message`] with extra headers after `MIME-Version` (already
+/// checked by `outbox::check_headers`; a value with a line break is dropped).
+pub fn format_message_with_headers(
+    from: &str,
+    to: &str,
+    subject: &str,
+    text: &str,
+    html: Option<&str>,
+    message_id: &str,
+    extra: &[(String, String)],
+) -> String {
     let date =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc2822).unwrap_or_default();
     let mut m = format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {}\r\nDate: {date}\r\nMessage-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n",
         encode_header(subject)
     );
+    for (name, value) in extra.iter().filter(|(n, v)| !n.contains(['\r', '\n', ':']) && !v.contains(['\r', '\n'])) {
+        m.push_str(&format!("{name}: {value}\r\n"));
+    }
     match html {
         None => {
             m.push_str("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n");
@@ -130,6 +147,19 @@ pub async fn send(
     body: &str,
     html: Option<&str>,
     message_id: &str,
+) -> anyhow::Result<()> {
+    send_with_headers(cfg, to, subject, body, html, message_id, &[]).await
+}
+
+/// [`send`] with extra headers (see `outbox::EXTRA_HEADERS`).
+pub async fn send_with_headers(
+    cfg: &SmtpConfig,
+    to: &str,
+    subject: &str,
+    body: &str,
+    html: Option<&str>,
+    message_id: &str,
+    extra: &[(String, String)],
 ) -> anyhow::Result<()> {
     let from_addr = bare_address(&cfg.from);
     if to.contains(['\r', '\n', '<', '>'])
@@ -171,7 +201,7 @@ pub async fn send(
     command(&mut conn, &format!("MAIL FROM:<{from_addr}>"), &[250]).await?;
     command(&mut conn, &format!("RCPT TO:<{to}>"), &[250, 251]).await?;
     command(&mut conn, "DATA", &[354]).await?;
-    let msg = format_message(&cfg.from, to, subject, body, html, message_id);
+    let msg = format_message_with_headers(&cfg.from, to, subject, body, html, message_id, extra);
     // Base64 lines never start with a dot; the headers are ours.
     conn.get_mut().write_all(msg.as_bytes()).await?;
     command(&mut conn, ".", &[250]).await?;

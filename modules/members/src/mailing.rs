@@ -415,15 +415,35 @@ fn unsubscribe_url(st: &AppState, slug: &str, token: &str) -> String {
     format!("{}/o/{slug}/members/unsubscribe/{token}", st.base_url())
 }
 
-fn compose(st: &AppState, org: OrgId, slug: &str, c: &Checked, r: &DirRow, lang: &str) -> Mail {
+/// The one-click unsubscribe address of mail programs (RFC 8058): the API's,
+/// which takes a POST without a form token (`List-Unsubscribe=One-Click`).
+fn one_click_url(st: &AppState, slug: &str, token: &str) -> String {
+    format!("{}/api/v1/orgs/{slug}/members/unsubscribe/{token}", st.base_url())
+}
+
+/// A message of a mailing and its extra headers: newsletters carry the
+/// unsubscribe link in the text and as `List-Unsubscribe` with
+/// `List-Unsubscribe-Post` (one click in the mail program).
+fn compose(
+    st: &AppState,
+    org: OrgId,
+    slug: &str,
+    c: &Checked,
+    r: &DirRow,
+    lang: &str,
+) -> (Mail, Vec<(&'static str, String)>) {
     let mut text = render(&c.body, r);
+    let mut headers = Vec::new();
     if c.kind == "newsletter" {
-        let url = unsubscribe_url(st, slug, &unsubscribe_token(&st.signing_key, org, &r.person_id, &c.kind));
+        let token = unsubscribe_token(&st.signing_key, org, &r.person_id, &c.kind);
+        let url = unsubscribe_url(st, slug, &token);
         let line =
             if lang == "fr" { "Pour ne plus recevoir ces messages :" } else { "To stop receiving these messages:" };
         text.push_str(&format!("\n\n-- \n{line} {url}\n"));
+        headers.push(("List-Unsubscribe", format!("<{}>", one_click_url(st, slug, &token))));
+        headers.push(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_string()));
     }
-    Mail { subject: render(&c.subject, r), text, html: None }
+    (Mail { subject: render(&c.subject, r), text, html: None }, headers)
 }
 
 pub fn lang_of(ctx: &OrgCtx) -> String {
@@ -436,7 +456,7 @@ pub async fn preview(st: &AppState, ctx: &OrgCtx, cap: &CanWrite, input: &Mailin
     let s = split(&st.db, &read, &ctx.org.timezone, &c).await?;
     let (subject, text) = match s.send.first() {
         Some(r) => {
-            let m = compose(st, ctx.org.id, &ctx.org.slug, &c, r, &lang_of(ctx));
+            let (m, _) = compose(st, ctx.org.id, &ctx.org.slug, &c, r, &lang_of(ctx));
             (m.subject, m.text)
         }
         None => (c.subject.clone(), c.body.clone()),
@@ -636,8 +656,9 @@ async fn send_batches(st: &AppState, id: &str) -> MemResult<()> {
             let person: String = row.try_get(0)?;
             let Some(p) = everyone.get(&person) else { continue };
             let Some(to) = p.email.as_deref() else { continue };
-            let mail = compose(st, org, &o.slug, &c, p, &lang);
-            shrooms_core::outbox::enqueue(&mut tx, Some(org), "members.mailing", to, &mail).await?;
+            let (mail, headers) = compose(st, org, &o.slug, &c, p, &lang);
+            shrooms_core::outbox::enqueue_with_headers(&mut tx, Some(org), "members.mailing", to, &mail, &headers)
+                .await?;
         }
         sent += rows.len() as i64;
         sqlx::query("UPDATE mem_mailings SET sent = $1 WHERE id = $2").bind(sent).bind(id).execute(tx.conn()).await?;

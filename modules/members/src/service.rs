@@ -1980,67 +1980,108 @@ pub struct MemberRow {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MemberFilter {
-    /// Words of the name or e-mail.
+    /// Words starting a word of the name, e-mail or phone (`mar dub`).
     pub q: Option<String>,
-    /// Only this standing (`up_to_date`, `dues_unpaid`, `lapsed`…).
+    /// Only this standing (`up_to_date`, `dues_unpaid`, `lapsed`…); several
+    /// may be given, comma-separated.
     pub standing: Option<String>,
+    /// The type of the period the standing is about.
     pub type_id: Option<String>,
+    /// 1 to 5000, 500 when left out.
     pub limit: Option<i64>,
+    /// Where the previous page stopped (the `cursor` of its `Link` header).
+    pub cursor: Option<String>,
 }
 
-/// Everyone who has held a membership, with their standing today.
-pub async fn members(db: &Db, cap: &CanRead, zone: &str, f: &MemberFilter) -> MemResult<Vec<MemberRow>> {
-    let org = cap.org();
-    let q = f.q.as_deref().map(|s| s.trim().to_lowercase()).unwrap_or_default();
-    let rows = sqlx::query(&format!(
-        "{PERIOD_SELECT} WHERE p.org_id = $1 AND ($2 = '' OR p.person_id IN (SELECT person_id FROM mem_periods WHERE org_id = $1 AND type_id = $2)) \
-         ORDER BY p.person_id, p.starts_on"
-    ))
-    .bind(org.to_string())
-    .bind(f.type_id.clone().unwrap_or_default())
-    .fetch_all(db.pool())
-    .await?;
-    let mut by: Vec<(String, Vec<Period>)> = Vec::new();
-    for r in &rows {
-        let p = period_row(r)?;
-        match by.last_mut() {
-            Some((id, v)) if *id == p.person_id => v.push(p),
-            _ => by.push((p.person_id.clone(), vec![p])),
+/// A page of the list of members.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberPage {
+    pub items: Vec<MemberRow>,
+    pub next_cursor: Option<String>,
+}
+
+/// The directory's filter for the list's: the list is the directory search
+/// (summary rows, indexes, keyset paging), whatever the organisation's size.
+fn list_filter(f: &MemberFilter) -> MemResult<crate::directory::DirFilter> {
+    let standing = f.standing.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if let Some(s) = standing {
+        for st in s.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if st != "late" && (st == "never" || !crate::directory::STATUSES.contains(&st)) {
+                return Err(MemError::field("standing", format!("Unknown standing `{st}`.")));
+            }
         }
     }
-    let people = sqlx::query(
-        "SELECT p.id, p.given_name, p.family_name, p.email FROM people p WHERE p.org_id = $1 \
-         AND p.id IN (SELECT person_id FROM mem_periods WHERE org_id = $1)",
-    )
-    .bind(org.to_string())
-    .fetch_all(db.pool())
-    .await?;
-    let mut names: HashMap<String, (String, Option<String>)> = HashMap::new();
-    for r in &people {
-        let name = format!("{} {}", r.try_get::<String, _>(1)?, r.try_get::<String, _>(2)?).trim().to_string();
-        names.insert(r.try_get(0)?, (name, r.try_get(3)?));
+    let t = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    Ok(crate::directory::DirFilter {
+        q: t(&f.q),
+        status: standing.map(str::to_string),
+        type_id: t(&f.type_id),
+        ..Default::default()
+    })
+}
+
+/// The standing of each row, from the periods of these people only (by
+/// chunks: never every period of the organisation at once).
+async fn with_standing(
+    db: &Db,
+    org: OrgId,
+    zone: &str,
+    rows: Vec<crate::directory::DirRow>,
+) -> MemResult<Vec<MemberRow>> {
+    let mut periods: HashMap<String, Vec<Period>> = HashMap::new();
+    for chunk in rows.chunks(500) {
+        let marks = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "{PERIOD_SELECT} WHERE p.org_id = $1 AND p.person_id IN ({marks}) ORDER BY p.person_id, p.starts_on, p.created_at"
+        );
+        let mut q = sqlx::query(&sql).bind(org.to_string());
+        for r in chunk {
+            q = q.bind(r.person_id.as_str());
+        }
+        for r in q.fetch_all(db.pool()).await? {
+            let p = period_row(&r)?;
+            periods.entry(p.person_id.clone()).or_default().push(p);
+        }
     }
     let today = today(zone);
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let standing = standing_of(periods.get(&r.person_id).map(Vec::as_slice).unwrap_or(&[]), today);
+            MemberRow {
+                name: format!("{} {}", r.given_name, r.family_name).trim().to_string(),
+                person_id: r.person_id,
+                email: r.email,
+                standing,
+            }
+        })
+        .collect())
+}
+
+/// One page of everyone who has held a membership, with their standing
+/// today, in name order (family name, given name).
+pub async fn members_page(db: &Db, cap: &CanRead, zone: &str, f: &MemberFilter) -> MemResult<MemberPage> {
+    let filter = list_filter(f)?;
     let limit = f.limit.unwrap_or(500).clamp(1, 5000) as usize;
-    let mut out = Vec::new();
-    for (id, periods) in by {
-        let Some((name, email)) = names.remove(&id) else { continue };
-        if !q.is_empty()
-            && !q
-                .split_whitespace()
-                .all(|w| name.to_lowercase().contains(w) || email.as_deref().is_some_and(|e| e.contains(w)))
-        {
-            continue;
+    let mut rows = Vec::new();
+    let mut cursor = f.cursor.clone().filter(|c| !c.trim().is_empty());
+    loop {
+        let want = (limit - rows.len()).min(200) as i64;
+        let page =
+            crate::directory::search(db, cap, zone, &filter, crate::directory::Sort::Name, cursor.as_deref(), want)
+                .await?;
+        rows.extend(page.items);
+        cursor = page.next_cursor;
+        if cursor.is_none() || rows.len() >= limit {
+            break;
         }
-        let standing = standing_of(&periods, today);
-        if f.standing.as_deref().is_some_and(|s| !s.is_empty() && json!(standing.standing) != json!(s)) {
-            continue;
-        }
-        out.push(MemberRow { person_id: id, name, email, standing });
     }
-    out.sort_by_cached_key(|r| r.name.to_lowercase());
-    out.truncate(limit);
-    Ok(out)
+    Ok(MemberPage { items: with_standing(db, cap.org(), zone, rows).await?, next_cursor: cursor })
+}
+
+/// The first page of [`members_page`] (at most `limit` rows).
+pub async fn members(db: &Db, cap: &CanRead, zone: &str, f: &MemberFilter) -> MemResult<Vec<MemberRow>> {
+    Ok(members_page(db, cap, zone, f).await?.items)
 }
 
 // ---------- membership card ----------
@@ -2135,10 +2176,10 @@ pub fn card_pdf(m: &Membership, org_name: &str, colour: &str, check_url: &str, l
 // ---------- exports ----------
 
 /// The list of members with the same filters, as rows of a CSV or ODS file.
+/// Every member of the selection (not only a page), their periods read by chunks.
 pub async fn export(db: &Db, cap: &CanRead, zone: &str, f: &MemberFilter, ods: bool) -> MemResult<Vec<u8>> {
-    let mut f = f.clone();
-    f.limit = Some(5000);
-    let rows = members(db, cap, zone, &f).await?;
+    let selected = crate::directory::select_all(db, cap, zone, &list_filter(f)?).await?;
+    let rows = with_standing(db, cap.org(), zone, selected).await?;
     let header = [
         "Name",
         "E-mail",

@@ -141,3 +141,92 @@ async fn an_unreachable_smtp_server_is_retried_and_visible() {
     assert_eq!(job["attempts"], 1);
     assert!(job["last_error"].as_str().is_some());
 }
+
+/// A newsletter of the members module carries the unsubscribe headers of
+/// mailing lists (RFC 2369, RFC 8058), and its one-click address works as a
+/// mail program calls it: a form POST without cookies.
+async fn newsletter_headers(backend: Backend) {
+    let dir = std::env::temp_dir().join(format!("shrooms-smtp-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sink = SmtpSink::start(&dir).await;
+    let app = app_with_smtp(backend, sink.port).await;
+    let f = app.bootstrap().await;
+    let org = f.org_slug.clone();
+    let m = |p: &str| format!("/api/v1/orgs/{org}/members{p}");
+    let (st, t) = app
+        .post(
+            &f.admin_token,
+            &m("/types"),
+            json!({"name": "Annuelle", "kind": "individual", "fee_rule": "fixed", "fee_cents": 3000, "period_rule": "calendar_year"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{t}");
+    let (st, p) = app
+        .post(
+            &f.admin_token,
+            &format!("/api/v1/orgs/{org}/people"),
+            json!({"given_name": "Lou", "family_name": "Abonné", "email": "lou@example.org"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{p}");
+    let person = p["id"].as_str().unwrap();
+    let year = jiff::Zoned::now().date().year();
+    let (st, b) = app
+        .post(
+            &f.admin_token,
+            &m(&format!("/people/{person}/periods")),
+            json!({"type_id": t["id"], "starts_on": format!("{year}-01-01")}),
+        )
+        .await;
+    assert_eq!(st, 201, "{b}");
+    let (st, b) = app
+        .post(
+            &f.admin_token,
+            &m("/mailings"),
+            json!({"subject": "Lettre", "body": "Bonjour {{ first_name }}", "filter": {}, "confirm_count": 1}),
+        )
+        .await;
+    assert_eq!(st, 202, "{b}");
+    outbox_until(&app, &f.admin_token, "lou@example.org", |m| m["status"] == "sent").await;
+    let mut text = String::new();
+    for _ in 0..600 {
+        text = std::fs::read_to_string(&sink.log).unwrap_or_default();
+        if text.contains("List-Unsubscribe-Post") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{text}");
+    let line = text.lines().find(|l| l.starts_with("List-Unsubscribe: <")).unwrap_or_else(|| panic!("{text}"));
+    let url = line.trim_start_matches("List-Unsubscribe: <").trim_end().trim_end_matches('>');
+    assert!(url.starts_with("http") && url.contains(&format!("/api/v1/orgs/{org}/members/unsubscribe/")), "{url}");
+    // The mail program's one-click POST, sent to this server.
+    let path = &url[url.find("/api/").unwrap()..];
+    let r = app
+        .http
+        .post(app.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (_, preview) = app
+        .post(&f.admin_token, &m("/mailings/preview"), json!({"subject": "Lettre 2", "body": "x", "filter": {}}))
+        .await;
+    assert_eq!(preview["recipients"], 0, "{preview}");
+    assert_eq!(preview["skipped_opted_out"], 1, "{preview}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newsletters_carry_list_unsubscribe_headers_sqlite() {
+    newsletter_headers(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newsletters_carry_list_unsubscribe_headers_postgres() {
+    if std::env::var("SHROOMS_TEST_SKIP_POSTGRES").is_ok() {
+        return;
+    }
+    newsletter_headers(Backend::Postgres).await;
+}

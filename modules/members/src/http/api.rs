@@ -112,17 +112,44 @@ async fn patch_type(
     Ok(Json(service::update_type(&st.db, &ctx.who(), &cap, &id, input).await.map_err(e)?))
 }
 
+/// A query string value, percent-encoded (everything but unreserved characters).
+fn query_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/members/directory", tag = "members", security(("bearer" = [])),
     params(("org" = String, Path), MemberFilter),
-    responses((status = 200, body = [MemberRow], description = "Everyone who has held a membership, with their standing today"),
+    responses((status = 200, body = [MemberRow],
+            description = "Everyone who has held a membership, with their standing today, in name order (family name, given name). \
+                A page of `limit` rows; when there are more, the `Link` header gives the next page (`rel=\"next\"`, with `cursor`).",
+            headers(("Link" = String, description = "`<…/members/directory?…&cursor=…>; rel=\"next\"` when there is a next page"))),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn directory(
-    State(st): State<AppState>,
-    ctx: OrgCtx,
-    ApiQuery(f): ApiQuery<MemberFilter>,
-) -> R<Json<Vec<MemberRow>>> {
+async fn directory(State(st): State<AppState>, ctx: OrgCtx, ApiQuery(f): ApiQuery<MemberFilter>) -> R<Response> {
     let cap = ctx.can_read(MODULE)?;
-    Ok(Json(service::members(&st.db, &cap, &ctx.org.timezone, &f).await.map_err(e)?))
+    let page = service::members_page(&st.db, &cap, &ctx.org.timezone, &f).await.map_err(e)?;
+    let mut res = Json(page.items).into_response();
+    if let Some(c) = page.next_cursor {
+        let mut qs: Vec<String> = vec![];
+        for (k, v) in [("q", &f.q), ("standing", &f.standing), ("type_id", &f.type_id)] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                qs.push(format!("{k}={}", query_value(v)));
+            }
+        }
+        if let Some(l) = f.limit {
+            qs.push(format!("limit={l}"));
+        }
+        qs.push(format!("cursor={c}"));
+        let link = format!("</api/v1/orgs/{}/members/directory?{}>; rel=\"next\"", ctx.org.slug, qs.join("&"));
+        if let Ok(v) = header::HeaderValue::from_str(&link) {
+            res.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(res)
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/members/people/{person}", tag = "members", security(("bearer" = [])),

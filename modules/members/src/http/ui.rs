@@ -75,7 +75,7 @@ fn merge(mut a: Value, b: Value) -> Value {
 async fn index_context(ui: &Ui, ctx: &OrgCtx, f: &MemberFilter, find: Option<&str>) -> Result<Value, CoreError> {
     let cap = ctx.can_read(MODULE)?;
     let db = &ui.st.db;
-    let rows = service::members(db, &cap, &ctx.org.timezone, f).await.map_err(ce)?;
+    let page = service::members_page(db, &cap, &ctx.org.timezone, f).await.map_err(ce)?;
     let types = service::types(db, &cap).await.map_err(ce)?;
     // Finding someone of the directory to make them a member.
     let found = match (find.map(str::trim).filter(|s| !s.is_empty()), ctx.can_read("core")) {
@@ -92,7 +92,7 @@ async fn index_context(ui: &Ui, ctx: &OrgCtx, f: &MemberFilter, find: Option<&st
         _ => vec![],
     };
     Ok(merge(
-        json!({"members": rows, "types": types, "found": found, "find": find.unwrap_or(""),
+        json!({"members": page.items, "next_cursor": page.next_cursor, "cursor": f.cursor, "types": types, "found": found, "find": find.unwrap_or(""),
             "filter": {"q": f.q, "standing": f.standing, "type_id": f.type_id},
             "standings": ["up_to_date", "dues_unpaid", "not_started", "lapsed", "resigned", "excluded"]}),
         flags(ctx),
@@ -105,10 +105,14 @@ struct IndexQuery {
     standing: Option<String>,
     type_id: Option<String>,
     find: Option<String>,
+    cursor: Option<String>,
 }
 
+/// Members shown per page of the list.
+const LIST_PAGE: i64 = 100;
+
 async fn index(ui: Ui, ctx: OrgCtx, Query(q): Query<IndexQuery>) -> Page {
-    let f = MemberFilter { q: q.q, standing: q.standing, type_id: q.type_id, limit: Some(1000) };
+    let f = MemberFilter { q: q.q, standing: q.standing, type_id: q.type_id, limit: Some(LIST_PAGE), cursor: q.cursor };
     let c = index_context(&ui, &ctx, &f, q.find.as_deref()).await?;
     let ui = ui.with_org(&ctx).await?;
     Ok(ui.render("members_index.html", c))
@@ -149,7 +153,8 @@ async fn bulk(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
     match result {
         Ok(()) => Ok(back(&ctx, "")),
         Err(e) => {
-            let c = index_context(&ui, &ctx, &MemberFilter::default(), None).await?;
+            let first = MemberFilter { limit: Some(LIST_PAGE), ..Default::default() };
+            let c = index_context(&ui, &ctx, &first, None).await?;
             let ui = ui.with_org(&ctx).await?;
             Ok(ui.form_error("members_index.html", ce(e), merge(c, json!({"form": form_json(&f)}))))
         }
@@ -757,7 +762,7 @@ async fn export(ui: Ui, ctx: OrgCtx, Path((_, file)): Path<(String, String)>, Qu
         "export.ods" => true,
         _ => return Err(CoreError::NotFound.into()),
     };
-    let f = MemberFilter { q: q.q, standing: q.standing, type_id: q.type_id, limit: None };
+    let f = MemberFilter { q: q.q, standing: q.standing, type_id: q.type_id, limit: None, cursor: None };
     let body = service::export(&ui.st.db, &cap, &ctx.org.timezone, &f, ods).await.map_err(ce)?;
     let (name, ct) = if ods {
         ("members.ods", "application/vnd.oasis.opendocument.spreadsheet")

@@ -231,3 +231,41 @@ db_test!(pages_follow_the_cursor_and_other_organisations_never_show, |app: TestA
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Bonjour P0"));
 });
+
+db_test!(the_member_list_is_the_directory_search_with_pages, |app: TestApp| async move {
+    let s = setup(&app).await;
+    let t = yearly(&app, &s, "Annuelle").await;
+    for (g, f) in [("Zoé", "Zola"), ("Ana", "Abel"), ("Max", "Morel")] {
+        let p = person(&app, &s, g, f).await;
+        assert_eq!(join(&app, &s, &p, json!({"type_id": t, "starts_on": format!("{}-01-01", year())})).await.0, 201);
+    }
+    person(&app, &s, "Never", "Member").await;
+    // The older list API: pages of `limit` in name order, the next one in the Link header.
+    let get = |path: String| {
+        let (app, token) = (&app, s.admin.clone());
+        async move { app.http.get(app.url(&path)).bearer_auth(token).send().await.unwrap() }
+    };
+    let r = get(url(&s.org, "/directory?limit=2")).await;
+    assert_eq!(r.status(), 200);
+    let link = r.headers().get("link").expect("a next page").to_str().unwrap().to_string();
+    let rows: Value = r.json().await.unwrap();
+    let first: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(first, ["Ana Abel", "Max Morel"]);
+    assert_eq!(rows[0]["standing"]["standing"], "dues_unpaid", "with the standing of the row: {rows}");
+    assert!(link.ends_with("; rel=\"next\"") && link.contains("limit=2&cursor="), "{link}");
+    let next = link.trim_start_matches('<').split('>').next().unwrap().to_string();
+    let r = get(next).await;
+    assert!(r.headers().get("link").is_none(), "the last page");
+    let rows: Value = r.json().await.unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["name"], "Zoé Zola", "people who never held a membership are not listed");
+    let (st, b) = app.get(&s.admin, &url(&s.org, "/directory?standing=asleep")).await;
+    assert_eq!(st, 422, "{b}");
+    assert_eq!(field_errors(&b)[0].0, "standing");
+    let (st, b) = app.get(&s.admin, &url(&s.org, "/directory?cursor=zz")).await;
+    assert_eq!(st, 422, "{b}");
+    // The export is the whole selection, not a page.
+    let r = get(url(&s.org, "/directory/export.csv?q=zo")).await;
+    let csv = r.text().await.unwrap();
+    assert!(csv.contains("Zoé Zola") && !csv.contains("Ana Abel"), "{csv}");
+});
