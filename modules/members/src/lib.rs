@@ -11,14 +11,18 @@
 //! copies or writes the person record. It never writes the ledger itself:
 //! payments go through the accounting module's `post_entries`, in the same
 //! durable transaction as the receipt. Billing through invoices will go
-//! through the invoicing module's pending items once that interface exists.
+//! through the invoicing module's pending items (`billing.rs`) when the
+//! organisation chooses dues as invoices; renewal notices and reminders are
+//! sent by a daily schedule (`renewals.rs`).
 
+pub mod billing;
 pub mod debits;
 pub mod domain;
 pub mod donations;
 pub mod error;
 pub mod french;
 pub mod http;
+pub mod renewals;
 pub mod sepa;
 pub mod service;
 
@@ -46,10 +50,16 @@ impl Module for MembersModule {
         &["accounting"]
     }
     fn migrations(&self) -> &'static [Migration] {
-        &[Migration {
-            id: "m20261121_600_members_init",
-            sql: include_str!("../migrations/m20261121_600_members_init.sql"),
-        }]
+        &[
+            Migration {
+                id: "m20261121_600_members_init",
+                sql: include_str!("../migrations/m20261121_600_members_init.sql"),
+            },
+            Migration {
+                id: "m20261121_610_members_billing",
+                sql: include_str!("../migrations/m20261121_610_members_billing.sql"),
+            },
+        ]
     }
     /// The secretary and the treasurer (managers) record memberships and
     /// dues; staff read the list (to check a card at the door); members see
@@ -66,17 +76,30 @@ impl Module for MembersModule {
         vec![MenuEntry { label_key: "members.title", path: "members", min_access: Access::Read, order: 20 }]
     }
     fn router(&self) -> Router<AppState> {
-        http::api::router().merge(http::ui::router())
+        http::api::router().merge(http::ui::router()).merge(http::api_billing::router()).merge(http::ui_billing::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         use utoipa::OpenApi;
-        Some(http::api::MembersApi::openapi())
+        let mut doc = http::api::MembersApi::openapi();
+        doc.merge(http::api_billing::BillingApi::openapi());
+        Some(doc)
+    }
+    fn jobs(&self) -> Vec<shrooms_core::jobs::JobSpec> {
+        vec![renewals::RENEWALS_JOB]
+    }
+    fn schedules(&self) -> Vec<shrooms_core::schedules::ScheduleSpec> {
+        vec![renewals::schedule()]
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         TEMPLATES
     }
     fn translations(&self) -> &'static [(&'static str, &'static str)] {
-        &[("en", include_str!("../i18n/en.toml")), ("fr", include_str!("../i18n/fr.toml"))]
+        &[
+            ("en", include_str!("../i18n/en.toml")),
+            ("fr", include_str!("../i18n/fr.toml")),
+            ("en", include_str!("../i18n/billing.en.toml")),
+            ("fr", include_str!("../i18n/billing.fr.toml")),
+        ]
     }
 }
 
@@ -94,4 +117,11 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("email_members_debit_notice.txt", include_str!("../templates/email_members_debit_notice.txt")),
     ("members_sepa.html", include_str!("../templates/members_sepa.html")),
     ("members_check.html", include_str!("../templates/members_check.html")),
+    ("members_renew.html", include_str!("../templates/members_renew.html")),
+    ("members_renew_person.html", include_str!("../templates/members_renew_person.html")),
+    ("members_renew_late.html", include_str!("../templates/members_renew_late.html")),
+    ("members_renew_settings.html", include_str!("../templates/members_renew_settings.html")),
+    ("members_renew_settings_form.html", include_str!("../templates/members_renew_settings_form.html")),
+    ("email_members_renewal.txt", include_str!("../templates/email_members_renewal.txt")),
+    ("email_members_renewal_reminder.txt", include_str!("../templates/email_members_renewal_reminder.txt")),
 ];

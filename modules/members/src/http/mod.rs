@@ -1,4 +1,6 @@
 //! The module's HTTP edge: JSON API (`api.rs`) and pages (`ui.rs`) over the same services.
 
 pub mod api;
+pub mod api_billing;
 pub mod ui;
+pub mod ui_billing;
