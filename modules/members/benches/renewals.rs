@@ -57,7 +57,7 @@ async fn run_bench(backend: Backend, n: usize, invoice: bool) {
             t,
             &format!("/api/v1/orgs/{org}/invoicing/settings"),
             json!({"legal_name": "Association des Jardins", "siren": "732 829 320", "siret": "73282932000074",
-                   "address": "12 rue des Lilas", "postcode": "69001", "city": "Lyon", "vat_regime": "franchise"}),
+                   "vat_number": "FR44732829320", "address": "12 rue des Lilas", "postcode": "69001", "city": "Lyon", "vat_regime": "franchise"}),
         )
         .await;
     assert_eq!(s, 200, "{b}");
@@ -93,6 +93,14 @@ async fn run_bench(backend: Backend, n: usize, invoice: bool) {
                 .bind(format!("Membre{k}"))
                 .bind("Bench")
                 .bind(format!("m{k}@example.org"))
+                .bind(now)
+                .execute(tx.conn())
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO mem_profiles (org_id, person_id, street, postcode, city, country, updated_at) VALUES ($1, $2, $3, '69002', 'Lyon', 'FR', $4)")
+                .bind(&f.org_id)
+                .bind(id)
+                .bind(format!("{k} rue Vaubecour"))
                 .bind(now)
                 .execute(tx.conn())
                 .await

@@ -36,18 +36,22 @@ organisation: enable it (Administration → Modules) or keep simple receipts.";
 /// (`instance::module_enabled`) for a module enabled by default: on unless
 /// switched off for the instance or the organisation.
 pub async fn invoicing_on(db: &Db, org: OrgId) -> MemResult<bool> {
-    let rows = sqlx::query("SELECT scope, enabled FROM module_settings WHERE module = $1 AND scope IN ('instance', $2)")
-        .bind(INVOICING)
-        .bind(format!("org:{org}"))
-        .fetch_all(db.pool())
-        .await?;
+    let rows =
+        sqlx::query("SELECT scope, enabled FROM module_settings WHERE module = $1 AND scope IN ('instance', $2)")
+            .bind(INVOICING)
+            .bind(format!("org:{org}"))
+            .fetch_all(db.pool())
+            .await?;
     for r in &rows {
         if r.try_get::<i64, _>(1)? == 0 {
             return Ok(false);
         }
     }
     // The module must also be part of this build (its tables exist).
-    let table = sqlx::query("SELECT 1 FROM inv_settings WHERE org_id = $1").bind(org.to_string()).fetch_optional(db.pool()).await;
+    let table = sqlx::query("SELECT 1 FROM inv_settings WHERE org_id = $1")
+        .bind(org.to_string())
+        .fetch_optional(db.pool())
+        .await;
     Ok(table.is_ok())
 }
 
@@ -148,8 +152,11 @@ pub async fn invoice_periods(tx: &mut Tx, who: &Who, org: OrgId, period_ids: &[S
         .map_err(dues_fields)?;
         items.push(item.id);
     }
-    let slug: String =
-        sqlx::query("SELECT slug FROM orgs WHERE id = $1").bind(org.to_string()).fetch_one(tx.conn()).await?.try_get(0)?;
+    let slug: String = sqlx::query("SELECT slug FROM orgs WHERE id = $1")
+        .bind(org.to_string())
+        .fetch_one(tx.conn())
+        .await?
+        .try_get(0)?;
     shrooms_invoicing::billing::invoice_now(tx, who, org, &slug, &items, Day::today()).await?;
     for chunk in todo.chunks(500) {
         let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();

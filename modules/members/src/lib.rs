@@ -76,7 +76,10 @@ impl Module for MembersModule {
         vec![MenuEntry { label_key: "members.title", path: "members", min_access: Access::Read, order: 20 }]
     }
     fn router(&self) -> Router<AppState> {
-        http::api::router().merge(http::ui::router()).merge(http::api_billing::router()).merge(http::ui_billing::router())
+        http::api::router()
+            .merge(http::ui::router())
+            .merge(http::api_billing::router())
+            .merge(http::ui_billing::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         use utoipa::OpenApi;

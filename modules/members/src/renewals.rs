@@ -152,7 +152,8 @@ pub fn token(st: &AppState, org: OrgId, person: &str, period: &str) -> String {
 /// The person and period of a valid, unexpired token of this organisation.
 fn verify(st: &AppState, org: OrgId, token: &str) -> Option<(String, String)> {
     let c: Claims = shrooms_core::crypto::jwt_verify(&key(st), token)?;
-    (c.typ == TOKEN_TYPE && c.org == org.to_string() && c.exp > Timestamp::now().0 / 1000).then_some((c.person, c.period))
+    (c.typ == TOKEN_TYPE && c.org == org.to_string() && c.exp > Timestamp::now().0 / 1000)
+        .then_some((c.person, c.period))
 }
 
 // ---------- the run ----------
@@ -322,10 +323,8 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
                     q = q.bind(i);
                 }
                 for r in q.fetch_all(tx.conn()).await? {
-                    invoices.insert(
-                        r.try_get(0)?,
-                        (r.try_get::<Option<String>, _>(1)?.unwrap_or_default(), r.try_get(2)?),
-                    );
+                    invoices
+                        .insert(r.try_get(0)?, (r.try_get::<Option<String>, _>(1)?.unwrap_or_default(), r.try_get(2)?));
                 }
             }
             for (id, c, renewal) in &sent {
@@ -357,7 +356,11 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
                     .render_mail(mail_kind, &lang, &instance, ctx)
                     .map_err(|e| CoreError::Internal(format!("mail template {mail_kind}: {e:#}")))?;
                 shrooms_core::outbox::enqueue(&mut tx, Some(org), mail_kind, &to, &mail).await?;
-                sqlx::query("UPDATE mem_notices SET sent_to = $1 WHERE id = $2").bind(&to).bind(id).execute(tx.conn()).await?;
+                sqlx::query("UPDATE mem_notices SET sent_to = $1 WHERE id = $2")
+                    .bind(&to)
+                    .bind(id)
+                    .execute(tx.conn())
+                    .await?;
             }
             if !sent.is_empty() {
                 let n = sent.len() as i64;
@@ -488,7 +491,12 @@ pub struct RenewView {
 }
 
 /// What the renewal link shows; `commit` records the renewal (and its invoice).
-pub async fn renew_by_token(st: &AppState, org: &shrooms_core::orgs::Org, token: &str, commit: bool) -> MemResult<RenewView> {
+pub async fn renew_by_token(
+    st: &AppState,
+    org: &shrooms_core::orgs::Org,
+    token: &str,
+    commit: bool,
+) -> MemResult<RenewView> {
     let (person, period) = verify(st, org.id, token).ok_or(MemError::Core(CoreError::NotFound))?;
     let cap = CanWrite::operator(org.id, MODULE);
     let m = service::membership(&st.db, &cap.as_read(), &org.timezone, &person).await?;

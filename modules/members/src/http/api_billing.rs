@@ -34,7 +34,11 @@ pub struct MemberDues {
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/members/people/{person}/dues", tag = "members", security(("bearer" = [])),
     params(("org" = String, Path, description = "Organisation id or URL name"), ("person" = String, Path)),
     responses((status = 200, body = MemberDues), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn member_dues(State(st): State<AppState>, ctx: OrgCtx, Path((_, person)): Path<(String, String)>) -> R<Json<MemberDues>> {
+async fn member_dues(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, person)): Path<(String, String)>,
+) -> R<Json<MemberDues>> {
     let cap = ctx.can_read(MODULE)?;
     let m = service::membership(&st.db, &cap, &ctx.org.timezone, &person).await.map_err(e)?;
     let invoices = billing::invoices_of(&st, cap.org(), &ctx.org.slug, &person, true).await.map_err(e)?;

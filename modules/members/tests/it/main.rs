@@ -2,10 +2,12 @@
 //! on a random port, on SQLite and on PostgreSQL (`testkit::db_test!`),
 //! spoken to over HTTP, with the accounting module it posts to.
 
+mod billing;
 mod donations;
 mod dues;
 mod memberships;
 mod pages;
+mod renewals;
 mod sepa;
 
 use serde_json::{json, Value};
@@ -17,6 +19,7 @@ pub fn modules() -> Modules {
     let list: Vec<Arc<dyn Module>> = vec![
         Arc::new(CoreModule),
         Arc::new(shrooms_accounting::AccountingModule),
+        Arc::new(shrooms_invoicing::InvoicingModule),
         Arc::new(shrooms_members::MembersModule),
     ];
     Modules::new(list).expect("valid module list")
