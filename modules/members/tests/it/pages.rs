@@ -13,8 +13,10 @@ fn keys(src: &str) -> BTreeSet<String> {
 
 #[test]
 fn catalogues_have_the_same_keys_and_cover_the_templates() {
-    let en = keys(include_str!("../../i18n/en.toml"));
-    let fr = keys(include_str!("../../i18n/fr.toml"));
+    let mut en = keys(include_str!("../../i18n/en.toml"));
+    let mut fr = keys(include_str!("../../i18n/fr.toml"));
+    en.extend(keys(include_str!("../../i18n/billing.en.toml")));
+    fr.extend(keys(include_str!("../../i18n/billing.fr.toml")));
     assert_eq!(en.symmetric_difference(&fr).collect::<Vec<_>>(), Vec::<&String>::new());
     let mut missing = Vec::new();
     for (name, src) in shrooms_members::TEMPLATES {
@@ -62,6 +64,16 @@ db_test!(pages_show_standing_and_forms_report_errors, |app: TestApp| async move 
     let ind = yearly(&app, &s, "Individuelle").await;
     let ana = person(&app, &s, "Ana", "Pages").await;
     let browser = testkit::browser_client();
+    // Invoicing off for the organisation: the invoice path is refused.
+    let (st, _) = app
+        .send(
+            reqwest::Method::PUT,
+            &s.admin,
+            &format!("/api/v1/orgs/{}/modules/invoicing", s.org),
+            json!({"enabled": false}),
+        )
+        .await;
+    assert!(st == 200 || st == 204);
     let csrf = app.sign_in(&browser, "admin@example.org", ADMIN_PASSWORD).await;
     let org = &s.org;
     for (lang, title) in [("fr", "Adhérents"), ("en", "Members")] {
