@@ -1027,7 +1027,6 @@ async fn bill_customers(
     group: &[String],
 ) -> CoreResult<Vec<documents::Document>> {
     let mut tx = st.db.begin_durable().await?;
-    let ctx = documents::context(tx.conn(), org).await?;
     let params: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 3)).collect();
     let sql = format!(
         "SELECT {ITEM_COLS} FROM inv_pending_items WHERE org_id = $1 AND document_id IS NULL \
@@ -1039,10 +1038,59 @@ async fn bill_customers(
         q = q.bind(c);
     }
     let items: Vec<PendingItem> = q.fetch_all(tx.conn()).await?.iter().map(item_from).collect::<Result<_, _>>()?;
+    let billed = invoice_items(&mut tx, who, org, org_slug, Some(run_id), date, series, items, true).await?;
+    let made = billed.made;
+    sqlx::query(
+        "UPDATE inv_runs SET done = done + $1, invoices = invoices + $2, carried_over = carried_over + $3, \
+         failed = failed + $4, cursor = $5, error = COALESCE(error, $6) WHERE id = $7",
+    )
+    .bind(group.len() as i64)
+    .bind(made.len() as i64)
+    .bind(billed.carried)
+    .bind(billed.failed)
+    .bind(group.last())
+    .bind((!billed.errors.is_empty()).then(|| billed.errors.join("; ")))
+    .bind(run_id)
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(made)
+}
+
+/// What [`invoice_items`] made of a list of pending items.
+pub struct Billed {
+    /// The validated invoices, one per customer.
+    pub made: Vec<documents::Document>,
+    /// Customers below the organisation's minimum (when it applies).
+    pub carried: i64,
+    /// Customers held back by a missing legal field.
+    pub failed: i64,
+    /// The first few reasons of those held back.
+    pub errors: Vec<String>,
+}
+
+/// Turns pending items into one validated invoice per customer, in the
+/// caller's transaction: numbers, ledger entries (one batch), the items
+/// marked billed, timeline and audit. `minimum`: whether customers below the
+/// organisation's minimum wait (billing runs) or are billed anyway.
+#[allow(clippy::too_many_arguments)]
+pub async fn invoice_items(
+    tx: &mut Tx,
+    who: &Who,
+    org: OrgId,
+    org_slug: &str,
+    run_id: Option<&str>,
+    date: Day,
+    series: &str,
+    items: Vec<PendingItem>,
+    minimum: bool,
+) -> CoreResult<Billed> {
+    let ctx = documents::context(tx.conn(), org).await?;
     let mut by_customer: BTreeMap<String, Vec<PendingItem>> = BTreeMap::new();
     for it in items {
         by_customer.entry(it.customer_id.clone()).or_default().push(it);
     }
+    let group: Vec<String> = by_customer.keys().cloned().collect();
     let product_types: BTreeMap<String, String> = {
         let rows = sqlx::query("SELECT id, product_type FROM inv_products WHERE org_id = $1")
             .bind(org.to_string())
@@ -1052,7 +1100,10 @@ async fn bill_customers(
     };
     let mut ready = Vec::new();
     let (mut carried, mut failed, mut errors) = (0i64, 0i64, Vec::new());
-    let mut customers_by_id = customers::customers_in(tx.conn(), org, group).await?;
+    let mut customers_by_id = BTreeMap::new();
+    for chunk in group.chunks(500) {
+        customers_by_id.extend(customers::customers_in(tx.conn(), org, chunk).await?);
+    }
     for (customer_id, items) in by_customer {
         let Some(customer) = customers_by_id.remove(&customer_id) else { continue };
         let mut lines = Vec::new();
@@ -1090,7 +1141,7 @@ async fn bill_customers(
             origin_id: None,
         };
         match documents::freeze_parts(&ctx, parts, &customer, date) {
-            Ok(f) if f.gross < ctx.settings.min_invoice_cents => carried += 1,
+            Ok(f) if minimum && f.gross < ctx.settings.min_invoice_cents => carried += 1,
             Ok(f) => ready.push((customer, items, f)),
             Err(e) => {
                 failed += 1;
@@ -1136,7 +1187,7 @@ async fn bill_customers(
             issued.push((doc, items));
         }
         let posted = shrooms_accounting::service::post_entries(
-            &mut tx,
+            tx,
             who,
             org,
             MODULE,
@@ -1169,46 +1220,102 @@ async fn bill_customers(
             }
             let number = doc.number.as_deref().unwrap_or("");
             let rr = documents::record_ref_of(org_slug, &doc.id, "invoice", Some(number));
-            shrooms_core::timeline::event(
-                &mut tx,
-                who,
-                org,
-                &rr,
-                &format!("Issued as {number} by the billing run of {date}."),
-                serde_json::json!({"run_id": run_id}),
-            )
-            .await?;
+            let text = match run_id {
+                Some(_) => format!("Issued as {number} by the billing run of {date}."),
+                None => format!("Issued as {number} for {}.", doc.source_module.as_deref().unwrap_or("invoicing")),
+            };
+            shrooms_core::timeline::event(tx, who, org, &rr, &text, serde_json::json!({"run_id": run_id})).await?;
         }
-        audited(
-            &mut tx,
-            who,
-            org,
-            "invoicing.run.invoices",
-            "inv_run",
-            run_id,
-            None,
-            Some(serde_json::json!({
-                "invoices": issued.iter().map(|(d, _)| serde_json::json!([d.id, d.number, d.gross_cents])).collect::<Vec<_>>()
-            })),
-        )
-        .await?;
+        let invoices =
+            issued.iter().map(|(d, _)| serde_json::json!([d.id, d.number, d.gross_cents])).collect::<Vec<_>>();
+        match run_id {
+            Some(run_id) => {
+                audited(
+                    tx,
+                    who,
+                    org,
+                    "invoicing.run.invoices",
+                    "inv_run",
+                    run_id,
+                    None,
+                    Some(serde_json::json!({ "invoices": invoices })),
+                )
+                .await?
+            }
+            None => {
+                for (d, _) in &issued {
+                    audited(
+                        tx,
+                        who,
+                        org,
+                        "invoicing.pending.invoice",
+                        ENTITY,
+                        &d.id,
+                        None,
+                        Some(serde_json::json!({"number": d.number, "gross_cents": d.gross_cents})),
+                    )
+                    .await?;
+                }
+            }
+        }
         made = issued.into_iter().map(|(d, _)| d).collect();
     }
-    sqlx::query(
-        "UPDATE inv_runs SET done = done + $1, invoices = invoices + $2, carried_over = carried_over + $3, \
-         failed = failed + $4, cursor = $5, error = COALESCE(error, $6) WHERE id = $7",
-    )
-    .bind(group.len() as i64)
-    .bind(made.len() as i64)
-    .bind(carried)
-    .bind(failed)
-    .bind(group.last())
-    .bind((!errors.is_empty()).then(|| errors.join("; ")))
-    .bind(run_id)
-    .execute(tx.conn())
-    .await?;
-    tx.commit().await?;
-    Ok(made)
+    Ok(Billed { made, carried, failed, errors })
+}
+
+/// Invoices the given pending items now, in the caller's transaction (a
+/// module that bills at once: members' dues): one validated invoice per
+/// customer, dated `date`, in the default invoice series, whatever the
+/// organisation's minimum. A missing legal field refuses the whole with a
+/// 409 naming it; items already billed are skipped. The PDFs follow by the
+/// documents' PDF job.
+pub async fn invoice_now(
+    tx: &mut Tx,
+    who: &Who,
+    org: OrgId,
+    org_slug: &str,
+    item_ids: &[String],
+    date: Day,
+) -> CoreResult<Vec<documents::Document>> {
+    let mut items = Vec::new();
+    for chunk in item_ids.chunks(500) {
+        let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT {ITEM_COLS} FROM inv_pending_items WHERE org_id = $1 AND document_id IS NULL AND id IN ({}) \
+             ORDER BY customer_id, id",
+            params.join(",")
+        );
+        let mut q = sqlx::query(&sql).bind(org.to_string());
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for r in q.fetch_all(tx.conn()).await? {
+            items.push(item_from(&r)?);
+        }
+    }
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let series = numbering::default_series(tx.conn(), org, "invoice").await?;
+    if let Some(last) = documents::last_issue(tx.conn(), org, &series).await? {
+        if date.iso() < last {
+            return Err(CoreError::Conflict {
+                field: None,
+                message: format!("Numbers follow dates: invoices were issued on {last} already."),
+            });
+        }
+    }
+    let billed = invoice_items(tx, who, org, org_slug, None, date, &series, items, false).await?;
+    if billed.failed > 0 {
+        return Err(CoreError::Conflict {
+            field: None,
+            message: format!("The invoice cannot be issued: {}", billed.errors.join("; ")),
+        });
+    }
+    for d in &billed.made {
+        crate::documents_files::request_pdf(tx, org, &d.id).await?;
+    }
+    Ok(billed.made)
 }
 
 fn category(lines: &[DocLine]) -> &'static str {

@@ -1351,7 +1351,7 @@ pub(crate) fn issued_invoice(
 pub(crate) async fn insert_issued(
     conn: &mut AnyConnection,
     org: OrgId,
-    run_id: &str,
+    run_id: Option<&str>,
     docs: &[&Document],
     payment_terms_days: &[i64],
     now: i64,

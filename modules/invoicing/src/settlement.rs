@@ -93,7 +93,49 @@ pub async fn settle(
     if matches!(changed.as_deref(), Some("paid") | Some("cancelled")) {
         crate::suspensions::lift_for(st, tx, who, org, document_id).await?;
     }
+    if changed.is_some() {
+        tell_sources(st, tx, org, document_id).await?;
+    }
     Ok(changed)
+}
+
+/// Tells the modules whose pending items this invoice billed that its status
+/// changed: for each such module `m` that registers a job named
+/// `m.invoice_settled`, that job is queued (payload `{"document_id": …}`) in
+/// this transaction. The members module uses it to follow dues paid by
+/// invoice. Invoicing knows nothing of the modules it bills for.
+async fn tell_sources(
+    st: &shrooms_core::web::AppState,
+    tx: &mut shrooms_core::db::Tx,
+    org: OrgId,
+    document_id: &str,
+) -> Result<(), shrooms_core::error::CoreError> {
+    let modules: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT source_module FROM inv_pending_items WHERE org_id = $1 AND document_id = $2",
+    )
+    .bind(org.to_string())
+    .bind(document_id)
+    .fetch_all(tx.conn())
+    .await?;
+    if modules.is_empty() {
+        return Ok(());
+    }
+    let specs = st.modules.jobs();
+    for m in modules {
+        let name = format!("{m}.invoice_settled");
+        if let Some(spec) = specs.iter().find(|j| j.name == name) {
+            shrooms_core::jobs::enqueue(
+                tx,
+                spec,
+                Some(org),
+                serde_json::json!({ "document_id": document_id }),
+                None,
+                0,
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

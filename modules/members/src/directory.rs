@@ -37,13 +37,16 @@ struct PeriodSummary {
     end: Option<String>,
     paid: bool,
     reason: Option<String>,
+    fee: i64,
+    paid_cents: i64,
+    invoice_id: Option<String>,
 }
 
 /// The periods of the given people (all members of the organisation when
 /// `person` is `None`), newest start first within each person.
 const SUMMARY_SELECT: &str = "SELECT p.person_id, p.id, p.type_id, p.starts_on, p.ends_on, p.closed_on, p.closed_reason, p.fee_cents, \
-     COALESCE((SELECT CAST(SUM(d.amount_cents) AS BIGINT) FROM mem_dues d WHERE d.org_id = p.org_id AND d.period_id = p.id AND d.status = 'paid'), 0) \
-     FROM mem_periods p WHERE p.org_id = $1";
+     COALESCE((SELECT CAST(SUM(d.amount_cents) AS BIGINT) FROM mem_dues d WHERE d.org_id = p.org_id AND d.period_id = p.id AND d.status = 'paid'), 0), \
+     p.invoice_id FROM mem_periods p WHERE p.org_id = $1";
 
 fn summary_row(r: &sqlx::any::AnyRow) -> MemResult<(String, PeriodSummary)> {
     let ends: Option<String> = r.try_get(4)?;
@@ -60,6 +63,9 @@ fn summary_row(r: &sqlx::any::AnyRow) -> MemResult<(String, PeriodSummary)> {
             end,
             paid: paid >= fee,
             reason: r.try_get(6)?,
+            fee,
+            paid_cents: paid,
+            invoice_id: r.try_get(9)?,
         },
     ))
 }
@@ -110,8 +116,25 @@ pub async fn refresh(tx: &mut Tx, org: OrgId, person: &str) -> MemResult<()> {
             .bind(person)
             .fetch_all(tx.conn())
             .await?;
-    let periods = rows.iter().map(|r| summary_row(r).map(|(_, p)| p)).collect::<MemResult<Vec<_>>>()?;
+    let mut periods = rows.iter().map(|r| summary_row(r).map(|(_, p)| p)).collect::<MemResult<Vec<_>>>()?;
+    settle_invoiced(tx.conn(), org, &mut periods).await?;
     write_summary(tx, org, person, &periods).await
+}
+
+/// Dues billed by invoice count as paid as the invoice is (the invoicing
+/// module settles it; its `members.invoice_settled` job refreshes the row).
+async fn settle_invoiced(conn: &mut sqlx::AnyConnection, org: OrgId, periods: &mut [PeriodSummary]) -> MemResult<()> {
+    let ids: Vec<String> = periods.iter().filter_map(|p| p.invoice_id.clone()).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let states = crate::billing::invoice_states(conn, org, &ids).await?;
+    for p in periods.iter_mut() {
+        if let Some(state) = p.invoice_id.as_ref().and_then(|i| states.get(i)) {
+            p.paid = crate::billing::paid_with_invoice(p.fee, p.paid_cents, state) >= p.fee;
+        }
+    }
+    Ok(())
 }
 
 /// [`refresh`] for several people (each once).
@@ -139,6 +162,15 @@ pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
             Some((id, v)) if *id == person => v.push(p),
             _ => by.push((person, vec![p])),
         }
+    }
+    // Invoice states read once for the whole organisation, then handed back
+    // to each person's periods in the same order.
+    let counts: Vec<usize> = by.iter().map(|(_, v)| v.len()).collect();
+    let mut all: Vec<PeriodSummary> = by.iter_mut().flat_map(|(_, v)| std::mem::take(v)).collect();
+    settle_invoiced(tx.conn(), org, &mut all).await?;
+    let mut all = all.into_iter();
+    for ((_, v), n) in by.iter_mut().zip(counts) {
+        v.extend(all.by_ref().take(n));
     }
     let now = Timestamp::now().0;
     // Many rows per statement: a few hundred statements for 50,000 members.

@@ -11,8 +11,11 @@
 //! copies or writes the person record. It never writes the ledger itself:
 //! payments go through the accounting module's `post_entries`, in the same
 //! durable transaction as the receipt. Billing through invoices will go
-//! through the invoicing module's pending items once that interface exists.
+//! through the invoicing module's pending items (`billing.rs`) when the
+//! organisation chooses dues as invoices; renewal notices and reminders are
+//! sent by a daily schedule (`renewals.rs`).
 
+pub mod billing;
 pub mod debits;
 pub mod directory;
 pub mod domain;
@@ -23,6 +26,7 @@ pub mod http;
 pub mod import;
 pub mod mailing;
 pub mod privacy;
+pub mod renewals;
 pub mod sepa;
 pub mod service;
 pub mod stats;
@@ -57,6 +61,10 @@ impl Module for MembersModule {
                 sql: include_str!("../migrations/m20261121_600_members_init.sql"),
             },
             Migration {
+                id: "m20261121_610_members_billing",
+                sql: include_str!("../migrations/m20261121_610_members_billing.sql"),
+            },
+            Migration {
                 id: "m20261121_630_members_directory",
                 sql: include_str!("../migrations/m20261121_630_members_directory.sql"),
             },
@@ -87,12 +95,15 @@ impl Module for MembersModule {
             .merge(http::ui_dir::router())
             .merge(http::api_stats::router())
             .merge(http::ui_stats::router())
+            .merge(http::api_billing::router())
+            .merge(http::ui_billing::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         use utoipa::OpenApi;
         let mut doc = http::api::MembersApi::openapi();
         doc.merge(http::api_dir::DirectoryApi::openapi());
         doc.merge(http::api_stats::StatsApi::openapi());
+        doc.merge(http::api_billing::BillingApi::openapi());
         Some(doc)
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
@@ -106,6 +117,8 @@ impl Module for MembersModule {
             ("fr", include_str!("../i18n/dir.fr.toml")),
             ("en", include_str!("../i18n/stats.en.toml")),
             ("fr", include_str!("../i18n/stats.fr.toml")),
+            ("en", include_str!("../i18n/billing.en.toml")),
+            ("fr", include_str!("../i18n/billing.fr.toml")),
         ]
     }
     fn assets(&self) -> &'static [(&'static str, &'static [u8])] {
@@ -115,7 +128,7 @@ impl Module for MembersModule {
         ]
     }
     fn jobs(&self) -> Vec<shrooms_core::jobs::JobSpec> {
-        vec![mailing::MAILING_SEND, privacy::RETENTION]
+        vec![mailing::MAILING_SEND, privacy::RETENTION, renewals::RENEWALS_JOB, billing::INVOICE_SETTLED]
     }
     fn importers(&self) -> Vec<std::sync::Arc<dyn shrooms_core::import::Importer>> {
         vec![std::sync::Arc::new(import::MembersImporter)]
@@ -123,12 +136,15 @@ impl Module for MembersModule {
     fn schedules(&self) -> Vec<shrooms_core::schedules::ScheduleSpec> {
         // Each organisation, daily, in its time zone; created off, switched
         // on when the organisation sets a retention period.
-        vec![shrooms_core::schedules::ScheduleSpec::each_org(
-            privacy::RETENTION_SCHEDULE,
-            privacy::RETENTION.name,
-            "20 4 * * *",
-        )
-        .disabled()]
+        vec![
+            shrooms_core::schedules::ScheduleSpec::each_org(
+                privacy::RETENTION_SCHEDULE,
+                privacy::RETENTION.name,
+                "20 4 * * *",
+            )
+            .disabled(),
+            renewals::schedule(),
+        ]
     }
     fn personal_data(&self) -> Option<std::sync::Arc<dyn shrooms_core::privacy::PersonalData>> {
         Some(std::sync::Arc::new(privacy::MembersPersonalData))
@@ -153,4 +169,11 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("members_mailing.html", include_str!("../templates/members_mailing.html")),
     ("members_unsubscribe.html", include_str!("../templates/members_unsubscribe.html")),
     ("members_stats.html", include_str!("../templates/members_stats.html")),
+    ("members_renew.html", include_str!("../templates/members_renew.html")),
+    ("members_renew_person.html", include_str!("../templates/members_renew_person.html")),
+    ("members_renew_late.html", include_str!("../templates/members_renew_late.html")),
+    ("members_renew_settings.html", include_str!("../templates/members_renew_settings.html")),
+    ("members_renew_settings_form.html", include_str!("../templates/members_renew_settings_form.html")),
+    ("email_members_renewal.txt", include_str!("../templates/email_members_renewal.txt")),
+    ("email_members_renewal_reminder.txt", include_str!("../templates/email_members_renewal_reminder.txt")),
 ];

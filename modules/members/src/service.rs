@@ -169,7 +169,7 @@ fn settings_row(r: &AnyRow) -> MemResult<Settings> {
     })
 }
 
-pub const INVOICE_PATH_UNAVAILABLE: &str = "Dues as invoice lines need the invoicing module's billing interface, which is not available yet: keep simple receipts for now.";
+pub const INVOICE_PATH_UNAVAILABLE: &str = "Dues are invoiced (the settings' dues path): record the payment of the member's invoice in invoicing, or let the member pay it online.";
 
 pub async fn settings(db: &Db, org: OrgId) -> MemResult<Settings> {
     let mut conn = db.pool().acquire().await?;
@@ -186,7 +186,7 @@ pub(crate) async fn settings_in(conn: &mut sqlx::AnyConnection, org: OrgId) -> M
 
 pub async fn save_settings(db: &Db, who: &Who, cap: &CanAdmin, s: Settings) -> MemResult<Settings> {
     if s.dues_path == DuesPath::Invoice {
-        return Err(MemError::Unavailable(INVOICE_PATH_UNAVAILABLE.into()));
+        crate::billing::check_available(db, cap.org()).await?;
     }
     let mut errors = Vec::new();
     let mut account = |f: &str, v: &str| -> String {
@@ -196,7 +196,7 @@ pub async fn save_settings(db: &Db, who: &Who, cap: &CanAdmin, s: Settings) -> M
         v.trim().to_string()
     };
     let clean = Settings {
-        dues_path: DuesPath::Receipt,
+        dues_path: s.dues_path,
         dues_account: account("dues_account", &s.dues_account),
         bank_account: account("bank_account", &s.bank_account),
         cash_account: account("cash_account", &s.cash_account),
@@ -218,8 +218,8 @@ pub async fn save_settings(db: &Db, who: &Who, cap: &CanAdmin, s: Settings) -> M
     sqlx::query(
         "INSERT INTO mem_settings (org_id, dues_path, dues_account, bank_account, cash_account, donations_account, \
          legal_name, street, postcode, city, object, organism_kind, signatory, updated_at) \
-         VALUES ($1, 'receipt', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (org_id) DO UPDATE SET \
-         dues_account = $2, bank_account = $3, cash_account = $4, donations_account = $5, legal_name = $6, street = $7, \
+         VALUES ($1, $14, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (org_id) DO UPDATE SET \
+         dues_path = $14, dues_account = $2, bank_account = $3, cash_account = $4, donations_account = $5, legal_name = $6, street = $7, \
          postcode = $8, city = $9, object = $10, organism_kind = $11, signatory = $12, updated_at = $13",
     )
     .bind(cap.org().to_string())
@@ -235,6 +235,7 @@ pub async fn save_settings(db: &Db, who: &Who, cap: &CanAdmin, s: Settings) -> M
     .bind(&clean.organism_kind)
     .bind(&clean.signatory)
     .bind(Timestamp::now().0)
+    .bind(if clean.dues_path == DuesPath::Invoice { "invoice" } else { "receipt" })
     .execute(tx.conn())
     .await?;
     let org = cap.org().to_string();
@@ -888,6 +889,8 @@ pub struct Period {
     pub closed_reason: Option<CloseReason>,
     pub voting: bool,
     pub created_at: String,
+    /// The invoice of its dues (invoice path); its payment counts in `paid_cents`.
+    pub invoice_id: Option<String>,
 }
 
 impl Period {
@@ -908,7 +911,8 @@ impl Period {
 
 const PERIOD_SELECT: &str = "SELECT p.id, p.person_id, p.type_id, t.name, p.origin, p.starts_on, p.ends_on, p.fee_cents, \
      p.tier, p.closed_on, p.closed_reason, t.voting, p.created_at, \
-     COALESCE((SELECT CAST(SUM(d.amount_cents) AS BIGINT) FROM mem_dues d WHERE d.org_id = p.org_id AND d.period_id = p.id AND d.status = 'paid'), 0) \
+     COALESCE((SELECT CAST(SUM(d.amount_cents) AS BIGINT) FROM mem_dues d WHERE d.org_id = p.org_id AND d.period_id = p.id AND d.status = 'paid'), 0), \
+     p.invoice_id \
      FROM mem_periods p JOIN mem_types t ON t.id = p.type_id";
 
 fn period_row(r: &AnyRow) -> MemResult<Period> {
@@ -927,6 +931,7 @@ fn period_row(r: &AnyRow) -> MemResult<Period> {
         voting: r.try_get::<i64, _>(11)? != 0,
         created_at: Timestamp(r.try_get(12)?).rfc3339(),
         paid_cents: r.try_get(13)?,
+        invoice_id: r.try_get(14)?,
     })
 }
 
@@ -936,18 +941,22 @@ async fn periods_of(conn: &mut sqlx::AnyConnection, org: OrgId, person: &str) ->
     ))
     .bind(org.to_string())
     .bind(person)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(period_row).collect()
+    let mut periods = rows.iter().map(period_row).collect::<MemResult<Vec<_>>>()?;
+    crate::billing::settle_periods(conn, org, &mut periods).await?;
+    Ok(periods)
 }
 
 async fn period_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> MemResult<Option<Period>> {
     let r = sqlx::query(&format!("{PERIOD_SELECT} WHERE p.org_id = $1 AND p.id = $2"))
         .bind(org.to_string())
         .bind(id)
-        .fetch_optional(conn)
+        .fetch_optional(&mut *conn)
         .await?;
-    r.as_ref().map(period_row).transpose()
+    let mut p = r.as_ref().map(period_row).transpose()?.into_iter().collect::<Vec<_>>();
+    crate::billing::settle_periods(conn, org, &mut p).await?;
+    Ok(p.pop())
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
@@ -1248,12 +1257,14 @@ pub async fn join(
     input: JoinInput,
 ) -> MemResult<Written> {
     let org = cap.org();
+    crate::billing::prepare(db, org).await?;
     let mut tx = db.begin().await?;
     if let Some(p) = by_request_key(&mut tx, org, input.request_key.as_deref().map(str::trim)).await? {
         return Ok(Written { period: p, created: false });
     }
     let p = prepare_join(&mut tx, org, person, &input, today(zone), "").await?.map_err(MemError::Invalid)?;
     let id = insert_period(&mut tx, who, org, &p).await?;
+    crate::billing::invoice_periods(&mut tx, who, org, std::slice::from_ref(&id)).await?;
     let period = period_in(tx.conn(), org, &id).await?.ok_or(MemError::Core(CoreError::NotFound))?;
     tx.commit().await?;
     Ok(Written { period, created: true })
@@ -1268,15 +1279,38 @@ pub async fn renew(
     input: RenewInput,
 ) -> MemResult<Written> {
     let org = cap.org();
+    crate::billing::prepare(db, org).await?;
     let mut tx = db.begin().await?;
     if let Some(p) = by_request_key(&mut tx, org, input.request_key.as_deref().map(str::trim)).await? {
         return Ok(Written { period: p, created: false });
     }
     let p = prepare_renewal(&mut tx, org, person, &input, today(zone), "").await?.map_err(MemError::Invalid)?;
     let id = insert_period(&mut tx, who, org, &p).await?;
+    crate::billing::invoice_periods(&mut tx, who, org, std::slice::from_ref(&id)).await?;
     let period = period_in(tx.conn(), org, &id).await?.ok_or(MemError::Core(CoreError::NotFound))?;
     tx.commit().await?;
     Ok(Written { period, created: true })
+}
+
+/// A renewal in the caller's transaction (the renewal run, the renewal
+/// link): the new period's id, or why it cannot be renewed.
+pub(crate) async fn renew_in(
+    tx: &mut Tx,
+    who: &Who,
+    org: OrgId,
+    person: &str,
+    input: &RenewInput,
+    today: Date,
+) -> MemResult<Result<String, Vec<FieldError>>> {
+    match prepare_renewal(tx, org, person, input, today, "").await? {
+        Ok(p) => Ok(Ok(insert_period(tx, who, org, &p).await?)),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// A person's periods, read in the caller's transaction.
+pub(crate) async fn periods_in(tx: &mut Tx, org: OrgId, person: &str) -> MemResult<Vec<Period>> {
+    periods_of(tx.conn(), org, person).await
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -1898,6 +1932,7 @@ pub async fn renew_many(db: &Db, who: &Who, cap: &CanWrite, zone: &str, input: B
     check_bulk_size(input.person_ids.len(), "person_ids")?;
     let org = cap.org();
     let today = today(zone);
+    crate::billing::prepare(db, org).await?;
     let mut tx = db.begin().await?;
     let mut errors = Vec::new();
     let mut ok = Vec::new();
@@ -1909,10 +1944,14 @@ pub async fn renew_many(db: &Db, who: &Who, cap: &CanWrite, zone: &str, input: B
         }
     }
     MemError::check(errors)?;
-    let mut out = Vec::new();
+    let mut ids = Vec::new();
     for p in &ok {
-        let id = insert_period(&mut tx, who, org, p).await?;
-        out.push(period_in(tx.conn(), org, &id).await?.ok_or(MemError::Core(CoreError::NotFound))?);
+        ids.push(insert_period(&mut tx, who, org, p).await?);
+    }
+    crate::billing::invoice_periods(&mut tx, who, org, &ids).await?;
+    let mut out = Vec::new();
+    for id in &ids {
+        out.push(period_in(tx.conn(), org, id).await?.ok_or(MemError::Core(CoreError::NotFound))?);
     }
     tx.commit().await?;
     Ok(out)
@@ -1935,6 +1974,7 @@ pub async fn apply_type(db: &Db, who: &Who, cap: &CanWrite, zone: &str, input: A
     check_bulk_size(input.person_ids.len(), "person_ids")?;
     let org = cap.org();
     let today = today(zone);
+    crate::billing::prepare(db, org).await?;
     let mut tx = db.begin().await?;
     let mut errors = Vec::new();
     let mut ok = Vec::new();
@@ -1952,10 +1992,14 @@ pub async fn apply_type(db: &Db, who: &Who, cap: &CanWrite, zone: &str, input: A
         }
     }
     MemError::check(errors)?;
-    let mut out = Vec::new();
+    let mut ids = Vec::new();
     for p in &ok {
-        let id = insert_period(&mut tx, who, org, p).await?;
-        out.push(period_in(tx.conn(), org, &id).await?.ok_or(MemError::Core(CoreError::NotFound))?);
+        ids.push(insert_period(&mut tx, who, org, p).await?);
+    }
+    crate::billing::invoice_periods(&mut tx, who, org, &ids).await?;
+    let mut out = Vec::new();
+    for id in &ids {
+        out.push(period_in(tx.conn(), org, id).await?.ok_or(MemError::Core(CoreError::NotFound))?);
     }
     tx.commit().await?;
     Ok(out)
@@ -2038,8 +2082,13 @@ async fn with_standing(
         for r in chunk {
             q = q.bind(r.person_id.as_str());
         }
-        for r in q.fetch_all(db.pool()).await? {
-            let p = period_row(&r)?;
+        let mut loaded = q.fetch_all(db.pool()).await?.iter().map(period_row).collect::<MemResult<Vec<_>>>()?;
+        {
+            // Dues paid through their invoice count as paid.
+            let mut conn = db.pool().acquire().await?;
+            crate::billing::settle_periods(&mut conn, org, &mut loaded).await?;
+        }
+        for p in loaded {
             periods.entry(p.person_id.clone()).or_default().push(p);
         }
     }

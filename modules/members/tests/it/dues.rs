@@ -176,6 +176,16 @@ db_test!(dues_need_books_and_the_receipt_path, |app: TestApp| async move {
     let (st, b) = app.get(&s.admin, &url(&s.org, "/settings")).await;
     assert_eq!(st, 200, "{b}");
     assert_eq!(b["dues_path"], "receipt");
+    // Invoicing off for the organisation: the invoice path is refused.
+    let (st, _) = app
+        .send(
+            reqwest::Method::PUT,
+            &s.admin,
+            &format!("/api/v1/orgs/{}/modules/invoicing", s.org),
+            json!({"enabled": false}),
+        )
+        .await;
+    assert!(st == 200 || st == 204);
     let mut invoice = b.clone();
     invoice["dues_path"] = json!("invoice");
     let (st, e) = app.send(reqwest::Method::PUT, &s.admin, &url(&s.org, "/settings"), invoice).await;

@@ -2,6 +2,7 @@
 //! on a random port, on SQLite and on PostgreSQL (`testkit::db_test!`),
 //! spoken to over HTTP, with the accounting module it posts to.
 
+mod billing;
 mod directory;
 mod donations;
 mod dues;
@@ -10,6 +11,7 @@ mod mailing;
 mod memberships;
 mod pages;
 mod privacy;
+mod renewals;
 mod sepa;
 mod stats;
 
@@ -22,6 +24,7 @@ pub fn modules() -> Modules {
     let list: Vec<Arc<dyn Module>> = vec![
         Arc::new(CoreModule),
         Arc::new(shrooms_accounting::AccountingModule),
+        Arc::new(shrooms_invoicing::InvoicingModule),
         Arc::new(shrooms_members::MembersModule),
     ];
     Modules::new(list).expect("valid module list")

@@ -71,6 +71,16 @@ db_test!(pages_show_standing_and_forms_report_errors, |app: TestApp| async move 
     let ind = yearly(&app, &s, "Individuelle").await;
     let ana = person(&app, &s, "Ana", "Pages").await;
     let browser = testkit::browser_client();
+    // Invoicing off for the organisation: the invoice path is refused.
+    let (st, _) = app
+        .send(
+            reqwest::Method::PUT,
+            &s.admin,
+            &format!("/api/v1/orgs/{}/modules/invoicing", s.org),
+            json!({"enabled": false}),
+        )
+        .await;
+    assert!(st == 200 || st == 204);
     let csrf = app.sign_in(&browser, "admin@example.org", ADMIN_PASSWORD).await;
     let org = &s.org;
     for (lang, title) in [("fr", "Adhérents"), ("en", "Members")] {

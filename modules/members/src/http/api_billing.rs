@@ -1,0 +1,103 @@
+//! JSON API of dues invoices, online payment links, renewal notices and
+//! reminders (`/api/v1/orgs/{org}/members/…`).
+
+use crate::billing::{self, DuesInvoice};
+use crate::error::MemError;
+use crate::renewals::{self, LateMember, Notice, RenewalSettings, RunReport};
+use crate::service::{self, StandingView, MODULE};
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use shrooms_core::error::{CoreError, CoreResult, Problem};
+use shrooms_core::web::api::ApiJson;
+use shrooms_core::web::{AppState, OrgCtx};
+use utoipa::{OpenApi, ToSchema};
+
+type R<T> = CoreResult<T>;
+
+fn e(err: MemError) -> CoreError {
+    err.into()
+}
+
+/// A member's dues as the invoice path shows them.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct MemberDues {
+    pub standing: StandingView,
+    /// The dues invoices, newest first, each with its public pay page when
+    /// something is due and online payment is set up.
+    pub invoices: Vec<DuesInvoice>,
+    /// Renewal notices and reminders sent, newest first.
+    pub notices: Vec<Notice>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members/people/{person}/dues", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id or URL name"), ("person" = String, Path)),
+    responses((status = 200, body = MemberDues), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn member_dues(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, person)): Path<(String, String)>,
+) -> R<Json<MemberDues>> {
+    let cap = ctx.can_read(MODULE)?;
+    let m = service::membership(&st.db, &cap, &ctx.org.timezone, &person).await.map_err(e)?;
+    let invoices = billing::invoices_of(&st, cap.org(), &ctx.org.slug, &person, true).await.map_err(e)?;
+    let notices = renewals::notices_of(&st.db, &cap, &person).await.map_err(e)?;
+    Ok(Json(MemberDues { standing: m.standing, invoices, notices }))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members/renewal-settings", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path)),
+    responses((status = 200, body = RenewalSettings), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_renewal_settings(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<RenewalSettings>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(renewals::settings(&st.db, cap.org()).await.map_err(e)?))
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/members/renewal-settings", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = RenewalSettings,
+    responses((status = 200, body = RenewalSettings), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn put_renewal_settings(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(s): ApiJson<RenewalSettings>,
+) -> R<Json<RenewalSettings>> {
+    let cap = ctx.can_admin(MODULE)?;
+    Ok(Json(renewals::save_settings(&st.db, &ctx.who(), &cap, s).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members/renewals/run", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path)),
+    responses((status = 200, body = RunReport, description = "What the run sent (the daily schedule does the same)"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Invoice path without the invoicing module, or invoicing not set up")))]
+async fn run_renewals(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<RunReport>> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok(Json(renewals::run(&st, &cap, None).await.map_err(e)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members/late", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path)),
+    responses((status = 200, body = [LateMember], description = "Who owes dues or lapsed after reminders, with the reminders sent"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn late(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<LateMember>>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(renewals::late(&st.db, &cap, &ctx.org.timezone).await.map_err(e)?))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(member_dues, get_renewal_settings, put_renewal_settings, run_renewals, late),
+    components(schemas(MemberDues, DuesInvoice, Notice, RenewalSettings, RunReport, LateMember, Problem))
+)]
+pub struct BillingApi;
+
+pub fn router() -> Router<AppState> {
+    let base = "/api/v1/orgs/{org}/members";
+    Router::new()
+        .route(&format!("{base}/people/{{person}}/dues"), get(member_dues))
+        .route(&format!("{base}/renewal-settings"), get(get_renewal_settings).put(put_renewal_settings))
+        .route(&format!("{base}/renewals/run"), post(run_renewals))
+        .route(&format!("{base}/late"), get(late))
+}

@@ -1,0 +1,579 @@
+//! Renewal notices and reminders.
+//!
+//! A daily schedule per organisation (`members.renewals`, 07:00 in its time
+//! zone) runs the job `members.renewals`, which:
+//!
+//! - sends a **notice** to each member whose period (not closed, not lifetime)
+//!   ends within `notice_days` and who has no following period of the type;
+//!   with the invoice path, the run also records the renewal period and its
+//!   invoice (the call for dues), so the notice carries the amount to pay;
+//! - sends a **reminder** `reminder_days[i]` days after the end of a period
+//!   that is not followed by a paid period of the type (at most 30 days
+//!   late: a reminder missed for a month is not sent any more).
+//!
+//! Each mail (through the core outbox) carries the member's **personal
+//! renewal link**: a signed token (HS256 with a key derived from the
+//! instance's signing key, expiring after 120 days) to the public page
+//! `/o/{org}/members/renew/{token}`. Each notice is recorded once in
+//! `mem_notices` (unique person + period + kind), so a rerun never sends
+//! twice. The run works by chunks of a few hundred members, one transaction
+//! each: an interrupted run resumes where it stopped.
+
+use crate::billing;
+use crate::error::{MemError, MemResult};
+use crate::service::{self, DuesPath, RenewInput, MODULE};
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shrooms_core::audit::Who;
+use shrooms_core::db::Db;
+use shrooms_core::error::{CoreError, FieldError};
+use shrooms_core::ids::{OrgId, Timestamp};
+use shrooms_core::jobs::{JobCtx, JobFuture, JobSpec};
+use shrooms_core::permissions::{CanAdmin, CanRead, CanWrite};
+use shrooms_core::schedules::ScheduleSpec;
+use shrooms_core::web::AppState;
+use sqlx::Row;
+use std::collections::HashMap;
+use utoipa::ToSchema;
+
+/// Members handled per transaction.
+pub const CHUNK: usize = 250;
+/// How long a renewal link stays valid.
+const LINK_DAYS: i64 = 120;
+/// A reminder later than its day by more than this is not sent any more.
+const REMINDER_WINDOW_DAYS: i64 = 30;
+
+// ---------- settings ----------
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalSettings {
+    /// Days before a period's end the renewal notice is sent (0: no notice).
+    pub notice_days: i64,
+    /// Days after a period's end reminders are sent, e.g. `[15, 45]` (empty: none).
+    pub reminder_days: Vec<i64>,
+}
+
+impl Default for RenewalSettings {
+    fn default() -> Self {
+        RenewalSettings { notice_days: 30, reminder_days: vec![15, 45] }
+    }
+}
+
+pub async fn settings(db: &Db, org: OrgId) -> MemResult<RenewalSettings> {
+    let r = sqlx::query("SELECT notice_days, reminder_days FROM mem_renewal_settings WHERE org_id = $1")
+        .bind(org.to_string())
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(match r {
+        Some(r) => RenewalSettings {
+            notice_days: r.try_get(0)?,
+            reminder_days: serde_json::from_str(&r.try_get::<String, _>(1)?).unwrap_or_default(),
+        },
+        None => RenewalSettings::default(),
+    })
+}
+
+pub async fn save_settings(db: &Db, who: &Who, cap: &CanAdmin, s: RenewalSettings) -> MemResult<RenewalSettings> {
+    let mut errors = Vec::new();
+    if !(0..=365).contains(&s.notice_days) {
+        errors.push(FieldError::new("notice_days", "Give a number of days from 0 to 365."));
+    }
+    let mut days = s.reminder_days.clone();
+    days.sort_unstable();
+    days.dedup();
+    if days.len() > 5 {
+        errors.push(FieldError::new("reminder_days", "Give at most 5 reminders."));
+    }
+    if days.iter().any(|d| !(1..=365).contains(d)) {
+        errors.push(FieldError::new("reminder_days", "Each reminder is 1 to 365 days after the end."));
+    }
+    MemError::check(errors)?;
+    let clean = RenewalSettings { notice_days: s.notice_days, reminder_days: days };
+    let before = settings(db, cap.org()).await?;
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO mem_renewal_settings (org_id, notice_days, reminder_days, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (org_id) DO UPDATE SET notice_days = $2, reminder_days = $3, updated_at = $4",
+    )
+    .bind(cap.org().to_string())
+    .bind(clean.notice_days)
+    .bind(serde_json::to_string(&clean.reminder_days).unwrap_or_default())
+    .bind(Timestamp::now().0)
+    .execute(tx.conn())
+    .await?;
+    let org = cap.org().to_string();
+    service::record(
+        &mut tx,
+        who,
+        cap.org(),
+        "members.renewal_settings",
+        "members_settings",
+        &org,
+        Some(json!(before)),
+        Some(json!(clean)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(clean)
+}
+
+// ---------- the personal renewal link ----------
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    typ: String,
+    org: String,
+    person: String,
+    period: String,
+    exp: i64,
+}
+
+const TOKEN_TYPE: &str = "members.renewal";
+
+fn key(st: &AppState) -> [u8; 32] {
+    // Derived, so a renewal token is never an access token and the reverse.
+    shrooms_core::crypto::hmac_sha256(&st.signing_key, TOKEN_TYPE.as_bytes())
+}
+
+/// The signed token of a member's renewal link for the period that ends.
+pub fn token(st: &AppState, org: OrgId, person: &str, period: &str) -> String {
+    let claims = Claims {
+        typ: TOKEN_TYPE.into(),
+        org: org.to_string(),
+        person: person.into(),
+        period: period.into(),
+        exp: Timestamp::now().0 / 1000 + LINK_DAYS * 86_400,
+    };
+    shrooms_core::crypto::jwt_sign(&key(st), &claims)
+}
+
+/// The person and period of a valid, unexpired token of this organisation.
+fn verify(st: &AppState, org: OrgId, token: &str) -> Option<(String, String)> {
+    let c: Claims = shrooms_core::crypto::jwt_verify(&key(st), token)?;
+    (c.typ == TOKEN_TYPE && c.org == org.to_string() && c.exp > Timestamp::now().0 / 1000)
+        .then_some((c.person, c.period))
+}
+
+// ---------- the run ----------
+
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+pub struct RunReport {
+    /// The day the run was for (the organisation's today).
+    pub on: String,
+    pub notices: i64,
+    pub reminders: i64,
+    /// Renewal periods recorded and invoiced with their notice (invoice path).
+    pub invoiced: i64,
+    /// Notices recorded for people without an e-mail (nothing mailed).
+    pub without_email: i64,
+}
+
+pub const RENEWALS_JOB: JobSpec =
+    JobSpec { name: "members.renewals", max_attempts: 3, backoff_secs: 60, timeout_secs: 3600, run: run_job };
+
+pub fn schedule() -> ScheduleSpec {
+    ScheduleSpec::each_org("members.renewals", RENEWALS_JOB.name, "0 7 * * *")
+}
+
+fn run_job(st: AppState, ctx: JobCtx) -> JobFuture {
+    Box::pin(async move {
+        let cap = ctx.write_grant(MODULE).ok_or_else(|| anyhow::anyhow!("the renewal run has an organisation"))?;
+        let r = run(&st, &cap, None).await.map_err(|e| anyhow::anyhow!("{}", CoreError::from(e)))?;
+        tracing::info!(org = %cap.org(), notices = r.notices, reminders = r.reminders, invoiced = r.invoiced, "members: renewal run");
+        Ok(())
+    })
+}
+
+struct Candidate {
+    period: String,
+    person: String,
+    type_id: String,
+    type_name: String,
+    ends_on: String,
+    fee: i64,
+}
+
+fn shift(d: Date, days: i64) -> Date {
+    d.checked_add(jiff::Span::new().days(days)).unwrap_or(d)
+}
+
+/// Runs the notices and reminders due on `on` (the organisation's today
+/// when `None`). Safe to run again: what was sent is not sent twice.
+pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<RunReport> {
+    let org = cap.org();
+    let db = &st.db;
+    let o = shrooms_core::orgs::find_org(db, &org.to_string()).await?.ok_or(MemError::Core(CoreError::NotFound))?;
+    let today = on.unwrap_or_else(|| service::today(&o.timezone));
+    let rs = settings(db, org).await?;
+    let invoice = service::settings(db, org).await?.dues_path == DuesPath::Invoice;
+    if invoice {
+        billing::prepare(db, org).await?;
+    }
+    let mut report = RunReport { on: today.to_string(), ..Default::default() };
+    let who = Who::system("members: renewal run");
+    let lang = shrooms_core::outbox::language_for(db, None).await?;
+    let instance = shrooms_core::instance::load(db).await?.name;
+    let base = st.base_url();
+    let cols = "SELECT p.id, p.person_id, p.type_id, t.name, p.ends_on, p.fee_cents FROM mem_periods p \
+                JOIN mem_types t ON t.id = p.type_id WHERE p.org_id = $1 AND p.closed_on IS NULL AND p.ends_on IS NOT NULL";
+    let mut passes: Vec<(String, String)> = Vec::new();
+    if rs.notice_days > 0 {
+        passes.push((
+            "notice".into(),
+            format!(
+                "{cols} AND p.ends_on >= $2 AND p.ends_on <= $3 \
+                 AND NOT EXISTS (SELECT 1 FROM mem_periods q WHERE q.org_id = p.org_id AND q.person_id = p.person_id \
+                 AND q.type_id = p.type_id AND q.starts_on > p.starts_on) \
+                 AND NOT EXISTS (SELECT 1 FROM mem_notices n WHERE n.org_id = p.org_id AND n.period_id = p.id AND n.kind = $4) \
+                 ORDER BY p.ends_on, p.id"
+            ),
+        ));
+    }
+    let paid_invoice = if invoice {
+        " OR EXISTS (SELECT 1 FROM inv_documents i WHERE i.org_id = q.org_id AND i.id = q.invoice_id AND i.status = 'paid')"
+    } else {
+        ""
+    };
+    for d in &rs.reminder_days {
+        passes.push((
+            format!("reminder_{d}"),
+            format!(
+                "{cols} AND p.ends_on >= $2 AND p.ends_on <= $3 \
+                 AND NOT EXISTS (SELECT 1 FROM mem_periods q WHERE q.org_id = p.org_id AND q.person_id = p.person_id \
+                 AND q.type_id = p.type_id AND q.starts_on > p.starts_on AND (q.fee_cents <= COALESCE((SELECT \
+                 CAST(SUM(d.amount_cents) AS BIGINT) FROM mem_dues d WHERE d.org_id = q.org_id AND d.period_id = q.id \
+                 AND d.status = 'paid'), 0){paid_invoice})) \
+                 AND NOT EXISTS (SELECT 1 FROM mem_notices n WHERE n.org_id = p.org_id AND n.period_id = p.id AND n.kind = $4) \
+                 ORDER BY p.ends_on, p.id"
+            ),
+        ));
+    }
+    for (kind, sql) in &passes {
+        let (from, to) = match kind.strip_prefix("reminder_").and_then(|d| d.parse::<i64>().ok()) {
+            Some(d) => (shift(today, -d - REMINDER_WINDOW_DAYS), shift(today, -d)),
+            None => (today, shift(today, rs.notice_days)),
+        };
+        let rows = sqlx::query(sql)
+            .bind(org.to_string())
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .bind(kind)
+            .fetch_all(db.pool())
+            .await?;
+        let candidates = rows
+            .iter()
+            .map(|r| {
+                Ok(Candidate {
+                    period: r.try_get(0)?,
+                    person: r.try_get(1)?,
+                    type_id: r.try_get(2)?,
+                    type_name: r.try_get(3)?,
+                    ends_on: r.try_get(4)?,
+                    fee: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let is_notice = kind == "notice";
+        for chunk in candidates.chunks(CHUNK) {
+            let mut tx = if invoice && is_notice { db.begin_durable().await? } else { db.begin().await? };
+            let mut sent = Vec::new();
+            let mut renewed = Vec::new();
+            for c in chunk {
+                let id = service::new_id();
+                let done = sqlx::query(
+                    "INSERT INTO mem_notices (id, org_id, person_id, period_id, kind, sent_to, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, '', $6) ON CONFLICT (org_id, person_id, period_id, kind) DO NOTHING",
+                )
+                .bind(&id)
+                .bind(org.to_string())
+                .bind(&c.person)
+                .bind(&c.period)
+                .bind(kind)
+                .bind(Timestamp::now().0)
+                .execute(tx.conn())
+                .await?;
+                if done.rows_affected() == 0 {
+                    continue;
+                }
+                let mut renewal = None;
+                if invoice && is_notice {
+                    let input = RenewInput { type_id: c.type_id.clone(), ..Default::default() };
+                    if let Ok(pid) = service::renew_in(&mut tx, &who, org, &c.person, &input, today).await? {
+                        renewed.push(pid.clone());
+                        renewal = Some(pid);
+                    }
+                }
+                sent.push((id, c, renewal));
+            }
+            billing::invoice_periods(&mut tx, &who, org, &renewed).await?;
+            report.invoiced += renewed.len() as i64;
+            // The invoices just made, for the mails.
+            let mut invoices: HashMap<String, (String, i64)> = HashMap::new();
+            for ids in renewed.chunks(500) {
+                let params: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+                let sql = format!(
+                    "SELECT p.id, d.number, d.gross_cents FROM mem_periods p JOIN inv_documents d \
+                     ON d.org_id = p.org_id AND d.id = p.invoice_id WHERE p.org_id = $1 AND p.id IN ({})",
+                    params.join(",")
+                );
+                let mut q = sqlx::query(&sql).bind(org.to_string());
+                for i in ids {
+                    q = q.bind(i);
+                }
+                for r in q.fetch_all(tx.conn()).await? {
+                    invoices
+                        .insert(r.try_get(0)?, (r.try_get::<Option<String>, _>(1)?.unwrap_or_default(), r.try_get(2)?));
+                }
+            }
+            for (id, c, renewal) in &sent {
+                let person = service::person_in(tx.conn(), org, &c.person).await?;
+                let email = person.as_ref().and_then(|p| p.email.clone()).filter(|e| !e.trim().is_empty());
+                if let Some(pid) = renewal {
+                    sqlx::query("UPDATE mem_notices SET renewal_period_id = $1 WHERE id = $2")
+                        .bind(pid)
+                        .bind(id)
+                        .execute(tx.conn())
+                        .await?;
+                }
+                let Some(to) = email else {
+                    report.without_email += 1;
+                    continue;
+                };
+                let link = format!("{base}/o/{}/members/renew/{}", o.slug, token(st, org, &c.person, &c.period));
+                let invoice = renewal.as_ref().and_then(|p| invoices.get(p));
+                let ctx = json!({
+                    "name": person.as_ref().map(service::display_name).unwrap_or_default(),
+                    "org_name": o.name, "type_name": c.type_name, "ends_on": c.ends_on,
+                    "fee": crate::domain::cents_text(invoice.map(|i| i.1).unwrap_or(c.fee)),
+                    "invoice_number": invoice.map(|i| i.0.clone()),
+                    "reminder": !is_notice, "link": link,
+                });
+                let mail_kind = if is_notice { "members_renewal" } else { "members_renewal_reminder" };
+                let mail = st
+                    .templates
+                    .render_mail(mail_kind, &lang, &instance, ctx)
+                    .map_err(|e| CoreError::Internal(format!("mail template {mail_kind}: {e:#}")))?;
+                shrooms_core::outbox::enqueue(&mut tx, Some(org), mail_kind, &to, &mail).await?;
+                sqlx::query("UPDATE mem_notices SET sent_to = $1 WHERE id = $2")
+                    .bind(&to)
+                    .bind(id)
+                    .execute(tx.conn())
+                    .await?;
+            }
+            if !sent.is_empty() {
+                let n = sent.len() as i64;
+                if is_notice {
+                    report.notices += n;
+                } else {
+                    report.reminders += n;
+                }
+                service::record(
+                    &mut tx,
+                    &who,
+                    org,
+                    &format!("members.renewals.{}", if is_notice { "notices" } else { "reminders" }),
+                    "members_settings",
+                    &org.to_string(),
+                    None,
+                    Some(json!({"kind": kind, "count": n, "on": today.to_string()})),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+        }
+    }
+    Ok(report)
+}
+
+// ---------- what the member's page and the dues page show ----------
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Notice {
+    /// `notice` or `reminder_<days>`.
+    pub kind: String,
+    pub period_id: String,
+    /// The address written to; empty when the person has no e-mail.
+    pub sent_to: String,
+    /// RFC 3339.
+    pub sent_at: String,
+}
+
+pub async fn notices_of(db: &Db, cap: &CanRead, person: &str) -> MemResult<Vec<Notice>> {
+    let rows = sqlx::query(
+        "SELECT kind, period_id, sent_to, created_at FROM mem_notices WHERE org_id = $1 AND person_id = $2 \
+         ORDER BY created_at DESC, id DESC",
+    )
+    .bind(cap.org().to_string())
+    .bind(person)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Notice {
+                kind: r.try_get(0)?,
+                period_id: r.try_get(1)?,
+                sent_to: r.try_get(2)?,
+                sent_at: Timestamp(r.try_get(3)?).rfc3339(),
+            })
+        })
+        .collect()
+}
+
+/// A member the board should chase: standing not up to date, with the reminders sent.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LateMember {
+    pub person_id: String,
+    pub name: String,
+    pub standing: crate::domain::Standing,
+    /// Reminders sent about their last period.
+    pub reminders: i64,
+    /// RFC 3339; none when no reminder was sent.
+    pub last_reminder_at: Option<String>,
+}
+
+/// Who is late (dues unpaid or lapsed in the last year) with their reminder counts.
+pub async fn late(db: &Db, cap: &CanRead, zone: &str) -> MemResult<Vec<LateMember>> {
+    use crate::domain::Standing;
+    let f =
+        service::MemberFilter { standing: Some("dues_unpaid,lapsed".into()), limit: Some(5000), ..Default::default() };
+    let rows = service::members(db, cap, zone, &f).await?;
+    let counts = sqlx::query(
+        "SELECT person_id, COUNT(*), MAX(created_at) FROM mem_notices WHERE org_id = $1 AND kind LIKE 'reminder%' \
+         GROUP BY person_id",
+    )
+    .bind(cap.org().to_string())
+    .fetch_all(db.pool())
+    .await?;
+    let mut by: HashMap<String, (i64, i64)> = HashMap::new();
+    for r in &counts {
+        by.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
+    }
+    let mut out = Vec::new();
+    for r in rows {
+        let late = match r.standing.standing {
+            Standing::DuesUnpaid => true,
+            Standing::Lapsed => by.contains_key(&r.person_id),
+            _ => false,
+        };
+        if !late {
+            continue;
+        }
+        let (n, at) = by.get(&r.person_id).copied().map(|(n, a)| (n, Some(a))).unwrap_or((0, None));
+        out.push(LateMember {
+            person_id: r.person_id,
+            name: r.name,
+            standing: r.standing.standing,
+            reminders: n,
+            last_reminder_at: at.map(|a| Timestamp(a).rfc3339()),
+        });
+    }
+    Ok(out)
+}
+
+// ---------- the public renewal page ----------
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RenewView {
+    pub name: String,
+    pub type_name: String,
+    pub ends_on: Option<String>,
+    /// The renewal: recorded already, or what it would be.
+    pub renewed: bool,
+    pub starts_on: String,
+    pub new_ends_on: Option<String>,
+    pub fee_cents: i64,
+    pub paid: bool,
+    pub invoice_number: Option<String>,
+    pub pay_path: Option<String>,
+    /// Why it cannot be renewed here (closed membership…).
+    pub refused: Option<String>,
+}
+
+/// What the renewal link shows; `commit` records the renewal (and its invoice).
+pub async fn renew_by_token(
+    st: &AppState,
+    org: &shrooms_core::orgs::Org,
+    token: &str,
+    commit: bool,
+) -> MemResult<RenewView> {
+    let (person, period) = verify(st, org.id, token).ok_or(MemError::Core(CoreError::NotFound))?;
+    let cap = CanWrite::operator(org.id, MODULE);
+    let m = service::membership(&st.db, &cap.as_read(), &org.timezone, &person).await?;
+    let ended = m.periods.iter().find(|p| p.id == period).cloned().ok_or(MemError::Core(CoreError::NotFound))?;
+    let name = service::display_name(&m.person);
+    let next = m
+        .periods
+        .iter()
+        .filter(|p| p.type_id == ended.type_id && p.starts_on > ended.starts_on)
+        .max_by_key(|p| p.starts_on.clone())
+        .cloned();
+    let mut view = RenewView {
+        name,
+        type_name: ended.type_name.clone(),
+        ends_on: ended.ends_on.clone(),
+        renewed: false,
+        starts_on: String::new(),
+        new_ends_on: None,
+        fee_cents: 0,
+        paid: false,
+        invoice_number: None,
+        pay_path: None,
+        refused: None,
+    };
+    let next = match next {
+        Some(n) => Some(n),
+        None if commit => {
+            let who = Who::system("members: renewal link");
+            billing::prepare(&st.db, org.id).await?;
+            let input = RenewInput {
+                type_id: ended.type_id.clone(),
+                request_key: Some(format!("renew-link:{period}")),
+                ..Default::default()
+            };
+            match service::renew(&st.db, &who, &cap, &org.timezone, &person, input).await {
+                Ok(w) => Some(w.period),
+                Err(MemError::Invalid(e)) => {
+                    view.refused = e.first().map(|f| f.message.clone());
+                    return Ok(view);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        None => {
+            // What the renewal would be, computed by the same rules and not kept.
+            let mut tx = st.db.begin().await?;
+            let input = RenewInput { type_id: ended.type_id.clone(), ..Default::default() };
+            let who = Who::system("members: renewal link");
+            match service::renew_in(&mut tx, &who, org.id, &person, &input, service::today(&org.timezone)).await? {
+                Ok(id) => {
+                    let m2 = service::periods_in(&mut tx, org.id, &person).await?;
+                    if let Some(p) = m2.into_iter().find(|p| p.id == id) {
+                        view.starts_on = p.starts_on;
+                        view.new_ends_on = p.ends_on;
+                        view.fee_cents = p.fee_cents;
+                    }
+                }
+                Err(e) => view.refused = e.first().map(|f| f.message.clone()),
+            }
+            drop(tx);
+            None
+        }
+    };
+    if let Some(n) = next {
+        view.renewed = true;
+        view.starts_on = n.starts_on.clone();
+        view.new_ends_on = n.ends_on.clone();
+        view.fee_cents = n.fee_cents;
+        view.paid = n.paid_cents >= n.fee_cents;
+        if n.invoice_id.is_some() {
+            let inv = billing::invoices_of(st, org.id, &org.slug, &person, true).await?;
+            if let Some(i) = inv.into_iter().find(|i| i.period_id == n.id) {
+                view.invoice_number = i.number;
+                view.pay_path = i.pay_path;
+            }
+        }
+    }
+    Ok(view)
+}
