@@ -25,7 +25,7 @@ use shrooms_core::timeline;
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
-pub const METHODS: &[&str] = &["cash", "cheque", "transfer", "card", "online"];
+pub const METHODS: &[&str] = &["cash", "cheque", "transfer", "card", "online", "direct_debit"];
 
 // ---------- domain: allocation, no I/O ----------
 
@@ -516,6 +516,26 @@ pub async fn record(
     Ok(out)
 }
 
+/// A payment collected by another module, in that module's transaction: a
+/// SEPA direct debit of the members module (`method` `direct_debit`, the
+/// money reaches the bank account). The input is checked as a typed one,
+/// except for the method. Returns the payment's id.
+pub async fn record_collected(
+    st: &shrooms_core::web::AppState,
+    tx: &mut Tx,
+    who: &Who,
+    org: OrgId,
+    mut input: PaymentInput,
+) -> CoreResult<String> {
+    let method = std::mem::replace(&mut input.method, "transfer".into());
+    if method != "direct_debit" {
+        return Err(CoreError::validation("method", "Only direct debits are collected by other modules."));
+    }
+    let mut p = check_input(input).map_err(CoreError::Validation)?;
+    p.method = method;
+    record_in(st, tx, who, org, p).await
+}
+
 /// Records a checked payment in the caller's transaction (also used by
 /// online providers' webhooks). Returns the payment's id.
 pub(crate) async fn record_in(
@@ -556,6 +576,7 @@ pub(crate) async fn record_in(
         "cash" => format!("Espèces – {}", c.name),
         "transfer" => format!("Virement – {}", c.name),
         "card" => format!("Carte – {}", c.name),
+        "direct_debit" => format!("Prélèvement – {}", c.name),
         _ => format!("Paiement en ligne – {}", c.name),
     };
     let label: String = label.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
@@ -904,6 +925,23 @@ pub(crate) async fn document_exists(db: &Db, org: OrgId, id: &str) -> CoreResult
 pub async fn cancel(st: &shrooms_core::web::AppState, who: &Who, cap: &CanWrite, id: &str) -> CoreResult<Payment> {
     let org = cap.org();
     let mut tx = st.db.begin_durable().await?;
+    cancel_in(st, &mut tx, who, org, id, None).await?;
+    let out = get_in(tx.conn(), org, id).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// [`cancel`] in the caller's transaction: a returned direct debit (the
+/// members module) cancels the payment it recorded, dated `on` (the day the
+/// bank returned it) when given.
+pub async fn cancel_in(
+    st: &shrooms_core::web::AppState,
+    tx: &mut Tx,
+    who: &Who,
+    org: OrgId,
+    id: &str,
+    on: Option<Day>,
+) -> CoreResult<()> {
     let p = get_in(tx.conn(), org, id).await?;
     if p.status != "recorded" {
         return Err(CoreError::Conflict { field: None, message: "This payment is already cancelled.".into() });
@@ -927,7 +965,7 @@ pub async fn cancel(st: &shrooms_core::web::AppState, who: &Who, cap: &CanWrite,
     let label: String = format!("Annulation paiement {} – {}", p.method, c.name).chars().take(200).collect();
     // Dated today, or on the day it was received when today is outside an
     // open fiscal year (as the accounting module's own reversals are).
-    let today = Day::today();
+    let today = on.unwrap_or_else(Day::today);
     let ledger = shrooms_accounting::repo::ledger(tx.conn(), org).await.map_err(CoreError::from)?;
     let date = if ledger.year_of(&today.iso()).is_some_and(|y| !y.is_closed()) {
         today
@@ -945,7 +983,7 @@ pub async fn cancel(st: &shrooms_core::web::AppState, who: &Who, cap: &CanWrite,
             line(settings.account_for(&p.method), "", "", &label, Amount::ZERO, amount),
         ],
     };
-    let posted = post_entry(&mut tx, who, org, MODULE, entry, true).await.map_err(CoreError::from)?;
+    let posted = post_entry(tx, who, org, MODULE, entry, true).await.map_err(CoreError::from)?;
     let now = Timestamp::now().0;
     sqlx::query(
         "UPDATE inv_payments SET status = 'cancelled', reversal_entry_id = $1, cancelled_at = $2 \
@@ -975,7 +1013,7 @@ pub async fn cancel(st: &shrooms_core::web::AppState, who: &Who, cap: &CanWrite,
         .await?;
         let record = invoice_record(tx.conn(), org, &a.invoice_id).await?;
         timeline::event(
-            &mut tx,
+            tx,
             who,
             org,
             &record,
@@ -983,10 +1021,10 @@ pub async fn cancel(st: &shrooms_core::web::AppState, who: &Who, cap: &CanWrite,
             json!({"payment_id": id, "amount_cents": a.amount_cents}),
         )
         .await?;
-        settle_and_tell(st, &mut tx, who, org, &a.invoice_id, &record).await?;
+        settle_and_tell(st, tx, who, org, &a.invoice_id, &record).await?;
     }
     audit::record(
-        &mut tx,
+        tx,
         who,
         Change {
             org: Some(org),
@@ -998,9 +1036,7 @@ pub async fn cancel(st: &shrooms_core::web::AppState, who: &Who, cap: &CanWrite,
         },
     )
     .await?;
-    let out = get_in(tx.conn(), org, id).await?;
-    tx.commit().await?;
-    Ok(out)
+    Ok(())
 }
 
 // ---------- customer credit ----------

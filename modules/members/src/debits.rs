@@ -336,7 +336,10 @@ pub struct DebitView {
     pub id: String,
     pub person_id: String,
     pub mandate_id: String,
-    pub due_id: String,
+    /// The receipt it paid (dues recorded as receipts); null when it paid an invoice.
+    pub due_id: Option<String>,
+    /// The dues invoice it paid (dues billed by invoice).
+    pub invoice_id: Option<String>,
     pub amount_cents: i64,
     pub end_to_end_id: String,
     /// `FRST` or `RCUR`.
@@ -356,7 +359,7 @@ async fn batch_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> MemRe
     .await?;
     let Some(r) = r else { return Ok(None) };
     let rows = sqlx::query(
-        "SELECT id, person_id, mandate_id, due_id, amount_cents, end_to_end_id, sequence, status, reason FROM mem_debits \
+        "SELECT id, person_id, mandate_id, due_id, amount_cents, end_to_end_id, sequence, status, reason, invoice_id FROM mem_debits \
          WHERE org_id = $1 AND batch_id = $2 ORDER BY end_to_end_id",
     )
     .bind(org.to_string())
@@ -376,6 +379,7 @@ async fn batch_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> MemRe
                 sequence: d.try_get(6)?,
                 status: d.try_get(7)?,
                 reason: d.try_get(8)?,
+                invoice_id: d.try_get(9)?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -524,6 +528,7 @@ pub async fn create_batch(
     }
     let mut checked = Vec::with_capacity(input.items.len());
     let mut mandates = Vec::with_capacity(input.items.len());
+    let mut invoiced: Vec<(InvoicedDebit, Mandate)> = Vec::new();
     let mut pending = HashMap::new();
     let mut seen = std::collections::HashSet::new();
     for (i, item) in input.items.iter().enumerate() {
@@ -535,6 +540,16 @@ pub async fn create_batch(
         };
         if !seen.insert(item.person_id.clone()) {
             errors.push(FieldError::new(format!("{prefix}person_id"), "This person is twice in the batch."));
+            continue;
+        }
+        // A period billed by invoice: the debit pays what is due on the invoice.
+        if let Some(inv) = invoiced_period(&mut tx, org, item).await? {
+            match check_invoiced(&mut tx, org, item, &inv, &prefix, &mut errors).await? {
+                Some(c) => {
+                    invoiced.push((c, m.clone()));
+                }
+                None => continue,
+            }
             continue;
         }
         let due = DueInput {
@@ -561,33 +576,87 @@ pub async fn create_batch(
     }
     MemError::check(errors)?;
     let people: Vec<_> = checked.iter().map(|d| d.person.clone()).collect();
-    let dues = write_dues(&mut tx, who, org, checked).await?;
+    let dues = if checked.is_empty() { Vec::new() } else { write_dues(&mut tx, who, org, checked).await? };
     let batch_id = service::new_id();
     let n = next_number(&mut tx, org, "debit_batch", 1).await?;
     let msg_id = key.unwrap_or_else(|| format!("SHR-{}-{n:06}", date.to_string().replace('-', "")));
     let now = Timestamp::now();
-    let mut debits = Vec::with_capacity(dues.len());
-    let mut rows = Vec::with_capacity(dues.len());
+    let mut rows: Vec<DebitRow> = Vec::with_capacity(dues.len() + invoiced.len());
     for ((due, m), person) in dues.into_iter().zip(&mandates).zip(&people) {
-        let first = m.next_sequence == "FRST";
-        debits.push(Debit {
-            end_to_end_id: due.receipt.clone(),
+        rows.push(DebitRow {
+            due_id: Some(due.id.clone()),
+            invoice_id: None,
+            payment_id: None,
+            person_id: due.person_id.clone(),
+            person: person.clone(),
             amount_cents: due.amount_cents,
+            end_to_end_id: due.receipt.clone(),
+            reference: due.receipt.clone(),
+            payer_name: due.payer_name.clone(),
+            mandate: m.clone(),
+        });
+    }
+    if !invoiced.is_empty() {
+        let first = next_number(&mut tx, org, "debit", invoiced.len() as i64).await?;
+        for (i, (c, m)) in invoiced.into_iter().enumerate() {
+            let e2e = format!("PRLV-{:06}", first + i as i64);
+            let payment_id = shrooms_invoicing::payments::record_collected(
+                st,
+                &mut tx,
+                who,
+                org,
+                shrooms_invoicing::payments::PaymentInput {
+                    customer_id: c.customer_id.clone(),
+                    method: "direct_debit".into(),
+                    amount_cents: c.amount_cents,
+                    received_date: Some(date.to_string()),
+                    payer: Some(m.debtor_name.clone()),
+                    reference: Some(format!("{e2e} {}", m.reference)),
+                    allocations: Some(vec![shrooms_invoicing::payments::AllocationInput {
+                        invoice_id: c.invoice_id.clone(),
+                        amount_cents: c.amount_cents,
+                    }]),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            rows.push(DebitRow {
+                due_id: None,
+                invoice_id: Some(c.invoice_id.clone()),
+                payment_id: Some(payment_id),
+                person_id: c.person.id.to_string(),
+                person: c.person.clone(),
+                amount_cents: c.amount_cents,
+                end_to_end_id: e2e,
+                reference: c.number.clone(),
+                payer_name: display_name(&c.person),
+                mandate: m,
+            });
+        }
+        // The directory follows the invoices' statuses (paid by the debit).
+        let ids: Vec<String> = rows.iter().filter(|r| r.invoice_id.is_some()).map(|r| r.person_id.clone()).collect();
+        crate::directory::refresh_many(&mut tx, org, ids).await?;
+    }
+    let mut debits = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let m = &r.mandate;
+        debits.push(Debit {
+            end_to_end_id: r.end_to_end_id.clone(),
+            amount_cents: r.amount_cents,
             mandate_reference: m.reference.clone(),
             mandate_signed_on: m.signed_on.clone(),
-            first,
+            first: m.next_sequence == "FRST",
             debtor_name: m.debtor_name.clone(),
             debtor_iban: m.iban.clone(),
             debtor_bic: m.bic.clone(),
             debtor_address: PostalAddress {
-                street: person.address.street.clone(),
-                postcode: person.address.postcode.clone(),
-                city: person.address.city.clone(),
-                country: person.address.country.clone(),
+                street: r.person.address.street.clone(),
+                postcode: r.person.address.postcode.clone(),
+                city: r.person.address.city.clone(),
+                country: r.person.address.country.clone(),
             },
-            remittance: format!("Cotisation {} {}", due.receipt, display_name(person)),
+            remittance: format!("Cotisation {} {}", r.reference, display_name(&r.person)),
         });
-        rows.push((due, m.id.clone(), m.reference.clone(), if first { "FRST" } else { "RCUR" }, person.email.clone()));
     }
     let xml = sepa::pain008(&msg_id, &now.rfc3339(), &date.to_string(), &to_sepa(&creditor), &debits);
     let total: i64 = debits.iter().map(|d| d.amount_cents).sum();
@@ -605,43 +674,48 @@ pub async fn create_batch(
     .bind(now.0)
     .execute(tx.conn())
     .await?;
-    let per = if tx.backend() == shrooms_core::db::Backend::Sqlite { 16 } else { 300 };
+    let per = if tx.backend() == shrooms_core::db::Backend::Sqlite { 12 } else { 250 };
     for chunk in rows.chunks(per) {
         let mut sql = String::from(
-            "INSERT INTO mem_debits (id, org_id, batch_id, mandate_id, due_id, person_id, amount_cents, end_to_end_id, \
-             sequence, status, created_at) VALUES ",
+            "INSERT INTO mem_debits (id, org_id, batch_id, mandate_id, due_id, invoice_id, payment_id, person_id, \
+             amount_cents, end_to_end_id, sequence, status, created_at) VALUES ",
         );
         for i in 0..chunk.len() {
-            let b = i * 10;
+            let b = i * 12;
             if i > 0 {
                 sql.push_str(", ");
             }
+            let marks: Vec<String> = (1..=12).map(|k| format!("${}", b + k)).collect();
             sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'sent', ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10
+                "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 'sent', {})",
+                marks[0],
+                marks[1],
+                marks[2],
+                marks[3],
+                marks[4],
+                marks[5],
+                marks[6],
+                marks[7],
+                marks[8],
+                marks[9],
+                marks[10],
+                marks[11]
             ));
         }
         let mut q = sqlx::query(&sql);
-        for (due, mandate_id, _, seq, _) in chunk {
+        for r in chunk {
             q = q
                 .bind(service::new_id())
                 .bind(org.to_string())
                 .bind(&batch_id)
-                .bind(mandate_id)
-                .bind(&due.id)
-                .bind(&due.person_id)
-                .bind(due.amount_cents)
-                .bind(&due.receipt)
-                .bind(*seq)
+                .bind(&r.mandate.id)
+                .bind(r.due_id.clone())
+                .bind(r.invoice_id.clone())
+                .bind(r.payment_id.clone())
+                .bind(&r.person_id)
+                .bind(r.amount_cents)
+                .bind(&r.end_to_end_id)
+                .bind(if r.mandate.next_sequence == "FRST" { "FRST" } else { "RCUR" })
                 .bind(now.0);
         }
         q.execute(tx.conn()).await?;
@@ -649,16 +723,16 @@ pub async fn create_batch(
     // Pre-notifications: composed from the templates (the instance's name read once).
     let lang = shrooms_core::outbox::language_for(db, None).await?;
     let instance = shrooms_core::instance::load(db).await?.name;
-    for (due, _, reference, _, email) in &rows {
-        let Some(to) = email else { continue };
+    for r in &rows {
+        let Some(to) = &r.person.email else { continue };
         let mail = st
             .templates
             .render_mail(
                 "members_debit_notice",
                 &lang,
                 &instance,
-                json!({"name": due.payer_name, "amount": crate::donations::french_amount(due.amount_cents),
-                    "date": date.to_string(), "mandate": reference, "ics": creditor.ics, "creditor": creditor.name, "receipt": due.receipt}),
+                json!({"name": r.payer_name, "amount": crate::donations::french_amount(r.amount_cents),
+                    "date": date.to_string(), "mandate": r.mandate.reference, "ics": creditor.ics, "creditor": creditor.name, "receipt": r.reference}),
             )
             .map_err(|e| MemError::Core(CoreError::Internal(format!("mail template: {e:#}"))))?;
         shrooms_core::outbox::enqueue(&mut tx, Some(org), "members_debit_notice", to, &mail).await?;
@@ -711,7 +785,7 @@ pub struct ReturnsReport {
 /// reversing entry (dues account debited, bank credited) on the return date.
 /// Importing the same file again changes nothing.
 pub async fn import_returns(
-    db: &Db,
+    st: &AppState,
     who: &Who,
     cap: &CanWrite,
     zone: &str,
@@ -726,13 +800,13 @@ pub async fn import_returns(
         Some(s) => crate::domain::parse_date("returned_on", s).map_err(|e| MemError::Invalid(vec![e]))?,
         None => service::today(zone),
     };
-    let mut tx = db.begin_durable().await?;
+    let mut tx = st.db.begin_durable().await?;
     let s = settings_in(tx.conn(), org).await?;
     let mut report = ReturnsReport { format: format.into(), returned: vec![], already: vec![], unknown: vec![] };
     for r in returns {
         let row = sqlx::query(
-            "SELECT d.id, d.status, d.due_id, d.amount_cents, d.person_id, u.payer_name FROM mem_debits d \
-             JOIN mem_dues u ON u.id = d.due_id WHERE d.org_id = $1 AND d.end_to_end_id = $2",
+            "SELECT d.id, d.status, d.due_id, d.amount_cents, d.person_id, u.payer_name, d.payment_id FROM mem_debits d \
+             LEFT JOIN mem_dues u ON u.id = d.due_id WHERE d.org_id = $1 AND d.end_to_end_id = $2",
         )
         .bind(org.to_string())
         .bind(&r.end_to_end_id)
@@ -742,11 +816,43 @@ pub async fn import_returns(
             report.unknown.push(r.end_to_end_id);
             continue;
         };
-        let (id, status, due_id): (String, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        let (id, status): (String, String) = (row.try_get(0)?, row.try_get(1)?);
         if status == "returned" {
             report.already.push(r.end_to_end_id);
             continue;
         }
+        let day = Day::parse(&on.to_string()).map_err(|m| MemError::field("returned_on", m))?;
+        let Some(due_id) = row.try_get::<Option<String>, _>(2)? else {
+            // A debit that paid a dues invoice: its payment is cancelled in
+            // invoicing (entry reversed on the return day, the invoice open
+            // again, the member's dues unpaid).
+            let payment: String = row.try_get::<Option<String>, _>(6)?.unwrap_or_default();
+            shrooms_invoicing::payments::cancel_in(st, &mut tx, who, org, &payment, Some(day)).await?;
+            sqlx::query(
+                "UPDATE mem_debits SET status = 'returned', reason = $1, returned_on = $2 \
+                 WHERE org_id = $3 AND id = $4 AND status = 'sent'",
+            )
+            .bind(&r.reason)
+            .bind(on.to_string())
+            .bind(org.to_string())
+            .bind(&id)
+            .execute(tx.conn())
+            .await?;
+            crate::directory::refresh(&mut tx, org, &row.try_get::<String, _>(4)?).await?;
+            record(
+                &mut tx,
+                who,
+                org,
+                "members.sepa.returned",
+                "sepa_debit",
+                &id,
+                Some(json!({"status": "sent"})),
+                Some(json!({"status": "returned", "debit": r.end_to_end_id, "reason": r.reason, "payment": payment})),
+            )
+            .await?;
+            report.returned.push(r.end_to_end_id);
+            continue;
+        };
         let amount: i64 = row.try_get(3)?;
         let payer: String = row.try_get(5)?;
         let label = format!("Prélèvement rejeté {} {payer} ({})", r.end_to_end_id, r.reason);
@@ -763,7 +869,7 @@ pub async fn import_returns(
         };
         let entry = NewEntry {
             journal: "BQ".into(),
-            date: Day::parse(&on.to_string()).map_err(|m| MemError::field("returned_on", m))?,
+            date: day,
             label: label.clone(),
             piece_ref: r.end_to_end_id.clone(),
             piece_date: None,
@@ -803,4 +909,103 @@ pub async fn import_returns(
     }
     tx.commit().await?;
     Ok(report)
+}
+
+// ---------- debits of dues billed by invoice ----------
+
+/// A debit that pays a dues invoice (the organisation bills dues by invoice).
+struct InvoicedDebit {
+    invoice_id: String,
+    customer_id: String,
+    number: String,
+    person: service::MemberPerson,
+    amount_cents: i64,
+}
+
+/// One line of a batch, from a receipt or from an invoice.
+struct DebitRow {
+    due_id: Option<String>,
+    invoice_id: Option<String>,
+    payment_id: Option<String>,
+    person_id: String,
+    person: service::MemberPerson,
+    amount_cents: i64,
+    end_to_end_id: String,
+    /// What the member reads: the receipt or the invoice number.
+    reference: String,
+    payer_name: String,
+    mandate: Mandate,
+}
+
+/// The invoice of the item's period, when the period was billed by invoice.
+async fn invoiced_period(
+    tx: &mut shrooms_core::db::Tx,
+    org: OrgId,
+    item: &CollectionItem,
+) -> MemResult<Option<String>> {
+    let Some(pid) = item.period_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let r = sqlx::query("SELECT invoice_id FROM mem_periods WHERE org_id = $1 AND id = $2 AND person_id = $3")
+        .bind(org.to_string())
+        .bind(pid)
+        .bind(item.person_id.trim())
+        .fetch_optional(tx.conn())
+        .await?;
+    Ok(match r {
+        Some(r) => r.try_get::<Option<String>, _>(0)?,
+        None => None,
+    })
+}
+
+/// Checks a debit of an invoiced period: the invoice is open and the amount
+/// (what is left on it by default) does not exceed what is due.
+async fn check_invoiced(
+    tx: &mut shrooms_core::db::Tx,
+    org: OrgId,
+    item: &CollectionItem,
+    invoice_id: &str,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> MemResult<Option<InvoicedDebit>> {
+    let r = sqlx::query(
+        "SELECT customer_id, COALESCE(number, ''), gross_cents - paid_cents - credited_cents, status FROM inv_documents \
+         WHERE org_id = $1 AND id = $2",
+    )
+    .bind(org.to_string())
+    .bind(invoice_id)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(r) = r else {
+        errors.push(FieldError::new(format!("{prefix}period_id"), "The invoice of this period does not exist."));
+        return Ok(None);
+    };
+    let due: i64 = r.try_get(2)?;
+    let status: String = r.try_get(3)?;
+    if due <= 0 || !matches!(status.as_str(), "validated" | "sent" | "partially_paid") {
+        errors.push(FieldError::new(
+            format!("{prefix}period_id"),
+            "The dues invoice of this period is already paid or cancelled.",
+        ));
+        return Ok(None);
+    }
+    let amount = item.amount_cents.unwrap_or(due);
+    if amount <= 0 || amount > due {
+        errors.push(FieldError::new(
+            format!("{prefix}amount_cents"),
+            format!("Between 0.01 and {} is left to pay on this period's invoice.", crate::domain::cents_text(due)),
+        ));
+        return Ok(None);
+    }
+    let Some(person) = person_in(tx.conn(), org, item.person_id.trim()).await? else {
+        errors.push(FieldError::new(format!("{prefix}person_id"), "No such member."));
+        return Ok(None);
+    };
+    Ok(Some(InvoicedDebit {
+        invoice_id: invoice_id.to_string(),
+        customer_id: r.try_get(0)?,
+        number: r.try_get(1)?,
+        person,
+        amount_cents: amount,
+    }))
 }

@@ -72,6 +72,10 @@ impl Module for MembersModule {
                 id: "m20261121_640_members_retention",
                 sql: include_str!("../migrations/m20261121_640_members_retention.sql"),
             },
+            Migration {
+                id: "m20261121_650_members_debit_invoices",
+                sql: include_str!("../migrations/m20261121_650_members_debit_invoices.sql"),
+            },
         ]
     }
     /// The secretary and the treasurer (managers) record memberships and

@@ -628,7 +628,7 @@ async fn import_returns(
     ApiJson(input): ApiJson<ReturnsInput>,
 ) -> R<Json<ReturnsReport>> {
     let cap = ctx.can_write(MODULE)?;
-    Ok(Json(debits::import_returns(&st.db, &ctx.who(), &cap, &ctx.org.timezone, input).await.map_err(e)?))
+    Ok(Json(debits::import_returns(&st, &ctx.who(), &cap, &ctx.org.timezone, input).await.map_err(e)?))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/members/directory/export.csv", tag = "members", security(("bearer" = [])),

@@ -714,7 +714,7 @@ async fn sepa_batch_xml(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String
 async fn sepa_returns(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
     let cap = ctx.can_write(MODULE)?;
     let input = ReturnsInput { content: field(&f, "content").into(), returned_on: opt(&f, "returned_on") };
-    match debits::import_returns(&ui.st.db, &ctx.who(), &cap, &ctx.org.timezone, input).await {
+    match debits::import_returns(&ui.st, &ctx.who(), &cap, &ctx.org.timezone, input).await {
         Ok(report) => {
             let c = sepa_context(&ui, &ctx).await?;
             let ui = ui.with_org(&ctx).await?;

@@ -66,7 +66,7 @@ pub async fn address(app: &TestApp, s: &Setup, person: &str) {
 }
 
 /// Debit and credit per account (with its auxiliary) over every entry.
-async fn ledger(app: &TestApp, s: &Setup) -> BTreeMap<String, (i64, i64)> {
+pub(crate) async fn ledger(app: &TestApp, s: &Setup) -> BTreeMap<String, (i64, i64)> {
     let (st, b) = app.get(&s.admin, &format!("/api/v1/orgs/{}/accounting/entries", s.org)).await;
     assert_eq!(st, 200, "{b}");
     let cents = |v: &Value| -> i64 {
@@ -106,6 +106,8 @@ db_test!(invoiced_dues_paid_online_make_the_member_up_to_date_with_the_ledger_in
     assert_eq!(l.get("411"), Some(&(3000, 0)), "{l:?}");
 
     // Unpaid invoice: dues unpaid, no "pay online" before a provider is set up.
+    let (_, found) = app.get(&s.admin, &url(&s.org, "/search?status=dues_unpaid")).await;
+    assert!(found.to_string().contains(&ana), "the directory lists her as owing dues: {found}");
     let (_, dues) = app.get(&s.admin, &url(&s.org, &format!("/people/{ana}/dues"))).await;
     assert_eq!(dues["standing"]["standing"], "dues_unpaid", "{dues}");
     assert_eq!(dues["invoices"][0]["number"], d["number"]);
@@ -168,6 +170,17 @@ db_test!(invoiced_dues_paid_online_make_the_member_up_to_date_with_the_ledger_in
     let (_, m) = app.get(&s.admin, &url(&s.org, &format!("/people/{ana}"))).await;
     assert_eq!(m["standing"]["standing"], "up_to_date", "{m}");
     assert_eq!(m["standing"]["period"]["paid_cents"], 3000);
+    // The directory (list, searches) follows once invoicing's settlement job
+    // for the members module has run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, found) = app.get(&s.admin, &url(&s.org, "/search?status=up_to_date")).await;
+        if found.to_string().contains(&ana) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the directory never showed her up to date: {found}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let (_, dues) = app.get(&s.admin, &url(&s.org, &format!("/people/{ana}/dues"))).await;
     assert_eq!(
         (dues["invoices"][0]["status"].as_str(), dues["invoices"][0]["due_cents"].as_i64()),

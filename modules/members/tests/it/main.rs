@@ -13,6 +13,7 @@ mod pages;
 mod privacy;
 mod renewals;
 mod sepa;
+mod sepa_invoices;
 mod stats;
 
 use serde_json::{json, Value};

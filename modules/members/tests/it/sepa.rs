@@ -28,7 +28,7 @@ fn scratch(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-async fn creditor(app: &TestApp, s: &Setup) {
+pub(crate) async fn creditor(app: &TestApp, s: &Setup) {
     let (st, b) = app
         .send(
             reqwest::Method::PUT,
@@ -42,7 +42,7 @@ async fn creditor(app: &TestApp, s: &Setup) {
 }
 
 /// Tomorrow, and the fiscal year that holds it opened when it is next year.
-async fn collection_day(app: &TestApp, s: &Setup) -> String {
+pub(crate) async fn collection_day(app: &TestApp, s: &Setup) -> String {
     let tomorrow = jiff::Zoned::now().date().tomorrow().unwrap();
     if tomorrow.year() != year() {
         let y = tomorrow.year();
@@ -58,7 +58,7 @@ async fn collection_day(app: &TestApp, s: &Setup) -> String {
     tomorrow.to_string()
 }
 
-async fn mandate(app: &TestApp, s: &Setup, body: Value) -> (u16, Value) {
+pub(crate) async fn mandate(app: &TestApp, s: &Setup, body: Value) -> (u16, Value) {
     app.post(&s.admin, &url(&s.org, "/sepa/mandates"), body).await
 }
 
