@@ -22,6 +22,7 @@ pub mod french;
 pub mod http;
 pub mod import;
 pub mod mailing;
+pub mod selfservice;
 pub mod sepa;
 pub mod service;
 
@@ -55,6 +56,10 @@ impl Module for MembersModule {
                 sql: include_str!("../migrations/m20261121_600_members_init.sql"),
             },
             Migration {
+                id: "m20261121_620_members_selfservice",
+                sql: include_str!("../migrations/m20261121_620_members_selfservice.sql"),
+            },
+            Migration {
                 id: "m20261121_630_members_directory",
                 sql: include_str!("../migrations/m20261121_630_members_directory.sql"),
             },
@@ -72,15 +77,25 @@ impl Module for MembersModule {
         }
     }
     fn menu(&self) -> Vec<MenuEntry> {
-        vec![MenuEntry { label_key: "members.title", path: "members", min_access: Access::Read, order: 20 }]
+        vec![
+            MenuEntry { label_key: "members.title", path: "members", min_access: Access::Read, order: 20 },
+            // The member space: any signed-in person of the organisation's directory.
+            MenuEntry { label_key: "members.me.menu", path: "members/me", min_access: Access::None, order: 21 },
+        ]
     }
     fn router(&self) -> Router<AppState> {
-        http::api::router().merge(http::ui::router()).merge(http::api_dir::router()).merge(http::ui_dir::router())
+        http::api::router()
+            .merge(http::ui::router())
+            .merge(http::api_dir::router())
+            .merge(http::ui_dir::router())
+            .merge(http::api_self::router())
+            .merge(http::ui_self::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         use utoipa::OpenApi;
         let mut doc = http::api::MembersApi::openapi();
         doc.merge(http::api_dir::DirectoryApi::openapi());
+        doc.merge(http::api_self::SelfServiceApi::openapi());
         Some(doc)
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
@@ -92,6 +107,8 @@ impl Module for MembersModule {
             ("fr", include_str!("../i18n/fr.toml")),
             ("en", include_str!("../i18n/dir.en.toml")),
             ("fr", include_str!("../i18n/dir.fr.toml")),
+            ("en", include_str!("../i18n/self.en.toml")),
+            ("fr", include_str!("../i18n/self.fr.toml")),
         ]
     }
     fn jobs(&self) -> Vec<shrooms_core::jobs::JobSpec> {
@@ -119,4 +136,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("members_directory.html", include_str!("../templates/members_directory.html")),
     ("members_mailing.html", include_str!("../templates/members_mailing.html")),
     ("members_unsubscribe.html", include_str!("../templates/members_unsubscribe.html")),
+    ("members_join.html", include_str!("../templates/members_join.html")),
+    ("members_join_settings.html", include_str!("../templates/members_join_settings.html")),
+    ("members_me.html", include_str!("../templates/members_me.html")),
+    ("members_requests.html", include_str!("../templates/members_requests.html")),
 ];

@@ -2,5 +2,7 @@
 
 pub mod api;
 pub mod api_dir;
+pub mod api_self;
 pub mod ui;
 pub mod ui_dir;
+pub mod ui_self;
