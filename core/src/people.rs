@@ -448,11 +448,12 @@ pub async fn of_account(
     account: crate::ids::AccountId,
     email: &str,
 ) -> CoreResult<Option<Person>> {
-    let linked = sqlx::query(&format!("SELECT {COLS} FROM people WHERE org_id = $1 AND account_id = $2 ORDER BY id LIMIT 1"))
-        .bind(org.to_string())
-        .bind(account.to_string())
-        .fetch_optional(db.pool())
-        .await?;
+    let linked =
+        sqlx::query(&format!("SELECT {COLS} FROM people WHERE org_id = $1 AND account_id = $2 ORDER BY id LIMIT 1"))
+            .bind(org.to_string())
+            .bind(account.to_string())
+            .fetch_optional(db.pool())
+            .await?;
     if let Some(r) = linked {
         return Ok(Some(from_row(&r)?));
     }

@@ -538,7 +538,13 @@ async fn request_by_submission(tx: &mut Tx, org: OrgId, submission: &str) -> Mem
 }
 
 /// The approved request of this person and type whose period covers today or later.
-async fn current_approved(tx: &mut Tx, org: OrgId, zone: &str, person: &str, type_id: &str) -> MemResult<Option<String>> {
+async fn current_approved(
+    tx: &mut Tx,
+    org: OrgId,
+    zone: &str,
+    person: &str,
+    type_id: &str,
+) -> MemResult<Option<String>> {
     let today = service::today(zone).to_string();
     Ok(sqlx::query(
         "SELECT r.id FROM mem_join_requests r JOIN mem_periods p ON p.org_id = r.org_id AND p.id = r.period_id \
@@ -695,14 +701,22 @@ async fn pending_join(tx: &mut Tx, org: OrgId, id: &str) -> MemResult<(String, S
 
 /// Approves a join request: the membership period starts today (with the
 /// fee the type's rules give), in the same transaction as the decision.
-pub async fn approve_join(db: &Db, who: &Who, cap: &CanWrite, org: &Org, id: &str, d: Decision) -> MemResult<JoinRequest> {
+pub async fn approve_join(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    org: &Org,
+    id: &str,
+    d: Decision,
+) -> MemResult<JoinRequest> {
     let mut errors = Vec::new();
     let note = service::text_field(&mut errors, "note", &d.note, 2000, false);
     MemError::check(errors)?;
     let oid = cap.org();
     let mut tx = db.begin().await?;
     let (person, type_id, tier, amount) = pending_join(&mut tx, oid, id).await?;
-    let input = JoinInput { type_id, starts_on: None, tier, amount_cents: amount, request_key: Some(format!("join:{id}")) };
+    let input =
+        JoinInput { type_id, starts_on: None, tier, amount_cents: amount, request_key: Some(format!("join:{id}")) };
     let w = service::join_in(&mut tx, who, oid, service::today(&org.timezone), &person, &input).await?;
     let now = Timestamp::now().0;
     sqlx::query(
@@ -736,7 +750,14 @@ pub async fn approve_join(db: &Db, who: &Who, cap: &CanWrite, org: &Org, id: &st
     join_request_in(db, oid, id).await?.ok_or(MemError::Core(CoreError::NotFound))
 }
 
-pub async fn refuse_join(db: &Db, who: &Who, cap: &CanWrite, org: &Org, id: &str, d: Decision) -> MemResult<JoinRequest> {
+pub async fn refuse_join(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    org: &Org,
+    id: &str,
+    d: Decision,
+) -> MemResult<JoinRequest> {
     let mut errors = Vec::new();
     let note = service::text_field(&mut errors, "note", &d.note, 2000, false);
     MemError::check(errors)?;
@@ -868,7 +889,12 @@ pub async fn my_space(db: &Db, own: &Own, zone: &str) -> MemResult<MySpace> {
     let mandates = crate::debits::mandates(db, &read, Some(&own.person))
         .await?
         .into_iter()
-        .map(|m| MyMandate { reference: m.reference, iban: mask_iban(&m.iban), signed_on: m.signed_on, status: m.status })
+        .map(|m| MyMandate {
+            reference: m.reference,
+            iban: mask_iban(&m.iban),
+            signed_on: m.signed_on,
+            status: m.status,
+        })
         .collect();
     let join_requests = join_requests_where(db, read.org(), "r.person_id = $2", &own.person).await?;
     let change_requests = change_requests_where(db, read.org(), "c.person_id = $2", &own.person).await?;
@@ -977,30 +1003,26 @@ async fn change_request_in(db: &Db, org: OrgId, id: &str) -> MemResult<Option<Ch
 }
 
 /// The person's current values of the profile fields.
-async fn current_profile(
-    db: &Db,
-    cap: &CanRead,
-    person: &str,
-) -> MemResult<(shrooms_core::people::Person, Address)> {
+async fn current_profile(db: &Db, cap: &CanRead, person: &str) -> MemResult<(shrooms_core::people::Person, Address)> {
     let org = cap.org();
     let core = shrooms_core::people::get(db, cap, person).await?;
-    let own = sqlx::query("SELECT street, postcode, city, country FROM mem_profiles WHERE org_id = $1 AND person_id = $2")
-        .bind(org.to_string())
-        .bind(person)
-        .fetch_optional(db.pool())
-        .await?;
+    let own =
+        sqlx::query("SELECT street, postcode, city, country FROM mem_profiles WHERE org_id = $1 AND person_id = $2")
+            .bind(org.to_string())
+            .bind(person)
+            .fetch_optional(db.pool())
+            .await?;
     let address = match own {
-        Some(r) => Address { street: r.try_get(0)?, postcode: r.try_get(1)?, city: r.try_get(2)?, country: r.try_get(3)? },
+        Some(r) => {
+            Address { street: r.try_get(0)?, postcode: r.try_get(1)?, city: r.try_get(2)?, country: r.try_get(3)? }
+        }
         None => Address::default(),
     };
     Ok((core, address))
 }
 
 /// The changes of `input` against the current values, checked.
-fn diff(
-    current: &(shrooms_core::people::Person, Address),
-    input: &ProfileChange,
-) -> MemResult<Vec<FieldChange>> {
+fn diff(current: &(shrooms_core::people::Person, Address), input: &ProfileChange) -> MemResult<Vec<FieldChange>> {
     let (p, addr) = current;
     let mut errors = Vec::new();
     let mut out = Vec::new();
@@ -1098,7 +1120,13 @@ async fn apply(db: &Db, who: &Who, cap: &CanWrite, person: &str, changes: &[Fiel
 /// The member changes their profile: fields the organisation does not check
 /// are changed at once (audited); checked ones make a change request that a
 /// secretary approves or rejects, recorded on the person's timeline.
-pub async fn change_profile(db: &Db, who: &Who, own: &Own, org: &Org, input: ProfileChange) -> MemResult<ProfileOutcome> {
+pub async fn change_profile(
+    db: &Db,
+    who: &Who,
+    own: &Own,
+    org: &Org,
+    input: ProfileChange,
+) -> MemResult<ProfileOutcome> {
     let current = current_profile(db, &own.grant.as_read(), &own.person).await?;
     let changes = diff(&current, &input)?;
     let checked = self_settings(db, org.id).await?.checked_fields;
@@ -1123,7 +1151,8 @@ pub async fn change_profile(db: &Db, who: &Who, own: &Own, org: &Org, input: Pro
     .bind(Timestamp::now().0)
     .execute(tx.conn())
     .await?;
-    record(&mut tx, who, oid, "members.change_request.submit", "person", &own.person, None, Some(json!(waiting))).await?;
+    record(&mut tx, who, oid, "members.change_request.submit", "person", &own.person, None, Some(json!(waiting)))
+        .await?;
     let fields: Vec<&str> = waiting.iter().map(|c| c.field.as_str()).collect();
     let name = format!("{} {}", current.0.given_name, current.0.family_name);
     timeline::event(
@@ -1190,17 +1219,38 @@ async fn decide_change(
     .await?;
     let fields: Vec<&str> = c.changes.iter().map(|c| c.field.as_str()).collect();
     let text = format!("Profile change {status} ({}). {note}", fields.join(", "));
-    timeline::event(&mut tx, who, oid, &person_record(org, &c.person_id, &c.person_name), text.trim(), json!({"change_request": id}))
-        .await?;
+    timeline::event(
+        &mut tx,
+        who,
+        oid,
+        &person_record(org, &c.person_id, &c.person_name),
+        text.trim(),
+        json!({"change_request": id}),
+    )
+    .await?;
     tx.commit().await?;
     change_request_in(db, oid, id).await?.ok_or(MemError::Core(CoreError::NotFound))
 }
 
-pub async fn approve_change(db: &Db, who: &Who, cap: &CanWrite, org: &Org, id: &str, d: Decision) -> MemResult<ChangeRequest> {
+pub async fn approve_change(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    org: &Org,
+    id: &str,
+    d: Decision,
+) -> MemResult<ChangeRequest> {
     decide_change(db, who, cap, org, id, d, true).await
 }
 
-pub async fn reject_change(db: &Db, who: &Who, cap: &CanWrite, org: &Org, id: &str, d: Decision) -> MemResult<ChangeRequest> {
+pub async fn reject_change(
+    db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    org: &Org,
+    id: &str,
+    d: Decision,
+) -> MemResult<ChangeRequest> {
     decide_change(db, who, cap, org, id, d, false).await
 }
 
@@ -1215,13 +1265,12 @@ pub async fn revoke_card(db: &Db, who: &Who, cap: &CanWrite, person: &str) -> Me
         return Err(MemError::Core(CoreError::NotFound));
     }
     lock_member(&mut tx, org, person).await?;
-    let old: Option<String> =
-        sqlx::query("SELECT card_token FROM mem_profiles WHERE org_id = $1 AND person_id = $2")
-            .bind(org.to_string())
-            .bind(person)
-            .fetch_one(tx.conn())
-            .await?
-            .try_get(0)?;
+    let old: Option<String> = sqlx::query("SELECT card_token FROM mem_profiles WHERE org_id = $1 AND person_id = $2")
+        .bind(org.to_string())
+        .bind(person)
+        .fetch_one(tx.conn())
+        .await?
+        .try_get(0)?;
     let Some(old) = old else {
         return Err(MemError::Core(CoreError::Conflict {
             field: Some("person".into()),

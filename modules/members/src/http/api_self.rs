@@ -250,7 +250,11 @@ async fn reject_change(
     responses((status = 204, description = "Revoked: the old card's QR code now says so; print a new card"),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "The member has no card")))]
-async fn revoke_card(State(st): State<AppState>, ctx: OrgCtx, Path((_, person)): Path<(String, String)>) -> R<StatusCode> {
+async fn revoke_card(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, person)): Path<(String, String)>,
+) -> R<StatusCode> {
     let cap = ctx.can_write(MODULE)?;
     selfservice::revoke_card(&st.db, &ctx.who(), &cap, &person).await.map_err(e)?;
     Ok(StatusCode::NO_CONTENT)

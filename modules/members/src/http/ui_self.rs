@@ -99,16 +99,27 @@ async fn join_page(State(st): State<AppState>, v: Visitor, ui: Ui) -> Page {
     let extras = offer_extras(&offer);
     Ok(ui.render(
         "members_join.html",
-        merge(json!({"step": "form", "offer": offer, "form": form, "submission_id": uuid::Uuid::now_v7().to_string()}), extras),
+        merge(
+            json!({"step": "form", "offer": offer, "form": form, "submission_id": uuid::Uuid::now_v7().to_string()}),
+            extras,
+        ),
     ))
 }
 
-async fn join_submit(State(st): State<AppState>, v: Visitor, ClientAddress(addr): ClientAddress, ui: Ui, Form(f): Form<Fields>) -> Page {
+async fn join_submit(
+    State(st): State<AppState>,
+    v: Visitor,
+    ClientAddress(addr): ClientAddress,
+    ui: Ui,
+    Form(f): Form<Fields>,
+) -> Page {
     let offer = selfservice::offer(&st.db, &v.org).await.map_err(ce)?;
     let ui = ui_for(ui, &v).await?;
     let amount = match opt(&f, "amount") {
         None => Ok(None),
-        Some(s) => Amount::parse(&s).map(|a| Some(a.0)).map_err(|m| CoreError::Validation(vec![FieldError::new("amount_cents", m)])),
+        Some(s) => Amount::parse(&s)
+            .map(|a| Some(a.0))
+            .map_err(|m| CoreError::Validation(vec![FieldError::new("amount_cents", m)])),
     };
     let submission = opt(&f, "submission_id");
     let result = match amount {
@@ -222,7 +233,12 @@ async fn requests_page(ui: Ui, ctx: OrgCtx, Query(q): Query<StatusQuery>) -> Pag
     Ok(ui.render("members_requests.html", c))
 }
 
-async fn decide(ui: Ui, ctx: OrgCtx, Path((_, kind, id, action)): Path<(String, String, String, String)>, Form(f): Form<Fields>) -> Page {
+async fn decide(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, kind, id, action)): Path<(String, String, String, String)>,
+    Form(f): Form<Fields>,
+) -> Page {
     let cap = ctx.can_write(MODULE)?;
     let db = &ui.st.db;
     let d = Decision { note: field(&f, "note").into() };
@@ -250,10 +266,7 @@ async fn settings_context(ui: &Ui, ctx: &OrgCtx) -> Result<(Value, SelfSettings)
     let cap = ctx.can_read(MODULE)?;
     let s = selfservice::self_settings(&ui.st.db, cap.org()).await.map_err(ce)?;
     let types = service::types(&ui.st.db, &cap).await.map_err(ce)?;
-    Ok((
-        json!({"types": types, "fields": PROFILE_FIELDS, "can_admin": ctx.access(MODULE) >= Access::Admin}),
-        s,
-    ))
+    Ok((json!({"types": types, "fields": PROFILE_FIELDS, "can_admin": ctx.access(MODULE) >= Access::Admin}), s))
 }
 
 async fn settings_page(ui: Ui, ctx: OrgCtx) -> Page {

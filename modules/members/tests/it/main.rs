@@ -9,6 +9,7 @@ mod import;
 mod mailing;
 mod memberships;
 mod pages;
+mod selfservice;
 mod sepa;
 
 use serde_json::{json, Value};
