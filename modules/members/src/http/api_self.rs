@@ -92,7 +92,7 @@ async fn put_self_settings(
     params(("org" = String, Path)),
     responses((status = 200, body = MySpace, description = "The signed-in person's memberships, standing, dues, receipts, mandates and requests"),
         (status = 401, body = Problem), (status = 404, body = Problem, description = "No such organisation, or the account is nobody of its directory")))]
-async fn me(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<MySpace>> {
+async fn my_membership(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<MySpace>> {
     let o = own(&st, &ctx).await?;
     Ok(Json(selfservice::my_space(&st.db, &o, &ctx.org.timezone).await.map_err(e)?))
 }
@@ -266,7 +266,7 @@ async fn revoke_card(
     join_submit,
     get_self_settings,
     put_self_settings,
-    me,
+    my_membership,
     me_profile,
     me_card,
     me_receipt,
@@ -284,7 +284,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(&format!("{base}/join"), get(join_offer).post(join_submit))
         .route(&format!("{base}/self-service"), get(get_self_settings).put(put_self_settings))
-        .route(&format!("{base}/me"), get(me))
+        .route(&format!("{base}/me"), get(my_membership))
         .route(&format!("{base}/me/profile"), axum::routing::patch(me_profile))
         .route(&format!("{base}/me/card.pdf"), get(me_card))
         .route(&format!("{base}/me/tax-receipts/{{id}}/pdf"), get(me_receipt))
