@@ -568,9 +568,13 @@ async fn answer_of_submission(
     submission: Option<&str>,
 ) -> MemResult<Option<JoinAnswer>> {
     let Some(k) = submission.map(str::trim).filter(|k| !k.is_empty()) else { return Ok(None) };
-    let mut tx = db.begin().await?;
-    let id = request_by_submission(&mut tx, org.id, k).await?;
-    drop(tx);
+    let id = sqlx::query("SELECT id FROM mem_join_requests WHERE org_id = $1 AND submission_id = $2")
+        .bind(org.id.to_string())
+        .bind(k)
+        .fetch_optional(db.pool())
+        .await?
+        .map(|r| r.try_get::<String, _>(0))
+        .transpose()?;
     match id {
         Some(id) => Ok(Some(answer_of(db, org, s, &id, true).await?)),
         None => Ok(None),
@@ -840,6 +844,9 @@ pub struct MyMandate {
 pub struct MySpace {
     /// Standing today and why, periods, history, dues (receipt numbers).
     pub membership: Membership,
+    /// The person's own e-mail and phone (the membership shows the
+    /// household's e-mail when the person has none).
+    pub email: Option<String>,
     pub phone: Option<String>,
     pub tax_receipts: Vec<MyReceipt>,
     pub mandates: Vec<MyMandate>,
@@ -864,7 +871,8 @@ pub fn mask_iban(iban: &str) -> String {
 pub async fn my_space(db: &Db, own: &Own, zone: &str) -> MemResult<MySpace> {
     let read = own.grant.as_read();
     let membership = service::membership(db, &read, zone, &own.person).await?;
-    let phone = shrooms_core::people::get(db, &read, &own.person).await?.phone;
+    let core = shrooms_core::people::get(db, &read, &own.person).await?;
+    let (email, phone) = (core.email, core.phone);
     let rows = sqlx::query(
         "SELECT id, number, year, amount_cents, issued_on FROM mem_tax_receipts WHERE org_id = $1 AND person_id = $2 \
          ORDER BY number DESC",
@@ -902,7 +910,7 @@ pub async fn my_space(db: &Db, own: &Own, zone: &str) -> MemResult<MySpace> {
     let mut membership = membership;
     // The card's secret is for staff; the member prints their card.
     membership.card_token = None;
-    Ok(MySpace { membership, phone, tax_receipts, mandates, join_requests, change_requests, checked_fields })
+    Ok(MySpace { membership, email, phone, tax_receipts, mandates, join_requests, change_requests, checked_fields })
 }
 
 /// One of the member's own tax receipts; another person's answers 404.

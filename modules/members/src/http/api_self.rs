@@ -179,7 +179,7 @@ fn decision(body: &[u8]) -> R<Decision> {
             serde_json::from_value(v).map_err(|err| CoreError::validation("body", &err.to_string()))
         }
         Ok(_) => Err(CoreError::validation("body", "Send a JSON object.")),
-        Err(err) => Err(CoreError::BadRequest(format!("The body is not JSON: {err}"))),
+        Err(err) => Err(CoreError::validation("body", &format!("The body is not JSON: {err}"))),
     }
 }
 

@@ -161,9 +161,11 @@ async fn me_context(ui: &Ui, ctx: &OrgCtx) -> Result<Value, CoreError> {
     };
     let space = selfservice::my_space(&st.db, &o, &ctx.org.timezone).await.map_err(ce)?;
     let p = &space.membership.person;
-    let form = json!({"given_name": p.given_name, "family_name": p.family_name, "email": p.email,
-        "phone": space.phone, "street": p.address.street, "postcode": p.address.postcode, "city": p.address.city,
-        "country": if p.address.country.is_empty() { "FR".to_string() } else { p.address.country.clone() }});
+    // The member's own address: one shared with the household is not theirs to change here.
+    let a = if p.shares_household_address { Address::default() } else { p.address.clone() };
+    let form = json!({"given_name": p.given_name, "family_name": p.family_name, "email": space.email,
+        "phone": space.phone, "street": a.street, "postcode": a.postcode, "city": a.city,
+        "country": if a.country.is_empty() { "FR".to_string() } else { a.country.clone() }});
     Ok(json!({"linked": true, "me": space, "form": form}))
 }
 

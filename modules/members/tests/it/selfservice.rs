@@ -413,3 +413,22 @@ db_test!(self_service_pages_render_in_both_languages, |app: TestApp| async move 
     let html = r.text().await.unwrap();
     assert!(html.contains("Règles"), "what was typed stays");
 });
+
+db_test!(forms_sent_at_once_make_one_person_and_one_request, |app: TestApp| async move {
+    let s = setup(&app).await;
+    let org = s.org.clone();
+    let (ind, _) = open_form(&app, &s, "approval", &[]).await;
+    let path = url(&org, "/join");
+    let send = |i: u8| public_post(&app, &path, join_body("twice@example.org", &ind, &format!("at-once-{i}")));
+    let (a, b, c, d) = tokio::join!(send(1), send(2), send(3), send(4));
+    let answers = [a, b, c, d];
+    let created = answers.iter().filter(|(st, _)| *st == 201).count();
+    assert_eq!(created, 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|(st, a)| (*st == 200 || *st == 201) && a["request_id"] == answers[0].1["request_id"]),
+        "{answers:?}"
+    );
+    assert_eq!(people_with_email(&app, &s, "twice@example.org").await, 1);
+    let (_, reqs) = app.get(&s.admin, &url(&org, "/requests")).await;
+    assert_eq!(reqs["joins"].as_array().unwrap().len(), 1);
+});
