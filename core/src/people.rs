@@ -435,6 +435,63 @@ pub async fn create(db: &Db, who: &Who, cap: &CanWrite, input: PersonInput) -> C
     Ok(p)
 }
 
+/// The person of `org` that is the signed-in `account` (the person↔account
+/// link, `people.account_id`), for "my space" pages. When no person is
+/// linked yet, the one person of the organisation with the account's e-mail
+/// and no account is linked now (audited `person.link_account`): accounts
+/// exist only by an organisation's invitation, so the address was vouched
+/// for. Several candidates link none (a secretary must tell them apart).
+pub async fn of_account(
+    db: &Db,
+    who: &Who,
+    org: crate::ids::OrgId,
+    account: crate::ids::AccountId,
+    email: &str,
+) -> CoreResult<Option<Person>> {
+    let linked =
+        sqlx::query(&format!("SELECT {COLS} FROM people WHERE org_id = $1 AND account_id = $2 ORDER BY id LIMIT 1"))
+            .bind(org.to_string())
+            .bind(account.to_string())
+            .fetch_optional(db.pool())
+            .await?;
+    if let Some(r) = linked {
+        return Ok(Some(from_row(&r)?));
+    }
+    let Ok(email) = normalize_email(email) else { return Ok(None) };
+    let mut tx = db.begin().await?;
+    let rows = sqlx::query("SELECT id FROM people WHERE org_id = $1 AND email = $2 AND account_id IS NULL LIMIT 2")
+        .bind(org.to_string())
+        .bind(&email)
+        .fetch_all(tx.conn())
+        .await?;
+    let [r] = rows.as_slice() else { return Ok(None) };
+    let id: String = r.try_get(0)?;
+    sqlx::query("UPDATE people SET account_id = $1 WHERE org_id = $2 AND id = $3 AND account_id IS NULL")
+        .bind(account.to_string())
+        .bind(org.to_string())
+        .bind(&id)
+        .execute(tx.conn())
+        .await?;
+    audit::record(
+        &mut tx,
+        who,
+        Change {
+            org: Some(org),
+            action: "person.link_account",
+            entity_type: "person",
+            entity_id: id.clone(),
+            before: None,
+            after: Some(serde_json::json!({"account_id": account.to_string()})),
+        },
+    )
+    .await?;
+    let p = from_row(
+        &sqlx::query(&format!("SELECT {COLS} FROM people WHERE id = $1")).bind(&id).fetch_one(tx.conn()).await?,
+    )?;
+    tx.commit().await?;
+    Ok(Some(p))
+}
+
 /// Reads one person of the capability's organisation; any other answers NotFound.
 pub async fn get(db: &Db, cap: &CanRead, id: &str) -> CoreResult<Person> {
     let r = sqlx::query(&format!("SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2"))

@@ -222,6 +222,13 @@ impl OrgCtx {
     pub fn who(&self) -> crate::audit::Who {
         self.actor.who()
     }
+    /// Access to the signed-in person's own records (a member space), whatever
+    /// the role grants on `module`: granted by a module after it found the
+    /// person linked to this account (`people::of_account`). The module must
+    /// scope every read and write made with it to that one person.
+    pub fn own_records_grant(&self, module: &'static str) -> CanWrite {
+        CanWrite::grant(self.org.id, self.actor.account.id, module)
+    }
 
     pub async fn resolve(state: &AppState, actor: Actor, org_key: &str) -> CoreResult<OrgCtx> {
         let cache_key = (org_key.to_string(), actor.account.id);

@@ -285,6 +285,40 @@ pub async fn invoice_states(
     Ok(out)
 }
 
+/// The public "pay online" page of a period's dues invoice, when something
+/// is left to pay on it and online payment is set up (`None` otherwise, and
+/// always with the receipt path).
+pub async fn pay_path_of_period(db: &Db, org: &shrooms_core::orgs::Org, period: &str) -> MemResult<Option<String>> {
+    let invoice: Option<String> =
+        sqlx::query_scalar("SELECT invoice_id FROM mem_periods WHERE org_id = $1 AND id = $2")
+            .bind(org.id.to_string())
+            .bind(period)
+            .fetch_optional(db.pool())
+            .await?
+            .flatten();
+    // (Invoicing's tables are read only when the period was invoiced.)
+    let Some(invoice) = invoice else { return Ok(None) };
+    let row = sqlx::query(
+        "SELECT id, status, gross_cents - paid_cents - credited_cents FROM inv_documents WHERE org_id = $1 AND id = $2",
+    )
+    .bind(org.id.to_string())
+    .bind(&invoice)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let (invoice, status, due): (String, String, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    if due <= 0 || matches!(status.as_str(), "paid" | "cancelled" | "draft") {
+        return Ok(None);
+    }
+    let mut tx = db.begin().await?;
+    if !shrooms_invoicing::providers::online_enabled(tx.conn(), org.id).await? {
+        return Ok(None);
+    }
+    let token = shrooms_invoicing::providers::pay_link_in(&mut tx, org.id, &invoice).await?;
+    tx.commit().await?;
+    Ok(Some(format!("/o/{}/invoicing/pay/{token}", org.slug)))
+}
+
 /// A dues invoice as the member's page and API show it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct DuesInvoice {

@@ -27,6 +27,7 @@ pub mod import;
 pub mod mailing;
 pub mod privacy;
 pub mod renewals;
+pub mod selfservice;
 pub mod sepa;
 pub mod service;
 pub mod stats;
@@ -65,6 +66,10 @@ impl Module for MembersModule {
                 sql: include_str!("../migrations/m20261121_610_members_billing.sql"),
             },
             Migration {
+                id: "m20261121_620_members_selfservice",
+                sql: include_str!("../migrations/m20261121_620_members_selfservice.sql"),
+            },
+            Migration {
                 id: "m20261121_630_members_directory",
                 sql: include_str!("../migrations/m20261121_630_members_directory.sql"),
             },
@@ -90,7 +95,11 @@ impl Module for MembersModule {
         }
     }
     fn menu(&self) -> Vec<MenuEntry> {
-        vec![MenuEntry { label_key: "members.title", path: "members", min_access: Access::Read, order: 20 }]
+        vec![
+            MenuEntry { label_key: "members.title", path: "members", min_access: Access::Read, order: 20 },
+            // The member space: any signed-in person of the organisation's directory.
+            MenuEntry { label_key: "members.me.menu", path: "members/me", min_access: Access::None, order: 21 },
+        ]
     }
     fn router(&self) -> Router<AppState> {
         http::api::router()
@@ -101,6 +110,8 @@ impl Module for MembersModule {
             .merge(http::ui_stats::router())
             .merge(http::api_billing::router())
             .merge(http::ui_billing::router())
+            .merge(http::api_self::router())
+            .merge(http::ui_self::router())
     }
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         use utoipa::OpenApi;
@@ -108,6 +119,7 @@ impl Module for MembersModule {
         doc.merge(http::api_dir::DirectoryApi::openapi());
         doc.merge(http::api_stats::StatsApi::openapi());
         doc.merge(http::api_billing::BillingApi::openapi());
+        doc.merge(http::api_self::SelfServiceApi::openapi());
         Some(doc)
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
@@ -123,6 +135,8 @@ impl Module for MembersModule {
             ("fr", include_str!("../i18n/stats.fr.toml")),
             ("en", include_str!("../i18n/billing.en.toml")),
             ("fr", include_str!("../i18n/billing.fr.toml")),
+            ("en", include_str!("../i18n/self.en.toml")),
+            ("fr", include_str!("../i18n/self.fr.toml")),
         ]
     }
     fn assets(&self) -> &'static [(&'static str, &'static [u8])] {
@@ -180,4 +194,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("members_renew_settings_form.html", include_str!("../templates/members_renew_settings_form.html")),
     ("email_members_renewal.txt", include_str!("../templates/email_members_renewal.txt")),
     ("email_members_renewal_reminder.txt", include_str!("../templates/email_members_renewal_reminder.txt")),
+    ("members_join.html", include_str!("../templates/members_join.html")),
+    ("members_join_settings.html", include_str!("../templates/members_join_settings.html")),
+    ("members_me.html", include_str!("../templates/members_me.html")),
+    ("members_requests.html", include_str!("../templates/members_requests.html")),
 ];

@@ -329,7 +329,7 @@ pub async fn types(db: &Db, cap: &CanRead) -> MemResult<Vec<MembershipType>> {
     rows.iter().map(type_row).collect()
 }
 
-async fn type_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> MemResult<Option<MembershipType>> {
+pub(crate) async fn type_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> MemResult<Option<MembershipType>> {
     let r = sqlx::query(&format!("SELECT {TYPE_COLS} WHERE org_id = $1 AND id = $2"))
         .bind(org.to_string())
         .bind(id)
@@ -522,7 +522,7 @@ impl Address {
     pub fn is_empty(&self) -> bool {
         self.street.is_empty() && self.postcode.is_empty() && self.city.is_empty()
     }
-    fn check(&self, prefix: &str, errors: &mut Vec<FieldError>) -> Address {
+    pub(crate) fn check(&self, prefix: &str, errors: &mut Vec<FieldError>) -> Address {
         let f = |n: &str| format!("{prefix}{n}");
         let street = text_field(errors, &f("street"), &self.street, 200, false);
         let postcode = text_field(errors, &f("postcode"), &self.postcode, 16, false);
@@ -935,7 +935,7 @@ fn period_row(r: &AnyRow) -> MemResult<Period> {
     })
 }
 
-async fn periods_of(conn: &mut sqlx::AnyConnection, org: OrgId, person: &str) -> MemResult<Vec<Period>> {
+pub(crate) async fn periods_of(conn: &mut sqlx::AnyConnection, org: OrgId, person: &str) -> MemResult<Vec<Period>> {
     let rows = sqlx::query(&format!(
         "{PERIOD_SELECT} WHERE p.org_id = $1 AND p.person_id = $2 ORDER BY p.starts_on, p.created_at"
     ))
@@ -1259,14 +1259,30 @@ pub async fn join(
     let org = cap.org();
     crate::billing::prepare(db, org).await?;
     let mut tx = db.begin().await?;
-    if let Some(p) = by_request_key(&mut tx, org, input.request_key.as_deref().map(str::trim)).await? {
+    let w = join_in(&mut tx, who, org, today(zone), person, &input).await?;
+    if w.created {
+        tx.commit().await?;
+    }
+    Ok(w)
+}
+
+/// A join inside the caller's transaction (the self-service join request
+/// approved with its period): the same checks and audit as [`join`].
+pub(crate) async fn join_in(
+    tx: &mut Tx,
+    who: &Who,
+    org: OrgId,
+    today: Date,
+    person: &str,
+    input: &JoinInput,
+) -> MemResult<Written> {
+    if let Some(p) = by_request_key(tx, org, input.request_key.as_deref().map(str::trim)).await? {
         return Ok(Written { period: p, created: false });
     }
-    let p = prepare_join(&mut tx, org, person, &input, today(zone), "").await?.map_err(MemError::Invalid)?;
-    let id = insert_period(&mut tx, who, org, &p).await?;
-    crate::billing::invoice_periods(&mut tx, who, org, std::slice::from_ref(&id)).await?;
+    let p = prepare_join(tx, org, person, input, today, "").await?.map_err(MemError::Invalid)?;
+    let id = insert_period(tx, who, org, &p).await?;
+    crate::billing::invoice_periods(tx, who, org, std::slice::from_ref(&id)).await?;
     let period = period_in(tx.conn(), org, &id).await?.ok_or(MemError::Core(CoreError::NotFound))?;
-    tx.commit().await?;
     Ok(Written { period, created: true })
 }
 

@@ -750,7 +750,11 @@ async fn check(ui: Ui, Path((org, token)): Path<(String, String)>) -> Page {
     let found = service::check_card(&ui.st.db, org.id, &org.timezone, &token).await.map_err(ce)?;
     let c = match found {
         Some((p, s)) => json!({"found": true, "name": service::display_name(&p), "standing": s, "org_name": org.name}),
-        None => json!({"found": false, "org_name": org.name}),
+        None => match crate::selfservice::revoked_card(&ui.st.db, org.id, &token).await.map_err(ce)? {
+            Some((p, on)) => json!({"found": false, "revoked": true, "name": service::display_name(&p),
+                "revoked_on": on, "org_name": org.name}),
+            None => json!({"found": false, "org_name": org.name}),
+        },
     };
     Ok(ui.render("members_check.html", c))
 }

@@ -12,6 +12,7 @@ mod memberships;
 mod pages;
 mod privacy;
 mod renewals;
+mod selfservice;
 mod sepa;
 mod sepa_invoices;
 mod stats;
