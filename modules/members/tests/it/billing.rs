@@ -9,17 +9,17 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use testkit::{db_test, TestApp};
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-fn stripe_signature(payload: &str, secret: &str, t: i64) -> String {
+pub(crate) fn stripe_signature(payload: &str, secret: &str, t: i64) -> String {
     let mac = shrooms_core::crypto::hmac_sha256(secret.as_bytes(), format!("{t}.{payload}").as_bytes());
     format!("t={t},v1={}", shrooms_core::crypto::hex(&mac))
 }
 
 /// A stand-in for api.stripe.com that opens checkout sessions.
-async fn stripe_stand_in() -> String {
+pub(crate) async fn stripe_stand_in() -> String {
     let app = axum::Router::new().route(
         "/v1/checkout/sessions",
         post(|| async {

@@ -7,6 +7,7 @@ mod directory;
 mod donations;
 mod dues;
 mod import;
+mod journey;
 mod mailing;
 mod memberships;
 mod pages;
