@@ -82,9 +82,11 @@ async fn write_summary(tx: &mut Tx, org: OrgId, person: &str, periods: &[PeriodS
     let first = periods.iter().map(|p| p.start.as_str()).min().unwrap_or(&a.start).to_string();
     sqlx::query(
         "INSERT INTO mem_directory (org_id, person_id, first_start, a_period, a_type, a_start, a_end, a_paid, a_reason, \
-         b_period, b_type, b_start, b_end, b_paid, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         b_period, b_type, b_start, b_end, b_paid, updated_at, live_end) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          ON CONFLICT (org_id, person_id) DO UPDATE SET first_start = $3, a_period = $4, a_type = $5, a_start = $6, a_end = $7, \
-         a_paid = $8, a_reason = $9, b_period = $10, b_type = $11, b_start = $12, b_end = $13, b_paid = $14, updated_at = $15",
+         a_paid = $8, a_reason = $9, b_period = $10, b_type = $11, b_start = $12, b_end = $13, b_paid = $14, updated_at = $15, \
+         live_end = $16",
     )
     .bind(org.to_string())
     .bind(person)
@@ -101,9 +103,22 @@ async fn write_summary(tx: &mut Tx, org: OrgId, person: &str, periods: &[PeriodS
     .bind(b.and_then(|b| b.end.clone()))
     .bind(b.is_some_and(|b| b.paid) as i64)
     .bind(Timestamp::now().0)
+    .bind(live_end(a, b))
     .execute(tx.conn())
     .await?;
     Ok(())
+}
+
+/// The last day on which the standing of a member whose last two periods
+/// are `a` and `b` can be current: the latest of their ends and of the start
+/// of `a` (see the migration `m20261121_660`). Up to date, late and not
+/// started imply `live_end >= today`; lapsed, resigned and excluded imply
+/// `live_end <= today`: an index range for the standing filters.
+fn live_end(a: &PeriodSummary, b: Option<&PeriodSummary>) -> String {
+    let open = "9999-12-31".to_string();
+    let a_end = a.end.clone().unwrap_or_else(|| open.clone());
+    let b_end = b.map(|b| b.end.clone().unwrap_or(open));
+    [Some(a_end), b_end, Some(a.start.clone())].into_iter().flatten().max().unwrap_or_default()
 }
 
 /// Recomputes one member's summary row from their periods and dues, in the
@@ -177,15 +192,15 @@ pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
     for chunk in by.chunks(200) {
         let mut sql = String::from(
             "INSERT INTO mem_directory (org_id, person_id, first_start, a_period, a_type, a_start, a_end, a_paid, a_reason, \
-             b_period, b_type, b_start, b_end, b_paid, updated_at) VALUES ",
+             b_period, b_type, b_start, b_end, b_paid, live_end, updated_at) VALUES ",
         );
         for i in 0..chunk.len() {
             if i > 0 {
                 sql.push(',');
             }
-            let n = i * 13;
+            let n = i * 14;
             sql.push_str("($1");
-            for k in 2..=14 {
+            for k in 2..=15 {
                 sql.push_str(&format!(", ${}", n + k));
             }
             sql.push_str(&format!(", {now})"));
@@ -208,7 +223,8 @@ pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
                 .bind(b.map(|b| b.type_id.clone()))
                 .bind(b.map(|b| b.start.clone()))
                 .bind(b.and_then(|b| b.end.clone()))
-                .bind(b.is_some_and(|b| b.paid) as i64);
+                .bind(b.is_some_and(|b| b.paid) as i64)
+                .bind(live_end(a, b));
         }
         q.execute(tx.conn()).await?;
     }
@@ -546,6 +562,14 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql, by_join
         (false, true) => w.push_str(" AND d.person_id IS NOT NULL"),
         (true, true) => w.push_str(" AND d.person_id IS NULL"),
         (n, false) => {
+            // The stored `live_end` narrows the standings through its index
+            // when they are all current or all past (see `live_end`).
+            const CURRENT: &[&str] = &["up_to_date", "dues_unpaid", "not_started"];
+            if !n && statuses.iter().all(|s| CURRENT.contains(s)) {
+                w.push_str(&format!(" AND d.live_end >= {t}"));
+            } else if !n && statuses.iter().all(|s| !CURRENT.contains(s)) {
+                w.push_str(&format!(" AND d.live_end <= {t}"));
+            }
             let list = statuses.iter().map(|s| sql.text(*s)).collect::<Vec<_>>().join(", ");
             let cond = format!("{} IN ({list})", status_sql(t));
             if n {
