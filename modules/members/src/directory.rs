@@ -236,6 +236,12 @@ pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
     .execute(tx.conn())
     .await?;
     tx.commit().await?;
+    // PostgreSQL plans from statistics: right after a rebuild they still
+    // describe the table before it, and the searches would read every
+    // summary row until autovacuum runs (docs/PERFORMANCE.md).
+    if db.backend() == shrooms_core::db::Backend::Postgres {
+        sqlx::query("ANALYZE mem_directory").execute(db.pool()).await?;
+    }
     Ok(by.len())
 }
 
