@@ -10,7 +10,13 @@
 //! server (`GET /api/v1/orgs/{org}/members/search`); median and p95 are
 //! printed. Target: under 50 ms.
 //!
-//! `MEMBERS=50000` changes the size, `RUNS=50` the repetitions.
+//! `MEMBERS=50000` changes the size, `RUNS=50` the repetitions,
+//! `BENCH_DB=sqlite|postgres` runs one database only, `ONLY=household`
+//! the searches whose label contains the text, and `EXPLAIN=1` prints each
+//! search's statement and plan (`directory::explain`). `KEEP=1` keeps the
+//! seeded data for trying statements by hand: the SQLite database is copied
+//! to `/tmp/directory-bench.sqlite`; the PostgreSQL one is named and kept
+//! for ten minutes before the bench ends.
 
 use serde_json::json;
 use shrooms_core::ids::{OrgId, Timestamp};
@@ -346,13 +352,15 @@ async fn bench(backend: Backend, n: usize, runs: usize) {
     seed(&app, &f.admin_token, "voisins", other["id"].as_str().unwrap(), n / 5, 2).await;
     let seeding = t.elapsed().as_secs_f64();
     let db = &app.state.db;
-    if backend == Backend::Postgres {
-        sqlx::query("ANALYZE").execute(db.pool()).await.unwrap();
-    }
     let org: OrgId = f.org_id.parse().unwrap();
     let t = Instant::now();
     let built = directory::rebuild(db, org).await.unwrap();
     let build = t.elapsed().as_secs_f64();
+    // Statistics as autovacuum would have them on a running server (the
+    // rebuild analyses its own table).
+    if backend == Backend::Postgres {
+        sqlx::query("ANALYZE").execute(db.pool()).await.unwrap();
+    }
     println!(
         "directory on {}: {n} members (+{} in another organisation), seeded in {seeding:.1} s; summary rows of {built} members built in {build:.2} s",
         app.backend_name(),
@@ -410,13 +418,22 @@ async fn bench(backend: Backend, n: usize, runs: usize) {
         ("everyone, by name", DirFilter::default(), String::new()),
         ("everyone, by joining date", DirFilter::default(), "sort=joined".into()),
     ];
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let explain = std::env::var("EXPLAIN").is_ok_and(|v| v == "1");
     for (label, filter, qs) in &filters {
+        if !label.contains(only.as_str()) {
+            continue;
+        }
         let sort = if qs.contains("sort=joined") { Sort::Joined } else { Sort::Name };
         let first = directory::search(db, &cap, zone, filter, sort, None, 50).await.unwrap();
         let cursor = first.next_cursor.clone();
         for (page, cur) in [("page 1", None), ("page 2 (cursor)", cursor.clone())] {
             if page != "page 1" && cur.is_none() {
                 continue;
+            }
+            if explain {
+                let plan = directory::explain(db, &cap, zone, filter, sort, cur.as_deref(), 50).await.unwrap();
+                println!("  -- {label}, {page}:\n     {}", plan.join("\n     "));
             }
             let mut times = vec![];
             let mut found = 0;
@@ -450,6 +467,17 @@ async fn bench(backend: Backend, n: usize, runs: usize) {
     let t = Instant::now();
     let c = directory::count(db, &cap, zone, &filters[0].1).await.unwrap();
     println!("  count of the first selection: {c} in {:.1} ms", t.elapsed().as_secs_f64() * 1000.0);
+    if std::env::var("KEEP").is_ok_and(|v| v == "1") {
+        if backend == Backend::Postgres {
+            let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(db.pool()).await.unwrap();
+            println!("  kept: psql -U postgres -h 127.0.0.1 {name} (ten minutes)");
+            tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+        } else {
+            let _ = std::fs::remove_file("/tmp/directory-bench.sqlite");
+            sqlx::query("VACUUM INTO '/tmp/directory-bench.sqlite'").execute(db.pool()).await.unwrap();
+            println!("  kept: sqlite3 /tmp/directory-bench.sqlite");
+        }
+    }
 }
 
 fn main() {

@@ -82,9 +82,11 @@ async fn write_summary(tx: &mut Tx, org: OrgId, person: &str, periods: &[PeriodS
     let first = periods.iter().map(|p| p.start.as_str()).min().unwrap_or(&a.start).to_string();
     sqlx::query(
         "INSERT INTO mem_directory (org_id, person_id, first_start, a_period, a_type, a_start, a_end, a_paid, a_reason, \
-         b_period, b_type, b_start, b_end, b_paid, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         b_period, b_type, b_start, b_end, b_paid, updated_at, live_end) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          ON CONFLICT (org_id, person_id) DO UPDATE SET first_start = $3, a_period = $4, a_type = $5, a_start = $6, a_end = $7, \
-         a_paid = $8, a_reason = $9, b_period = $10, b_type = $11, b_start = $12, b_end = $13, b_paid = $14, updated_at = $15",
+         a_paid = $8, a_reason = $9, b_period = $10, b_type = $11, b_start = $12, b_end = $13, b_paid = $14, updated_at = $15, \
+         live_end = $16",
     )
     .bind(org.to_string())
     .bind(person)
@@ -101,9 +103,22 @@ async fn write_summary(tx: &mut Tx, org: OrgId, person: &str, periods: &[PeriodS
     .bind(b.and_then(|b| b.end.clone()))
     .bind(b.is_some_and(|b| b.paid) as i64)
     .bind(Timestamp::now().0)
+    .bind(live_end(a, b))
     .execute(tx.conn())
     .await?;
     Ok(())
+}
+
+/// The last day on which the standing of a member whose last two periods
+/// are `a` and `b` can be current: the latest of their ends and of the start
+/// of `a` (see the migration `m20261121_660`). Up to date, late and not
+/// started imply `live_end >= today`; lapsed, resigned and excluded imply
+/// `live_end <= today`: an index range for the standing filters.
+fn live_end(a: &PeriodSummary, b: Option<&PeriodSummary>) -> String {
+    let open = "9999-12-31".to_string();
+    let a_end = a.end.clone().unwrap_or_else(|| open.clone());
+    let b_end = b.map(|b| b.end.clone().unwrap_or(open));
+    [Some(a_end), b_end, Some(a.start.clone())].into_iter().flatten().max().unwrap_or_default()
 }
 
 /// Recomputes one member's summary row from their periods and dues, in the
@@ -177,15 +192,15 @@ pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
     for chunk in by.chunks(200) {
         let mut sql = String::from(
             "INSERT INTO mem_directory (org_id, person_id, first_start, a_period, a_type, a_start, a_end, a_paid, a_reason, \
-             b_period, b_type, b_start, b_end, b_paid, updated_at) VALUES ",
+             b_period, b_type, b_start, b_end, b_paid, live_end, updated_at) VALUES ",
         );
         for i in 0..chunk.len() {
             if i > 0 {
                 sql.push(',');
             }
-            let n = i * 13;
+            let n = i * 14;
             sql.push_str("($1");
-            for k in 2..=14 {
+            for k in 2..=15 {
                 sql.push_str(&format!(", ${}", n + k));
             }
             sql.push_str(&format!(", {now})"));
@@ -208,7 +223,8 @@ pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
                 .bind(b.map(|b| b.type_id.clone()))
                 .bind(b.map(|b| b.start.clone()))
                 .bind(b.and_then(|b| b.end.clone()))
-                .bind(b.is_some_and(|b| b.paid) as i64);
+                .bind(b.is_some_and(|b| b.paid) as i64)
+                .bind(live_end(a, b));
         }
         q.execute(tx.conn()).await?;
     }
@@ -220,6 +236,12 @@ pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
     .execute(tx.conn())
     .await?;
     tx.commit().await?;
+    // PostgreSQL plans from statistics: right after a rebuild they still
+    // describe the table before it, and the searches would read every
+    // summary row until autovacuum runs (docs/PERFORMANCE.md).
+    if db.backend() == shrooms_core::db::Backend::Postgres {
+        sqlx::query("ANALYZE mem_directory").execute(db.pool()).await?;
+    }
     Ok(by.len())
 }
 
@@ -394,6 +416,7 @@ pub enum Sort {
     Joined,
 }
 
+#[derive(Clone)]
 enum Bind {
     Text(String),
     Int(i64),
@@ -472,14 +495,61 @@ pub fn check_filter(f: &DirFilter) -> MemResult<()> {
     MemError::check(errors)
 }
 
+/// A set of people an index gives directly: `SELECT {col} {tail}` lists
+/// them, with `$1` the organisation and `$2`, `$3`… its own `binds`.
+struct PeopleSet {
+    col: &'static str,
+    tail: String,
+    binds: Vec<Bind>,
+}
+
+/// Sets of fewer people than this drive the search: they are read first
+/// and sorted, instead of walking the whole organisation in name (or
+/// joining) order and testing each person (docs/PERFORMANCE.md).
+const SMALL_SET: i64 = 1000;
+
+/// How many people a set holds, counted up to [`SMALL_SET`] (an index range
+/// read, well under a millisecond).
+async fn set_size(db: &Db, org: OrgId, s: &PeopleSet) -> MemResult<i64> {
+    let q = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 AS one {} LIMIT {SMALL_SET}) n", s.tail);
+    let q = bind_all(sqlx::query(&q).bind(org.to_string()), &s.binds);
+    Ok(q.fetch_one(db.pool()).await?.try_get(0)?)
+}
+
+/// `text` with its own values (`$2`, `$3`…) renumbered after those of `sql`
+/// (`$1`, the organisation, stays).
+fn embed(text: &str, binds: &[Bind], sql: &mut Sql) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut placed: HashMap<usize, String> = HashMap::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let digits: String =
+            if c == '$' { text[i + 1..].chars().take_while(char::is_ascii_digit).collect() } else { String::new() };
+        match digits.parse::<usize>() {
+            Ok(n) if n >= 2 && n - 2 < binds.len() => {
+                for _ in 0..digits.len() {
+                    chars.next();
+                }
+                let slot = placed.entry(n).or_insert_with(|| {
+                    sql.binds.push(binds[n - 2].clone());
+                    format!("${}", sql.binds.len())
+                });
+                out.push_str(slot);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// The `FROM … WHERE …` of a filter; `$1` is the organisation, `$2` today.
-async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql) -> MemResult<String> {
+/// `by_joining` when the rows come in joining order (members only): the
+/// summary is then read first, through its joining-date index.
+async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql, by_joining: bool) -> MemResult<String> {
     check_filter(f)?;
     let t = "$2";
-    let mut w = String::from(
-        " FROM people p LEFT JOIN mem_directory d ON d.org_id = p.org_id AND d.person_id = p.id \
-         LEFT JOIN mem_profiles m ON m.org_id = p.org_id AND m.person_id = p.id WHERE p.org_id = $1",
-    );
+    let mut w = String::new();
+    let mut sets: Vec<PeopleSet> = Vec::new();
     // Standings.
     let mut statuses: Vec<&str> = f
         .status
@@ -498,6 +568,14 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql) -> MemR
         (false, true) => w.push_str(" AND d.person_id IS NOT NULL"),
         (true, true) => w.push_str(" AND d.person_id IS NULL"),
         (n, false) => {
+            // The stored `live_end` narrows the standings through its index
+            // when they are all current or all past (see `live_end`).
+            const CURRENT: &[&str] = &["up_to_date", "dues_unpaid", "not_started"];
+            if !n && statuses.iter().all(|s| CURRENT.contains(s)) {
+                w.push_str(&format!(" AND d.live_end >= {t}"));
+            } else if !n && statuses.iter().all(|s| !CURRENT.contains(s)) {
+                w.push_str(&format!(" AND d.live_end <= {t}"));
+            }
             let list = statuses.iter().map(|s| sql.text(*s)).collect::<Vec<_>>().join(", ");
             let cond = format!("{} IN ({list})", status_sql(t));
             if n {
@@ -524,12 +602,11 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql) -> MemR
         w.push_str(&format!(" AND {} <= {}", shown("end", t), sql.text(v.as_str())));
     }
     if let Some(h) = &f.household_id {
-        // Through the household index: a household is a few people, so the
-        // planner starts from them rather than walking every name.
-        w.push_str(&format!(
-            " AND p.id IN (SELECT person_id FROM mem_profiles WHERE org_id = $1 AND household_id = {})",
-            sql.text(h.as_str())
-        ));
+        sets.push(PeopleSet {
+            col: "person_id",
+            tail: "FROM mem_profiles WHERE org_id = $1 AND household_id = $2".into(),
+            binds: vec![Bind::Text(h.clone())],
+        });
     }
     if let Some(yes) = f.sepa {
         w.push_str(&format!(
@@ -546,12 +623,16 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql) -> MemR
     // Every word must start a word of the person: index range scans of the
     // core's search words.
     for word in words(f.q.as_deref().unwrap_or("")) {
-        let lo = sql.text(word.as_str());
-        let range = match upper_bound(&word) {
-            Some(hi) => format!("term >= {lo} AND term < {}", sql.text(hi)),
-            None => format!("term >= {lo}"),
+        let (range, mut binds) = match upper_bound(&word) {
+            Some(hi) => ("term >= $2 AND term < $3", vec![Bind::Text(hi)]),
+            None => ("term >= $2", vec![]),
         };
-        w.push_str(&format!(" AND p.id IN (SELECT person_id FROM people_terms WHERE org_id = $1 AND {range})"));
+        binds.insert(0, Bind::Text(word));
+        sets.push(PeopleSet {
+            col: "person_id",
+            tail: format!("FROM people_terms WHERE org_id = $1 AND {range}"),
+            binds,
+        });
     }
     // Custom fields of people.
     for spec in shrooms_core::custom_fields::split_filters(f.cf.as_deref()).iter().take(10) {
@@ -564,24 +645,60 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql) -> MemR
             let folded = shrooms_core::people::fold(value).split_whitespace().collect::<Vec<_>>().join(" ");
             let fid = sql.text(d.id.as_str());
             let pat = sql.text(format!("%{folded}%"));
+            // No index can find a part of a value: tested on each person
+            // through the person's own values (a handful), not by reading
+            // every value of the field first.
             w.push_str(&format!(
-                " AND p.id IN (SELECT entity_id FROM custom_values WHERE org_id = $1 AND entity_type = 'person' AND field_id = {fid} AND value_fold LIKE {pat})"
+                " AND EXISTS (SELECT 1 FROM custom_values v WHERE v.org_id = p.org_id AND v.entity_type = 'person' \
+                 AND v.entity_id = p.id AND v.field_id = {fid} AND v.value_fold LIKE {pat})"
             ));
         } else {
-            let first = sql.binds.len() + 1;
-            let (cond, more) =
-                shrooms_core::custom_fields::filter_clause(db, org, "person", "p.id", spec, first).await?;
-            w.push_str(" AND ");
-            w.push_str(&cond);
-            for b in more {
-                sql.binds.push(match b {
+            let (cond, more) = shrooms_core::custom_fields::filter_clause(db, org, "person", "p.id", spec, 2).await?;
+            let binds: Vec<Bind> = more
+                .into_iter()
+                .map(|b| match b {
                     shrooms_core::custom_fields::Bind::Text(t) => Bind::Text(t),
                     shrooms_core::custom_fields::Bind::Int(i) => Bind::Int(i),
-                });
+                })
+                .collect();
+            match cond.strip_prefix("p.id IN (SELECT entity_id ").and_then(|c| c.strip_suffix(')')) {
+                Some(tail) => sets.push(PeopleSet { col: "entity_id", tail: tail.to_string(), binds }),
+                None => w.push_str(&format!(" AND {}", embed(&cond, &binds, sql))),
             }
         }
     }
-    Ok(w)
+    // The smallest of the sets under SMALL_SET drives; the others are tests.
+    let mut driver: Option<(usize, i64)> = None;
+    for (i, s) in sets.iter().enumerate() {
+        let n = set_size(db, org, s).await?;
+        if n < SMALL_SET && driver.is_none_or(|(_, m)| n < m) {
+            driver = Some((i, n));
+        }
+    }
+    for (i, s) in sets.iter().enumerate() {
+        if driver.is_some_and(|(d, _)| d == i) {
+            continue;
+        }
+        let cond = embed(&format!("p.id IN (SELECT {} {})", s.col, s.tail), &s.binds, sql);
+        w.push_str(&format!(" AND {cond}"));
+    }
+    const PROFILE: &str = "LEFT JOIN mem_profiles m ON m.org_id = p.org_id AND m.person_id = p.id";
+    const SUMMARY: &str = "LEFT JOIN mem_directory d ON d.org_id = p.org_id AND d.person_id = p.id";
+    // CROSS JOIN keeps the written order on SQLite (its planner has no
+    // statistics); PostgreSQL plans it as the inner join it is.
+    let from = match driver {
+        Some((i, _)) => {
+            let s = &sets[i];
+            let c = embed(&format!("SELECT DISTINCT {} AS person_id {}", s.col, s.tail), &s.binds, sql);
+            format!(" FROM ({c}) c CROSS JOIN people p {SUMMARY} {PROFILE} WHERE p.id = c.person_id AND p.org_id = $1")
+        }
+        None if by_joining => format!(
+            " FROM mem_directory d CROSS JOIN people p {PROFILE} \
+             WHERE d.org_id = $1 AND p.org_id = d.org_id AND p.id = d.person_id"
+        ),
+        None => format!(" FROM people p {SUMMARY} {PROFILE} WHERE p.org_id = $1"),
+    };
+    Ok(format!("{from}{w}"))
 }
 
 fn select_cols() -> String {
@@ -642,21 +759,19 @@ fn bad_cursor() -> MemError {
     bad("cursor", "This cursor is not valid for this list; start again without it.")
 }
 
-/// One page of the directory.
-pub async fn search(
+/// The statement of one page of the directory and its values.
+async fn page_query(
     db: &Db,
-    cap: &CanRead,
+    org: OrgId,
     zone: &str,
     f: &DirFilter,
     sort: Sort,
     cursor: Option<&str>,
     limit: i64,
-) -> MemResult<DirPage> {
-    let org = cap.org();
-    ensure_built(db, org).await?;
-    let limit = limit.clamp(1, 200);
+) -> MemResult<(String, Sql)> {
     let mut sql = Sql { binds: vec![Bind::Text(org.to_string()), Bind::Text(today(zone).to_string())] };
-    let mut q = format!("{}{}", select_cols(), where_clause(db, org, f, &mut sql).await?);
+    let by_joining = sort == Sort::Joined && members_only(f);
+    let mut q = format!("{}{}", select_cols(), where_clause(db, org, f, &mut sql, by_joining).await?);
     let key: Option<Vec<String>> = match cursor.filter(|c| !c.is_empty()) {
         Some(c) => Some(decode_cursor(c).ok_or_else(bad_cursor)?),
         None => None,
@@ -673,7 +788,7 @@ pub async fn search(
         // Members only (the usual case): the summary's own columns, so the
         // index on (org, first_start, person) gives the order (COALESCE
         // would hide it and sort every member at each page).
-        Sort::Joined if members_only(f) => {
+        Sort::Joined if by_joining => {
             if let Some(k) = &key {
                 let [joined, id] = k.as_slice() else { return Err(bad_cursor()) };
                 let (a, b) = (sql.text(joined.as_str()), sql.text(id.as_str()));
@@ -691,6 +806,50 @@ pub async fn search(
         }
     };
     q.push_str(&format!(" ORDER BY {order} LIMIT {}", limit + 1));
+    Ok((q, sql))
+}
+
+/// The plan the database chooses for one page of the directory (`EXPLAIN
+/// QUERY PLAN` on SQLite, `EXPLAIN ANALYZE` on PostgreSQL), one line per
+/// step: for the directory benchmark and for looking into a slow search.
+pub async fn explain(
+    db: &Db,
+    cap: &CanRead,
+    zone: &str,
+    f: &DirFilter,
+    sort: Sort,
+    cursor: Option<&str>,
+    limit: i64,
+) -> MemResult<Vec<String>> {
+    let org = cap.org();
+    ensure_built(db, org).await?;
+    let (q, sql) = page_query(db, org, zone, f, sort, cursor, limit.clamp(1, 200)).await?;
+    let (prefix, col) = match db.backend() {
+        shrooms_core::db::Backend::Sqlite => ("EXPLAIN QUERY PLAN ", 3),
+        shrooms_core::db::Backend::Postgres => ("EXPLAIN (ANALYZE, BUFFERS) ", 0),
+    };
+    let rows = bind_all(sqlx::query(&format!("{prefix}{q}")), &sql.binds).fetch_all(db.pool()).await?;
+    let mut lines = vec![q.clone()];
+    for r in &rows {
+        lines.push(r.try_get::<String, _>(col)?);
+    }
+    Ok(lines)
+}
+
+/// One page of the directory.
+pub async fn search(
+    db: &Db,
+    cap: &CanRead,
+    zone: &str,
+    f: &DirFilter,
+    sort: Sort,
+    cursor: Option<&str>,
+    limit: i64,
+) -> MemResult<DirPage> {
+    let org = cap.org();
+    ensure_built(db, org).await?;
+    let limit = limit.clamp(1, 200);
+    let (q, sql) = page_query(db, org, zone, f, sort, cursor, limit).await?;
     let rows = bind_all(sqlx::query(&q), &sql.binds).fetch_all(db.pool()).await?;
     let names = type_names(db, org).await?;
     let mut items = rows.iter().map(|r| dir_row(r, &names)).collect::<MemResult<Vec<_>>>()?;
@@ -725,7 +884,7 @@ pub async fn select_all(db: &Db, cap: &CanRead, zone: &str, f: &DirFilter) -> Me
     let q = format!(
         "{}{} ORDER BY p.family_name, p.given_name, p.id LIMIT {MAX_SELECTION}",
         select_cols(),
-        where_clause(db, org, f, &mut sql).await?
+        where_clause(db, org, f, &mut sql, false).await?
     );
     let rows = bind_all(sqlx::query(&q), &sql.binds).fetch_all(db.pool()).await?;
     let names = type_names(db, org).await?;
@@ -737,7 +896,7 @@ pub async fn count(db: &Db, cap: &CanRead, zone: &str, f: &DirFilter) -> MemResu
     let org = cap.org();
     ensure_built(db, org).await?;
     let mut sql = Sql { binds: vec![Bind::Text(org.to_string()), Bind::Text(today(zone).to_string())] };
-    let q = format!("SELECT CAST(COUNT(*) AS BIGINT){}", where_clause(db, org, f, &mut sql).await?);
+    let q = format!("SELECT CAST(COUNT(*) AS BIGINT){}", where_clause(db, org, f, &mut sql, false).await?);
     Ok(bind_all(sqlx::query(&q), &sql.binds).fetch_one(db.pool()).await?.try_get(0)?)
 }
 

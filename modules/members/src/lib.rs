@@ -81,6 +81,10 @@ impl Module for MembersModule {
                 id: "m20261121_650_members_debit_invoices",
                 sql: include_str!("../migrations/m20261121_650_members_debit_invoices.sql"),
             },
+            Migration {
+                id: "m20261121_660_members_directory_indexes",
+                sql: include_str!("../migrations/m20261121_660_members_directory_indexes.sql"),
+            },
         ]
     }
     /// The secretary and the treasurer (managers) record memberships and
