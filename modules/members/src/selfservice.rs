@@ -21,7 +21,7 @@ use shrooms_core::ids::{OrgId, Timestamp};
 use shrooms_core::module::RecordRef;
 use shrooms_core::orgs::Org;
 use shrooms_core::permissions::{CanAdmin, CanRead, CanWrite};
-use shrooms_core::web::OrgCtx;
+use shrooms_core::web::{AppState, OrgCtx};
 use shrooms_core::{timeline, CoreError, Db};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -863,7 +863,16 @@ pub struct MySpace {
     pub change_requests: Vec<ChangeRequest>,
     /// Profile fields whose change waits for a secretary's approval.
     pub checked_fields: Vec<String>,
+    /// Dues invoices (dues billed by invoice), each with its "pay online"
+    /// page while something is left to pay and online payment is set up.
+    pub invoices: Vec<crate::billing::DuesInvoice>,
+    /// The member's renewal page (their personal renewal link), when their
+    /// last membership ends within 60 days or has ended, and was not renewed.
+    pub renew_path: Option<String>,
 }
+
+/// How long before its end a membership can be renewed from the member space.
+const RENEW_WINDOW_DAYS: i64 = 60;
 
 /// `FR76 •••• •••• 0189`: enough for the member to recognise their account.
 pub fn mask_iban(iban: &str) -> String {
@@ -877,7 +886,9 @@ pub fn mask_iban(iban: &str) -> String {
     format!("{head} •••• •••• {tail}")
 }
 
-pub async fn my_space(db: &Db, own: &Own, zone: &str) -> MemResult<MySpace> {
+pub async fn my_space(st: &AppState, own: &Own, org: &Org) -> MemResult<MySpace> {
+    let db = &st.db;
+    let zone = org.timezone.as_str();
     let read = own.grant.as_read();
     let membership = service::membership(db, &read, zone, &own.person).await?;
     let core = shrooms_core::people::get(db, &read, &own.person).await?;
@@ -916,10 +927,39 @@ pub async fn my_space(db: &Db, own: &Own, zone: &str) -> MemResult<MySpace> {
     let join_requests = join_requests_where(db, read.org(), "r.person_id = $2", &own.person).await?;
     let change_requests = change_requests_where(db, read.org(), "c.person_id = $2", &own.person).await?;
     let checked_fields = self_settings(db, read.org()).await?.checked_fields;
+    let invoices = if membership.periods.iter().any(|p| p.invoice_id.is_some()) {
+        crate::billing::invoices_of(st, org.id, &org.slug, &own.person, true).await?
+    } else {
+        Vec::new()
+    };
+    let renew_path = renewable(&membership.periods, service::today(zone))
+        .map(|p| format!("/o/{}/members/renew/{}", org.slug, crate::renewals::token(st, org.id, &own.person, &p.id)));
     let mut membership = membership;
     // The card's secret is for staff; the member prints their card.
     membership.card_token = None;
-    Ok(MySpace { membership, email, phone, tax_receipts, mandates, join_requests, change_requests, checked_fields })
+    Ok(MySpace {
+        membership,
+        email,
+        phone,
+        tax_receipts,
+        mandates,
+        join_requests,
+        change_requests,
+        checked_fields,
+        invoices,
+        renew_path,
+    })
+}
+
+/// The period a member may renew from their space: the last one of its
+/// type, not closed by a resignation or exclusion, that ends within
+/// [`RENEW_WINDOW_DAYS`] or has ended.
+fn renewable(periods: &[service::Period], today: jiff::civil::Date) -> Option<&service::Period> {
+    let last = periods.iter().filter(|p| p.closed_on.is_none()).max_by(|a, b| a.starts_on.cmp(&b.starts_on))?;
+    let later = periods.iter().any(|p| p.type_id == last.type_id && p.starts_on > last.starts_on);
+    let end: jiff::civil::Date = last.ends_on.as_deref()?.parse().ok()?;
+    let window = today.checked_add(jiff::Span::new().days(RENEW_WINDOW_DAYS)).ok()?;
+    (!later && end <= window).then_some(last)
 }
 
 /// One of the member's own tax receipts; another person's answers 404.

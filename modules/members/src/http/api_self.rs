@@ -94,7 +94,7 @@ async fn put_self_settings(
         (status = 401, body = Problem), (status = 404, body = Problem, description = "No such organisation, or the account is nobody of its directory")))]
 async fn my_membership(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<MySpace>> {
     let o = own(&st, &ctx).await?;
-    Ok(Json(selfservice::my_space(&st.db, &o, &ctx.org.timezone).await.map_err(e)?))
+    Ok(Json(selfservice::my_space(&st, &o, &ctx.org).await.map_err(e)?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/orgs/{org}/members/me/profile", tag = "members", security(("bearer" = [])),

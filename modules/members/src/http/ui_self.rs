@@ -159,7 +159,7 @@ async fn me_context(ui: &Ui, ctx: &OrgCtx) -> Result<Value, CoreError> {
     let Some(o) = selfservice::own(&st.db, ctx).await.map_err(ce)? else {
         return Ok(json!({"linked": false}));
     };
-    let space = selfservice::my_space(&st.db, &o, &ctx.org.timezone).await.map_err(ce)?;
+    let space = selfservice::my_space(st, &o, &ctx.org).await.map_err(ce)?;
     let p = &space.membership.person;
     // The member's own address: one shared with the household is not theirs to change here.
     let a = if p.shares_household_address { Address::default() } else { p.address.clone() };

@@ -137,6 +137,11 @@ db_test!(a_member_joins_pays_renews_by_direct_debit_and_the_ledger_matches, |app
     assert!(text.contains("Ana Journey") && text.contains("Adhésion"), "{text}");
     let (_, me) = app.get(&token, &url(&org, "/me")).await;
     assert_eq!(me["membership"]["standing"]["standing"], "up_to_date", "{me}");
+    assert_eq!(
+        (me["invoices"][0]["status"].as_str(), me["invoices"][0]["due_cents"].as_i64()),
+        (Some("paid"), Some(0))
+    );
+    assert!(me["invoices"][0]["pay_path"].is_null(), "nothing left to pay: {me}");
     let (_, m) = app.get(&s.admin, &url(&org, &format!("/people/{ana}"))).await;
     let card = m["card_token"].as_str().expect("the card's token").to_string();
     let check = app
@@ -212,6 +217,12 @@ db_test!(a_member_joins_pays_renews_by_direct_debit_and_the_ledger_matches, |app
         .clone();
     assert_eq!(unpaid["due_cents"], 3000, "her renewal dues show unpaid: {dues}");
     assert!(matches!(unpaid["status"].as_str(), Some("validated" | "sent")), "{unpaid}");
+    // In her space too, with a way to pay it by card.
+    let (_, me) = app.get(&token, &url(&org, "/me")).await;
+    let mine = me["invoices"].as_array().unwrap().iter().find(|i| i["invoice_id"] == json!(renewal_invoice)).cloned();
+    let mine = mine.unwrap_or_else(|| panic!("{me}"));
+    assert_eq!(mine["due_cents"], 3000, "{me}");
+    assert!(mine["pay_path"].as_str().is_some_and(|p| p.contains("/invoicing/pay/")), "{me}");
 
     // 6. A donor receives a tax receipt by mail.
     let (_, mut settings) = app.get(&s.admin, &url(&org, "/settings")).await;
@@ -254,4 +265,35 @@ db_test!(a_member_joins_pays_renews_by_direct_debit_and_the_ledger_matches, |app
     assert_eq!(treasury, 3000 + 10000, "card payment and gift; the debit came back: {l:?}");
     let (debits, credits) = l.values().fold((0, 0), |(d, c), (x, y)| (d + x, c + y));
     assert_eq!(debits, credits, "the books balance: {l:?}");
+});
+
+db_test!(a_member_whose_membership_ends_soon_renews_from_their_space, |app: TestApp| async move {
+    let s = setup(&app).await;
+    let org = s.org.clone();
+    let (st, ty) = app
+        .post(
+            &s.admin,
+            &url(&org, "/types"),
+            json!({"name": "Annuelle", "kind": "individual", "fee_rule": "fixed", "fee_cents": 2500, "period_rule": "rolling_12_months"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{ty}");
+    let ty = ty["id"].as_str().unwrap().to_string();
+    let cy = person(&app, &s, "Cy", "Soon").await;
+    // Joined 340 days ago: the year ends in about 25 days.
+    let start = jiff::Zoned::now().date().checked_sub(jiff::Span::new().days(340)).unwrap().to_string();
+    let (st, p) = crate::join(&app, &s, &cy, json!({"type_id": ty, "starts_on": start})).await;
+    assert_eq!(st, 201, "{p}");
+    let token = app.member(&s.admin, &org, "cy@example.org", "member").await;
+    let (_, me) = app.get(&token, &url(&org, "/me")).await;
+    let renew = me["renew_path"].as_str().unwrap_or_else(|| panic!("a renewal link: {me}")).to_string();
+    // The renewal page (no sign-in needed: the link is signed) renews once.
+    let page = app.http.get(app.url(&renew)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Annuelle") && page.contains("25"), "{page}");
+    let dan = person(&app, &s, "Dan", "Later").await;
+    let (st, p) = crate::join(&app, &s, &dan, json!({"type_id": ty})).await;
+    assert_eq!(st, 201, "{p}");
+    let token = app.member(&s.admin, &org, "dan@example.org", "member").await;
+    let (_, me) = app.get(&token, &url(&org, "/me")).await;
+    assert!(me["renew_path"].is_null(), "a year to go: nothing to renew yet: {me}");
 });
