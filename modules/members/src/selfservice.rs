@@ -378,11 +378,16 @@ pub async fn submit_join(
     }
     let mut tx = db.begin().await?;
     // One join at a time per organisation: two forms sent at once with the
-    // same e-mail cannot both create the person.
-    sqlx::query("UPDATE mem_selfservice SET updated_at = updated_at WHERE org_id = $1")
-        .bind(oid.to_string())
-        .execute(tx.conn())
-        .await?;
+    // same e-mail cannot both create the person. SQLite write transactions
+    // are already one at a time; PostgreSQL takes the settings row (a lock
+    // that writes no new row version, which fifty waiters on an UPDATE
+    // made slow).
+    if tx.backend() == shrooms_core::db::Backend::Postgres {
+        sqlx::query("SELECT org_id FROM mem_selfservice WHERE org_id = $1 FOR UPDATE")
+            .bind(oid.to_string())
+            .fetch_optional(tx.conn())
+            .await?;
+    }
     if let Some(id) = request_by_submission(&mut tx, oid, &c.submission).await? {
         drop(tx);
         return answer_of(db, org, &s, &id, true).await;
@@ -1251,7 +1256,7 @@ async fn decide_change(
     }
     let status = if approve { "approved" } else { "rejected" };
     let mut tx = db.begin().await?;
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE mem_change_requests SET status = $1, decided_at = $2, decided_by = $3, note = $4 \
          WHERE org_id = $5 AND id = $6 AND status = 'pending'",
     )
@@ -1262,7 +1267,15 @@ async fn decide_change(
     .bind(oid.to_string())
     .bind(id)
     .execute(tx.conn())
-    .await?;
+    .await?
+    .rows_affected();
+    if done == 0 {
+        // Decided meanwhile by someone else: theirs stands.
+        return Err(MemError::Core(CoreError::Conflict {
+            field: Some("status".into()),
+            message: "This request was already decided.".into(),
+        }));
+    }
     record(
         &mut tx,
         who,

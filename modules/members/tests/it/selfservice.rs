@@ -431,4 +431,16 @@ db_test!(forms_sent_at_once_make_one_person_and_one_request, |app: TestApp| asyn
     assert_eq!(people_with_email(&app, &s, "twice@example.org").await, 1);
     let (_, reqs) = app.get(&s.admin, &url(&org, "/requests")).await;
     assert_eq!(reqs["joins"].as_array().unwrap().len(), 1);
+    // Refused with a reason: the visitor may ask again, as a new request.
+    let rid = reqs["joins"][0]["id"].as_str().unwrap().to_string();
+    let (st, r) = app
+        .post(&s.admin, &url(&org, &format!("/requests/joins/{rid}/refuse")), json!({"note": "Incomplete address"}))
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!((r["status"].as_str(), r["note"].as_str()), (Some("refused"), Some("Incomplete address")));
+    let (st, a) = public_post(&app, &path, join_body("twice@example.org", &ind, "after-refusal")).await;
+    assert_eq!((st, a["status"].as_str()), (201, Some("pending")), "{a}");
+    assert_ne!(a["request_id"], r["id"]);
+    let (_, refused) = app.get(&s.admin, &url(&org, "/requests?status=refused")).await;
+    assert_eq!(refused["joins"].as_array().unwrap().len(), 1);
 });
