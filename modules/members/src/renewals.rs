@@ -53,25 +53,40 @@ pub struct RenewalSettings {
     pub notice_days: i64,
     /// Days after a period's end reminders are sent, e.g. `[15, 45]` (empty: none).
     pub reminder_days: Vec<i64>,
+    /// Whether the daily schedule sends them (07:00 in the organisation's
+    /// time zone). Off until an administrator switches it on; left out of a
+    /// change, it stays as it is.
+    #[serde(default)]
+    pub automatic: Option<bool>,
 }
 
 impl Default for RenewalSettings {
     fn default() -> Self {
-        RenewalSettings { notice_days: 30, reminder_days: vec![15, 45] }
+        RenewalSettings { notice_days: 30, reminder_days: vec![15, 45], automatic: Some(false) }
     }
 }
+
+/// The per-organisation daily schedule of the renewal run.
+pub const RENEWALS_SCHEDULE: &str = "members.renewals";
 
 pub async fn settings(db: &Db, org: OrgId) -> MemResult<RenewalSettings> {
     let r = sqlx::query("SELECT notice_days, reminder_days FROM mem_renewal_settings WHERE org_id = $1")
         .bind(org.to_string())
         .fetch_optional(db.pool())
         .await?;
+    let automatic: Option<i64> = sqlx::query_scalar("SELECT enabled FROM schedules WHERE org_id = $1 AND name = $2")
+        .bind(org.to_string())
+        .bind(RENEWALS_SCHEDULE)
+        .fetch_optional(db.pool())
+        .await?;
+    let automatic = Some(automatic.unwrap_or(0) != 0);
     Ok(match r {
         Some(r) => RenewalSettings {
             notice_days: r.try_get(0)?,
             reminder_days: serde_json::from_str(&r.try_get::<String, _>(1)?).unwrap_or_default(),
+            automatic,
         },
-        None => RenewalSettings::default(),
+        None => RenewalSettings { automatic, ..RenewalSettings::default() },
     })
 }
 
@@ -90,7 +105,7 @@ pub async fn save_settings(db: &Db, who: &Who, cap: &CanAdmin, s: RenewalSetting
         errors.push(FieldError::new("reminder_days", "Each reminder is 1 to 365 days after the end."));
     }
     MemError::check(errors)?;
-    let clean = RenewalSettings { notice_days: s.notice_days, reminder_days: days };
+    let clean = RenewalSettings { notice_days: s.notice_days, reminder_days: days, automatic: s.automatic };
     let before = settings(db, cap.org()).await?;
     let mut tx = db.begin().await?;
     sqlx::query(
@@ -116,7 +131,17 @@ pub async fn save_settings(db: &Db, who: &Who, cap: &CanAdmin, s: RenewalSetting
     )
     .await?;
     tx.commit().await?;
-    Ok(clean)
+    // The daily run: switched on or off as asked (its own audit entry).
+    use shrooms_core::schedules::{self, SchedulePatch, ScheduleScopeCap};
+    if let Some(on) = clean.automatic {
+        if let Some(sch) = schedules::list_org(db, cap).await?.into_iter().find(|s| s.name == RENEWALS_SCHEDULE) {
+            if sch.enabled != on {
+                let patch = SchedulePatch { cron: None, enabled: Some(on), time_zone: None };
+                schedules::update(db, who, ScheduleScopeCap::Org(cap), &sch.id, patch).await?;
+            }
+        }
+    }
+    settings(db, cap.org()).await
 }
 
 // ---------- the personal renewal link ----------
@@ -174,7 +199,8 @@ pub const RENEWALS_JOB: JobSpec =
     JobSpec { name: "members.renewals", max_attempts: 3, backoff_secs: 60, timeout_secs: 3600, run: run_job };
 
 pub fn schedule() -> ScheduleSpec {
-    ScheduleSpec::each_org("members.renewals", RENEWALS_JOB.name, "0 7 * * *")
+    // Created off: an administrator switches automatic notices on.
+    ScheduleSpec::each_org(RENEWALS_SCHEDULE, RENEWALS_JOB.name, "0 7 * * *").disabled()
 }
 
 fn run_job(st: AppState, ctx: JobCtx) -> JobFuture {

@@ -56,6 +56,7 @@ fn settings_context(s: &RenewalSettings, ctx: &OrgCtx) -> Value {
     json!({
         "notice_days": s.notice_days.to_string(),
         "reminder_days": s.reminder_days.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+        "automatic": s.automatic.unwrap_or(false),
         "can_admin": ctx.access(MODULE) >= Access::Admin,
     })
 }
@@ -71,8 +72,9 @@ async fn settings_page(ui: Ui, ctx: OrgCtx) -> Page {
 
 async fn settings_save(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
     let cap = ctx.can_admin(MODULE)?;
+    let automatic = !field(&f, "automatic").is_empty();
     let typed = json!({"notice_days": field(&f, "notice_days"), "reminder_days": field(&f, "reminder_days"),
-        "can_admin": true});
+        "automatic": automatic, "can_admin": true});
     let mut errors = Vec::new();
     let notice_days = field(&f, "notice_days").parse::<i64>().unwrap_or_else(|_| {
         errors.push(FieldError::new("notice_days", "Give a number of days."));
@@ -89,9 +91,14 @@ async fn settings_save(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
         }
     }
     let result = if errors.is_empty() {
-        renewals::save_settings(&ui.st.db, &ctx.who(), &cap, RenewalSettings { notice_days, reminder_days })
-            .await
-            .map_err(ce)
+        renewals::save_settings(
+            &ui.st.db,
+            &ctx.who(),
+            &cap,
+            RenewalSettings { notice_days, reminder_days, automatic: Some(automatic) },
+        )
+        .await
+        .map_err(ce)
     } else {
         Err(CoreError::Validation(errors))
     };

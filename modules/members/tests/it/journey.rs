@@ -75,10 +75,13 @@ db_test!(a_member_joins_pays_renews_by_direct_debit_and_the_ledger_matches, |app
             reqwest::Method::PUT,
             &s.admin,
             &url(&org, "/renewal-settings"),
-            json!({"notice_days": 365, "reminder_days": [15]}),
+            json!({"notice_days": 365, "reminder_days": [15], "automatic": true}),
         )
         .await;
-    assert_eq!(st, 200, "{b}");
+    assert_eq!((st, &b["automatic"]), (200, &json!(true)), "{b}");
+    let (_, schedules) = app.get(&s.admin, &format!("/api/v1/orgs/{org}/schedules")).await;
+    let daily = schedules.as_array().unwrap().iter().find(|x| x["name"] == "members.renewals").cloned();
+    assert_eq!(daily.map(|d| d["enabled"].clone()), Some(json!(true)), "the daily run is on: {schedules}");
 
     // 1. Ana joins online; the answer sends her to pay; she pays by card.
     let join = json!({"given_name": "Ana", "family_name": "Journey", "email": email, "phone": "06 12 34 56 78",

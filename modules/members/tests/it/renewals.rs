@@ -42,7 +42,7 @@ db_test!(notices_and_reminders_are_sent_once_with_a_personal_renewal_link, |app:
 
     // Settings: defaults, then bad input named by field, then saved.
     let (_, rs) = app.get(&s.admin, &url(&s.org, "/renewal-settings")).await;
-    assert_eq!(rs, json!({"notice_days": 30, "reminder_days": [15, 45]}));
+    assert_eq!(rs, json!({"notice_days": 30, "reminder_days": [15, 45], "automatic": false}), "off until switched on");
     let (st, b) = app
         .send(
             reqwest::Method::PUT,
