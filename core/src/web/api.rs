@@ -1330,21 +1330,54 @@ impl utoipa::Modify for BearerAuth {
 
 /// The whole API document: the core's and every module's.
 pub fn openapi_document(modules: &crate::module::Modules) -> utoipa::openapi::OpenApi {
-    let mut doc = CoreApi::openapi();
-    doc.merge(super::social::SocialApi::openapi());
-    doc.merge(super::fields::FieldsApi::openapi());
-    doc.merge(super::dashboard::DashboardApi::openapi());
-    doc.merge(super::files::FilesApi::openapi());
-    doc.merge(super::schedules::SchedulesApi::openapi());
-    doc.merge(super::imports::ImportApi::openapi());
-    doc.merge(super::privacy::PrivacyApi::openapi());
-    for m in modules.all() {
-        if let Some(more) = m.openapi() {
-            doc.merge(more);
-        }
+    let mut parts = openapi_parts(modules).into_iter();
+    let mut doc = parts.next().expect("the core's document");
+    for more in parts {
+        doc.merge(more);
     }
     declare_error_responses(&mut doc);
     doc
+}
+
+/// The core's and each module's documents, before they are merged.
+fn openapi_parts(modules: &crate::module::Modules) -> Vec<utoipa::openapi::OpenApi> {
+    let mut parts = vec![
+        CoreApi::openapi(),
+        super::social::SocialApi::openapi(),
+        super::fields::FieldsApi::openapi(),
+        super::dashboard::DashboardApi::openapi(),
+        super::files::FilesApi::openapi(),
+        super::schedules::SchedulesApi::openapi(),
+        super::imports::ImportApi::openapi(),
+        super::privacy::PrivacyApi::openapi(),
+    ];
+    parts.extend(modules.all().iter().filter_map(|m| m.openapi()));
+    parts
+}
+
+/// Schema names that two parts of the document define differently. Merging
+/// keeps the first definition, so the other part's answers would be checked
+/// against a schema that is not theirs: give one of them another name
+/// (`#[schema(as = …)]`). The committed-document test asserts there is none.
+pub fn schema_collisions(modules: &crate::module::Modules) -> Vec<String> {
+    let mut seen: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
+    let mut out = Vec::new();
+    for part in openapi_parts(modules) {
+        let Some(c) = part.components else { continue };
+        for (name, schema) in c.schemas {
+            let v = serde_json::to_value(&schema).unwrap_or_default();
+            match seen.get(&name) {
+                Some(prev) if *prev != v => out.push(name),
+                Some(_) => {}
+                None => {
+                    seen.insert(name, v);
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The error answers every handler can give without saying so in its own

@@ -184,7 +184,7 @@ fn verify(st: &AppState, org: OrgId, token: &str) -> Option<(String, String)> {
 // ---------- the run ----------
 
 #[derive(Clone, Debug, Default, Serialize, ToSchema)]
-pub struct RunReport {
+pub struct RenewalRun {
     /// The day the run was for (the organisation's today).
     pub on: String,
     pub notices: i64,
@@ -227,7 +227,7 @@ fn shift(d: Date, days: i64) -> Date {
 
 /// Runs the notices and reminders due on `on` (the organisation's today
 /// when `None`). Safe to run again: what was sent is not sent twice.
-pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<RunReport> {
+pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<RenewalRun> {
     let org = cap.org();
     let db = &st.db;
     let o = shrooms_core::orgs::find_org(db, &org.to_string()).await?.ok_or(MemError::Core(CoreError::NotFound))?;
@@ -237,7 +237,7 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
     if invoice {
         billing::prepare(db, org).await?;
     }
-    let mut report = RunReport { on: today.to_string(), ..Default::default() };
+    let mut report = RenewalRun { on: today.to_string(), ..Default::default() };
     let who = Who::system("members: renewal run");
     let lang = shrooms_core::outbox::language_for(db, None).await?;
     let instance = shrooms_core::instance::load(db).await?.name;

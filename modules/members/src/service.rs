@@ -871,7 +871,10 @@ pub async fn unlink_household(db: &Db, who: &Who, cap: &CanWrite, id: &str, pers
 
 // ---------- periods ----------
 
+/// (Named `MembershipPeriod` in the OpenAPI document: the accounting
+/// module's report `Period` has the plain name.)
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = MembershipPeriod)]
 pub struct Period {
     pub id: String,
     pub person_id: String,

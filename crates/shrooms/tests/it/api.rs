@@ -214,6 +214,10 @@ db_test!(health_metrics_openapi_and_headers, |app: TestApp| async move {
 
 #[test]
 fn committed_openapi_document_is_current() {
+    // Two modules defining one schema name differently would leave one of
+    // them documented with the other's schema (the fuzzing found one).
+    let collisions = shrooms_core::web::api::schema_collisions(&shrooms::modules().unwrap());
+    assert!(collisions.is_empty(), "schema names defined differently by two parts of the API: {collisions:?}");
     let doc = shrooms_core::web::api::openapi_document(&shrooms::modules().unwrap());
     let current = doc.to_pretty_json().unwrap();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");

@@ -3,7 +3,7 @@
 
 use crate::billing::{self, DuesInvoice};
 use crate::error::MemError;
-use crate::renewals::{self, LateMember, Notice, RenewalSettings, RunReport};
+use crate::renewals::{self, LateMember, Notice, RenewalRun, RenewalSettings};
 use crate::service::{self, StandingView, MODULE};
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -69,10 +69,10 @@ async fn put_renewal_settings(
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/members/renewals/run", tag = "members", security(("bearer" = [])),
     params(("org" = String, Path)),
-    responses((status = 200, body = RunReport, description = "What the run sent (the daily schedule does the same)"),
+    responses((status = 200, body = RenewalRun, description = "What the run sent (the daily schedule does the same)"),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "Invoice path without the invoicing module, or invoicing not set up")))]
-async fn run_renewals(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<RunReport>> {
+async fn run_renewals(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<RenewalRun>> {
     let cap = ctx.can_write(MODULE)?;
     Ok(Json(renewals::run(&st, &cap, None).await.map_err(e)?))
 }
@@ -89,7 +89,7 @@ async fn late(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<LateMember>
 #[derive(OpenApi)]
 #[openapi(
     paths(member_dues, get_renewal_settings, put_renewal_settings, run_renewals, late),
-    components(schemas(MemberDues, DuesInvoice, Notice, RenewalSettings, RunReport, LateMember, Problem))
+    components(schemas(MemberDues, DuesInvoice, Notice, RenewalSettings, RenewalRun, LateMember, Problem))
 )]
 pub struct BillingApi;
 
