@@ -138,22 +138,28 @@ pub async fn bill_later_many(tx: &mut Tx, org: OrgId, items: Vec<NewPendingItem>
         return Ok(Vec::new());
     }
     let conn = tx.conn();
-    // Those handed already (by source module and reference).
+    // Those handed already (by source module and reference: the unique index).
     let mut known: HashMap<(String, String), PendingItem> = HashMap::new();
-    let refs: Vec<String> = items.iter().map(|i| i.source_ref.trim().to_string()).collect();
-    for chunk in refs.chunks(500) {
-        let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT {ITEM_COLS} FROM inv_pending_items WHERE org_id = $1 AND source_ref IN ({})",
-            params.join(",")
-        );
-        let mut q = sqlx::query(&sql).bind(org.to_string());
-        for r in chunk {
-            q = q.bind(r);
-        }
-        for r in q.fetch_all(&mut *conn).await? {
-            let it = item_from(&r)?;
-            known.insert((it.source_module.clone(), it.source_ref.clone()), it);
+    let mut refs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for i in &items {
+        refs.entry(i.source_module.trim().to_string()).or_default().push(i.source_ref.trim().to_string());
+    }
+    for (module, refs) in &refs {
+        for chunk in refs.chunks(500) {
+            let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "SELECT {ITEM_COLS} FROM inv_pending_items WHERE org_id = $1 AND source_module = $2 \
+                 AND source_ref IN ({})",
+                params.join(",")
+            );
+            let mut q = sqlx::query(&sql).bind(org.to_string()).bind(module);
+            for r in chunk {
+                q = q.bind(r);
+            }
+            for r in q.fetch_all(&mut *conn).await? {
+                let it = item_from(&r)?;
+                known.insert((it.source_module.clone(), it.source_ref.clone()), it);
+            }
         }
     }
     let ids: Vec<String> = items.iter().map(|i| i.customer_id.trim().to_string()).collect();
