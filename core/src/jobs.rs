@@ -104,6 +104,44 @@ pub async fn enqueue(
     }
 }
 
+/// [`enqueue`] for many jobs of one kind at once (multi-row inserts, in the
+/// caller's transaction): each `(payload, dedup_key)` is one job; a job
+/// whose key exists already is skipped, as with [`enqueue`]. For bulk
+/// writers (the members' renewal run) that queue thousands of jobs.
+pub async fn enqueue_many(
+    tx: &mut Tx,
+    spec: &JobSpec,
+    org: Option<OrgId>,
+    jobs: &[(serde_json::Value, Option<String>)],
+    delay_secs: i64,
+) -> CoreResult<()> {
+    let now = Timestamp::now();
+    for chunk in jobs.chunks(500) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = 6 + i * 3;
+                format!("(${b}, $1, $2, ${}, 'queued', 0, $3, $4, ${}, $5, $5)", b + 1, b + 2)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO jobs (id, name, org_id, payload, status, attempts, max_attempts, run_at, dedup_key, created_at, \
+             updated_at) VALUES {} ON CONFLICT (dedup_key) DO NOTHING",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(spec.name)
+            .bind(org.map(|o| o.to_string()))
+            .bind(spec.max_attempts.max(1))
+            .bind(now.plus_secs(delay_secs.max(0)).0)
+            .bind(now.0);
+        for (payload, key) in chunk {
+            q = q.bind(uuid::Uuid::now_v7().to_string()).bind(payload.to_string()).bind(key.clone());
+        }
+        q.execute(tx.conn()).await?;
+    }
+    Ok(())
+}
+
 struct Claimed {
     id: String,
     name: String,

@@ -92,6 +92,36 @@ pub async fn enqueue_with_headers(
     Ok(())
 }
 
+/// [`enqueue`] for many messages of one kind at once (multi-row inserts of
+/// the messages and their delivery jobs, in the caller's transaction), for
+/// bulk senders such as the members' renewal run. Each `(to, mail)` is one
+/// message, stored and delivered exactly as [`enqueue`] would.
+pub async fn enqueue_many(tx: &mut Tx, org: Option<OrgId>, kind: &str, mails: &[(String, Mail)]) -> CoreResult<()> {
+    let now = Timestamp::now().0;
+    let mut jobs = Vec::with_capacity(mails.len());
+    for chunk in mails.chunks(200) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = 4 + i * 5;
+                format!("(${b}, $1, $2, ${}, ${}, ${}, ${}, 'queued', $3, NULL)", b + 1, b + 2, b + 3, b + 4)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO mail_outbox (id, org_id, kind, to_addr, subject, body_text, body_html, status, created_at, \
+             headers) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(org.map(|o| o.to_string())).bind(kind).bind(now);
+        for (to, mail) in chunk {
+            let id = uuid::Uuid::now_v7().to_string();
+            q = q.bind(id.clone()).bind(to.as_str()).bind(&mail.subject).bind(&mail.text).bind(&mail.html);
+            jobs.push((serde_json::json!({"message": id}), Some(format!("mail:{id}"))));
+        }
+        q.execute(tx.conn()).await?;
+    }
+    crate::jobs::enqueue_many(tx, &MAIL_DELIVER, org, &jobs, 0).await
+}
+
 /// Delivers one stored message: by SMTP when `[smtp]` is configured, else
 /// into the log (status `logged`), which is what a laptop or a test
 /// instance wants. Failures are retried by the job runner with backoff; the

@@ -33,6 +33,7 @@ use shrooms_core::web::AppState;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use utoipa::ToSchema;
 
 // ---------- pending items ----------
@@ -123,93 +124,159 @@ fn item_from(r: &AnyRow) -> Result<PendingItem, sqlx::Error> {
 /// calling module's own change and its billing commit together). Returns the
 /// item; the same `source_module` + `source_ref` again returns the first one.
 pub async fn bill_later(tx: &mut Tx, org: OrgId, item: NewPendingItem) -> CoreResult<PendingItem> {
+    let mut made = bill_later_many(tx, org, vec![item]).await?;
+    made.pop().ok_or_else(|| CoreError::Internal("a pending item was not stored".into()))
+}
+
+/// [`bill_later`] for many items at once, with the same rules (for bulk
+/// writers: the members' renewal run): the organisation's rules and the
+/// customers are read once, the new items stored by multi-row inserts.
+/// Returns the items in the given order; the first item refused refuses
+/// them all (422 with its field errors, as [`bill_later`] answers).
+pub async fn bill_later_many(tx: &mut Tx, org: OrgId, items: Vec<NewPendingItem>) -> CoreResult<Vec<PendingItem>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
     let conn = tx.conn();
-    let existing = sqlx::query(&format!(
-        "SELECT {ITEM_COLS} FROM inv_pending_items WHERE org_id = $1 AND source_module = $2 AND source_ref = $3"
-    ))
-    .bind(org.to_string())
-    .bind(item.source_module.trim())
-    .bind(item.source_ref.trim())
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(r) = existing {
-        return Ok(item_from(&r)?);
+    // Those handed already (by source module and reference: the unique index).
+    let mut known: HashMap<(String, String), PendingItem> = HashMap::new();
+    let mut refs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for i in &items {
+        refs.entry(i.source_module.trim().to_string()).or_default().push(i.source_ref.trim().to_string());
     }
-    let mut e = Vec::new();
-    let source_module = required(&item.source_module, "source_module", 40, &mut e);
-    let source_ref = required(&item.source_ref, "source_ref", 200, &mut e);
-    let customer = customers::customer_in(conn, org, item.customer_id.trim()).await?;
-    if customer.is_none() {
-        e.push(FieldError::new("customer_id", "There is no such customer in this organisation."));
-    }
-    let ctx = documents::context(conn, org).await?;
-    let date = item.period_start.as_deref().and_then(|s| Day::parse(s).ok()).unwrap_or_else(Day::today);
-    let lines = documents::resolve_lines(
-        conn,
-        org,
-        &ctx,
-        &[documents::LineInput {
-            product_id: item.product_id.clone(),
-            name: item.name.clone(),
-            description: None,
-            quantity_milli: item.quantity_milli,
-            unit_code: item.unit_code.clone(),
-            unit_price_cents: item.unit_price_cents,
-            discount_bp: None,
-            vat_code: item.vat_code.clone(),
-            revenue_account: item.revenue_account.clone(),
-            period_start: item.period_start.clone(),
-            period_end: item.period_end.clone(),
-        }],
-        date,
-        &mut e,
-    )
-    .await?;
-    // Field names without the `lines[0].` of the document form.
-    for f in e.iter_mut() {
-        if let Some(rest) = f.field.strip_prefix("lines[0].") {
-            f.field = rest.to_string();
+    for (module, refs) in &refs {
+        for chunk in refs.chunks(500) {
+            let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "SELECT {ITEM_COLS} FROM inv_pending_items WHERE org_id = $1 AND source_module = $2 \
+                 AND source_ref IN ({})",
+                params.join(",")
+            );
+            let mut q = sqlx::query(&sql).bind(org.to_string()).bind(module);
+            for r in chunk {
+                q = q.bind(r);
+            }
+            for r in q.fetch_all(&mut *conn).await? {
+                let it = item_from(&r)?;
+                known.insert((it.source_module.clone(), it.source_ref.clone()), it);
+            }
         }
     }
-    if !e.is_empty() {
-        return Err(CoreError::Validation(e));
+    let ids: Vec<String> = items.iter().map(|i| i.customer_id.trim().to_string()).collect();
+    let mut customers_by_id = HashMap::new();
+    for chunk in ids.chunks(500) {
+        customers_by_id.extend(customers::customers_in(conn, org, chunk).await?);
     }
-    let l = &lines[0];
-    let not_before = if item.overage {
-        let from = l.period_end.as_deref().and_then(|s| Day::parse(s).ok()).unwrap_or_else(Day::today);
-        Some(Day(from.0 + time::Duration::days(ctx.settings.overage_grace_days)).iso())
-    } else {
-        None
-    };
-    let id = uuid::Uuid::now_v7().to_string();
-    sqlx::query(
-        "INSERT INTO inv_pending_items (id, org_id, customer_id, source_module, source_ref, product_id, name, \
-         quantity_milli, unit_code, unit_price_cents, vat_code, revenue_account, period_start, period_end, not_before, \
-         document_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, $16)",
-    )
-    .bind(&id)
-    .bind(org.to_string())
-    .bind(item.customer_id.trim())
-    .bind(&source_module)
-    .bind(&source_ref)
-    .bind(&l.product_id)
-    .bind(&l.name)
-    .bind(l.quantity_milli)
-    .bind(&l.unit_code)
-    .bind(l.unit_price_cents)
-    .bind(&l.vat_code)
-    .bind(Some(&l.revenue_account))
-    .bind(&l.period_start)
-    .bind(&l.period_end)
-    .bind(&not_before)
-    .bind(Timestamp::now().0)
-    .execute(tx.conn())
-    .await?;
-    let r = sqlx::query(&format!("SELECT {ITEM_COLS} FROM inv_pending_items WHERE id = $1"))
-        .bind(&id)
-        .fetch_one(tx.conn())
+    let ctx = documents::context(conn, org).await?;
+    let mut out = Vec::with_capacity(items.len());
+    let mut fresh = Vec::new();
+    let now = Timestamp::now().0;
+    for item in items {
+        if let Some(it) = known.get(&(item.source_module.trim().to_string(), item.source_ref.trim().to_string())) {
+            out.push(it.clone());
+            continue;
+        }
+        let mut e = Vec::new();
+        let source_module = required(&item.source_module, "source_module", 40, &mut e);
+        let source_ref = required(&item.source_ref, "source_ref", 200, &mut e);
+        if !customers_by_id.contains_key(item.customer_id.trim()) {
+            e.push(FieldError::new("customer_id", "There is no such customer in this organisation."));
+        }
+        let date = item.period_start.as_deref().and_then(|s| Day::parse(s).ok()).unwrap_or_else(Day::today);
+        let lines = documents::resolve_lines(
+            conn,
+            org,
+            &ctx,
+            &[documents::LineInput {
+                product_id: item.product_id.clone(),
+                name: item.name.clone(),
+                description: None,
+                quantity_milli: item.quantity_milli,
+                unit_code: item.unit_code.clone(),
+                unit_price_cents: item.unit_price_cents,
+                discount_bp: None,
+                vat_code: item.vat_code.clone(),
+                revenue_account: item.revenue_account.clone(),
+                period_start: item.period_start.clone(),
+                period_end: item.period_end.clone(),
+            }],
+            date,
+            &mut e,
+        )
         .await?;
-    Ok(item_from(&r)?)
+        // Field names without the `lines[0].` of the document form.
+        for f in e.iter_mut() {
+            if let Some(rest) = f.field.strip_prefix("lines[0].") {
+                f.field = rest.to_string();
+            }
+        }
+        if !e.is_empty() {
+            return Err(CoreError::Validation(e));
+        }
+        let l = &lines[0];
+        let not_before = if item.overage {
+            let from = l.period_end.as_deref().and_then(|s| Day::parse(s).ok()).unwrap_or_else(Day::today);
+            Some(Day(from.0 + time::Duration::days(ctx.settings.overage_grace_days)).iso())
+        } else {
+            None
+        };
+        let it = PendingItem {
+            id: uuid::Uuid::now_v7().to_string(),
+            customer_id: item.customer_id.trim().to_string(),
+            source_module,
+            source_ref,
+            product_id: l.product_id.clone(),
+            name: l.name.clone(),
+            quantity_milli: l.quantity_milli,
+            unit_code: l.unit_code.clone(),
+            unit_price_cents: l.unit_price_cents,
+            vat_code: l.vat_code.clone(),
+            revenue_account: Some(l.revenue_account.clone()),
+            period_start: l.period_start.clone(),
+            period_end: l.period_end.clone(),
+            not_before,
+            document_id: None,
+        };
+        // The same reference twice in one call is one item.
+        known.insert((it.source_module.clone(), it.source_ref.clone()), it.clone());
+        fresh.push(it.clone());
+        out.push(it);
+    }
+    for chunk in fresh.chunks(100) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = 3 + i * 14;
+                let rest: Vec<String> = (b + 1..b + 14).map(|k| format!("${k}")).collect();
+                format!("(${b}, $1, {}, NULL, $2)", rest.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO inv_pending_items (id, org_id, customer_id, source_module, source_ref, product_id, name, \
+             quantity_milli, unit_code, unit_price_cents, vat_code, revenue_account, period_start, period_end, \
+             not_before, document_id, created_at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(org.to_string()).bind(now);
+        for it in chunk {
+            q = q
+                .bind(&it.id)
+                .bind(&it.customer_id)
+                .bind(&it.source_module)
+                .bind(&it.source_ref)
+                .bind(&it.product_id)
+                .bind(&it.name)
+                .bind(it.quantity_milli)
+                .bind(&it.unit_code)
+                .bind(it.unit_price_cents)
+                .bind(&it.vat_code)
+                .bind(&it.revenue_account)
+                .bind(&it.period_start)
+                .bind(&it.period_end)
+                .bind(&it.not_before);
+        }
+        q.execute(tx.conn()).await?;
+    }
+    Ok(out)
 }
 
 /// [`bill_later`] in its own transaction, audited (the API's way in).
@@ -1204,20 +1271,25 @@ pub async fn invoice_items(
         let docs: Vec<&documents::Document> = issued.iter().map(|(d, _)| d).collect();
         let terms: Vec<i64> = issued.iter().map(|(d, _)| terms_of.get(d.id.as_str()).copied().unwrap_or(0)).collect();
         documents::insert_issued(tx.conn(), org, run_id, &docs, &terms, now).await?;
-        for (doc, items) in &issued {
-            let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
-            for chunk in ids.chunks(200) {
-                let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-                let sql = format!(
-                    "UPDATE inv_pending_items SET document_id = $1 WHERE org_id = $2 AND id IN ({})",
-                    params.join(",")
-                );
-                let mut q = sqlx::query(&sql).bind(&doc.id).bind(org.to_string());
-                for i in chunk {
-                    q = q.bind(*i);
-                }
-                q.execute(tx.conn()).await?;
+        // Each item marked with its invoice, by multi-row updates.
+        let marks: Vec<(&str, &str)> =
+            issued.iter().flat_map(|(d, items)| items.iter().map(move |i| (i.id.as_str(), d.id.as_str()))).collect();
+        for chunk in marks.chunks(200) {
+            let cases: Vec<String> =
+                (0..chunk.len()).map(|i| format!("WHEN ${} THEN ${}", 2 + i * 2, 3 + i * 2)).collect();
+            let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", 2 + i * 2)).collect();
+            let sql = format!(
+                "UPDATE inv_pending_items SET document_id = CASE id {} END WHERE org_id = $1 AND id IN ({})",
+                cases.join(" "),
+                ids.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(org.to_string());
+            for (item, doc) in chunk {
+                q = q.bind(*item).bind(*doc);
             }
+            q.execute(tx.conn()).await?;
+        }
+        for (doc, _) in &issued {
             let number = doc.number.as_deref().unwrap_or("");
             let rr = documents::record_ref_of(org_slug, &doc.id, "invoice", Some(number));
             let text = match run_id {
@@ -1312,9 +1384,13 @@ pub async fn invoice_now(
             message: format!("The invoice cannot be issued: {}", billed.errors.join("; ")),
         });
     }
-    for d in &billed.made {
-        crate::documents_files::request_pdf(tx, org, &d.id).await?;
-    }
+    // The PDFs' jobs (as `documents_files::request_pdf` queues one), by multi-row inserts.
+    let pdfs: Vec<(serde_json::Value, Option<String>)> = billed
+        .made
+        .iter()
+        .map(|d| (serde_json::json!({"document_id": d.id}), Some(format!("invoicing.pdf:{}", d.id))))
+        .collect();
+    jobs::enqueue_many(tx, &crate::documents_files::PDF_JOB, Some(org), &pdfs, 0).await?;
     Ok(billed.made)
 }
 

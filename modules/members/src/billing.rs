@@ -129,29 +129,28 @@ pub async fn invoice_periods(tx: &mut Tx, who: &Who, org: OrgId, period_ids: &[S
             Some(e) => format!("Cotisation {} du {} au {}", t.type_name, t.starts_on, e),
             None => format!("Cotisation {} à partir du {}", t.type_name, t.starts_on),
         };
-        let item = shrooms_invoicing::billing::bill_later(
-            tx,
-            org,
-            shrooms_invoicing::billing::NewPendingItem {
-                customer_id: customers[&t.person].clone(),
-                source_module: service::MODULE.into(),
-                source_ref: format!("period:{}", t.period),
-                product_id: None,
-                name: Some(name),
-                quantity_milli: Some(1000),
-                unit_code: None,
-                unit_price_cents: Some(t.fee),
-                vat_code: Some(DUES_VAT_CODE.into()),
-                revenue_account: Some(s.dues_account.clone()),
-                period_start: Some(t.starts_on.clone()),
-                period_end: t.ends_on.clone(),
-                overage: false,
-            },
-        )
-        .await
-        .map_err(dues_fields)?;
-        items.push(item.id);
+        items.push(shrooms_invoicing::billing::NewPendingItem {
+            customer_id: customers[&t.person].clone(),
+            source_module: service::MODULE.into(),
+            source_ref: format!("period:{}", t.period),
+            product_id: None,
+            name: Some(name),
+            quantity_milli: Some(1000),
+            unit_code: None,
+            unit_price_cents: Some(t.fee),
+            vat_code: Some(DUES_VAT_CODE.into()),
+            revenue_account: Some(s.dues_account.clone()),
+            period_start: Some(t.starts_on.clone()),
+            period_end: t.ends_on.clone(),
+            overage: false,
+        });
     }
+    let items: Vec<String> = shrooms_invoicing::billing::bill_later_many(tx, org, items)
+        .await
+        .map_err(dues_fields)?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
     let slug: String = sqlx::query("SELECT slug FROM orgs WHERE id = $1")
         .bind(org.to_string())
         .fetch_one(tx.conn())

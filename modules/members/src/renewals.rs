@@ -26,7 +26,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shrooms_core::audit::Who;
-use shrooms_core::db::Db;
+use shrooms_core::db::{Db, Tx};
 use shrooms_core::error::{CoreError, FieldError};
 use shrooms_core::ids::{OrgId, Timestamp};
 use shrooms_core::jobs::{JobCtx, JobFuture, JobSpec};
@@ -34,7 +34,7 @@ use shrooms_core::permissions::{CanAdmin, CanRead, CanWrite};
 use shrooms_core::schedules::ScheduleSpec;
 use shrooms_core::web::AppState;
 use sqlx::Row;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use utoipa::ToSchema;
 
 /// Members handled per transaction.
@@ -304,25 +304,11 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
         let is_notice = kind == "notice";
         for chunk in candidates.chunks(CHUNK) {
             let mut tx = if invoice && is_notice { db.begin_durable().await? } else { db.begin().await? };
+            // Claim the notices (a concurrent run claims none twice), then the renewals.
+            let claimed = claim_notices(&mut tx, org, kind, chunk).await?;
             let mut sent = Vec::new();
             let mut renewed = Vec::new();
-            for c in chunk {
-                let id = service::new_id();
-                let done = sqlx::query(
-                    "INSERT INTO mem_notices (id, org_id, person_id, period_id, kind, sent_to, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, '', $6) ON CONFLICT (org_id, person_id, period_id, kind) DO NOTHING",
-                )
-                .bind(&id)
-                .bind(org.to_string())
-                .bind(&c.person)
-                .bind(&c.period)
-                .bind(kind)
-                .bind(Timestamp::now().0)
-                .execute(tx.conn())
-                .await?;
-                if done.rows_affected() == 0 {
-                    continue;
-                }
+            for (id, c) in claimed {
                 let mut renewal = None;
                 if invoice && is_notice {
                     let input = RenewInput { type_id: c.type_id.clone(), ..Default::default() };
@@ -353,41 +339,39 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
                         .insert(r.try_get(0)?, (r.try_get::<Option<String>, _>(1)?.unwrap_or_default(), r.try_get(2)?));
                 }
             }
+            let people: Vec<&str> = sent.iter().map(|(_, c, _)| c.person.as_str()).collect();
+            let recipients = recipients(&mut tx, org, &people).await?;
+            let mail_kind = if is_notice { "members_renewal" } else { "members_renewal_reminder" };
+            let mut mails = Vec::new();
+            // (notice id, address written to, renewal period) for the notices' rows.
+            let mut marks: Vec<(String, String, Option<String>)> = Vec::new();
             for (id, c, renewal) in &sent {
-                let person = service::person_in(tx.conn(), org, &c.person).await?;
-                let email = person.as_ref().and_then(|p| p.email.clone()).filter(|e| !e.trim().is_empty());
-                if let Some(pid) = renewal {
-                    sqlx::query("UPDATE mem_notices SET renewal_period_id = $1 WHERE id = $2")
-                        .bind(pid)
-                        .bind(id)
-                        .execute(tx.conn())
-                        .await?;
-                }
+                let (name, email) = recipients.get(c.person.as_str()).cloned().unwrap_or_default();
                 let Some(to) = email else {
                     report.without_email += 1;
+                    if let Some(pid) = renewal {
+                        marks.push((id.clone(), String::new(), Some(pid.clone())));
+                    }
                     continue;
                 };
                 let link = format!("{base}/o/{}/members/renew/{}", o.slug, token(st, org, &c.person, &c.period));
                 let invoice = renewal.as_ref().and_then(|p| invoices.get(p));
                 let ctx = json!({
-                    "name": person.as_ref().map(service::display_name).unwrap_or_default(),
+                    "name": name,
                     "org_name": o.name, "type_name": c.type_name, "ends_on": c.ends_on,
                     "fee": crate::domain::cents_text(invoice.map(|i| i.1).unwrap_or(c.fee)),
                     "invoice_number": invoice.map(|i| i.0.clone()),
                     "reminder": !is_notice, "link": link,
                 });
-                let mail_kind = if is_notice { "members_renewal" } else { "members_renewal_reminder" };
                 let mail = st
                     .templates
                     .render_mail(mail_kind, &lang, &instance, ctx)
                     .map_err(|e| CoreError::Internal(format!("mail template {mail_kind}: {e:#}")))?;
-                shrooms_core::outbox::enqueue(&mut tx, Some(org), mail_kind, &to, &mail).await?;
-                sqlx::query("UPDATE mem_notices SET sent_to = $1 WHERE id = $2")
-                    .bind(&to)
-                    .bind(id)
-                    .execute(tx.conn())
-                    .await?;
+                marks.push((id.clone(), to.clone(), renewal.clone()));
+                mails.push((to, mail));
             }
+            mark_notices(&mut tx, &marks).await?;
+            shrooms_core::outbox::enqueue_many(&mut tx, Some(org), mail_kind, &mails).await?;
             if !sent.is_empty() {
                 let n = sent.len() as i64;
                 if is_notice {
@@ -411,6 +395,94 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
         }
     }
     Ok(report)
+}
+
+/// Records the notices of a chunk (one multi-row insert; a notice recorded
+/// already, by a run at the same time, is skipped) and returns those this
+/// run recorded, with their ids.
+async fn claim_notices<'a>(
+    tx: &mut Tx,
+    org: OrgId,
+    kind: &str,
+    chunk: &'a [Candidate],
+) -> MemResult<Vec<(String, &'a Candidate)>> {
+    if chunk.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = chunk.iter().map(|_| service::new_id()).collect();
+    let rows: Vec<String> =
+        (0..chunk.len()).map(|i| format!("(${}, $1, ${}, ${}, $2, '', $3)", 4 + i * 3, 5 + i * 3, 6 + i * 3)).collect();
+    let sql = format!(
+        "INSERT INTO mem_notices (id, org_id, person_id, period_id, kind, sent_to, created_at) VALUES {} \
+         ON CONFLICT (org_id, person_id, period_id, kind) DO NOTHING",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(org.to_string()).bind(kind).bind(Timestamp::now().0);
+    for (id, c) in ids.iter().zip(chunk) {
+        q = q.bind(id).bind(&c.person).bind(&c.period);
+    }
+    q.execute(tx.conn()).await?;
+    let params: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!("SELECT id FROM mem_notices WHERE org_id = $1 AND id IN ({})", params.join(","));
+    let mut q = sqlx::query_scalar::<_, String>(&sql).bind(org.to_string());
+    for id in &ids {
+        q = q.bind(id);
+    }
+    let mine: HashSet<String> = q.fetch_all(tx.conn()).await?.into_iter().collect();
+    Ok(ids.into_iter().zip(chunk).filter(|(id, _)| mine.contains(id)).collect())
+}
+
+/// The name and address to write to of each person (their own e-mail, else
+/// their household's, as `service::person_in` gives it; none when blank).
+async fn recipients(tx: &mut Tx, org: OrgId, people: &[&str]) -> MemResult<HashMap<String, (String, Option<String>)>> {
+    let mut out = HashMap::new();
+    for chunk in people.chunks(500) {
+        let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT p.id, p.given_name, p.family_name, p.email, h.email FROM people p \
+             LEFT JOIN mem_profiles m ON m.org_id = p.org_id AND m.person_id = p.id \
+             LEFT JOIN mem_households h ON h.org_id = p.org_id AND h.id = m.household_id \
+             WHERE p.org_id = $1 AND p.id IN ({})",
+            params.join(",")
+        );
+        let mut q = sqlx::query(&sql).bind(org.to_string());
+        for p in chunk {
+            q = q.bind(*p);
+        }
+        for r in q.fetch_all(tx.conn()).await? {
+            let name = format!("{} {}", r.try_get::<String, _>(1)?, r.try_get::<String, _>(2)?).trim().to_string();
+            let email = r.try_get::<Option<String>, _>(3)?.or(r.try_get::<Option<String>, _>(4)?);
+            out.insert(r.try_get(0)?, (name, email.filter(|e| !e.trim().is_empty())));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes on the notices the address written to and the renewal recorded
+/// with them (one statement per 200 notices).
+async fn mark_notices(tx: &mut Tx, marks: &[(String, String, Option<String>)]) -> MemResult<()> {
+    for chunk in marks.chunks(200) {
+        let (mut to, mut renewal, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, _) in chunk.iter().enumerate() {
+            let b = 1 + i * 3;
+            to.push(format!("WHEN ${b} THEN ${}", b + 1));
+            renewal.push(format!("WHEN ${b} THEN COALESCE(${}, renewal_period_id)", b + 2));
+            ids.push(format!("${b}"));
+        }
+        let sql = format!(
+            "UPDATE mem_notices SET sent_to = CASE id {} ELSE sent_to END, renewal_period_id = CASE id {} \
+             ELSE renewal_period_id END WHERE id IN ({})",
+            to.join(" "),
+            renewal.join(" "),
+            ids.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, sent_to, period) in chunk {
+            q = q.bind(id).bind(sent_to).bind(period);
+        }
+        q.execute(tx.conn()).await?;
+    }
+    Ok(())
 }
 
 // ---------- what the member's page and the dues page show ----------
