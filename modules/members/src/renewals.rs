@@ -244,6 +244,8 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
     let base = st.base_url();
     let cols = "SELECT p.id, p.person_id, p.type_id, t.name, p.ends_on, p.fee_cents FROM mem_periods p \
                 JOIN mem_types t ON t.id = p.type_id WHERE p.org_id = $1 AND p.closed_on IS NULL AND p.ends_on IS NOT NULL";
+    // The notices' test names the person too, so it walks the unique index
+    // (org, person, period, kind) instead of every notice of the organisation.
     let mut passes: Vec<(String, String)> = Vec::new();
     if rs.notice_days > 0 {
         passes.push((
@@ -252,7 +254,8 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
                 "{cols} AND p.ends_on >= $2 AND p.ends_on <= $3 \
                  AND NOT EXISTS (SELECT 1 FROM mem_periods q WHERE q.org_id = p.org_id AND q.person_id = p.person_id \
                  AND q.type_id = p.type_id AND q.starts_on > p.starts_on) \
-                 AND NOT EXISTS (SELECT 1 FROM mem_notices n WHERE n.org_id = p.org_id AND n.period_id = p.id AND n.kind = $4) \
+                 AND NOT EXISTS (SELECT 1 FROM mem_notices n WHERE n.org_id = p.org_id AND n.person_id = p.person_id \
+                 AND n.period_id = p.id AND n.kind = $4) \
                  ORDER BY p.ends_on, p.id"
             ),
         ));
@@ -271,7 +274,8 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
                  AND q.type_id = p.type_id AND q.starts_on > p.starts_on AND (q.fee_cents <= COALESCE((SELECT \
                  CAST(SUM(d.amount_cents) AS BIGINT) FROM mem_dues d WHERE d.org_id = q.org_id AND d.period_id = q.id \
                  AND d.status = 'paid'), 0){paid_invoice})) \
-                 AND NOT EXISTS (SELECT 1 FROM mem_notices n WHERE n.org_id = p.org_id AND n.period_id = p.id AND n.kind = $4) \
+                 AND NOT EXISTS (SELECT 1 FROM mem_notices n WHERE n.org_id = p.org_id AND n.person_id = p.person_id \
+                 AND n.period_id = p.id AND n.kind = $4) \
                  ORDER BY p.ends_on, p.id"
             ),
         ));
