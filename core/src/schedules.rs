@@ -243,6 +243,21 @@ fn next_run(c: &Cron, zone: &str, now: Timestamp) -> Option<i64> {
     c.next_after(after, &z).map(|t| t.as_millisecond())
 }
 
+/// Switches one of the organisation's schedules, found by its declared name,
+/// on or off (audited by [`update`]; nothing is written when it already is).
+/// Modules use it when a setting of theirs decides whether a daily run
+/// happens. Returns whether the schedule exists.
+pub async fn switch_org(db: &Db, who: &Who, cap: &CanAdmin, name: &str, on: bool) -> CoreResult<bool> {
+    let Some(sch) = list_org(db, cap).await?.into_iter().find(|s| s.name == name) else {
+        return Ok(false);
+    };
+    if sch.enabled != on {
+        let patch = SchedulePatch { cron: None, enabled: Some(on), time_zone: None };
+        update(db, who, ScheduleScopeCap::Org(cap), &sch.id, patch).await?;
+    }
+    Ok(true)
+}
+
 /// Changes a schedule's expression, zone or switch, audited. An
 /// organisation's administrator reaches only that organisation's schedules
 /// (others answer 404).

@@ -409,11 +409,7 @@ pub async fn set_retention(db: &Db, who: &Who, cap: &CanAdmin, input: Retention)
     .await?;
     tx.commit().await?;
     // The daily schedule is created switched off: on while a period is set.
-    use shrooms_core::schedules::{self, SchedulePatch, ScheduleScopeCap};
-    if let Some(sch) = schedules::list_org(db, cap).await?.into_iter().find(|s| s.name == RETENTION_SCHEDULE) {
-        let patch = SchedulePatch { cron: None, enabled: Some(input.months.is_some()), time_zone: None };
-        schedules::update(db, who, ScheduleScopeCap::Org(cap), &sch.id, patch).await?;
-    }
+    shrooms_core::schedules::switch_org(db, who, cap, RETENTION_SCHEDULE, input.months.is_some()).await?;
     Ok(input)
 }
 

@@ -132,14 +132,8 @@ pub async fn save_settings(db: &Db, who: &Who, cap: &CanAdmin, s: RenewalSetting
     .await?;
     tx.commit().await?;
     // The daily run: switched on or off as asked (its own audit entry).
-    use shrooms_core::schedules::{self, SchedulePatch, ScheduleScopeCap};
     if let Some(on) = clean.automatic {
-        if let Some(sch) = schedules::list_org(db, cap).await?.into_iter().find(|s| s.name == RENEWALS_SCHEDULE) {
-            if sch.enabled != on {
-                let patch = SchedulePatch { cron: None, enabled: Some(on), time_zone: None };
-                schedules::update(db, who, ScheduleScopeCap::Org(cap), &sch.id, patch).await?;
-            }
-        }
+        shrooms_core::schedules::switch_org(db, who, cap, RENEWALS_SCHEDULE, on).await?;
     }
     settings(db, cap.org()).await
 }

@@ -172,15 +172,7 @@ db_test!(invoiced_dues_paid_online_make_the_member_up_to_date_with_the_ledger_in
     assert_eq!(m["standing"]["period"]["paid_cents"], 3000);
     // The directory (list, searches) follows once invoicing's settlement job
     // for the members module has run.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (_, found) = app.get(&s.admin, &url(&s.org, "/search?status=up_to_date")).await;
-        if found.to_string().contains(&ana) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the directory never showed her up to date: {found}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    crate::wait_in_directory(&app, &s, "up_to_date", &ana).await;
     let (_, dues) = app.get(&s.admin, &url(&s.org, &format!("/people/{ana}/dues"))).await;
     assert_eq!(
         (dues["invoices"][0]["status"].as_str(), dues["invoices"][0]["due_cents"].as_i64()),

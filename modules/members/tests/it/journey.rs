@@ -7,31 +7,11 @@
 //! exactly what happened.
 
 use crate::billing::{invoice_path, ledger, now_secs, stripe_signature, stripe_stand_in};
-use crate::sepa::{collection_day, creditor};
+use crate::selfservice::{pdf_text, public_post};
+use crate::sepa::{collection_day, creditor, mandate};
 use crate::{person, setup, url, yearly};
 use serde_json::{json, Value};
 use testkit::{db_test, TestApp};
-
-fn pdf_text(bytes: &[u8]) -> String {
-    let dir = std::env::temp_dir().join(format!("mem-journey-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("doc.pdf");
-    std::fs::write(&file, bytes).unwrap();
-    let out = std::process::Command::new("pdftotext").arg(&file).arg("-").output().expect("pdftotext");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(out.status.success(), "pdftotext: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-async fn public(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut r = app.http.request(method, app.url(path));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
 
 async fn outbox(app: &TestApp, admin: &str, to: &str) -> Vec<Value> {
     let (st, mails) = app.get(admin, &format!("/api/v1/admin/outbox?to={to}")).await;
@@ -87,12 +67,12 @@ db_test!(a_member_joins_pays_renews_by_direct_debit_and_the_ledger_matches, |app
     let join = json!({"given_name": "Ana", "family_name": "Journey", "email": email, "phone": "06 12 34 56 78",
         "address": {"street": "3 rue Neuve", "postcode": "69001", "city": "Lyon"},
         "type_id": ty, "consent": true, "submission_id": "journey-1"});
-    let (st, joined) = public(&app, reqwest::Method::POST, &url(&org, "/join"), Some(join.clone())).await;
+    let (st, joined) = public_post(&app, &url(&org, "/join"), join.clone()).await;
     assert!(st == 200 || st == 201, "{st} {joined}");
     let pay_url = joined["pay_url"].as_str().expect("the answer sends her to pay online").to_string();
     assert_eq!(app.http.get(app.url(&pay_url)).send().await.unwrap().status().as_u16(), 200, "the pay page opens");
     // Sent again (a double click): the same answer, no second member, no second invoice.
-    let (_, again) = public(&app, reqwest::Method::POST, &url(&org, "/join"), Some(join)).await;
+    let (_, again) = public_post(&app, &url(&org, "/join"), join).await;
     assert_eq!(again["pay_url"], joined["pay_url"], "{again}");
     let (_, people) = app.get(&s.admin, &format!("/api/v1/orgs/{org}/people?q={email}")).await;
     let ana = people["items"][0]["id"].as_str().unwrap().to_string();
@@ -122,15 +102,7 @@ db_test!(a_member_joins_pays_renews_by_direct_debit_and_the_ledger_matches, |app
     // 2. She is up to date, in her page and in the directory.
     let (_, m) = app.get(&s.admin, &url(&org, &format!("/people/{ana}"))).await;
     assert_eq!(m["standing"]["standing"], "up_to_date", "{m}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (_, found) = app.get(&s.admin, &url(&org, "/search?status=up_to_date")).await;
-        if found.to_string().contains(&ana) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the directory never showed her up to date: {found}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    crate::wait_in_directory(&app, &s, "up_to_date", &ana).await;
 
     // 3. She signs in and downloads her card; its QR code checks as valid today.
     let token = app.member(&s.admin, &org, email, "member").await;
@@ -161,13 +133,12 @@ db_test!(a_member_joins_pays_renews_by_direct_debit_and_the_ledger_matches, |app
     // 4. The next year: her renewal notice, with her personal link; she
     // signed a direct debit mandate with the secretary.
     creditor(&app, &s).await;
-    let (st, mandate) = app
-        .post(
-            &s.admin,
-            &url(&org, "/sepa/mandates"),
-            json!({"person_id": ana, "iban": "FR76 3000 6000 0112 3456 7890 189", "signed_on": "2026-01-10"}),
-        )
-        .await;
+    let (st, mandate) = mandate(
+        &app,
+        &s,
+        json!({"person_id": ana, "iban": "FR76 3000 6000 0112 3456 7890 189", "signed_on": "2026-01-10"}),
+    )
+    .await;
     assert_eq!(st, 201, "{mandate}");
     let (st, run) = app.post(&s.admin, &url(&org, "/renewals/run"), json!({})).await;
     assert_eq!(st, 200, "{run}");

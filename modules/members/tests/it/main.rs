@@ -111,3 +111,17 @@ pub async fn audited(app: &TestApp, s: &Setup, action: &str) -> Vec<Value> {
     assert_eq!(st, 200, "{b}");
     b["items"].as_array().cloned().unwrap_or_default()
 }
+
+/// Waits (by the clock) until the directory search `status=…` lists the
+/// person: payments made in invoicing reach it through a job.
+pub async fn wait_in_directory(app: &TestApp, s: &Setup, status: &str, person: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, found) = app.get(&s.admin, &url(&s.org, &format!("/search?status={status}"))).await;
+        if found.to_string().contains(person) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the directory never listed {person} as {status}: {found}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -27,7 +27,7 @@ fn today() -> String {
 }
 
 /// The organisation's PDF as text (poppler's pdftotext).
-fn pdf_text(bytes: &[u8]) -> String {
+pub(crate) fn pdf_text(bytes: &[u8]) -> String {
     let dir = std::env::temp_dir().join(format!("mem-self-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("doc.pdf");
@@ -74,13 +74,13 @@ fn join_body(email: &str, type_id: &str, submission: &str) -> Value {
         "type_id": type_id, "consent": true, "submission_id": submission})
 }
 
-async fn public_get(app: &TestApp, path: &str) -> (u16, Value) {
+pub(crate) async fn public_get(app: &TestApp, path: &str) -> (u16, Value) {
     let r = app.http.get(app.url(path)).send().await.unwrap();
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn public_post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn public_post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     let r = app.http.post(app.url(path)).json(&body).send().await.unwrap();
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(Value::Null))

@@ -73,12 +73,11 @@ db_test!(a_direct_debit_pays_a_dues_invoice_and_its_return_opens_it_again, |app:
     assert!(xml.contains(&format!("<EndToEndId>{e2e}</EndToEndId>")), "{xml}");
     assert!(xml.contains(inv["number"].as_str().unwrap()), "{xml}");
     // The same invoice cannot be debited twice.
-    let day2 = day.clone();
     let (st, b) = app
         .post(
             &s.admin,
             &url(&s.org, "/sepa/batches"),
-            json!({"collection_date": day2, "items": [{"person_id": ana, "period_id": p["id"]}]}),
+            json!({"collection_date": day, "items": [{"person_id": ana, "period_id": p["id"]}]}),
         )
         .await;
     assert_eq!(st, 422, "{b}");
