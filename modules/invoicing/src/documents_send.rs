@@ -104,7 +104,7 @@ pub async fn send(
         let mut conn = st.db.pool().acquire().await?;
         if crate::providers::online_enabled(&mut conn, cap.org()).await? {
             let token = crate::providers::pay_link(st, cap.org(), id).await?;
-            Some(format!("{}/o/{}/invoicing/pay/{token}", st.base_url(), org.slug))
+            Some(format!("{}{}", st.base_url(), crate::providers::pay_path(&org.slug, &token)))
         } else {
             None
         }

@@ -315,7 +315,7 @@ pub async fn pay_path_of_period(db: &Db, org: &shrooms_core::orgs::Org, period: 
     }
     let token = shrooms_invoicing::providers::pay_link_in(&mut tx, org.id, &invoice).await?;
     tx.commit().await?;
-    Ok(Some(format!("/o/{}/invoicing/pay/{token}", org.slug)))
+    Ok(Some(shrooms_invoicing::providers::pay_path(&org.slug, &token)))
 }
 
 /// A dues invoice as the member's page and API show it.
@@ -374,7 +374,7 @@ pub async fn invoices_of(
         let open = due > 0 && !matches!(status.as_str(), "paid" | "cancelled" | "draft");
         let pay_path = if online && open {
             let token = shrooms_invoicing::providers::pay_link(st, org, &invoice_id).await?;
-            Some(format!("/o/{org_slug}/invoicing/pay/{token}"))
+            Some(shrooms_invoicing::providers::pay_path(org_slug, &token))
         } else {
             None
         };

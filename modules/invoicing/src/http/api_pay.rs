@@ -244,7 +244,7 @@ async fn create_checkout(
 ) -> R<(StatusCode, Json<CheckoutSession>)> {
     let cap = ctx.can_write(MODULE)?;
     let token = providers::pay_link(&st, cap.org(), &id).await?;
-    let back = format!("{}/o/{}/invoicing/pay/{token}", st.cfg.base_url(), ctx.org.slug);
+    let back = format!("{}{}", st.cfg.base_url(), crate::providers::pay_path(&ctx.org.slug, &token));
     let p = input.provider.unwrap_or_else(|| "stripe".into());
     let s = providers::create_checkout(&st, &ctx.who(), cap.org(), &p, &id, &back).await?;
     Ok((StatusCode::CREATED, Json(s)))
@@ -263,7 +263,7 @@ pub struct PayLink {
 async fn pay_link(State(st): State<AppState>, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> R<Json<PayLink>> {
     let cap = ctx.can_write(MODULE)?;
     let token = providers::pay_link(&st, cap.org(), &id).await?;
-    let path = format!("/o/{}/invoicing/pay/{token}", ctx.org.slug);
+    let path = crate::providers::pay_path(&ctx.org.slug, &token);
     Ok(Json(PayLink { url: format!("{}{path}", st.cfg.base_url()), path }))
 }
 

@@ -484,7 +484,7 @@ async fn public_checkout(ui: Ui, v: Visitor, Path((_, token)): Path<(String, Str
     if inv.org_id != v.org.id.to_string() {
         return Err(CoreError::NotFound.into());
     }
-    let back = format!("{}/o/{}/invoicing/pay/{token}", ui.st.cfg.base_url(), v.org.slug);
+    let back = format!("{}{}", ui.st.cfg.base_url(), crate::providers::pay_path(&v.org.slug, &token));
     let provider = inv.providers.first().cloned().unwrap_or_else(|| "stripe".into());
     let result = providers::create_checkout(&ui.st, &v.who(), v.org.id, &provider, &inv.document_id, &back).await;
     let ui = public_ui(ui, &v);

@@ -399,6 +399,12 @@ pub async fn create_checkout(
 
 // ---------- pay links ----------
 
+/// Where the public "pay online" page of a pay link lives, from the site's
+/// root (prefix the base URL for a mail or a provider's return address).
+pub fn pay_path(org_slug: &str, token: &str) -> String {
+    format!("/o/{org_slug}/invoicing/pay/{token}")
+}
+
 /// The invoice's public "pay online" token, made on first use. Whoever has
 /// it sees the invoice's number, amount due and a pay button, nothing else.
 pub async fn pay_link(st: &AppState, org: OrgId, document_id: &str) -> CoreResult<String> {
