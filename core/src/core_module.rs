@@ -46,6 +46,10 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "m20261121_090_core_outbox_headers",
         sql: include_str!("../migrations/m20261121_090_core_outbox_headers.sql"),
     },
+    Migration {
+        id: "m20261121_095_core_people_terms_names",
+        sql: include_str!("../migrations/m20261121_095_core_people_terms_names.sql"),
+    },
 ];
 
 macro_rules! templates {

@@ -221,6 +221,20 @@ async fn is_broad(db: &Db, cap: &CanRead, word: &str) -> CoreResult<bool> {
     Ok(q.fetch_one(db.pool()).await?.try_get::<i64, _>(0)? >= BROAD_WORD)
 }
 
+/// The condition on `term` for the words that start with `word`, its values
+/// added to `binds`.
+fn term_range(binds: &mut Vec<Bind>, word: &str) -> String {
+    binds.push(Bind::Text(word.to_string()));
+    let lo = binds.len();
+    match prefix_upper_bound(word) {
+        Some(hi) => {
+            binds.push(Bind::Text(hi));
+            format!("term >= ${lo} AND term < ${}", lo + 1)
+        }
+        None => format!("term >= ${lo}"),
+    }
+}
+
 /// The words of a search, as the index holds them: folded, a phone number
 /// typed in groups (`+33 6 12`) joined into one run of digits (`33612`),
 /// longest first (usually the most selective), at most six.
@@ -266,14 +280,14 @@ async fn write_terms(conn: &mut sqlx::AnyConnection, org: &str, id: &str, c: &Cl
     if terms.is_empty() {
         return Ok(());
     }
-    let mut sql = String::from("INSERT INTO people_terms (org_id, term, person_id) VALUES ");
+    let mut sql = String::from("INSERT INTO people_terms (org_id, term, family_name, given_name, person_id) VALUES ");
     for (i, _) in terms.iter().enumerate() {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!("($1, ${}, $2)", i + 3));
+        sql.push_str(&format!("($1, ${}, $3, $4, $2)", i + 5));
     }
-    let mut q = sqlx::query(&sql).bind(org).bind(id);
+    let mut q = sqlx::query(&sql).bind(org).bind(id).bind(c.family.as_str()).bind(c.given.as_str());
     for t in &terms {
         q = q.bind(t.as_str());
     }
@@ -326,7 +340,7 @@ pub async fn insert_bulk(
     // statement: big statements cost the square of their size there, while
     // PostgreSQL wants few, big statements (round trips). docs/PERFORMANCE.md.
     let (people_rows, term_rows) = match tx.backend() {
-        crate::db::Backend::Sqlite => (20, 50),
+        crate::db::Backend::Sqlite => (20, 30),
         crate::db::Backend::Postgres => (200, 2000),
     };
     let ids: Vec<String> = people.iter().map(|_| PersonId::new().to_string()).collect();
@@ -356,22 +370,26 @@ pub async fn insert_bulk(
     // none to delete), in index order so that neighbouring words land on
     // the same index pages: one statement per person made big imports wait
     // on round trips, on PostgreSQL above all.
-    let mut terms: Vec<(String, &str)> = Vec::new();
+    let mut terms: Vec<(String, &str, &str, &str)> = Vec::new();
     for ((g, f, e, p), id) in people.iter().zip(&ids) {
-        terms.extend(terms_of(g, f, e.as_deref(), p.as_deref()).into_iter().map(|t| (t, id.as_str())));
+        terms.extend(
+            terms_of(g, f, e.as_deref(), p.as_deref()).into_iter().map(|t| (t, f.as_str(), g.as_str(), id.as_str())),
+        );
     }
     terms.sort_unstable();
     for part in terms.chunks(term_rows) {
-        let mut sql = String::from("INSERT INTO people_terms (org_id, term, person_id) VALUES ");
+        let mut sql =
+            String::from("INSERT INTO people_terms (org_id, term, family_name, given_name, person_id) VALUES ");
         for k in 0..part.len() {
             if k > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("($1, ${}, ${})", 2 * k + 2, 2 * k + 3));
+            let b = 4 * k;
+            sql.push_str(&format!("($1, ${}, ${}, ${}, ${})", b + 2, b + 3, b + 4, b + 5));
         }
         let mut q = sqlx::query(&sql).bind(org.to_string());
-        for (t, id) in part {
-            q = q.bind(t.as_str()).bind(*id);
+        for (t, f, g, id) in part {
+            q = q.bind(t.as_str()).bind(*f).bind(*g).bind(*id);
         }
         q.execute(tx.conn()).await?;
     }
@@ -654,28 +672,56 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
     // people have (an email domain) would make thousands of candidates to
     // sort: then the people are read in name order and each is checked, which
     // stops at the first page.
+    //
+    // In name order without custom-field filters, the page is chosen from the
+    // search words' index alone, which carries the names: the candidates' keys
+    // are sorted there and only the page's people are read. The cursor then
+    // applies inside (below); the outer query sorts the page again.
+    let mut cursor: Option<Vec<String>> = match &q.cursor {
+        Some(c) => Some(B64.decode(c).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad_cursor)?),
+        None => None,
+    };
     if let Some(text) = q.q.as_deref() {
         let words = search_words(text);
         let broad = match words.first() {
             Some(w) => is_broad(db, cap, w).await?,
             None => false,
         };
-        for (i, w) in words.iter().enumerate() {
-            binds.push(Bind::Text(w.to_string()));
-            let lo = binds.len();
-            let range = match prefix_upper_bound(w) {
-                Some(hi) => {
-                    binds.push(Bind::Text(hi));
-                    format!("term >= ${lo} AND term < ${}", lo + 1)
-                }
-                None => format!("term >= ${lo}"),
-            };
-            if i == 0 && !broad {
-                sql.push_str(&format!(" AND id IN (SELECT person_id FROM people_terms WHERE org_id = $1 AND {range})"));
-            } else {
-                sql.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM people_terms t WHERE t.person_id = people.id AND t.{range})"
+        let ranges: Vec<String> = words.iter().map(|w| term_range(&mut binds, w)).collect();
+        if !broad && !ranges.is_empty() && q.filters.is_empty() && q.sort == PeopleSort::Name {
+            let mut page = format!(
+                "SELECT DISTINCT family_name, given_name, person_id FROM people_terms WHERE org_id = $1 AND {}",
+                ranges[0]
+            );
+            for r in &ranges[1..] {
+                page.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM people_terms t WHERE t.person_id = people_terms.person_id AND t.{r})"
                 ));
+            }
+            if let Some(c) = cursor.take() {
+                if c.len() != 3 {
+                    return Err(bad_cursor());
+                }
+                let n = binds.len();
+                page.push_str(&format!(
+                    " AND (family_name, given_name, person_id) > (${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3
+                ));
+                binds.extend(c.into_iter().map(Bind::Text));
+            }
+            page.push_str(&format!(" ORDER BY family_name, given_name, person_id LIMIT {}", limit + 1));
+            sql.push_str(&format!(" AND id IN (SELECT person_id FROM ({page}) AS page)"));
+        } else {
+            for (i, r) in ranges.iter().enumerate() {
+                if i == 0 && !broad {
+                    sql.push_str(&format!(" AND id IN (SELECT person_id FROM people_terms WHERE org_id = $1 AND {r})"));
+                } else {
+                    sql.push_str(&format!(
+                        " AND EXISTS (SELECT 1 FROM people_terms t WHERE t.person_id = people.id AND t.{r})"
+                    ));
+                }
             }
         }
     }
@@ -686,10 +732,6 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
         sql.push_str(&cond);
         binds.extend(more);
     }
-    let cursor: Option<Vec<String>> = match &q.cursor {
-        Some(c) => Some(B64.decode(c).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad_cursor)?),
-        None => None,
-    };
     let n = binds.len();
     let (order, keys): (&str, usize) = match q.sort {
         PeopleSort::Name => {

@@ -601,12 +601,16 @@ async fn write_terms(tx: &mut Tx, org: &str, id: &str, given: &str, family: &str
         .execute(tx.conn())
         .await?;
     for term in crate::people::terms_of(given, family, None, None) {
-        sqlx::query("INSERT INTO people_terms (org_id, term, person_id) VALUES ($1, $2, $3)")
-            .bind(org)
-            .bind(term)
-            .bind(id)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query(
+            "INSERT INTO people_terms (org_id, term, family_name, given_name, person_id) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(org)
+        .bind(term)
+        .bind(family)
+        .bind(given)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! The modules of this build, in one explicit list: what `shrooms` serves
 //! and what the integration tests start.
 
+pub mod alloc;
+
 use shrooms_core::{core_module::CoreModule, Module, Modules};
 use std::sync::Arc;
 

@@ -150,7 +150,12 @@ fn return_large_blocks_to_the_system() {
     }
 }
 
+/// jemalloc for every allocation of the binary (see `shrooms::alloc`).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
+    shrooms::alloc::sqlite_on_jemalloc();
     return_large_blocks_to_the_system();
     let cli = Cli::parse();
     let cfg = Config::load()?;

@@ -481,3 +481,61 @@ db_test!(members_export_with_their_roles, |app: TestApp| async move {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("treasurer@example.org"));
 });
+
+db_test!(a_search_pages_in_name_order_and_follows_renames, |app: TestApp| async move {
+    let f = app.bootstrap().await;
+    let t = &f.admin_token;
+    let base = format!("/api/v1/orgs/{}/people", f.org_slug);
+    // Twenty people whose given name starts with "mar", some twice over
+    // (Marc Marchand: two of their words match), and others who do not match.
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (given, family) =
+            if i % 4 == 0 { ("Marc", format!("Marchand{i:02}")) } else { ("Marie", format!("N{:02}", 19 - i)) };
+        let (s, p) = app.post(t, &base, json!({"given_name": given, "family_name": family})).await;
+        assert_eq!(s, 201, "{p}");
+        ids.push(p["id"].as_str().unwrap().to_string());
+        let (s, _) = app.post(t, &base, json!({"given_name": "Paul", "family_name": format!("Other{i:02}")})).await;
+        assert_eq!(s, 201);
+    }
+    let search =
+        |q: &'static str| {
+            let app = &app;
+            let base = &base;
+            async move {
+                let mut seen: Vec<String> = Vec::new();
+                let mut cursor: Option<String> = None;
+                loop {
+                    let url = match &cursor {
+                        Some(c) => format!("{base}?q={q}&limit=7&cursor={c}"),
+                        None => format!("{base}?q={q}&limit=7"),
+                    };
+                    let (s, page) = app.get(t, &url).await;
+                    assert_eq!(s, 200, "{page}");
+                    seen.extend(page["items"].as_array().unwrap().iter().map(|p| {
+                        format!("{} {}", p["family_name"].as_str().unwrap(), p["given_name"].as_str().unwrap())
+                    }));
+                    match page["next_cursor"].as_str() {
+                        Some(c) => cursor = Some(c.to_string()),
+                        None => break,
+                    }
+                }
+                seen
+            }
+        };
+    let seen = search("mar").await;
+    assert_eq!(seen.len(), 20, "each match once, across pages: {seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "in name order across pages");
+    // A renamed person is found under the new name, in its place in the order.
+    let (s, u) =
+        app.send(reqwest::Method::PATCH, t, &format!("{base}/{}", ids[5]), json!({"family_name": "Aardvark"})).await;
+    assert_eq!(s, 200, "{u}");
+    let seen = search("mar").await;
+    assert_eq!(seen.len(), 20);
+    assert_eq!(seen[0], "Aardvark Marie", "{seen:?}");
+    // Every word must match: the second word narrows the first.
+    assert_eq!(search("mar%20aard").await, vec!["Aardvark Marie".to_string()]);
+    assert!(search("paul%20mar").await.is_empty());
+});
