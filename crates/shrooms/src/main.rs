@@ -141,7 +141,10 @@ enum AuditCommand {
 /// it. glibc raises its mmap threshold after the first such block is freed,
 /// so later ones came from per-thread arenas and stayed there: a burst of
 /// sign-ins left ~19 MiB behind in each of up to 16 arenas (333 MB resident).
-/// A fixed threshold keeps large blocks in mmap, returned when freed.
+/// A fixed threshold keeps large blocks in mmap, returned when freed. Rust's
+/// and SQLite's allocations now go to jemalloc (`shrooms::alloc`), which
+/// returns freed memory after a short delay; this still holds for what other
+/// C code allocates through the C library.
 fn return_large_blocks_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; called before any thread starts.
