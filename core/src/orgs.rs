@@ -669,6 +669,33 @@ pub async fn list_members(db: &Db, cap: &crate::permissions::CanRead) -> CoreRes
         .collect()
 }
 
+/// The active accounts of the organisation whose role gives at least `at_least`
+/// over `module` (the people to notify of something they must act on: a
+/// join request to approve goes to whoever may write members).
+pub async fn accounts_with_access(
+    tx: &mut Tx,
+    modules: &Modules,
+    org: OrgId,
+    module: &str,
+    at_least: Access,
+) -> CoreResult<Vec<AccountId>> {
+    let rows = sqlx::query(&format!(
+        "SELECT m.account_id, {ROLE_COLS} FROM memberships m JOIN roles r ON r.id = m.role_id \
+         JOIN accounts a ON a.id = m.account_id WHERE m.org_id = $1 AND a.disabled_at IS NULL ORDER BY m.account_id"
+    ))
+    .bind(org.to_string())
+    .fetch_all(tx.conn())
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let role = role_from_row_at(r, 1)?;
+        if modules.effective_permissions(Some(&role), false).is_some_and(|p| p.get(module) >= at_least) {
+            out.push(parse_id(&r.try_get::<String, _>(0)?)?);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

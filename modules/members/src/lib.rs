@@ -168,6 +168,15 @@ impl Module for MembersModule {
             renewals::schedule(),
         ]
     }
+    fn notification_kinds(&self) -> Vec<shrooms_core::module::NotificationKind> {
+        vec![shrooms_core::module::NotificationKind {
+            id: selfservice::JOIN_REQUEST_NOTICE,
+            label_key: "members.notify.kind.join_request",
+            verb_key: "members.notify.verb.join_request",
+            in_app: true,
+            mail: shrooms_core::module::MailMode::Immediate,
+        }]
+    }
     fn personal_data(&self) -> Option<std::sync::Arc<dyn shrooms_core::privacy::PersonalData>> {
         Some(std::sync::Arc::new(privacy::MembersPersonalData))
     }

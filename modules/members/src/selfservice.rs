@@ -20,7 +20,7 @@ use shrooms_core::error::FieldError;
 use shrooms_core::ids::{OrgId, Timestamp};
 use shrooms_core::module::RecordRef;
 use shrooms_core::orgs::Org;
-use shrooms_core::permissions::{CanAdmin, CanRead, CanWrite};
+use shrooms_core::permissions::{Access, CanAdmin, CanRead, CanWrite};
 use shrooms_core::web::{AppState, OrgCtx};
 use shrooms_core::{timeline, CoreError, Db};
 use sqlx::any::AnyRow;
@@ -353,14 +353,19 @@ async fn check_join(db: &Db, org: OrgId, zone: &str, s: &SelfSettings, f: &JoinF
 /// say "automatic". The same submission sent again, or a second one for a
 /// type the person already has an open request for, answers what was
 /// recorded: never a second person, never a second request.
+/// The notification of a join request waiting for approval, sent to whoever
+/// may write members in the organisation.
+pub const JOIN_REQUEST_NOTICE: &str = "members.join_request";
+
 pub async fn submit_join(
-    db: &Db,
+    st: &AppState,
     who: &Who,
     grant: &CanWrite,
     org: &Org,
     form: JoinForm,
     address: &str,
 ) -> MemResult<JoinAnswer> {
+    let db = &st.db;
     let s = self_settings(db, org.id).await?;
     if !s.join_enabled {
         return Err(MemError::Core(CoreError::NotFound));
@@ -507,6 +512,26 @@ pub async fn submit_join(
         format!("Asked to join through the public form ({}): waiting for approval.", c.type_.name)
     };
     timeline::event(&mut tx, who, oid, &person_record(org, &person, &name), &text, json!({"join_request": id})).await?;
+    if status == "pending" {
+        let secretaries =
+            shrooms_core::orgs::accounts_with_access(&mut tx, &st.modules, oid, "members", Access::Write).await?;
+        shrooms_core::notify::send(
+            st,
+            &mut tx,
+            &secretaries,
+            &shrooms_core::notify::Notice {
+                kind: JOIN_REQUEST_NOTICE,
+                org: Some(oid),
+                actor: None,
+                actor_label: name.trim().to_string(),
+                title: c.type_.name.clone(),
+                excerpt: c.email.clone(),
+                status: None,
+                link: format!("/o/{}/members/requests", org.slug),
+            },
+        )
+        .await?;
+    }
     tx.commit().await?;
     answer_of(db, org, &s, &id, false).await
 }

@@ -64,7 +64,7 @@ async fn join_submit(
     ApiJson(form): ApiJson<JoinForm>,
 ) -> R<(StatusCode, Json<JoinAnswer>)> {
     let grant = v.public_form_grant(MODULE);
-    let a = selfservice::submit_join(&st.db, &v.who(), &grant, &v.org, form, &addr).await.map_err(e)?;
+    let a = selfservice::submit_join(&st, &v.who(), &grant, &v.org, form, &addr).await.map_err(e)?;
     Ok((if a.already_recorded { StatusCode::OK } else { StatusCode::CREATED }, Json(a)))
 }
 

@@ -137,7 +137,7 @@ async fn join_submit(
                 submission_id: submission.clone(),
             };
             let grant = v.public_form_grant(MODULE);
-            selfservice::submit_join(&st.db, &v.who(), &grant, &v.org, form, &addr).await.map_err(ce)
+            selfservice::submit_join(&st, &v.who(), &grant, &v.org, form, &addr).await.map_err(ce)
         }
         Err(e) => Err(e),
     };

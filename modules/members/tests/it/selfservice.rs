@@ -156,6 +156,15 @@ db_test!(a_visitor_joins_and_the_member_uses_their_space, |app: TestApp| async m
     assert_eq!((st, &again["request_id"]), (200, &a["request_id"]));
     assert_eq!(people_with_email(&app, &s, "ana.libre@example.org").await, 1, "never a duplicate person");
 
+    // The secretary was told once, under the bell (and by mail), with a link to the requests.
+    let (_, bell) = app.get(&s.admin, "/api/v1/notifications").await;
+    let told: Vec<&Value> =
+        bell["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "members.join_request").collect();
+    assert_eq!(told.len(), 1, "{bell}");
+    assert_eq!(told[0]["link"], format!("/o/{org}/members/requests"));
+    assert!(told[0]["title"].as_str().unwrap().starts_with("Ana Libre"), "{bell}");
+    assert_eq!(told[0]["body"], "ana.libre@example.org");
+
     // The secretary sees one request and approves it.
     let (_, reqs) = app.get(&s.admin, &url(&org, "/requests")).await;
     assert_eq!(reqs["joins"].as_array().unwrap().len(), 1, "{reqs}");
