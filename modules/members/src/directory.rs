@@ -289,6 +289,36 @@ fn shown(col: &str, t: &str) -> String {
     format!("(CASE WHEN {} THEN d.b_{col} ELSE d.a_{col} END)", shows_b(t))
 }
 
+/// Whether the row `d` has the standing `code` on the day bound at `t`, as
+/// plain comparisons of the stored columns (exactly `status_sql(t) = code`
+/// for a summary row). A filter is written this way rather than as the
+/// `CASE`, whose selectivity PostgreSQL cannot estimate (it assumes one row
+/// in two hundred, where one in five matches, and then joins and sorts every
+/// match instead of walking the name index until a page is full:
+/// docs/PERFORMANCE.md). Every part is true or false, never null, so `NOT`
+/// is safe.
+fn standing_is(code: &str, t: &str) -> String {
+    let (a, b) = (covers("a", t), covers("b", t));
+    let paid = format!("(({a} AND d.a_paid = 1) OR ({b} AND d.b_paid = 1))");
+    let past = format!("(NOT {a} AND NOT {b} AND d.a_start <= {t})");
+    match code {
+        "up_to_date" => paid,
+        "dues_unpaid" => format!("(({a} OR {b}) AND NOT {paid})"),
+        "not_started" => format!("(NOT {a} AND NOT {b} AND d.a_start > {t})"),
+        "resigned" | "excluded" => format!("({past} AND d.a_reason = '{code}')"),
+        "lapsed" => format!("({past} AND d.a_reason IS NULL)"),
+        _ => "(1 = 0)".into(),
+    }
+}
+
+/// `shown(col, t) {op} {value}` as plain comparisons (see [`standing_is`]):
+/// the column of the period the standing is about. A null column compares
+/// as null, as in the `CASE`.
+fn shown_cmp(col: &str, op: &str, value: &str, t: &str) -> String {
+    let b = shows_b(t);
+    format!("(({b} AND d.b_{col} {op} {value}) OR (NOT {b} AND d.a_{col} {op} {value}))")
+}
+
 // ---------- the search ----------
 
 pub const STATUSES: &[&str] = &["up_to_date", "dues_unpaid", "not_started", "lapsed", "resigned", "excluded", "never"];
@@ -576,8 +606,7 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql, by_join
             } else if !n && statuses.iter().all(|s| !CURRENT.contains(s)) {
                 w.push_str(&format!(" AND d.live_end <= {t}"));
             }
-            let list = statuses.iter().map(|s| sql.text(*s)).collect::<Vec<_>>().join(", ");
-            let cond = format!("{} IN ({list})", status_sql(t));
+            let cond = format!("({})", statuses.iter().map(|s| standing_is(s, t)).collect::<Vec<_>>().join(" OR "));
             if n {
                 w.push_str(&format!(" AND (d.person_id IS NULL OR {cond})"));
             } else {
@@ -587,7 +616,7 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql, by_join
     }
     if let Some(ty) = &f.type_id {
         let x = sql.text(ty.as_str());
-        w.push_str(&format!(" AND (d.a_type = {x} OR d.b_type = {x}) AND {} = {x}", shown("type", t)));
+        w.push_str(&format!(" AND {}", shown_cmp("type", "=", &x, t)));
     }
     if let Some(v) = &f.joined_from {
         w.push_str(&format!(" AND d.first_start >= {}", sql.text(v.as_str())));
@@ -596,10 +625,12 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql, by_join
         w.push_str(&format!(" AND d.first_start <= {}", sql.text(v.as_str())));
     }
     if let Some(v) = &f.ends_from {
-        w.push_str(&format!(" AND {} >= {}", shown("end", t), sql.text(v.as_str())));
+        let v = sql.text(v.as_str());
+        w.push_str(&format!(" AND {}", shown_cmp("end", ">=", &v, t)));
     }
     if let Some(v) = &f.ends_to {
-        w.push_str(&format!(" AND {} <= {}", shown("end", t), sql.text(v.as_str())));
+        let v = sql.text(v.as_str());
+        w.push_str(&format!(" AND {}", shown_cmp("end", "<=", &v, t)));
     }
     if let Some(h) = &f.household_id {
         sets.push(PeopleSet {
@@ -662,7 +693,13 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql, by_join
                 })
                 .collect();
             match cond.strip_prefix("p.id IN (SELECT entity_id ").and_then(|c| c.strip_suffix(')')) {
-                Some(tail) => sets.push(PeopleSet { col: "entity_id", tail: tail.to_string(), binds }),
+                // The field already names the kind of record; saying it
+                // again lets a person be tested through the index of their
+                // own values (org, kind, record) while walking the name
+                // order, instead of hashing every value first and sorting.
+                Some(tail) => {
+                    sets.push(PeopleSet { col: "entity_id", tail: format!("{tail} AND entity_type = 'person'"), binds })
+                }
                 None => w.push_str(&format!(" AND {}", embed(&cond, &binds, sql))),
             }
         }
@@ -1080,4 +1117,87 @@ fn decode_cursor(c: &str) -> Option<Vec<String>> {
     }
     let bytes: Option<Vec<u8>> = (0..c.len()).step_by(2).map(|i| u8::from_str_radix(&c[i..i + 2], 16).ok()).collect();
     serde_json::from_slice(&bytes?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The filters' plain comparisons select exactly the rows whose `CASE`
+    /// (what the list shows) has the value asked, for every combination of
+    /// dates around today, payments, closings and types.
+    #[tokio::test]
+    async fn filter_comparisons_match_the_shown_standing() {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
+        sqlx::query(
+            "CREATE TABLE mem_directory (person_id TEXT, a_type TEXT, a_start TEXT, a_end TEXT, a_paid BIGINT, \
+             a_reason TEXT, b_type TEXT, b_start TEXT, b_end TEXT, b_paid BIGINT)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let t = "'2026-06-15'";
+        let mut n = 0;
+        for a_start in ["2025-01-01", "2026-06-15", "2026-07-01"] {
+            for a_end in [None, Some("2025-12-31"), Some("2026-06-14"), Some("2026-06-15"), Some("2026-12-31")] {
+                for a_reason in [None, Some("resigned"), Some("excluded")] {
+                    let mut bs: Vec<(Option<&str>, Option<&str>)> = vec![(None, None)];
+                    for b_start in ["2024-01-01", "2025-01-01", "2026-06-15"] {
+                        for b_end in [None, Some("2025-06-30"), Some("2026-06-15"), Some("2026-12-31")] {
+                            bs.push((Some(b_start), b_end));
+                        }
+                    }
+                    for (b_start, b_end) in bs {
+                        for (a_paid, b_paid) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                            for (a_type, b_type) in [("x", "x"), ("x", "y"), ("y", "x")] {
+                                n += 1;
+                                sqlx::query(
+                                    "INSERT INTO mem_directory VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                )
+                                .bind(format!("p{n}"))
+                                .bind(a_type)
+                                .bind(a_start)
+                                .bind(a_end)
+                                .bind(a_paid)
+                                .bind(a_reason)
+                                .bind(b_start.map(|_| b_type))
+                                .bind(b_start)
+                                .bind(b_end)
+                                .bind(b_paid)
+                                .execute(&pool)
+                                .await
+                                .unwrap();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let differ = |exact: String, plain: String| {
+            let pool = pool.clone();
+            async move {
+                let q = format!(
+                    "SELECT CAST(COUNT(*) AS BIGINT) FROM mem_directory d WHERE \
+                     (CASE WHEN {exact} THEN 1 ELSE 0 END) <> (CASE WHEN {plain} THEN 1 ELSE 0 END)"
+                );
+                sqlx::query_scalar::<_, i64>(&q).fetch_one(&pool).await.unwrap()
+            }
+        };
+        for code in STATUSES.iter().filter(|s| **s != "never") {
+            let exact = format!("{} = '{code}'", status_sql(t));
+            let q = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM mem_directory d WHERE {exact}");
+            assert!(sqlx::query_scalar::<_, i64>(&q).fetch_one(&pool).await.unwrap() > 0, "no row is {code}");
+            assert_eq!(differ(exact, standing_is(code, t)).await, 0, "{code}");
+        }
+        for (col, op, v) in [
+            ("type", "=", "'x'"),
+            ("end", ">=", "'2026-01-01'"),
+            ("end", "<=", "'2026-06-15'"),
+            ("end", "<=", "'2025-12-31'"),
+        ] {
+            let exact = format!("{} {op} {v}", shown(col, t));
+            assert_eq!(differ(exact, shown_cmp(col, op, v, t)).await, 0, "{col} {op} {v}");
+        }
+    }
 }
