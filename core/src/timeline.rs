@@ -179,6 +179,48 @@ pub async fn event(
     .await
 }
 
+/// Several events (each on its record, with its text and data) in the
+/// caller's transaction, by multi-row inserts; what [`event`] writes for
+/// each, without reading the entries back (a batch of thousands of records,
+/// such as the invoices of the renewal run).
+pub async fn events_many(
+    tx: &mut Tx,
+    who: &Who,
+    org: OrgId,
+    events: &[(RecordRef, String, serde_json::Value)],
+) -> CoreResult<()> {
+    let now = Timestamp::now().0;
+    let author = who.account.map(|a| a.to_string());
+    for chunk in events.chunks(500) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = 5 + i * 6;
+                format!(
+                    "(${b}, ${}, ${}, 'event', $1, $2, ${}, ${}, NULL, NULL, ${}, $3, NULL, NULL, $4)",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                )
+            })
+            .collect();
+        let sql = format!("INSERT INTO timeline_entries ({COLS}, org_id) VALUES {}", rows.join(", "));
+        let mut q = sqlx::query(&sql).bind(author.clone()).bind(&who.label).bind(now).bind(org.to_string());
+        for (record, text, data) in chunk {
+            q = q
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&record.entity_type)
+                .bind(&record.entity_id)
+                .bind(text.as_str())
+                .bind(crate::markdown::render(text, &[]))
+                .bind(data.to_string());
+        }
+        q.execute(tx.conn()).await?;
+    }
+    Ok(())
+}
+
 /// Removes the timeline and followers of a deleted record, in the module's
 /// delete transaction (the audit log keeps what was said).
 pub async fn forget(tx: &mut Tx, org: OrgId, entity_type: &str, entity_id: &str) -> CoreResult<()> {

@@ -1289,15 +1289,19 @@ pub async fn invoice_items(
             }
             q.execute(tx.conn()).await?;
         }
-        for (doc, _) in &issued {
-            let number = doc.number.as_deref().unwrap_or("");
-            let rr = documents::record_ref_of(org_slug, &doc.id, "invoice", Some(number));
-            let text = match run_id {
-                Some(_) => format!("Issued as {number} by the billing run of {date}."),
-                None => format!("Issued as {number} for {}.", doc.source_module.as_deref().unwrap_or("invoicing")),
-            };
-            shrooms_core::timeline::event(tx, who, org, &rr, &text, serde_json::json!({"run_id": run_id})).await?;
-        }
+        let events: Vec<_> = issued
+            .iter()
+            .map(|(doc, _)| {
+                let number = doc.number.as_deref().unwrap_or("");
+                let rr = documents::record_ref_of(org_slug, &doc.id, "invoice", Some(number));
+                let text = match run_id {
+                    Some(_) => format!("Issued as {number} by the billing run of {date}."),
+                    None => format!("Issued as {number} for {}.", doc.source_module.as_deref().unwrap_or("invoicing")),
+                };
+                (rr, text, serde_json::json!({"run_id": run_id}))
+            })
+            .collect();
+        shrooms_core::timeline::events_many(tx, who, org, &events).await?;
         let invoices =
             issued.iter().map(|(d, _)| serde_json::json!([d.id, d.number, d.gross_cents])).collect::<Vec<_>>();
         match run_id {
@@ -1315,19 +1319,20 @@ pub async fn invoice_items(
                 .await?
             }
             None => {
-                for (d, _) in &issued {
-                    audited(
-                        tx,
-                        who,
-                        org,
-                        "invoicing.pending.invoice",
-                        ENTITY,
-                        &d.id,
-                        None,
-                        Some(serde_json::json!({"number": d.number, "gross_cents": d.gross_cents})),
-                    )
-                    .await?;
-                }
+                // One entry per invoice, appended together (one chain lock,
+                // one multi-row insert): a renewal run invoices thousands.
+                let changes = issued
+                    .iter()
+                    .map(|(d, _)| shrooms_core::audit::Change {
+                        org: Some(org),
+                        action: "invoicing.pending.invoice",
+                        entity_type: ENTITY,
+                        entity_id: d.id.clone(),
+                        before: None,
+                        after: Some(serde_json::json!({"number": d.number, "gross_cents": d.gross_cents})),
+                    })
+                    .collect();
+                shrooms_core::audit::record_many(tx, who, changes).await?;
             }
         }
         made = issued.into_iter().map(|(d, _)| d).collect();

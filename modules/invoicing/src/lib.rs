@@ -61,6 +61,10 @@ impl Module for InvoicingModule {
                 id: "m20261121_200_invoicing_payments",
                 sql: include_str!("../migrations/m20261121_200_invoicing_payments.sql"),
             },
+            Migration {
+                id: "m20261121_210_invoicing_customer_person",
+                sql: include_str!("../migrations/m20261121_210_invoicing_customer_person.sql"),
+            },
         ]
     }
     fn default_access(&self, role: BuiltinRole) -> Access {

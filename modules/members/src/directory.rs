@@ -152,34 +152,49 @@ async fn settle_invoiced(conn: &mut sqlx::AnyConnection, org: OrgId, periods: &m
     Ok(())
 }
 
-/// [`refresh`] for several people (each once).
+/// [`refresh`] for several people (each once), by a few statements per 500
+/// people: their periods read at once, the rows written by multi-row
+/// upserts (the renewal run refreshes thousands).
 pub async fn refresh_many(tx: &mut Tx, org: OrgId, mut people: Vec<String>) -> MemResult<()> {
     people.sort();
     people.dedup();
-    for p in &people {
-        refresh(tx, org, p).await?;
+    for chunk in people.chunks(500) {
+        let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "{SUMMARY_SELECT} AND p.person_id IN ({}) ORDER BY p.person_id, p.starts_on DESC, p.created_at DESC",
+            params.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(org.to_string());
+        for p in chunk {
+            q = q.bind(p.as_str());
+        }
+        let rows = q.fetch_all(tx.conn()).await?;
+        let by = summaries_by_person(tx, org, &rows).await?;
+        // People left without a period lose their row.
+        for p in chunk.iter().filter(|p| !by.iter().any(|(q, _)| q == *p)) {
+            write_summary(tx, org, p, &[]).await?;
+        }
+        write_summaries(tx, org, &by, true).await?;
     }
     Ok(())
 }
 
-/// Rebuilds every summary row of an organisation from its periods.
-pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
-    let mut tx = db.begin().await?;
-    let rows = sqlx::query(&format!("{SUMMARY_SELECT} ORDER BY p.person_id, p.starts_on DESC, p.created_at DESC"))
-        .bind(org.to_string())
-        .fetch_all(tx.conn())
-        .await?;
-    sqlx::query("DELETE FROM mem_directory WHERE org_id = $1").bind(org.to_string()).execute(tx.conn()).await?;
+/// The rows of [`SUMMARY_SELECT`] ordered by person, grouped by person,
+/// their invoiced dues settled (invoice states read once for all).
+async fn summaries_by_person(
+    tx: &mut Tx,
+    org: OrgId,
+    rows: &[sqlx::any::AnyRow],
+) -> MemResult<Vec<(String, Vec<PeriodSummary>)>> {
     let mut by: Vec<(String, Vec<PeriodSummary>)> = Vec::new();
-    for r in &rows {
+    for r in rows {
         let (person, p) = summary_row(r)?;
         match by.last_mut() {
             Some((id, v)) if *id == person => v.push(p),
             _ => by.push((person, vec![p])),
         }
     }
-    // Invoice states read once for the whole organisation, then handed back
-    // to each person's periods in the same order.
+    // Handed back to each person's periods in the same order.
     let counts: Vec<usize> = by.iter().map(|(_, v)| v.len()).collect();
     let mut all: Vec<PeriodSummary> = by.iter_mut().flat_map(|(_, v)| std::mem::take(v)).collect();
     settle_invoiced(tx.conn(), org, &mut all).await?;
@@ -187,8 +202,13 @@ pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
     for ((_, v), n) in by.iter_mut().zip(counts) {
         v.extend(all.by_ref().take(n));
     }
+    Ok(by)
+}
+
+/// Writes the summary rows of people (each with at least one period), many
+/// per statement; `upsert` replaces rows already there.
+async fn write_summaries(tx: &mut Tx, org: OrgId, by: &[(String, Vec<PeriodSummary>)], upsert: bool) -> MemResult<()> {
     let now = Timestamp::now().0;
-    // Many rows per statement: a few hundred statements for 50,000 members.
     for chunk in by.chunks(200) {
         let mut sql = String::from(
             "INSERT INTO mem_directory (org_id, person_id, first_start, a_period, a_type, a_start, a_end, a_paid, a_reason, \
@@ -204,6 +224,15 @@ pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
                 sql.push_str(&format!(", ${}", n + k));
             }
             sql.push_str(&format!(", {now})"));
+        }
+        if upsert {
+            sql.push_str(
+                " ON CONFLICT (org_id, person_id) DO UPDATE SET first_start = excluded.first_start, \
+                 a_period = excluded.a_period, a_type = excluded.a_type, a_start = excluded.a_start, a_end = excluded.a_end, \
+                 a_paid = excluded.a_paid, a_reason = excluded.a_reason, b_period = excluded.b_period, b_type = excluded.b_type, \
+                 b_start = excluded.b_start, b_end = excluded.b_end, b_paid = excluded.b_paid, live_end = excluded.live_end, \
+                 updated_at = excluded.updated_at",
+            );
         }
         let mut q = sqlx::query(&sql).bind(org.to_string());
         for (person, periods) in chunk {
@@ -228,6 +257,21 @@ pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
         }
         q.execute(tx.conn()).await?;
     }
+    Ok(())
+}
+
+/// Rebuilds every summary row of an organisation from its periods.
+pub async fn rebuild(db: &Db, org: OrgId) -> MemResult<usize> {
+    let mut tx = db.begin().await?;
+    let rows = sqlx::query(&format!("{SUMMARY_SELECT} ORDER BY p.person_id, p.starts_on DESC, p.created_at DESC"))
+        .bind(org.to_string())
+        .fetch_all(tx.conn())
+        .await?;
+    sqlx::query("DELETE FROM mem_directory WHERE org_id = $1").bind(org.to_string()).execute(tx.conn()).await?;
+    let by = summaries_by_person(&mut tx, org, &rows).await?;
+    // Many rows per statement: a few hundred statements for 50,000 members.
+    write_summaries(&mut tx, org, &by, false).await?;
+    let now = Timestamp::now().0;
     sqlx::query(
         "INSERT INTO mem_directory_built (org_id, built_at) VALUES ($1, $2) ON CONFLICT (org_id) DO UPDATE SET built_at = $2",
     )

@@ -26,7 +26,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shrooms_core::audit::Who;
-use shrooms_core::db::{Db, Tx};
+use shrooms_core::db::{Backend, Db, Tx};
 use shrooms_core::error::{CoreError, FieldError};
 use shrooms_core::ids::{OrgId, Timestamp};
 use shrooms_core::jobs::{JobCtx, JobFuture, JobSpec};
@@ -302,18 +302,30 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
         let is_notice = kind == "notice";
         for chunk in candidates.chunks(CHUNK) {
             let mut tx = if invoice && is_notice { db.begin_durable().await? } else { db.begin().await? };
+            if tx.backend() == Backend::Postgres {
+                // Each statement planned for its own values: the connection's
+                // prepared statements would otherwise switch to a generic
+                // plan after five runs, made while the run's tables (customers,
+                // invoices, pending items) were still small and never
+                // analysed, and keep it as they grow (docs/PERFORMANCE.md).
+                sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(tx.conn()).await?;
+            }
             // Claim the notices (a concurrent run claims none twice), then the renewals.
             let claimed = claim_notices(&mut tx, org, kind, chunk).await?;
             let mut sent = Vec::new();
             let mut renewed = Vec::new();
+            // The renewals of the chunk are checked one by one and recorded
+            // together (periods, events, audit entries, summary rows).
+            let inputs: Vec<(&str, RenewInput)> = claimed
+                .iter()
+                .filter(|_| invoice && is_notice)
+                .map(|(_, c)| (c.person.as_str(), RenewInput { type_id: c.type_id.clone(), ..Default::default() }))
+                .collect();
+            let mut results = service::renew_many_in(&mut tx, &who, org, &inputs, today).await?.into_iter();
             for (id, c) in claimed {
-                let mut renewal = None;
-                if invoice && is_notice {
-                    let input = RenewInput { type_id: c.type_id.clone(), ..Default::default() };
-                    if let Ok(pid) = service::renew_in(&mut tx, &who, org, &c.person, &input, today).await? {
-                        renewed.push(pid.clone());
-                        renewal = Some(pid);
-                    }
+                let renewal = if invoice && is_notice { results.next().and_then(Result::ok) } else { None };
+                if let Some(pid) = &renewal {
+                    renewed.push(pid.clone());
                 }
                 sent.push((id, c, renewal));
             }

@@ -1191,32 +1191,78 @@ async fn prepare_renewal(
 
 async fn insert_period(tx: &mut Tx, who: &Who, org: OrgId, p: &NewPeriod) -> MemResult<String> {
     let id = new_id();
-    let now = Timestamp::now().0;
-    sqlx::query(
-        "INSERT INTO mem_periods (id, org_id, person_id, type_id, origin, starts_on, ends_on, fee_cents, tier, \
-         request_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&id)
-    .bind(org.to_string())
-    .bind(&p.person)
-    .bind(&p.type_.id)
-    .bind(p.origin.as_str())
-    .bind(p.start.to_string())
-    .bind(p.end.map(|e| e.to_string()))
-    .bind(p.fee)
-    .bind(&p.tier)
-    .bind(&p.request_key)
-    .bind(now)
-    .execute(tx.conn())
-    .await
-    .map_err(|e| MemError::Core(CoreError::from(e).on_conflict("request_key", "This request was already recorded.")))?;
-    insert_event(tx, org, &p.person, &id, p.origin.as_str(), p.start, "").await?;
-    let after = json!({"person": p.person, "type": p.type_.id, "type_name": p.type_.name, "origin": p.origin,
-        "starts_on": p.start.to_string(), "ends_on": p.end.map(|e| e.to_string()), "fee_cents": p.fee, "tier": p.tier});
-    record(tx, who, org, &format!("members.period.{}", p.origin.as_str()), "membership_period", &id, None, Some(after))
-        .await?;
-    crate::directory::refresh(tx, org, &p.person).await?; // mem-dir: the directory's summary row
+    insert_periods(tx, who, org, &[(id.clone(), p)]).await?;
     Ok(id)
+}
+
+/// Records checked periods with the given ids: the periods, their events
+/// (joined, renewed), their audit entries and their people's summary rows,
+/// by multi-row statements (the renewal run records thousands).
+async fn insert_periods(tx: &mut Tx, who: &Who, org: OrgId, new: &[(String, &NewPeriod)]) -> MemResult<()> {
+    let now = Timestamp::now().0;
+    for chunk in new.chunks(200) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = 3 + i * 9;
+                let v: Vec<String> = (0..9).map(|k| format!("${}", b + k)).collect();
+                format!("({}, $1, {}, $2)", v[0], v[1..].join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO mem_periods (id, org_id, person_id, type_id, origin, starts_on, ends_on, fee_cents, tier, \
+             request_key, created_at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(org.to_string()).bind(now);
+        for (id, p) in chunk {
+            q = q
+                .bind(id.as_str())
+                .bind(&p.person)
+                .bind(&p.type_.id)
+                .bind(p.origin.as_str())
+                .bind(p.start.to_string())
+                .bind(p.end.map(|e| e.to_string()))
+                .bind(p.fee)
+                .bind(&p.tier)
+                .bind(&p.request_key);
+        }
+        q.execute(tx.conn()).await.map_err(|e| {
+            MemError::Core(CoreError::from(e).on_conflict("request_key", "This request was already recorded."))
+        })?;
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = 2 + i * 5;
+                format!("(${b}, $1, ${}, ${}, ${}, ${}, '', {now})", b + 1, b + 2, b + 3, b + 4)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO mem_events (id, org_id, person_id, period_id, kind, happened_on, note, created_at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(org.to_string());
+        for (id, p) in chunk {
+            q = q.bind(new_id()).bind(&p.person).bind(id.as_str()).bind(p.origin.as_str()).bind(p.start.to_string());
+        }
+        q.execute(tx.conn()).await?;
+    }
+    let actions: Vec<String> = new.iter().map(|(_, p)| format!("members.period.{}", p.origin.as_str())).collect();
+    let changes = new
+        .iter()
+        .zip(&actions)
+        .map(|((id, p), action)| audit::Change {
+            org: Some(org),
+            action,
+            entity_type: "membership_period",
+            entity_id: id.clone(),
+            before: None,
+            after: Some(json!({"person": p.person, "type": p.type_.id, "type_name": p.type_.name, "origin": p.origin,
+                "starts_on": p.start.to_string(), "ends_on": p.end.map(|e| e.to_string()), "fee_cents": p.fee, "tier": p.tier})),
+        })
+        .collect();
+    audit::record_many(tx, who, changes).await?;
+    // mem-dir: the directory's summary rows
+    crate::directory::refresh_many(tx, org, new.iter().map(|(_, p)| p.person.clone()).collect()).await?;
+    Ok(())
 }
 
 async fn insert_event(
@@ -1325,6 +1371,34 @@ pub(crate) async fn renew_in(
         Ok(p) => Ok(Ok(insert_period(tx, who, org, &p).await?)),
         Err(e) => Ok(Err(e)),
     }
+}
+
+/// Several renewals in the caller's transaction (the renewal run), each
+/// checked as [`renew_in`] checks it (distinct people, or distinct types of
+/// one person), then recorded together ([`insert_periods`]): the new
+/// period's id, or why it cannot be renewed, in the order given.
+pub(crate) async fn renew_many_in(
+    tx: &mut Tx,
+    who: &Who,
+    org: OrgId,
+    renewals: &[(&str, RenewInput)],
+    today: Date,
+) -> MemResult<Vec<Result<String, Vec<FieldError>>>> {
+    let mut out = Vec::with_capacity(renewals.len());
+    let mut new = Vec::new();
+    for (person, input) in renewals {
+        match prepare_renewal(tx, org, person, input, today, "").await? {
+            Ok(p) => {
+                let id = new_id();
+                out.push(Ok(id.clone()));
+                new.push((id, p));
+            }
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    let refs: Vec<(String, &NewPeriod)> = new.iter().map(|(id, p)| (id.clone(), p)).collect();
+    insert_periods(tx, who, org, &refs).await?;
+    Ok(out)
 }
 
 /// A person's periods, read in the caller's transaction.

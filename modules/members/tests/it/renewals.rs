@@ -119,6 +119,9 @@ db_test!(with_the_invoice_path_the_notice_renews_and_invoices, |app: TestApp| as
     let start = end.checked_sub(jiff::Span::new().years(1)).unwrap().tomorrow().unwrap().to_string();
     let (st, b) = join(&app, &s, &nina, json!({"type_id": ty, "starts_on": start})).await;
     assert_eq!(st, 201, "{b}");
+    let omar = person(&app, &s, "Omar", "Later").await;
+    let (st, b) = join(&app, &s, &omar, json!({"type_id": ty, "starts_on": start})).await;
+    assert_eq!(st, 201, "{b}");
     // Next year's books, for the invoice of the next period.
     let next = jiff::Zoned::now().date().year() + 1;
     let (st, b) = app
@@ -130,10 +133,24 @@ db_test!(with_the_invoice_path_the_notice_renews_and_invoices, |app: TestApp| as
         .await;
     assert_eq!(st, 201, "{b}");
     crate::billing::address(&app, &s, &nina).await;
+    crate::billing::address(&app, &s, &omar).await;
     crate::billing::invoice_path(&app, &s).await;
     let (st, r) = app.post(&s.admin, &url(&s.org, "/renewals/run"), json!({})).await;
     assert_eq!(st, 200, "{r}");
-    assert_eq!((r["notices"].as_i64(), r["invoiced"].as_i64()), (Some(1), Some(1)), "{r}");
+    assert_eq!((r["notices"].as_i64(), r["invoiced"].as_i64()), (Some(2), Some(2)), "{r}");
+    // The renewals were recorded together: each period with its audit
+    // entry, the chain intact.
+    for who in [&nina, &omar] {
+        let (_, page) = app.get(&s.admin, &url(&s.org, &format!("/people/{who}"))).await;
+        assert_eq!(page["periods"].as_array().map(Vec::len), Some(2), "{page}");
+    }
+    assert!(
+        matches!(
+            shrooms_core::audit::verify(&app.state.db).await.unwrap(),
+            shrooms_core::audit::Verification::Intact { .. }
+        ),
+        "the audit chain is broken"
+    );
     let (_, dues) = app.get(&s.admin, &url(&s.org, &format!("/people/{nina}/dues"))).await;
     let inv = &dues["invoices"][0];
     assert_eq!((inv["gross_cents"].as_i64(), inv["status"].as_str()), (Some(2500), Some("validated")), "{dues}");
