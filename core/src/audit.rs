@@ -96,10 +96,6 @@ pub async fn record(tx: &mut Tx, who: &Who, change: Change<'_>) -> CoreResult<i6
     Ok(seqs[0])
 }
 
-/// Entries per insert statement (13 values each: well under both
-/// databases' limit of bound values).
-const MANY_PER_STATEMENT: usize = 500;
-
 /// Appends several entries in the caller's transaction, in the order given,
 /// each chained to the one before exactly as one [`record`] after another
 /// would: the chain is locked and its head read once, the hashes computed
@@ -154,7 +150,7 @@ pub async fn record_many(tx: &mut Tx, who: &Who, changes: Vec<Change<'_>>) -> Co
         let prev = std::mem::replace(&mut prev_hash, hash.clone());
         rows.push(Pending { seq, org_id, change, before, after, prev_hash: prev, hash });
     }
-    for chunk in rows.chunks(MANY_PER_STATEMENT) {
+    for chunk in rows.chunks(tx.backend().rows_per_statement(13)) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let b = i * 13;

@@ -191,7 +191,7 @@ pub async fn events_many(
 ) -> CoreResult<()> {
     let now = Timestamp::now().0;
     let author = who.account.map(|a| a.to_string());
-    for chunk in events.chunks(500) {
+    for chunk in events.chunks(tx.backend().rows_per_statement(6)) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let b = 5 + i * 6;

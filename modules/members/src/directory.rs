@@ -158,7 +158,7 @@ async fn settle_invoiced(conn: &mut sqlx::AnyConnection, org: OrgId, periods: &m
 pub async fn refresh_many(tx: &mut Tx, org: OrgId, mut people: Vec<String>) -> MemResult<()> {
     people.sort();
     people.dedup();
-    for chunk in people.chunks(500) {
+    for chunk in people.chunks(tx.backend().rows_per_statement(1).min(500)) {
         let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
             "{SUMMARY_SELECT} AND p.person_id IN ({}) ORDER BY p.person_id, p.starts_on DESC, p.created_at DESC",
@@ -209,7 +209,7 @@ async fn summaries_by_person(
 /// per statement; `upsert` replaces rows already there.
 async fn write_summaries(tx: &mut Tx, org: OrgId, by: &[(String, Vec<PeriodSummary>)], upsert: bool) -> MemResult<()> {
     let now = Timestamp::now().0;
-    for chunk in by.chunks(200) {
+    for chunk in by.chunks(tx.backend().rows_per_statement(14).min(200)) {
         let mut sql = String::from(
             "INSERT INTO mem_directory (org_id, person_id, first_start, a_period, a_type, a_start, a_end, a_paid, a_reason, \
              b_period, b_type, b_start, b_end, b_paid, live_end, updated_at) VALUES ",

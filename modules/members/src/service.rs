@@ -1200,7 +1200,7 @@ async fn insert_period(tx: &mut Tx, who: &Who, org: OrgId, p: &NewPeriod) -> Mem
 /// by multi-row statements (the renewal run records thousands).
 async fn insert_periods(tx: &mut Tx, who: &Who, org: OrgId, new: &[(String, &NewPeriod)]) -> MemResult<()> {
     let now = Timestamp::now().0;
-    for chunk in new.chunks(200) {
+    for chunk in new.chunks(tx.backend().rows_per_statement(9)) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let b = 3 + i * 9;
