@@ -125,7 +125,15 @@ fn live_end(a: &PeriodSummary, b: Option<&PeriodSummary>) -> String {
 /// caller's transaction. Every write that changes a standing (a period
 /// recorded or closed, a due paid or returned) calls it before committing.
 pub async fn refresh(tx: &mut Tx, org: OrgId, person: &str) -> MemResult<()> {
-    refresh_many(tx, org, vec![person.to_string()]).await
+    let rows =
+        sqlx::query(&format!("{SUMMARY_SELECT} AND p.person_id = $2 ORDER BY p.starts_on DESC, p.created_at DESC"))
+            .bind(org.to_string())
+            .bind(person)
+            .fetch_all(tx.conn())
+            .await?;
+    let mut periods = rows.iter().map(|r| summary_row(r).map(|(_, p)| p)).collect::<MemResult<Vec<_>>>()?;
+    settle_invoiced(tx.conn(), org, &mut periods).await?;
+    write_summary(tx, org, person, &periods).await
 }
 
 /// Dues billed by invoice count as paid as the invoice is (the invoicing
