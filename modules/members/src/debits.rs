@@ -674,7 +674,8 @@ pub async fn create_batch(
     .bind(now.0)
     .execute(tx.conn())
     .await?;
-    for chunk in rows.chunks(tx.backend().rows_per_statement(12)) {
+    let per = if tx.backend() == shrooms_core::db::Backend::Sqlite { 12 } else { 250 };
+    for chunk in rows.chunks(per) {
         let mut sql = String::from(
             "INSERT INTO mem_debits (id, org_id, batch_id, mandate_id, due_id, invoice_id, payment_id, person_id, \
              amount_cents, end_to_end_id, sequence, status, created_at) VALUES ",
@@ -685,7 +686,21 @@ pub async fn create_batch(
                 sql.push_str(", ");
             }
             let marks: Vec<String> = (1..=12).map(|k| format!("${}", b + k)).collect();
-            sql.push_str(&format!("({}, 'sent', {})", marks[..11].join(", "), marks[11]));
+            sql.push_str(&format!(
+                "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 'sent', {})",
+                marks[0],
+                marks[1],
+                marks[2],
+                marks[3],
+                marks[4],
+                marks[5],
+                marks[6],
+                marks[7],
+                marks[8],
+                marks[9],
+                marks[10],
+                marks[11]
+            ));
         }
         let mut q = sqlx::query(&sql);
         for r in chunk {

@@ -1863,7 +1863,9 @@ pub(crate) async fn write_dues(tx: &mut Tx, who: &Who, org: OrgId, items: Vec<Ne
             (due, d.request_key)
         })
         .collect();
-    for chunk in dues.chunks(tx.backend().rows_per_statement(12)) {
+    // Multi-row inserts: SQLite pays per parameter of a statement, PostgreSQL per round trip.
+    let per = if tx.backend() == shrooms_core::db::Backend::Sqlite { 15 } else { 300 };
+    for chunk in dues.chunks(per) {
         let mut sql = String::from(
             "INSERT INTO mem_dues (id, org_id, receipt_number, person_id, payer_name, period_id, amount_cents, method, \
              paid_on, status, entry_id, request_key, created_at) VALUES ",
@@ -1873,8 +1875,21 @@ pub(crate) async fn write_dues(tx: &mut Tx, who: &Who, org: OrgId, items: Vec<Ne
             if i > 0 {
                 sql.push_str(", ");
             }
-            let marks: Vec<String> = (1..=12).map(|k| format!("${}", b + k)).collect();
-            sql.push_str(&format!("({}, 'paid', {})", marks[..9].join(", "), marks[9..].join(", ")));
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'paid', ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10,
+                b + 11,
+                b + 12
+            ));
         }
         let mut q = sqlx::query(&sql);
         for (d, key) in chunk {
