@@ -207,20 +207,18 @@ pub fn terms_of(
 const BROAD_WORD: i64 = 500;
 
 async fn is_broad(db: &Db, cap: &CanRead, word: &str) -> CoreResult<bool> {
-    let mut binds = vec![Bind::Text(cap.org().to_string())];
-    let range = term_range(&mut binds, word);
+    let (range, hi) = match prefix_upper_bound(word) {
+        Some(hi) => ("term >= $2 AND term < $3", Some(hi)),
+        None => ("term >= $2", None),
+    };
     let sql = format!(
         "SELECT COUNT(*) FROM (SELECT 1 FROM people_terms WHERE org_id = $1 AND {range} LIMIT {BROAD_WORD}) AS candidates"
     );
-    Ok(with_binds(&sql, &binds).fetch_one(db.pool()).await?.try_get::<i64, _>(0)? >= BROAD_WORD)
-}
-
-/// A statement with its values bound in order.
-fn with_binds<'q>(sql: &'q str, binds: &'q [Bind]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    binds.iter().fold(sqlx::query(sql), |q, b| match b {
-        Bind::Text(t) => q.bind(t),
-        Bind::Int(i) => q.bind(*i),
-    })
+    let mut q = sqlx::query(&sql).bind(cap.org().to_string()).bind(word);
+    if let Some(hi) = &hi {
+        q = q.bind(hi.as_str());
+    }
+    Ok(q.fetch_one(db.pool()).await?.try_get::<i64, _>(0)? >= BROAD_WORD)
 }
 
 /// The condition on `term` for the words that start with `word`, its values
@@ -761,7 +759,14 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
         binds.extend(c.into_iter().map(Bind::Text));
     }
     sql.push_str(&format!(" ORDER BY {order} LIMIT {}", limit + 1));
-    let rows = with_binds(&sql, &binds).fetch_all(db.pool()).await?;
+    let mut query = sqlx::query(&sql);
+    for b in &binds {
+        query = match b {
+            Bind::Text(t) => query.bind(t),
+            Bind::Int(i) => query.bind(*i),
+        };
+    }
+    let rows = query.fetch_all(db.pool()).await?;
     let mut items = rows.iter().map(from_row).collect::<CoreResult<Vec<_>>>()?;
     fill_custom(db, cap.org(), &mut items).await?;
     let next_cursor = if items.len() as i64 > limit {
