@@ -38,12 +38,32 @@ impl Backend {
         (budget / values_per_row.max(1)).max(1)
     }
 
+    /// The chunk size of an `IN (…)` list of ids read in the caller's
+    /// transaction, with `others` more values bound beside it.
+    pub fn ids_per_statement(self, others: usize) -> usize {
+        self.rows_per_statement(1).saturating_sub(others).max(1)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
         }
     }
+}
+
+/// `$first, $first+1, …` for `n` values: the placeholders of an `IN (…)`
+/// list or of one row of a multi-row insert.
+pub fn placeholders(first: usize, n: usize) -> String {
+    let mut s = String::with_capacity(n * 5);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('$');
+        s.push_str(&(first + i).to_string());
+    }
+    s
 }
 
 #[derive(Clone)]
@@ -395,6 +415,14 @@ mod tests {
         let s = statements("-- a comment\nCREATE TABLE a (x BIGINT);\n\nCREATE INDEX i ON a (x);\n");
         assert_eq!(s.len(), 2);
         assert!(s[1].contains("CREATE INDEX"));
+    }
+
+    #[test]
+    fn numbers_placeholders_from_the_first() {
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(placeholders(1, 0), "");
+        assert_eq!(Backend::Sqlite.ids_per_statement(1), 239);
+        assert_eq!(Backend::Postgres.ids_per_statement(2), 5_998);
     }
 }
 

@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: InvoicingCommand,
     },
+    /// Members tools.
+    Members {
+        #[command(subcommand)]
+        command: MembersCommand,
+    },
     /// Import records from a CSV or ODS file: every row is checked first, and
     /// a single bad row imports nothing (exit status 2, every bad row listed).
     Import {
@@ -128,6 +133,23 @@ enum InvoicingCommand {
         /// Issue date of the invoices (`YYYY-MM-DD`); today when left out.
         #[arg(long)]
         date: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MembersCommand {
+    /// Send the renewal notices and reminders due for one organisation (with
+    /// dues as invoices, record the renewals and their invoices) and follow
+    /// the run's progress. The run is a background job: a running server may
+    /// take part in it; nothing already sent is sent again.
+    Renew {
+        /// Organisation slug.
+        #[arg(long)]
+        org: String,
+        /// The day the notices and reminders are due for (`YYYY-MM-DD`); the
+        /// organisation's today when left out.
+        #[arg(long)]
+        on: Option<String>,
     },
 }
 
@@ -306,6 +328,7 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
             import_file(cfg, modules, "people", &org, &file, &map, skip_duplicates, dry_run).await
         }
         Command::Invoicing { command: InvoicingCommand::Bill { org, date } } => bill(cfg, modules, &org, date).await,
+        Command::Members { command: MembersCommand::Renew { org, on } } => renew(cfg, modules, &org, on).await,
         Command::Accounting { command: AccountingCommand::Check } => {
             let db = Db::connect(&cfg).await?;
             let report = shrooms_accounting::check::run(&db).await?;
@@ -369,6 +392,51 @@ async fn bill(cfg: Config, modules: shrooms_core::Modules, org: &str, date: Opti
             "failed" | "cancelled" | "paused" => {
                 eprintln!();
                 anyhow::bail!("billing run {}: {}", r.status, r.error.unwrap_or_default());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `shrooms members renew`: starts a renewal run as the operator (audited
+/// as `cli`), works on the job queue in this process like a replica would,
+/// and prints the run's progress until it ends.
+async fn renew(cfg: Config, modules: shrooms_core::Modules, org: &str, on: Option<String>) -> anyhow::Result<()> {
+    use shrooms_members::renewals;
+    let state = shrooms_core::boot(cfg, modules).await?;
+    let found = shrooms_core::orgs::find_org(&state.db, org).await.map_err(describe)?;
+    let org = found.with_context(|| format!("no organisation {org}"))?;
+    let cap = shrooms_core::permissions::CanWrite::operator(org.id, shrooms_members::MODULE);
+    let who = audit::Who::system("cli: members renew");
+    let on = renewals::run_day(on.as_deref()).map_err(|e| describe(e.into()))?;
+    let run = renewals::start(&state, &who, &cap, on, "cli").await.map_err(|e| describe(e.into()))?;
+    eprintln!("renewal run {} for {} on {}", run.id, org.slug, run.on);
+    tokio::spawn(shrooms_core::jobs::run_worker(state.clone()));
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let r = renewals::get_run(&state.db, &cap.as_read(), &run.id).await.map_err(|e| describe(e.into()))?;
+        let rate = r.done as f64 / started.elapsed().as_secs_f64().max(0.001);
+        eprint!(
+            "\r{}: {}/{} members, {} notices, {} reminders, {} invoiced ({rate:.0} members/s)",
+            r.status, r.done, r.total, r.notices, r.reminders, r.invoiced
+        );
+        match r.status.as_str() {
+            "done" => {
+                eprintln!();
+                println!(
+                    "renewal run done in {:.1} s: {} notices, {} reminders, {} renewals invoiced, {} without e-mail",
+                    started.elapsed().as_secs_f64(),
+                    r.notices,
+                    r.reminders,
+                    r.invoiced,
+                    r.without_email
+                );
+                return Ok(());
+            }
+            "failed" | "cancelled" => {
+                eprintln!();
+                anyhow::bail!("renewal run {}: {}", r.status, r.error.unwrap_or_default());
             }
             _ => {}
         }

@@ -5,7 +5,7 @@
 use crate::catalogue::{self, audited, country, required, text};
 use serde::{Deserialize, Serialize};
 use shrooms_core::audit::Who;
-use shrooms_core::db::Db;
+use shrooms_core::db::{placeholders, Db, Tx};
 use shrooms_core::error::{CoreError, CoreResult, FieldError};
 use shrooms_core::ids::{OrgId, Timestamp};
 use shrooms_core::permissions::{CanRead, CanWrite};
@@ -206,6 +206,30 @@ pub async fn list(db: &Db, cap: &CanRead, q: &CustomerQuery) -> CoreResult<Custo
 }
 
 async fn check(conn: &mut AnyConnection, org: OrgId, i: CustomerInput) -> CoreResult<Customer> {
+    let (c, mut e) = fields(i);
+    if let Some(p) = &c.person_id {
+        let found = sqlx::query("SELECT 1 FROM people WHERE org_id = $1 AND id = $2")
+            .bind(org.to_string())
+            .bind(p)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if found.is_none() {
+            e.push(no_person());
+        }
+    }
+    if !e.is_empty() {
+        return Err(CoreError::Validation(e));
+    }
+    Ok(c)
+}
+
+fn no_person() -> FieldError {
+    FieldError::new("person_id", "There is no such person in this organisation.")
+}
+
+/// The checks of a customer's fields that need no reading (all but the
+/// person's existence): the customer to store, and what is wrong.
+fn fields(i: CustomerInput) -> (Customer, Vec<FieldError>) {
     let mut e = Vec::new();
     let kind = i.kind.as_deref().unwrap_or("individual").trim().to_string();
     if kind != "individual" && kind != "business" {
@@ -254,24 +278,8 @@ async fn check(conn: &mut AnyConnection, org: OrgId, i: CustomerInput) -> CoreRe
     if lang != "fr" && lang != "en" {
         e.push(FieldError::new("lang", "Choose `fr` or `en`."));
     }
-    let person_id = match i.person_id.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(p) => {
-            let found = sqlx::query("SELECT 1 FROM people WHERE org_id = $1 AND id = $2")
-                .bind(org.to_string())
-                .bind(p)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if found.is_none() {
-                e.push(FieldError::new("person_id", "There is no such person in this organisation."));
-            }
-            Some(p.to_string())
-        }
-    };
-    if !e.is_empty() {
-        return Err(CoreError::Validation(e));
-    }
-    Ok(Customer {
+    let person_id = i.person_id.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(str::to_string);
+    let c = Customer {
         id: String::new(),
         person_id,
         kind,
@@ -292,54 +300,128 @@ async fn check(conn: &mut AnyConnection, org: OrgId, i: CustomerInput) -> CoreRe
         lang,
         aux_account: String::new(),
         archived: i.archived.unwrap_or(false),
-    })
+    };
+    (c, e)
 }
 
 /// Creates a customer in the caller's transaction: its auxiliary account
 /// is the next number of the organisation's counter.
 pub async fn insert(conn: &mut AnyConnection, org: OrgId, input: CustomerInput) -> CoreResult<Customer> {
     let mut c = check(conn, org, input).await?;
-    let n: i64 = sqlx::query(
-        "UPDATE inv_settings SET last_customer_no = last_customer_no + 1 WHERE org_id = $1 RETURNING last_customer_no",
+    let first = take_numbers(conn, org, 1).await?;
+    number(&mut c, first);
+    write_rows(conn, org, &[&c]).await?;
+    Ok(c)
+}
+
+/// Creates several customers in the caller's transaction (a members'
+/// renewal run makes thousands): each checked as [`insert`] checks it, the
+/// valid ones numbered in order and stored by multi-row inserts. Gives, in
+/// the order given, each customer made or what is wrong with its input.
+pub async fn insert_many(
+    tx: &mut Tx,
+    org: OrgId,
+    inputs: Vec<CustomerInput>,
+) -> CoreResult<Vec<Result<Customer, Vec<FieldError>>>> {
+    let mut checked: Vec<(Customer, Vec<FieldError>)> = inputs.into_iter().map(fields).collect();
+    let people: Vec<&str> = checked.iter().filter_map(|(c, _)| c.person_id.as_deref()).collect();
+    let mut found = std::collections::HashSet::new();
+    for chunk in people.chunks(tx.backend().ids_per_statement(1)) {
+        let sql = format!("SELECT id FROM people WHERE org_id = $1 AND id IN ({})", placeholders(2, chunk.len()));
+        let mut q = sqlx::query(&sql).bind(org.to_string());
+        for p in chunk {
+            q = q.bind(*p);
+        }
+        for r in q.fetch_all(tx.conn()).await? {
+            found.insert(r.try_get::<String, _>(0)?);
+        }
+    }
+    for (c, e) in checked.iter_mut() {
+        if c.person_id.as_ref().is_some_and(|p| !found.contains(p)) {
+            e.push(no_person());
+        }
+    }
+    let valid = checked.iter().filter(|(_, e)| e.is_empty()).count() as i64;
+    let mut next = if valid > 0 { take_numbers(tx.conn(), org, valid).await? } else { 0 };
+    let out: Vec<Result<Customer, Vec<FieldError>>> = checked
+        .into_iter()
+        .map(|(mut c, e)| {
+            if !e.is_empty() {
+                return Err(e);
+            }
+            number(&mut c, next);
+            next += 1;
+            Ok(c)
+        })
+        .collect();
+    let made: Vec<&Customer> = out.iter().filter_map(|r| r.as_ref().ok()).collect();
+    for chunk in made.chunks(tx.backend().rows_per_statement(ROW_VALUES)) {
+        write_rows(tx.conn(), org, chunk).await?;
+    }
+    Ok(out)
+}
+
+/// Takes `n` numbers of the organisation's customer counter: the first.
+async fn take_numbers(conn: &mut AnyConnection, org: OrgId, n: i64) -> CoreResult<i64> {
+    let last: i64 = sqlx::query(
+        "UPDATE inv_settings SET last_customer_no = last_customer_no + $2 WHERE org_id = $1 RETURNING last_customer_no",
     )
     .bind(org.to_string())
+    .bind(n)
     .fetch_one(&mut *conn)
     .await?
     .try_get(0)?;
+    Ok(last - n + 1)
+}
+
+/// A new customer's id and auxiliary account (C00001…), from its number.
+fn number(c: &mut Customer, n: i64) {
     c.id = uuid::Uuid::now_v7().to_string();
     c.aux_account = format!("C{n:05}");
-    let now = Timestamp::now().0;
-    sqlx::query(
-        "INSERT INTO inv_customers (id, org_id, person_id, kind, name, siren, siret, vat_number, email, address, \
+}
+
+/// Values bound per customer row (beside the organisation and the time).
+const ROW_VALUES: usize = 20;
+
+async fn write_rows(conn: &mut AnyConnection, org: OrgId, rows: &[&Customer]) -> CoreResult<()> {
+    let values: Vec<String> = (0..rows.len())
+        .map(|k| {
+            let b = 3 + k * ROW_VALUES;
+            format!("($1, {}, $2, $2)", placeholders(b, ROW_VALUES))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO inv_customers (org_id, id, person_id, kind, name, siren, siret, vat_number, email, address, \
          postcode, city, country, delivery_address, delivery_postcode, delivery_city, delivery_country, \
-         payment_terms_days, lang, aux_account, archived, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22)",
-    )
-    .bind(&c.id)
-    .bind(org.to_string())
-    .bind(&c.person_id)
-    .bind(&c.kind)
-    .bind(&c.name)
-    .bind(&c.siren)
-    .bind(&c.siret)
-    .bind(&c.vat_number)
-    .bind(&c.email)
-    .bind(&c.address)
-    .bind(&c.postcode)
-    .bind(&c.city)
-    .bind(&c.country)
-    .bind(&c.delivery_address)
-    .bind(&c.delivery_postcode)
-    .bind(&c.delivery_city)
-    .bind(&c.delivery_country)
-    .bind(c.payment_terms_days)
-    .bind(&c.lang)
-    .bind(&c.aux_account)
-    .bind(c.archived as i64)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(c)
+         payment_terms_days, lang, aux_account, archived, created_at, updated_at) VALUES {}",
+        values.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(org.to_string()).bind(Timestamp::now().0);
+    for c in rows {
+        q = q
+            .bind(&c.id)
+            .bind(&c.person_id)
+            .bind(&c.kind)
+            .bind(&c.name)
+            .bind(&c.siren)
+            .bind(&c.siret)
+            .bind(&c.vat_number)
+            .bind(&c.email)
+            .bind(&c.address)
+            .bind(&c.postcode)
+            .bind(&c.city)
+            .bind(&c.country)
+            .bind(&c.delivery_address)
+            .bind(&c.delivery_postcode)
+            .bind(&c.delivery_city)
+            .bind(&c.delivery_country)
+            .bind(c.payment_terms_days)
+            .bind(&c.lang)
+            .bind(&c.aux_account)
+            .bind(c.archived as i64);
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
 }
 
 pub async fn create(db: &Db, who: &Who, cap: &CanWrite, input: CustomerInput) -> CoreResult<Customer> {

@@ -203,39 +203,48 @@ async fn customers_for(tx: &mut Tx, org: OrgId, persons: &[String]) -> MemResult
             out.entry(r.try_get::<String, _>(0)?).or_insert(r.try_get::<String, _>(1)?);
         }
     }
-    for p in persons {
-        if out.contains_key(p) {
-            continue;
+    // The others get one, made from the member's data, by multi-row inserts.
+    let mut seen = std::collections::HashSet::new();
+    let missing: Vec<&str> =
+        persons.iter().map(String::as_str).filter(|p| !out.contains_key(*p) && seen.insert(*p)).collect();
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let members = service::people_in(tx, org, &missing).await?;
+    let mut made_for = Vec::with_capacity(missing.len());
+    let mut inputs = Vec::with_capacity(missing.len());
+    for p in missing {
+        let m = members.get(p).ok_or(MemError::Core(CoreError::NotFound))?;
+        made_for.push(m);
+        inputs.push(shrooms_invoicing::customers::CustomerInput {
+            person_id: Some(p.to_string()),
+            kind: Some("individual".into()),
+            name: service::display_name(m),
+            email: m.email.clone(),
+            address: Some(m.address.street.clone()).filter(|s| !s.is_empty()),
+            postcode: Some(m.address.postcode.clone()).filter(|s| !s.is_empty()),
+            city: Some(m.address.city.clone()).filter(|s| !s.is_empty()),
+            country: Some(m.address.country.clone()).filter(|s| !s.is_empty()),
+            ..Default::default()
+        });
+    }
+    let made = shrooms_invoicing::customers::insert_many(tx, org, inputs).await?;
+    for (m, c) in made_for.into_iter().zip(made) {
+        match c {
+            Ok(c) => {
+                out.insert(m.id.clone(), c.id);
+            }
+            Err(v) => {
+                return Err(MemError::Precondition(
+                    "person_id".into(),
+                    format!(
+                        "The invoicing customer of {} cannot be made: {}",
+                        service::display_name(m),
+                        v.iter().map(|f| format!("{} ({})", f.field, f.message)).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
         }
-        let m = service::person_in(tx.conn(), org, p).await?.ok_or(MemError::Core(CoreError::NotFound))?;
-        let c = shrooms_invoicing::customers::insert(
-            tx.conn(),
-            org,
-            shrooms_invoicing::customers::CustomerInput {
-                person_id: Some(p.clone()),
-                kind: Some("individual".into()),
-                name: service::display_name(&m),
-                email: m.email.clone(),
-                address: Some(m.address.street.clone()).filter(|s| !s.is_empty()),
-                postcode: Some(m.address.postcode.clone()).filter(|s| !s.is_empty()),
-                city: Some(m.address.city.clone()).filter(|s| !s.is_empty()),
-                country: Some(m.address.country.clone()).filter(|s| !s.is_empty()),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            CoreError::Validation(v) => MemError::Precondition(
-                "person_id".into(),
-                format!(
-                    "The invoicing customer of {} cannot be made: {}",
-                    service::display_name(&m),
-                    v.iter().map(|f| format!("{} ({})", f.field, f.message)).collect::<Vec<_>>().join(", ")
-                ),
-            ),
-            e => MemError::Core(e),
-        })?;
-        out.insert(p.clone(), c.id);
     }
     Ok(out)
 }

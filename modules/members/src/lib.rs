@@ -85,6 +85,10 @@ impl Module for MembersModule {
                 id: "m20261121_660_members_directory_indexes",
                 sql: include_str!("../migrations/m20261121_660_members_directory_indexes.sql"),
             },
+            Migration {
+                id: "m20261121_670_members_renewal_runs",
+                sql: include_str!("../migrations/m20261121_670_members_renewal_runs.sql"),
+            },
         ]
     }
     /// The secretary and the treasurer (managers) record memberships and
@@ -150,7 +154,13 @@ impl Module for MembersModule {
         ]
     }
     fn jobs(&self) -> Vec<shrooms_core::jobs::JobSpec> {
-        vec![mailing::MAILING_SEND, privacy::RETENTION, renewals::RENEWALS_JOB, billing::INVOICE_SETTLED]
+        vec![
+            mailing::MAILING_SEND,
+            privacy::RETENTION,
+            renewals::RENEWALS_JOB,
+            renewals::RUN_JOB,
+            billing::INVOICE_SETTLED,
+        ]
     }
     fn importers(&self) -> Vec<std::sync::Arc<dyn shrooms_core::import::Importer>> {
         vec![std::sync::Arc::new(import::MembersImporter)]
@@ -203,6 +213,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("members_renew.html", include_str!("../templates/members_renew.html")),
     ("members_renew_person.html", include_str!("../templates/members_renew_person.html")),
     ("members_renew_late.html", include_str!("../templates/members_renew_late.html")),
+    ("members_renew_runs.html", include_str!("../templates/members_renew_runs.html")),
     ("members_renew_settings.html", include_str!("../templates/members_renew_settings.html")),
     ("members_renew_settings_form.html", include_str!("../templates/members_renew_settings_form.html")),
     ("email_members_renewal.txt", include_str!("../templates/email_members_renewal.txt")),

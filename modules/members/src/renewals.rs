@@ -179,18 +179,37 @@ fn verify(st: &AppState, org: OrgId, token: &str) -> Option<(String, String)> {
 
 #[derive(Clone, Debug, Default, Serialize, ToSchema)]
 pub struct RenewalRun {
-    /// The day the run was for (the organisation's today).
+    pub id: String,
+    /// `queued`, `running`, `cancelling`, `cancelled`, `done` or `failed`.
+    pub status: String,
+    /// The day the run is for (the organisation's today).
     pub on: String,
+    /// Members the run has to write to (notices and reminders), counted
+    /// when it starts.
+    pub total: i64,
+    /// Members handled so far: the progress.
+    pub done: i64,
     pub notices: i64,
     pub reminders: i64,
     /// Renewal periods recorded and invoiced with their notice (invoice path).
     pub invoiced: i64,
     /// Notices recorded for people without an e-mail (nothing mailed).
     pub without_email: i64,
+    /// `api`, `page`, `cli` or `schedule`.
+    pub started_by: String,
+    pub error: Option<String>,
+    /// RFC 3339.
+    pub started_at: String,
+    pub finished_at: Option<String>,
 }
 
+/// The daily schedule's job: a run for the organisation's today.
 pub const RENEWALS_JOB: JobSpec =
     JobSpec { name: "members.renewals", max_attempts: 3, backoff_secs: 60, timeout_secs: 3600, run: run_job };
+
+/// The job of a run started from the pages, the API or the command line.
+pub const RUN_JOB: JobSpec =
+    JobSpec { name: "members.renewals.run", max_attempts: 3, backoff_secs: 30, timeout_secs: 3600, run: started_job };
 
 pub fn schedule() -> ScheduleSpec {
     // Created off: an administrator switches automatic notices on.
@@ -200,10 +219,216 @@ pub fn schedule() -> ScheduleSpec {
 fn run_job(st: AppState, ctx: JobCtx) -> JobFuture {
     Box::pin(async move {
         let cap = ctx.write_grant(MODULE).ok_or_else(|| anyhow::anyhow!("the renewal run has an organisation"))?;
-        let r = run(&st, &cap, None).await.map_err(|e| anyhow::anyhow!("{}", CoreError::from(e)))?;
+        let who = Who::system("members: renewal run");
+        let r = match run(&st, &who, &cap, None, "schedule").await {
+            // A run started by hand is under way: it does today's work.
+            Err(MemError::Core(CoreError::Conflict { .. })) => return Ok(()),
+            r => r.map_err(|e| anyhow::anyhow!("{}", CoreError::from(e)))?,
+        };
         tracing::info!(org = %cap.org(), notices = r.notices, reminders = r.reminders, invoiced = r.invoiced, "members: renewal run");
         Ok(())
     })
+}
+
+fn started_job(st: AppState, ctx: JobCtx) -> JobFuture {
+    Box::pin(async move {
+        let cap = ctx.write_grant(MODULE).ok_or_else(|| anyhow::anyhow!("the renewal run has an organisation"))?;
+        let id = ctx.payload["run"].as_str().unwrap_or_default().to_string();
+        execute(&st, &cap, &id).await.map_err(|e| anyhow::anyhow!("{}", CoreError::from(e)))
+    })
+}
+
+const RUN_COLS: &str = "id, status, on_date, total, done, notices, reminders, invoiced, without_email, started_by, \
+     error, started_at, finished_at FROM mem_renewal_runs";
+
+fn run_row(r: &sqlx::any::AnyRow) -> Result<RenewalRun, sqlx::Error> {
+    Ok(RenewalRun {
+        id: r.try_get(0)?,
+        status: r.try_get(1)?,
+        on: r.try_get(2)?,
+        total: r.try_get(3)?,
+        done: r.try_get(4)?,
+        notices: r.try_get(5)?,
+        reminders: r.try_get(6)?,
+        invoiced: r.try_get(7)?,
+        without_email: r.try_get(8)?,
+        started_by: r.try_get(9)?,
+        error: r.try_get(10)?,
+        started_at: Timestamp(r.try_get(11)?).rfc3339(),
+        finished_at: r.try_get::<Option<i64>, _>(12)?.map(|t| Timestamp(t).rfc3339()),
+    })
+}
+
+pub async fn get_run(db: &Db, cap: &CanRead, id: &str) -> MemResult<RenewalRun> {
+    let r = sqlx::query(&format!("SELECT {RUN_COLS} WHERE org_id = $1 AND id = $2"))
+        .bind(cap.org().to_string())
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or(MemError::Core(CoreError::NotFound))?;
+    Ok(run_row(&r)?)
+}
+
+/// The organisation's 50 latest runs, newest first.
+pub async fn list_runs(db: &Db, cap: &CanRead) -> MemResult<Vec<RenewalRun>> {
+    let rows = sqlx::query(&format!("SELECT {RUN_COLS} WHERE org_id = $1 ORDER BY started_at DESC, id DESC LIMIT 50"))
+        .bind(cap.org().to_string())
+        .fetch_all(db.pool())
+        .await?;
+    Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRenewalRun {
+    /// `YYYY-MM-DD`: the day the notices and reminders are due for (a day
+    /// missed can be caught up). The organisation's today when left out.
+    #[serde(default)]
+    pub on: Option<String>,
+}
+
+/// The day asked for a run, checked (`None`: the organisation's today).
+pub fn run_day(on: Option<&str>) -> MemResult<Option<Date>> {
+    match on.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => crate::domain::parse_date("on", s).map(Some).map_err(|e| MemError::Invalid(vec![e])),
+    }
+}
+
+const STARTED_BY: [&str; 4] = ["api", "page", "cli", "schedule"];
+
+/// Records a run (refused while another of the organisation is under way),
+/// queued for the job when `queue`, else running in the caller's task.
+async fn create_run(
+    st: &AppState,
+    who: &Who,
+    cap: &CanWrite,
+    on: Option<Date>,
+    started_by: &str,
+    queue: bool,
+) -> MemResult<String> {
+    let org = cap.org();
+    let db = &st.db;
+    debug_assert!(STARTED_BY.contains(&started_by));
+    let o = shrooms_core::orgs::find_org(db, &org.to_string()).await?.ok_or(MemError::Core(CoreError::NotFound))?;
+    let on = on.unwrap_or_else(|| service::today(&o.timezone));
+    let mut tx = db.begin().await?;
+    let busy = sqlx::query(
+        "SELECT id FROM mem_renewal_runs WHERE org_id = $1 AND status IN ('queued', 'running', 'cancelling')",
+    )
+    .bind(org.to_string())
+    .fetch_optional(tx.conn())
+    .await?;
+    if busy.is_some() {
+        return Err(MemError::Core(CoreError::Conflict {
+            field: None,
+            message: "A renewal run is in progress: wait for it to end.".into(),
+        }));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO mem_renewal_runs (id, org_id, on_date, status, started_by, created_by, started_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(org.to_string())
+    .bind(on.to_string())
+    .bind(if queue { "queued" } else { "running" })
+    .bind(started_by)
+    .bind(who.account.map(|a| a.to_string()))
+    .bind(Timestamp::now().0)
+    .execute(tx.conn())
+    .await?;
+    if queue {
+        let key = format!("members-renewals:{id}");
+        shrooms_core::jobs::enqueue(&mut tx, &RUN_JOB, Some(org), json!({"run": id}), Some(&key), 0).await?;
+    }
+    service::record(
+        &mut tx,
+        who,
+        org,
+        "members.renewals.start",
+        "members_renewal_run",
+        &id,
+        None,
+        Some(json!({"on": on.to_string(), "started_by": started_by})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Starts a run in the background (the job queue does the work): follow
+/// its progress with [`get_run`].
+pub async fn start(
+    st: &AppState,
+    who: &Who,
+    cap: &CanWrite,
+    on: Option<Date>,
+    started_by: &str,
+) -> MemResult<RenewalRun> {
+    let id = create_run(st, who, cap, on, started_by, true).await?;
+    get_run(&st.db, &cap.as_read(), &id).await
+}
+
+/// Runs the notices and reminders due on `on` (the organisation's today
+/// when `None`) and waits for the end. Safe to run again: what was sent is
+/// not sent twice.
+pub async fn run(
+    st: &AppState,
+    who: &Who,
+    cap: &CanWrite,
+    on: Option<Date>,
+    started_by: &str,
+) -> MemResult<RenewalRun> {
+    let id = create_run(st, who, cap, on, started_by, false).await?;
+    execute(st, cap, &id).await?;
+    get_run(&st.db, &cap.as_read(), &id).await
+}
+
+/// Asks a run to stop after the chunk it is writing (a queued run stops at
+/// once). What it sent stays sent; a new run does the rest.
+pub async fn cancel_run(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> MemResult<RenewalRun> {
+    let run = get_run(db, &cap.as_read(), id).await?;
+    let next = match run.status.as_str() {
+        "queued" => "cancelled",
+        "running" => "cancelling",
+        s => return Err(MemError::Core(CoreError::Conflict { field: None, message: format!("This run is {s}.") })),
+    };
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "UPDATE mem_renewal_runs SET status = $1, finished_at = CASE WHEN $1 = 'cancelled' THEN $2 ELSE finished_at END \
+         WHERE org_id = $3 AND id = $4 AND status = $5",
+    )
+    .bind(next)
+    .bind(Timestamp::now().0)
+    .bind(cap.org().to_string())
+    .bind(id)
+    .bind(&run.status)
+    .execute(tx.conn())
+    .await?;
+    service::record(&mut tx, who, cap.org(), "members.renewals.cancel", "members_renewal_run", id, None, None).await?;
+    tx.commit().await?;
+    get_run(db, &cap.as_read(), id).await
+}
+
+/// Does a recorded run; a failure is written on it.
+async fn execute(st: &AppState, cap: &CanWrite, id: &str) -> MemResult<()> {
+    match work(st, cap, id).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e = CoreError::from(e);
+            let fields: Vec<String> = e.field_errors().iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+            let text = if fields.is_empty() { e.public_detail() } else { fields.join("; ") };
+            sqlx::query("UPDATE mem_renewal_runs SET status = 'failed', error = $1, finished_at = $2 WHERE id = $3")
+                .bind(text)
+                .bind(Timestamp::now().0)
+                .bind(id)
+                .execute(st.db.pool())
+                .await?;
+            Err(MemError::Core(e))
+        }
+    }
 }
 
 struct Candidate {
@@ -219,19 +444,30 @@ fn shift(d: Date, days: i64) -> Date {
     d.checked_add(jiff::Span::new().days(days)).unwrap_or(d)
 }
 
-/// Runs the notices and reminders due on `on` (the organisation's today
-/// when `None`). Safe to run again: what was sent is not sent twice.
-pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<RenewalRun> {
+/// The work of a run: every pass's members counted first (the run's
+/// total), then written to by chunks of [`CHUNK`], one transaction each,
+/// the run's progress and counts updated after each. A run retried after a
+/// crash counts again what is left: what was sent is not sent twice.
+async fn work(st: &AppState, cap: &CanWrite, id: &str) -> MemResult<()> {
     let org = cap.org();
     let db = &st.db;
     let o = shrooms_core::orgs::find_org(db, &org.to_string()).await?.ok_or(MemError::Core(CoreError::NotFound))?;
-    let today = on.unwrap_or_else(|| service::today(&o.timezone));
+    let r = sqlx::query("SELECT on_date, status, done FROM mem_renewal_runs WHERE org_id = $1 AND id = $2")
+        .bind(org.to_string())
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or(MemError::Core(CoreError::NotFound))?;
+    let (on, status, done): (String, String, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+    if !matches!(status.as_str(), "queued" | "running") {
+        return Ok(());
+    }
+    let today: Date = on.parse().map_err(|_| CoreError::Internal(format!("renewal run {id}: bad day {on}")))?;
     let rs = settings(db, org).await?;
     let invoice = service::settings(db, org).await?.dues_path == DuesPath::Invoice;
     if invoice {
         billing::prepare(db, org).await?;
     }
-    let mut report = RenewalRun { on: today.to_string(), ..Default::default() };
     let who = Who::system("members: renewal run");
     let lang = shrooms_core::outbox::language_for(db, None).await?;
     let instance = shrooms_core::instance::load(db).await?.name;
@@ -274,6 +510,7 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
             ),
         ));
     }
+    let mut work = Vec::with_capacity(passes.len());
     for (kind, sql) in &passes {
         let (from, to) = match kind.strip_prefix("reminder_").and_then(|d| d.parse::<i64>().ok()) {
             Some(d) => (shift(today, -d - REMINDER_WINDOW_DAYS), shift(today, -d)),
@@ -299,8 +536,20 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        let is_notice = kind == "notice";
+        work.push((kind, candidates));
+    }
+    let total = done + work.iter().map(|(_, c)| c.len() as i64).sum::<i64>();
+    sqlx::query(
+        "UPDATE mem_renewal_runs SET status = 'running', total = $1 WHERE id = $2 AND status IN ('queued', 'running')",
+    )
+    .bind(total)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    for (kind, candidates) in &work {
+        let is_notice = *kind == "notice";
         for chunk in candidates.chunks(CHUNK) {
+            let mut counts = RenewalRun::default();
             let mut tx = if invoice && is_notice { db.begin_durable().await? } else { db.begin().await? };
             if tx.backend() == Backend::Postgres {
                 // Each statement planned for its own values: the connection's
@@ -330,7 +579,7 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
                 sent.push((id, c, renewal));
             }
             billing::invoice_periods(&mut tx, &who, org, &renewed).await?;
-            report.invoiced += renewed.len() as i64;
+            counts.invoiced += renewed.len() as i64;
             // The invoices just made, for the mails.
             let mut invoices: HashMap<String, (String, i64)> = HashMap::new();
             for ids in renewed.chunks(500) {
@@ -358,7 +607,7 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
             for (id, c, renewal) in &sent {
                 let (name, email) = recipients.get(c.person.as_str()).cloned().unwrap_or_default();
                 let Some(to) = email else {
-                    report.without_email += 1;
+                    counts.without_email += 1;
                     if let Some(pid) = renewal {
                         marks.push((id.clone(), String::new(), Some(pid.clone())));
                     }
@@ -385,9 +634,9 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
             if !sent.is_empty() {
                 let n = sent.len() as i64;
                 if is_notice {
-                    report.notices += n;
+                    counts.notices += n;
                 } else {
-                    report.reminders += n;
+                    counts.reminders += n;
                 }
                 service::record(
                     &mut tx,
@@ -401,10 +650,39 @@ pub async fn run(st: &AppState, cap: &CanWrite, on: Option<Date>) -> MemResult<R
                 )
                 .await?;
             }
+            // The progress, with the chunk's work: a cancel asked meanwhile
+            // stops the run after it.
+            let status: String = sqlx::query(
+                "UPDATE mem_renewal_runs SET done = done + $1, notices = notices + $2, reminders = reminders + $3, \
+                 invoiced = invoiced + $4, without_email = without_email + $5 WHERE id = $6 RETURNING status",
+            )
+            .bind(chunk.len() as i64)
+            .bind(counts.notices)
+            .bind(counts.reminders)
+            .bind(counts.invoiced)
+            .bind(counts.without_email)
+            .bind(id)
+            .fetch_one(tx.conn())
+            .await?
+            .try_get(0)?;
             tx.commit().await?;
+            if status == "cancelling" {
+                finish(db, id, "cancelled").await?;
+                return Ok(());
+            }
         }
     }
-    Ok(report)
+    finish(db, id, "done").await
+}
+
+async fn finish(db: &Db, id: &str, status: &str) -> MemResult<()> {
+    sqlx::query("UPDATE mem_renewal_runs SET status = $1, finished_at = $2 WHERE id = $3")
+        .bind(status)
+        .bind(Timestamp::now().0)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
 }
 
 /// Records the notices of a chunk (one multi-row insert; a notice recorded

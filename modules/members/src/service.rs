@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use shrooms_accounting::domain::{Amount, Day, Line};
 use shrooms_accounting::service::{post_entries, NewEntry};
 use shrooms_core::audit::{self, Change, Who};
-use shrooms_core::db::Tx;
+use shrooms_core::db::{placeholders, Tx};
 use shrooms_core::error::FieldError;
 use shrooms_core::ids::{OrgId, Timestamp};
 use shrooms_core::permissions::{CanAdmin, CanRead, CanWrite};
@@ -322,9 +322,15 @@ fn type_row(r: &AnyRow) -> MemResult<MembershipType> {
 }
 
 pub async fn types(db: &Db, cap: &CanRead) -> MemResult<Vec<MembershipType>> {
+    let mut conn = db.pool().acquire().await?;
+    list_types_in(&mut conn, cap.org()).await
+}
+
+/// The organisation's types, archived last, by name.
+async fn list_types_in(conn: &mut sqlx::AnyConnection, org: OrgId) -> MemResult<Vec<MembershipType>> {
     let rows = sqlx::query(&format!("SELECT {TYPE_COLS} WHERE org_id = $1 ORDER BY archived, name"))
-        .bind(cap.org().to_string())
-        .fetch_all(db.pool())
+        .bind(org.to_string())
+        .fetch_all(conn)
         .await?;
     rows.iter().map(type_row).collect()
 }
@@ -546,20 +552,41 @@ pub struct HouseholdRef {
     pub role: String,
 }
 
+const MEMBER_SELECT: &str =
+    "SELECT p.id, p.given_name, p.family_name, p.email, m.street, m.postcode, m.city, m.country, \
+     h.id, h.name, m.household_role, h.email, h.street, h.postcode, h.city, h.country \
+     FROM people p LEFT JOIN mem_profiles m ON m.org_id = p.org_id AND m.person_id = p.id \
+     LEFT JOIN mem_households h ON h.org_id = p.org_id AND h.id = m.household_id";
+
 /// Reads a person of the organisation (and their profile); 404 if none.
 pub async fn person_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> MemResult<Option<MemberPerson>> {
-    let r = sqlx::query(
-        "SELECT p.id, p.given_name, p.family_name, p.email, m.street, m.postcode, m.city, m.country, \
-         h.id, h.name, m.household_role, h.email, h.street, h.postcode, h.city, h.country \
-         FROM people p LEFT JOIN mem_profiles m ON m.org_id = p.org_id AND m.person_id = p.id \
-         LEFT JOIN mem_households h ON h.org_id = p.org_id AND h.id = m.household_id \
-         WHERE p.org_id = $1 AND p.id = $2",
-    )
-    .bind(org.to_string())
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    let Some(r) = r else { return Ok(None) };
+    let r = sqlx::query(&format!("{MEMBER_SELECT} WHERE p.org_id = $1 AND p.id = $2"))
+        .bind(org.to_string())
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    r.as_ref().map(member_row).transpose()
+}
+
+/// Several people of the organisation by id, read a few hundred at a time
+/// (the renewal run): those found, by id.
+pub(crate) async fn people_in(tx: &mut Tx, org: OrgId, ids: &[&str]) -> MemResult<HashMap<String, MemberPerson>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(tx.backend().ids_per_statement(1)) {
+        let sql = format!("{MEMBER_SELECT} WHERE p.org_id = $1 AND p.id IN ({})", placeholders(2, chunk.len()));
+        let mut q = sqlx::query(&sql).bind(org.to_string());
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(tx.conn()).await? {
+            let m = member_row(&r)?;
+            out.insert(m.id.clone(), m);
+        }
+    }
+    Ok(out)
+}
+
+fn member_row(r: &AnyRow) -> MemResult<MemberPerson> {
     let own = Address {
         street: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
         postcode: r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
@@ -583,7 +610,7 @@ pub async fn person_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> 
     let shares = own.is_empty() && !hh_address.is_empty();
     let email: Option<String> = r.try_get(3)?;
     let hh_email: Option<String> = if hid.is_some() { r.try_get(11)? } else { None };
-    Ok(Some(MemberPerson {
+    Ok(MemberPerson {
         id: r.try_get(0)?,
         given_name: r.try_get(1)?,
         family_name: r.try_get(2)?,
@@ -591,7 +618,7 @@ pub async fn person_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> 
         address: if shares { hh_address } else { own },
         shares_household_address: shares,
         household,
-    }))
+    })
 }
 
 pub fn display_name(p: &MemberPerson) -> String {
@@ -606,15 +633,30 @@ pub(crate) async fn require_person(tx: &mut Tx, org: OrgId, field: &str, id: &st
 /// writes about one member: two joins sent at once cannot both pass the
 /// overlap check.
 pub(crate) async fn lock_member(tx: &mut Tx, org: OrgId, person: &str) -> MemResult<()> {
-    sqlx::query(
-        "INSERT INTO mem_profiles (org_id, person_id, street, postcode, city, country, updated_at) \
-         VALUES ($1, $2, '', '', '', '', $3) ON CONFLICT (org_id, person_id) DO UPDATE SET street = mem_profiles.street",
-    )
-    .bind(org.to_string())
-    .bind(person)
-    .bind(Timestamp::now().0)
-    .execute(tx.conn())
-    .await?;
+    lock_members(tx, org, &[person]).await
+}
+
+/// [`lock_member`] for several people at once, by multi-row statements. The
+/// rows are taken in id order, so two runs locking overlapping sets wait for
+/// each other instead of deadlocking.
+pub(crate) async fn lock_members(tx: &mut Tx, org: OrgId, people: &[&str]) -> MemResult<()> {
+    let mut ids: Vec<&str> = people.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let now = Timestamp::now().0;
+    for chunk in ids.chunks(tx.backend().ids_per_statement(2)) {
+        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("($1, ${}, '', '', '', '', $2)", i + 3)).collect();
+        let sql = format!(
+            "INSERT INTO mem_profiles (org_id, person_id, street, postcode, city, country, updated_at) VALUES {} \
+             ON CONFLICT (org_id, person_id) DO UPDATE SET street = mem_profiles.street",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(org.to_string()).bind(now);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(tx.conn()).await?;
+    }
     Ok(())
 }
 
@@ -951,6 +993,36 @@ pub(crate) async fn periods_of(conn: &mut sqlx::AnyConnection, org: OrgId, perso
     Ok(periods)
 }
 
+/// The periods of several people (the renewal run), read a few hundred
+/// people at a time in the caller's transaction: by person, each list in
+/// the order of [`periods_of`]; a person without periods is left out.
+pub(crate) async fn periods_of_many(
+    tx: &mut Tx,
+    org: OrgId,
+    people: &[&str],
+) -> MemResult<HashMap<String, Vec<Period>>> {
+    let mut all = Vec::new();
+    for chunk in people.chunks(tx.backend().ids_per_statement(1)) {
+        let sql = format!(
+            "{PERIOD_SELECT} WHERE p.org_id = $1 AND p.person_id IN ({}) ORDER BY p.person_id, p.starts_on, p.created_at",
+            placeholders(2, chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(org.to_string());
+        for p in chunk {
+            q = q.bind(*p);
+        }
+        for r in q.fetch_all(tx.conn()).await? {
+            all.push(period_row(&r)?);
+        }
+    }
+    crate::billing::settle_periods(tx.conn(), org, &mut all).await?;
+    let mut out: HashMap<String, Vec<Period>> = HashMap::new();
+    for p in all {
+        out.entry(p.person_id.clone()).or_default().push(p);
+    }
+    Ok(out)
+}
+
 async fn period_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> MemResult<Option<Period>> {
     let r = sqlx::query(&format!("{PERIOD_SELECT} WHERE p.org_id = $1 AND p.id = $2"))
         .bind(org.to_string())
@@ -1008,13 +1080,7 @@ fn period_text(s: &Span) -> String {
     }
 }
 
-async fn check_overlap(
-    existing: &[Period],
-    type_id: &str,
-    span: Span,
-    field: &str,
-    errors: &mut Vec<FieldError>,
-) -> MemResult<()> {
+fn check_overlap(existing: &[Period], type_id: &str, span: Span, field: &str, errors: &mut Vec<FieldError>) {
     if let Some(o) = existing.iter().find(|p| p.type_id == type_id && p.span().overlaps(&span)) {
         errors.push(FieldError::new(
             field,
@@ -1027,7 +1093,6 @@ async fn check_overlap(
             ),
         ));
     }
-    Ok(())
 }
 
 /// Existing period of a repeated request, if the key was already used.
@@ -1092,7 +1157,7 @@ async fn prepare_join(
         Ok((fee, tier)) => {
             lock_member(tx, org, person).await?;
             let existing = periods_of(tx.conn(), org, person).await?;
-            check_overlap(&existing, &t.id, Span { start, end }, &f("starts_on"), &mut errors).await?;
+            check_overlap(&existing, &t.id, Span { start, end }, &f("starts_on"), &mut errors);
             let origin = if existing.iter().any(|p| p.type_id == t.id) { Origin::Renewed } else { Origin::Joined };
             if errors.is_empty() {
                 return Ok(Ok(NewPeriod {
@@ -1121,32 +1186,48 @@ async fn prepare_renewal(
     today: Date,
     prefix: &str,
 ) -> MemResult<Result<NewPeriod, Vec<FieldError>>> {
+    let found = person_in(tx.conn(), org, person).await?.is_some();
+    let t = type_in(tx.conn(), org, &input.type_id).await?;
+    let mut existing = Vec::new();
+    if found && t.is_some() {
+        lock_member(tx, org, person).await?;
+        existing = periods_of(tx.conn(), org, person).await?;
+    }
+    Ok(renewal_of(person, found, input, t, &existing, today, prefix))
+}
+
+/// The checks of a renewal, on what was read (the person exists, their
+/// periods, read once the member was locked): the new period, or why not.
+fn renewal_of(
+    person: &str,
+    found: bool,
+    input: &RenewInput,
+    t: Option<MembershipType>,
+    existing: &[Period],
+    today: Date,
+    prefix: &str,
+) -> Result<NewPeriod, Vec<FieldError>> {
     let f = |n: &str| format!("{prefix}{n}");
     let mut errors = Vec::new();
     let key = check_key(&input.request_key, &f("request_key"), &mut errors);
-    if person_in(tx.conn(), org, person).await?.is_none() {
+    if !found {
         errors.push(FieldError::new(f("person_id"), "No such person in this organisation."));
-        return Ok(Err(errors));
+        return Err(errors);
     }
-    let Some(t) = type_in(tx.conn(), org, &input.type_id).await? else {
+    let Some(t) = t else {
         errors.push(FieldError::new(f("type_id"), "No such membership type."));
-        return Ok(Err(errors));
+        return Err(errors);
     };
     let on = match input.on.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => match parse_date(&f("on"), s) {
-            Ok(d) => d,
-            Err(e) => return Ok(Err(vec![e])),
-        },
+        Some(s) => parse_date(&f("on"), s).map_err(|e| vec![e])?,
         None => today,
     };
-    lock_member(tx, org, person).await?;
-    let existing = periods_of(tx.conn(), org, person).await?;
     let Some(last) = existing.iter().filter(|p| p.type_id == t.id).max_by_key(|p| p.starts_on.clone()) else {
         errors.push(FieldError::new(
             f("type_id"),
             format!("This person has never been a member of type {}: record a join instead.", t.name),
         ));
-        return Ok(Err(errors));
+        return Err(errors);
     };
     if let Some(reason) = last.closed_reason {
         errors.push(FieldError::new(
@@ -1157,12 +1238,12 @@ async fn prepare_renewal(
                 last.closed_on.clone().unwrap_or_default()
             ),
         ));
-        return Ok(Err(errors));
+        return Err(errors);
     }
     let rules = t.rules();
     let Some(start) = rules.renewal_start(opt_date(last.ends_on.clone()), on) else {
         errors.push(FieldError::new(f("type_id"), "A lifetime membership does not need renewing."));
-        return Ok(Err(errors));
+        return Err(errors);
     };
     let end = rules.period_end(start);
     // A tier or a chosen amount carries over from the last period unless given.
@@ -1170,9 +1251,9 @@ async fn prepare_renewal(
     let amount = input.amount_cents.or(Some(last.fee_cents));
     match rules.fee(start, tier.as_deref(), amount) {
         Ok((fee, tier)) => {
-            check_overlap(&existing, &t.id, Span { start, end }, &f("on"), &mut errors).await?;
+            check_overlap(existing, &t.id, Span { start, end }, &f("on"), &mut errors);
             if errors.is_empty() {
-                return Ok(Ok(NewPeriod {
+                return Ok(NewPeriod {
                     person: person.into(),
                     type_: t,
                     origin: Origin::Renewed,
@@ -1181,12 +1262,12 @@ async fn prepare_renewal(
                     fee,
                     tier,
                     request_key: key,
-                }));
+                });
             }
         }
         Err(e) => errors.push(FieldError::new(f(&e.field), e.message)),
     }
-    Ok(Err(errors))
+    Err(errors)
 }
 
 async fn insert_period(tx: &mut Tx, who: &Who, org: OrgId, p: &NewPeriod) -> MemResult<String> {
@@ -1384,10 +1465,25 @@ pub(crate) async fn renew_many_in(
     renewals: &[(&str, RenewInput)],
     today: Date,
 ) -> MemResult<Vec<Result<String, Vec<FieldError>>>> {
+    // What the checks read, for the whole list at once: the people, the
+    // organisation's types, then (the members locked) their periods.
+    let ids: Vec<&str> = renewals.iter().map(|(p, _)| *p).collect();
+    let people = people_in(tx, org, &ids).await?;
+    let types: HashMap<String, MembershipType> =
+        list_types_in(tx.conn(), org).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+    let known: Vec<&str> = renewals
+        .iter()
+        .filter(|(p, i)| people.contains_key(*p) && types.contains_key(&i.type_id))
+        .map(|(p, _)| *p)
+        .collect();
+    lock_members(tx, org, &known).await?;
+    let periods = periods_of_many(tx, org, &known).await?;
     let mut out = Vec::with_capacity(renewals.len());
     let mut new = Vec::new();
     for (person, input) in renewals {
-        match prepare_renewal(tx, org, person, input, today, "").await? {
+        let existing = periods.get(*person).map(Vec::as_slice).unwrap_or_default();
+        let t = types.get(&input.type_id).cloned();
+        match renewal_of(person, people.contains_key(*person), input, t, existing, today, "") {
             Ok(p) => {
                 let id = new_id();
                 out.push(Ok(id.clone()));

@@ -507,6 +507,87 @@ proc_test!(a_billing_run_from_the_command_line_shows_its_progress, |env: Env| as
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 invoices"), "{}", String::from_utf8_lossy(&out.stdout));
 });
 
+proc_test!(a_renewal_run_from_the_command_line_shows_its_progress, |env: Env| async move {
+    let (mut server, base) = env.serve().await;
+    let t = operator_with_org(&env, &base, "Jardins partagés", "jardins").await;
+    let client = reqwest::Client::new();
+    let call = |path: &str, body: Value| {
+        let (client, base, t) = (client.clone(), base.clone(), t.clone());
+        let path = path.to_string();
+        async move {
+            let r = client.post(format!("{base}{path}")).bearer_auth(&t).json(&body).send().await.unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, b) = call(
+        "/api/v1/orgs/jardins/accounting/books",
+        json!({"chart": "associations", "first_year_start": format!("{}-01-01", jiff::Zoned::now().date().year())}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, ty) = call(
+        "/api/v1/orgs/jardins/members/types",
+        json!({"name": "Annuelle", "kind": "individual", "fee_rule": "fixed", "fee_cents": 2000, "period_rule": "rolling_12_months"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{ty}");
+    // Two members whose periods end in 10 days: two notices are due.
+    let end = jiff::Zoned::now().date().checked_add(jiff::Span::new().days(10)).unwrap();
+    let start = end.checked_sub(jiff::Span::new().years(1)).unwrap().tomorrow().unwrap().to_string();
+    for given in ["Iris", "Jules"] {
+        let (s, p) = call(
+            "/api/v1/orgs/jardins/people",
+            json!({"given_name": given, "family_name": "Membre", "email": format!("{}@example.org", given.to_lowercase())}),
+        )
+        .await;
+        assert_eq!(s, 201, "{p}");
+        let (s, b) = call(
+            &format!("/api/v1/orgs/jardins/members/people/{}/periods", p["id"].as_str().unwrap()),
+            json!({"type_id": ty["id"], "starts_on": start}),
+        )
+        .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // A bad day is refused and starts nothing.
+    let out = env.run(&["members", "renew", "--org", "jardins", "--on", "31/12"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"), "{}", String::from_utf8_lossy(&out.stderr));
+    // The operator runs the renewals with no server running.
+    let out = env.run(&["members", "renew", "--org", "jardins"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("2/2 members"), "progress is shown: {stderr}");
+    assert!(stdout.contains("renewal run done") && stdout.contains("2 notices"), "{stdout}");
+    // Again: nothing is sent twice.
+    let out = env.run(&["members", "renew", "--org", "jardins"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 notices"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // The runs are listed with where they came from.
+    let (mut server, _) = env.serve().await;
+    let runs: Value = client
+        .get(format!("{base}/api/v1/orgs/jardins/members/renewals/runs"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let from: Vec<(&str, i64)> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["started_by"].as_str().unwrap(), r["notices"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(from, vec![("cli", 0), ("cli", 2)], "{runs}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+});
+
 /// The books, the seller's identity and one customer of an organisation,
 /// ready for invoices; returns the customer's id.
 async fn invoicing_ready(base: &str, t: &str, org: &str) -> String {

@@ -3,9 +3,10 @@
 
 use crate::billing::{self, DuesInvoice};
 use crate::error::MemError;
-use crate::renewals::{self, LateMember, Notice, RenewalRun, RenewalSettings};
+use crate::renewals::{self, LateMember, NewRenewalRun, Notice, RenewalRun, RenewalSettings};
 use crate::service::{self, StandingView, MODULE};
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -74,7 +75,59 @@ async fn put_renewal_settings(
         (status = 409, body = Problem, description = "Invoice path without the invoicing module, or invoicing not set up")))]
 async fn run_renewals(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<RenewalRun>> {
     let cap = ctx.can_write(MODULE)?;
-    Ok(Json(renewals::run(&st, &cap, None).await.map_err(e)?))
+    Ok(Json(renewals::run(&st, &ctx.who(), &cap, None, "api").await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members/renewals/runs", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = NewRenewalRun,
+    responses((status = 202, body = RenewalRun, description = "Queued: follow its progress with GET"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Another run is in progress, or the invoice path without the invoicing module"),
+        (status = 422, body = Problem)))]
+async fn start_run(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<NewRenewalRun>,
+) -> R<(StatusCode, Json<RenewalRun>)> {
+    let cap = ctx.can_write(MODULE)?;
+    let on = renewals::run_day(input.on.as_deref()).map_err(e)?;
+    Ok((StatusCode::ACCEPTED, Json(renewals::start(&st, &ctx.who(), &cap, on, "api").await.map_err(e)?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members/renewals/runs", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path)),
+    responses((status = 200, body = [RenewalRun], description = "The 50 latest runs, newest first"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn list_runs(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<RenewalRun>>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(renewals::list_runs(&st.db, &cap).await.map_err(e)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members/renewals/runs/{id}", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = RenewalRun, description = "The run, with its progress (`done` of `total`)"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_run(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+) -> R<Json<RenewalRun>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(renewals::get_run(&st.db, &cap, &id).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members/renewals/runs/{id}/cancel", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = RenewalRun, description = "Cancelled, or stopping after the chunk it is writing"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The run has ended")))]
+async fn cancel_run(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+) -> R<Json<RenewalRun>> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok(Json(renewals::cancel_run(&st.db, &ctx.who(), &cap, &id).await.map_err(e)?))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/members/late", tag = "members", security(("bearer" = [])),
@@ -88,8 +141,27 @@ async fn late(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<LateMember>
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(member_dues, get_renewal_settings, put_renewal_settings, run_renewals, late),
-    components(schemas(MemberDues, DuesInvoice, Notice, RenewalSettings, RenewalRun, LateMember, Problem))
+    paths(
+        member_dues,
+        get_renewal_settings,
+        put_renewal_settings,
+        run_renewals,
+        start_run,
+        list_runs,
+        get_run,
+        cancel_run,
+        late
+    ),
+    components(schemas(
+        MemberDues,
+        DuesInvoice,
+        Notice,
+        RenewalSettings,
+        RenewalRun,
+        NewRenewalRun,
+        LateMember,
+        Problem
+    ))
 )]
 pub struct BillingApi;
 
@@ -99,5 +171,8 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/people/{{person}}/dues"), get(member_dues))
         .route(&format!("{base}/renewal-settings"), get(get_renewal_settings).put(put_renewal_settings))
         .route(&format!("{base}/renewals/run"), post(run_renewals))
+        .route(&format!("{base}/renewals/runs"), get(list_runs).post(start_run))
+        .route(&format!("{base}/renewals/runs/{{id}}"), get(get_run))
+        .route(&format!("{base}/renewals/runs/{{id}}/cancel"), post(cancel_run))
         .route(&format!("{base}/late"), get(late))
 }

@@ -46,10 +46,51 @@ async fn late_part(ui: Ui, ctx: OrgCtx) -> Page {
     Ok(ui.render("members_renew_late.html", json!({"late": late, "can_write": can_write})))
 }
 
-async fn run_now(ui: Ui, ctx: OrgCtx) -> Page {
+/// Starts a renewal run in the background and shows its progress.
+async fn run_now(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
     let cap = ctx.can_write(MODULE)?;
-    renewals::run(&ui.st, &cap, None).await.map_err(ce)?;
-    Ok(Redirect::to(&format!("/o/{}/members/dues", ctx.org.slug)).into_response())
+    let started = match renewals::run_day(Some(field(&f, "on"))) {
+        Ok(on) => renewals::start(&ui.st, &ctx.who(), &cap, on, "page").await,
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(r) => Ok(Redirect::to(&format!("/o/{}/members/renewals/runs/{}", ctx.org.slug, r.id)).into_response()),
+        Err(e) => runs_render(ui, ctx, None, Some(ce(e))).await,
+    }
+}
+
+async fn runs_page(ui: Ui, ctx: OrgCtx) -> Page {
+    runs_render(ui, ctx, None, None).await
+}
+
+async fn run_page(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Page {
+    runs_render(ui, ctx, Some(id), None).await
+}
+
+async fn run_cancel(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    match renewals::cancel_run(&ui.st.db, &ctx.who(), &cap, &id).await {
+        Ok(_) => Ok(Redirect::to(&format!("/o/{}/members/renewals/runs/{id}", ctx.org.slug)).into_response()),
+        Err(e) => runs_render(ui, ctx, Some(id), Some(ce(e))).await,
+    }
+}
+
+/// The runs, and one run's progress (the page refreshes itself while it runs).
+async fn runs_render(ui: Ui, ctx: OrgCtx, id: Option<String>, err: Option<CoreError>) -> Page {
+    let cap = ctx.can_read(MODULE)?;
+    let runs = renewals::list_runs(&ui.st.db, &cap).await.map_err(ce)?;
+    let run = match &id {
+        Some(id) => Some(renewals::get_run(&ui.st.db, &cap, id).await.map_err(ce)?),
+        None => None,
+    };
+    let busy = run.as_ref().is_some_and(|r| matches!(r.status.as_str(), "queued" | "running" | "cancelling"));
+    let c = json!({"runs": runs, "run": run, "busy": busy, "today": crate::service::today(&ctx.org.timezone).to_string(),
+        "can_write": ctx.access(MODULE) >= Access::Write});
+    let ui = ui.with_org(&ctx).await?;
+    Ok(match err {
+        None => ui.render("members_renew_runs.html", c),
+        Some(e) => ui.form_error("members_renew_runs.html", e, c),
+    })
 }
 
 fn settings_context(s: &RenewalSettings, ctx: &OrgCtx) -> Value {
@@ -140,6 +181,9 @@ pub fn router() -> Router<AppState> {
         .route("/o/{org}/members/people/{person}/billing", get(person_part))
         .route("/o/{org}/members/dues/late", get(late_part))
         .route("/o/{org}/members/renewals/run", post(run_now))
+        .route("/o/{org}/members/renewals/runs", get(runs_page))
+        .route("/o/{org}/members/renewals/runs/{id}", get(run_page))
+        .route("/o/{org}/members/renewals/runs/{id}/cancel", post(run_cancel))
         .route("/o/{org}/members/renewal-settings", get(settings_page).post(settings_save))
         .route("/o/{org}/members/renew/{token}", get(renew_page).post(renew_submit))
 }

@@ -158,3 +158,133 @@ db_test!(with_the_invoice_path_the_notice_renews_and_invoices, |app: TestApp| as
     let body = outbox[0]["body_text"].as_str().unwrap().to_string();
     assert!(body.contains(inv["number"].as_str().unwrap()), "{body}");
 });
+
+/// Waits (by the clock) for a run started in the background to end.
+async fn wait_run(app: &TestApp, s: &crate::Setup, id: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        let (st, r) = app.get(&s.admin, &url(&s.org, &format!("/renewals/runs/{id}"))).await;
+        assert_eq!(st, 200, "{r}");
+        if !matches!(r["status"].as_str(), Some("queued" | "running" | "cancelling")) {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the renewal run did not end");
+}
+
+db_test!(a_run_started_in_the_background_shows_its_progress_and_counts, |app: TestApp| async move {
+    let s = setup(&app).await;
+    let ty = rolling(&app, &s).await;
+    // Three periods ending in 10 days (notices), one ended 20 days ago (the
+    // 15-day reminder), one without an e-mail.
+    let end_in = |offset: i64| {
+        let end = jiff::Zoned::now().date().checked_add(jiff::Span::new().days(offset)).unwrap();
+        end.checked_sub(jiff::Span::new().years(1)).unwrap().tomorrow().unwrap().to_string()
+    };
+    let mut people = Vec::new();
+    for (given, offset) in [("Ana", 10), ("Bea", 10), ("Cid", 10), ("Dan", -20)] {
+        let p = person(&app, &s, given, "Runner").await;
+        let (st, b) = join(&app, &s, &p, json!({"type_id": ty, "starts_on": end_in(offset)})).await;
+        assert_eq!(st, 201, "{b}");
+        people.push(p);
+    }
+
+    // Bad input changes nothing.
+    let (st, b) = app.post(&s.admin, &url(&s.org, "/renewals/runs"), json!({"on": "31/12/2026"})).await;
+    assert_eq!((st, crate::field_errors(&b)[0].0.as_str()), (422, "on"), "{b}");
+    let (st, b) = app.post(&s.admin, &url(&s.org, "/renewals/runs"), json!({"day": "2026-12-31"})).await;
+    assert_eq!((st, crate::field_errors(&b)[0].0.as_str()), (422, "day"), "an unknown field is named: {b}");
+    let (_, list) = app.get(&s.admin, &url(&s.org, "/renewals/runs")).await;
+    assert_eq!(list, json!([]), "no run recorded by bad input");
+
+    // Started: 202 and queued; the job does the work and counts it.
+    let (st, r) = app.post(&s.admin, &url(&s.org, "/renewals/runs"), json!({})).await;
+    assert_eq!((st, r["started_by"].as_str()), (202, Some("api")), "{r}");
+    assert!(matches!(r["status"].as_str(), Some("queued" | "running" | "done")), "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    let r = wait_run(&app, &s, &id).await;
+    assert_eq!(
+        (r["status"].as_str(), r["total"].as_i64(), r["done"].as_i64(), r["notices"].as_i64(), r["reminders"].as_i64()),
+        (Some("done"), Some(4), Some(4), Some(3), Some(1)),
+        "{r}"
+    );
+    assert!(r["finished_at"].is_string(), "{r}");
+    let (_, outbox) = app.get(&s.admin, "/api/v1/admin/outbox?to=dan@example.org").await;
+    assert_eq!(outbox.as_array().map(Vec::len), Some(1), "Dan's reminder: {outbox}");
+    assert_eq!(crate::audited(&app, &s, "members.renewals.start").await.len(), 1);
+
+    // A second run has nothing left to send, and says so.
+    let (_, r2) = app.post(&s.admin, &url(&s.org, "/renewals/runs"), json!({})).await;
+    let r2 = wait_run(&app, &s, r2["id"].as_str().unwrap()).await;
+    assert_eq!((r2["status"].as_str(), r2["total"].as_i64(), r2["notices"].as_i64()), (Some("done"), Some(0), Some(0)));
+    let (_, list) = app.get(&s.admin, &url(&s.org, "/renewals/runs")).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(list[0]["id"], r2["id"], "newest first: {list}");
+    let (st, _) = app.post(&s.admin, &url(&s.org, &format!("/renewals/runs/{id}/cancel")), json!({})).await;
+    assert_eq!(st, 409, "an ended run cannot be cancelled");
+
+    // While a run is under way (here one another server holds), no other
+    // starts; cancelled, it stops after its chunk, and the worker that holds
+    // it marks it stopped.
+    let busy = uuid::Uuid::now_v7().to_string();
+    let org_id: String = sqlx::query_scalar("SELECT id FROM orgs WHERE slug = $1")
+        .bind(&s.org)
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO mem_renewal_runs (id, org_id, on_date, status, started_by, started_at) VALUES ($1, $2, '2026-01-01', 'running', 'api', 0)",
+    )
+    .bind(&busy)
+    .bind(&org_id)
+    .execute(app.state.db.pool())
+    .await
+    .unwrap();
+    let (st, b) = app.post(&s.admin, &url(&s.org, "/renewals/runs"), json!({})).await;
+    assert_eq!(st, 409, "{b}");
+    assert!(b["detail"].as_str().unwrap_or("").contains("in progress"), "{b}");
+    let (st, b) = app.post(&s.admin, &url(&s.org, "/renewals/run"), json!({})).await;
+    assert_eq!(st, 409, "the waiting form is refused too: {b}");
+    let (st, c) = app.post(&s.admin, &url(&s.org, &format!("/renewals/runs/{busy}/cancel")), json!({})).await;
+    assert_eq!((st, c["status"].as_str()), (200, Some("cancelling")), "{c}");
+});
+
+db_test!(the_dues_page_starts_a_run_and_shows_its_progress, |app: TestApp| async move {
+    let s = setup(&app).await;
+    let ty = rolling(&app, &s).await;
+    let end = jiff::Zoned::now().date().checked_add(jiff::Span::new().days(3)).unwrap();
+    let start = end.checked_sub(jiff::Span::new().years(1)).unwrap().tomorrow().unwrap().to_string();
+    let p = person(&app, &s, "Pia", "Page").await;
+    let (st, b) = join(&app, &s, &p, json!({"type_id": ty, "starts_on": start})).await;
+    assert_eq!(st, 201, "{b}");
+    let browser = testkit::browser_client();
+    let csrf = app.sign_in(&browser, "admin@example.org", testkit::ADMIN_PASSWORD).await;
+    let dues = browser.get(app.url(&format!("/o/{}/members/dues", s.org))).send().await.unwrap().text().await.unwrap();
+    assert!(dues.contains(&format!("/o/{}/members/renewals/runs", s.org)), "the runs are linked from the Dues page");
+    // A bad day is shown on the form.
+    let r = browser
+        .post(app.url(&format!("/o/{}/members/renewals/run", s.org)))
+        .form(&[("_csrf", csrf.as_str()), ("on", "tomorrow")])
+        .send()
+        .await
+        .unwrap();
+    let (status, html) = (r.status().as_u16(), r.text().await.unwrap());
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("YYYY-MM-DD"), "{html}");
+    // The button of the Dues page (no day: today) starts it and shows the run.
+    let r = browser
+        .post(app.url(&format!("/o/{}/members/renewals/run", s.org)))
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with(&format!("/o/{}/members/renewals/runs/", s.org)), "{to}");
+    let id = to.rsplit('/').next().unwrap().to_string();
+    let ended = wait_run(&app, &s, &id).await;
+    assert_eq!((ended["notices"].as_i64(), ended["started_by"].as_str()), (Some(1), Some("page")), "{ended}");
+    let html = browser.get(app.url(&to)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("<progress max=\"1\" value=\"1\""), "{html}");
+    assert!(!html.contains("http-equiv=\"refresh\""), "an ended run's page does not refresh itself");
+});
