@@ -65,6 +65,10 @@ impl Module for InvoicingModule {
                 id: "m20261121_210_invoicing_customer_person",
                 sql: include_str!("../migrations/m20261121_210_invoicing_customer_person.sql"),
             },
+            Migration {
+                id: "m20261121_220_invoicing_document_indexes",
+                sql: include_str!("../migrations/m20261121_220_invoicing_document_indexes.sql"),
+            },
         ]
     }
     fn default_access(&self, role: BuiltinRole) -> Access {

@@ -1,0 +1,6 @@
+-- The documents made from another one (credit notes, corrected invoices),
+-- read each time a document is shown or its PDF rendered: without this
+-- index, every read scanned the organisation's documents, so rendering the
+-- PDFs of a renewal run of 50,000 invoices grew with the square of their
+-- number. Partial: most documents have no origin.
+CREATE INDEX inv_documents_origin ON inv_documents (org_id, origin_id) WHERE origin_id IS NOT NULL;
