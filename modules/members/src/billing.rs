@@ -89,10 +89,15 @@ struct ToBill {
 /// caller's transaction: a pending item each, one validated invoice per
 /// member, the periods marked with their invoice. Periods that cost nothing
 /// or are already invoiced are skipped. Does nothing with the receipt path.
-pub async fn invoice_periods(tx: &mut Tx, who: &Who, org: OrgId, period_ids: &[String]) -> MemResult<usize> {
+pub async fn invoice_periods(
+    tx: &mut Tx,
+    who: &Who,
+    org: OrgId,
+    period_ids: &[String],
+) -> MemResult<HashMap<String, (String, i64)>> {
     let s = service::settings_in(tx.conn(), org).await?;
     if s.dues_path != DuesPath::Invoice || period_ids.is_empty() {
-        return Ok(0);
+        return Ok(HashMap::new());
     }
     let mut todo = Vec::new();
     for chunk in period_ids.chunks(500) {
@@ -119,7 +124,7 @@ pub async fn invoice_periods(tx: &mut Tx, who: &Who, org: OrgId, period_ids: &[S
         }
     }
     if todo.is_empty() {
-        return Ok(0);
+        return Ok(HashMap::new());
     }
     let persons: Vec<String> = todo.iter().map(|t| t.person.clone()).collect();
     let customers = customers_for(tx, org, &persons).await?;
@@ -156,7 +161,14 @@ pub async fn invoice_periods(tx: &mut Tx, who: &Who, org: OrgId, period_ids: &[S
         .fetch_one(tx.conn())
         .await?
         .try_get(0)?;
-    shrooms_invoicing::billing::invoice_now(tx, who, org, &slug, &items, Day::today()).await?;
+    let made = shrooms_invoicing::billing::invoice_now(tx, who, org, &slug, &items, Day::today()).await?;
+    // One invoice per customer: each period's is its member's customer's.
+    let by_customer: HashMap<&str, (String, i64)> =
+        made.iter().map(|d| (d.customer_id.as_str(), (d.number.clone().unwrap_or_default(), d.gross_cents))).collect();
+    let invoices: HashMap<String, (String, i64)> = todo
+        .iter()
+        .filter_map(|t| by_customer.get(customers[&t.person].as_str()).map(|i| (t.period.clone(), i.clone())))
+        .collect();
     for chunk in todo.chunks(500) {
         let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
         let sql = format!(
@@ -171,7 +183,7 @@ pub async fn invoice_periods(tx: &mut Tx, who: &Who, org: OrgId, period_ids: &[S
         }
         q.execute(tx.conn()).await?;
     }
-    Ok(todo.len())
+    Ok(invoices)
 }
 
 /// Field errors of a pending item concern the organisation's accounts.

@@ -578,26 +578,9 @@ async fn work(st: &AppState, cap: &CanWrite, id: &str) -> MemResult<()> {
                 }
                 sent.push((id, c, renewal));
             }
-            billing::invoice_periods(&mut tx, &who, org, &renewed).await?;
+            // The invoices just made (number, amount), for the mails.
+            let invoices = billing::invoice_periods(&mut tx, &who, org, &renewed).await?;
             counts.invoiced += renewed.len() as i64;
-            // The invoices just made, for the mails.
-            let mut invoices: HashMap<String, (String, i64)> = HashMap::new();
-            for ids in renewed.chunks(500) {
-                let params: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
-                let sql = format!(
-                    "SELECT p.id, d.number, d.gross_cents FROM mem_periods p JOIN inv_documents d \
-                     ON d.org_id = p.org_id AND d.id = p.invoice_id WHERE p.org_id = $1 AND p.id IN ({})",
-                    params.join(",")
-                );
-                let mut q = sqlx::query(&sql).bind(org.to_string());
-                for i in ids {
-                    q = q.bind(i);
-                }
-                for r in q.fetch_all(tx.conn()).await? {
-                    invoices
-                        .insert(r.try_get(0)?, (r.try_get::<Option<String>, _>(1)?.unwrap_or_default(), r.try_get(2)?));
-                }
-            }
             let people: Vec<&str> = sent.iter().map(|(_, c, _)| c.person.as_str()).collect();
             let recipients = recipients(&mut tx, org, &people).await?;
             let mail_kind = if is_notice { "members_renewal" } else { "members_renewal_reminder" };

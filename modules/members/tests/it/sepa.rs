@@ -41,11 +41,14 @@ pub(crate) async fn creditor(app: &TestApp, s: &Setup) {
     assert_eq!(st, 200, "{b}");
 }
 
-/// Tomorrow, and the fiscal year that holds it opened when it is next year.
+/// A collection day (two days ahead), and the fiscal year that holds it opened when it is next year.
 pub(crate) async fn collection_day(app: &TestApp, s: &Setup) -> String {
-    let tomorrow = jiff::Zoned::now().date().tomorrow().unwrap();
-    if tomorrow.year() != year() {
-        let y = tomorrow.year();
+    // Two days ahead by this machine's clock: after the organisation's today
+    // in any time zone (a day ahead was its today for an hour each night in
+    // Paris).
+    let day = jiff::Zoned::now().date().checked_add(jiff::Span::new().days(2)).unwrap();
+    if day.year() != year() {
+        let y = day.year();
         let (st, b) = app
             .post(
                 &s.admin,
@@ -55,7 +58,7 @@ pub(crate) async fn collection_day(app: &TestApp, s: &Setup) -> String {
             .await;
         assert_eq!(st, 201, "{b}");
     }
-    tomorrow.to_string()
+    day.to_string()
 }
 
 pub(crate) async fn mandate(app: &TestApp, s: &Setup, body: Value) -> (u16, Value) {
