@@ -383,6 +383,29 @@ fn number(c: &mut Customer, n: i64) {
 /// Values bound per customer row (beside the organisation and the time).
 const ROW_VALUES: usize = 20;
 
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds a customer's details, `person_id` to `lang`, in the columns' order.
+fn bind_details<'q>(q: Query<'q>, c: &'q Customer) -> Query<'q> {
+    q.bind(&c.person_id)
+        .bind(&c.kind)
+        .bind(&c.name)
+        .bind(&c.siren)
+        .bind(&c.siret)
+        .bind(&c.vat_number)
+        .bind(&c.email)
+        .bind(&c.address)
+        .bind(&c.postcode)
+        .bind(&c.city)
+        .bind(&c.country)
+        .bind(&c.delivery_address)
+        .bind(&c.delivery_postcode)
+        .bind(&c.delivery_city)
+        .bind(&c.delivery_country)
+        .bind(c.payment_terms_days)
+        .bind(&c.lang)
+}
+
 async fn write_rows(conn: &mut AnyConnection, org: OrgId, rows: &[&Customer]) -> CoreResult<()> {
     let values: Vec<String> = (0..rows.len())
         .map(|k| {
@@ -398,27 +421,7 @@ async fn write_rows(conn: &mut AnyConnection, org: OrgId, rows: &[&Customer]) ->
     );
     let mut q = sqlx::query(&sql).bind(org.to_string()).bind(Timestamp::now().0);
     for c in rows {
-        q = q
-            .bind(&c.id)
-            .bind(&c.person_id)
-            .bind(&c.kind)
-            .bind(&c.name)
-            .bind(&c.siren)
-            .bind(&c.siret)
-            .bind(&c.vat_number)
-            .bind(&c.email)
-            .bind(&c.address)
-            .bind(&c.postcode)
-            .bind(&c.city)
-            .bind(&c.country)
-            .bind(&c.delivery_address)
-            .bind(&c.delivery_postcode)
-            .bind(&c.delivery_city)
-            .bind(&c.delivery_country)
-            .bind(c.payment_terms_days)
-            .bind(&c.lang)
-            .bind(&c.aux_account)
-            .bind(c.archived as i64);
+        q = bind_details(q.bind(&c.id), c).bind(&c.aux_account).bind(c.archived as i64);
     }
     q.execute(&mut *conn).await?;
     Ok(())
@@ -443,35 +446,19 @@ pub async fn update(db: &Db, who: &Who, cap: &CanWrite, id: &str, input: Custome
     let mut c = check(tx.conn(), org, input).await?;
     c.id = before.id.clone();
     c.aux_account = before.aux_account.clone();
-    sqlx::query(
+    let q = sqlx::query(
         "UPDATE inv_customers SET person_id = $1, kind = $2, name = $3, siren = $4, siret = $5, vat_number = $6, \
          email = $7, address = $8, postcode = $9, city = $10, country = $11, delivery_address = $12, \
          delivery_postcode = $13, delivery_city = $14, delivery_country = $15, payment_terms_days = $16, lang = $17, \
          archived = $18, updated_at = $19 WHERE org_id = $20 AND id = $21",
-    )
-    .bind(&c.person_id)
-    .bind(&c.kind)
-    .bind(&c.name)
-    .bind(&c.siren)
-    .bind(&c.siret)
-    .bind(&c.vat_number)
-    .bind(&c.email)
-    .bind(&c.address)
-    .bind(&c.postcode)
-    .bind(&c.city)
-    .bind(&c.country)
-    .bind(&c.delivery_address)
-    .bind(&c.delivery_postcode)
-    .bind(&c.delivery_city)
-    .bind(&c.delivery_country)
-    .bind(c.payment_terms_days)
-    .bind(&c.lang)
-    .bind(c.archived as i64)
-    .bind(Timestamp::now().0)
-    .bind(org.to_string())
-    .bind(id)
-    .execute(tx.conn())
-    .await?;
+    );
+    bind_details(q, &c)
+        .bind(c.archived as i64)
+        .bind(Timestamp::now().0)
+        .bind(org.to_string())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
     audited(
         &mut tx,
         who,
