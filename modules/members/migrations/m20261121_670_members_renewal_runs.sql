@@ -21,3 +21,7 @@ CREATE TABLE mem_renewal_runs (
     finished_at BIGINT
 );
 CREATE INDEX mem_renewal_runs_org ON mem_renewal_runs (org_id, started_at);
+-- One run under way per organisation, also between replicas starting one
+-- at the same moment (the service checks first, for a clear message).
+CREATE UNIQUE INDEX mem_renewal_runs_one_active ON mem_renewal_runs (org_id)
+    WHERE status IN ('queued', 'running', 'cancelling');

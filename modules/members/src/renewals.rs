@@ -208,6 +208,9 @@ pub const RENEWALS_JOB: JobSpec =
     JobSpec { name: "members.renewals", max_attempts: 3, backoff_secs: 60, timeout_secs: 3600, run: run_job };
 
 /// The job of a run started from the pages, the API or the command line.
+/// Its retries are for a worker that died mid-run (the run, still
+/// `running`, continues); a run that failed with an error stays failed and
+/// a new run does what is left.
 pub const RUN_JOB: JobSpec =
     JobSpec { name: "members.renewals.run", max_attempts: 3, backoff_secs: 30, timeout_secs: 3600, run: started_job };
 

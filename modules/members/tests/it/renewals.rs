@@ -243,6 +243,15 @@ db_test!(a_run_started_in_the_background_shows_its_progress_and_counts, |app: Te
     let (st, b) = app.post(&s.admin, &url(&s.org, "/renewals/runs"), json!({})).await;
     assert_eq!(st, 409, "{b}");
     assert!(b["detail"].as_str().unwrap_or("").contains("in progress"), "{b}");
+    // The database holds to it too (two replicas starting at the same moment).
+    let second = sqlx::query(
+        "INSERT INTO mem_renewal_runs (id, org_id, on_date, status, started_by, started_at) VALUES ($1, $2, '2026-01-01', 'queued', 'api', 0)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&org_id)
+    .execute(app.state.db.pool())
+    .await;
+    assert!(second.is_err(), "a second run under way is refused by the database");
     let (st, b) = app.post(&s.admin, &url(&s.org, "/renewals/run"), json!({})).await;
     assert_eq!(st, 409, "the waiting form is refused too: {b}");
     let (st, c) = app.post(&s.admin, &url(&s.org, &format!("/renewals/runs/{busy}/cancel")), json!({})).await;
