@@ -151,13 +151,8 @@ pub async fn record_many(tx: &mut Tx, who: &Who, changes: Vec<Change<'_>>) -> Co
         rows.push(Pending { seq, org_id, change, before, after, prev_hash: prev, hash });
     }
     for chunk in rows.chunks(tx.backend().rows_per_statement(13)) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 13;
-                let slots: Vec<String> = (1..=13).map(|k| format!("${}", b + k)).collect();
-                format!("({})", slots.join(", "))
-            })
-            .collect();
+        let values: Vec<String> =
+            (0..chunk.len()).map(|i| format!("({})", crate::db::placeholders(i * 13 + 1, 13))).collect();
         let sql = format!(
             "INSERT INTO audit_log (seq, at, actor_id, actor_label, org_id, action, entity_type, entity_id, before_json, after_json, address, prev_hash, hash) \
              VALUES {}",

@@ -510,23 +510,19 @@ proc_test!(a_billing_run_from_the_command_line_shows_its_progress, |env: Env| as
 proc_test!(a_renewal_run_from_the_command_line_shows_its_progress, |env: Env| async move {
     let (mut server, base) = env.serve().await;
     let t = operator_with_org(&env, &base, "Jardins partagés", "jardins").await;
-    let client = reqwest::Client::new();
-    let call = |path: &str, body: Value| {
-        let (client, base, t) = (client.clone(), base.clone(), t.clone());
-        let path = path.to_string();
-        async move {
-            let r = client.post(format!("{base}{path}")).bearer_auth(&t).json(&body).send().await.unwrap();
-            let s = r.status().as_u16();
-            (s, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    let (s, b) = call(
+    let (s, b) = api(
+        &base,
+        &t,
+        reqwest::Method::POST,
         "/api/v1/orgs/jardins/accounting/books",
         json!({"chart": "associations", "first_year_start": format!("{}-01-01", jiff::Zoned::now().date().year())}),
     )
     .await;
     assert_eq!(s, 201, "{b}");
-    let (s, ty) = call(
+    let (s, ty) = api(
+        &base,
+        &t,
+        reqwest::Method::POST,
         "/api/v1/orgs/jardins/members/types",
         json!({"name": "Annuelle", "kind": "individual", "fee_rule": "fixed", "fee_cents": 2000, "period_rule": "rolling_12_months"}),
     )
@@ -536,13 +532,19 @@ proc_test!(a_renewal_run_from_the_command_line_shows_its_progress, |env: Env| as
     let end = jiff::Zoned::now().date().checked_add(jiff::Span::new().days(10)).unwrap();
     let start = end.checked_sub(jiff::Span::new().years(1)).unwrap().tomorrow().unwrap().to_string();
     for given in ["Iris", "Jules"] {
-        let (s, p) = call(
+        let (s, p) = api(
+            &base,
+            &t,
+            reqwest::Method::POST,
             "/api/v1/orgs/jardins/people",
             json!({"given_name": given, "family_name": "Membre", "email": format!("{}@example.org", given.to_lowercase())}),
         )
         .await;
         assert_eq!(s, 201, "{p}");
-        let (s, b) = call(
+        let (s, b) = api(
+            &base,
+            &t,
+            reqwest::Method::POST,
             &format!("/api/v1/orgs/jardins/members/people/{}/periods", p["id"].as_str().unwrap()),
             json!({"type_id": ty["id"], "starts_on": start}),
         )
@@ -568,15 +570,8 @@ proc_test!(a_renewal_run_from_the_command_line_shows_its_progress, |env: Env| as
 
     // The runs are listed with where they came from.
     let (mut server, _) = env.serve().await;
-    let runs: Value = client
-        .get(format!("{base}/api/v1/orgs/jardins/members/renewals/runs"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, runs) =
+        api(&base, &t, reqwest::Method::GET, "/api/v1/orgs/jardins/members/renewals/runs", Value::Null).await;
     let from: Vec<(&str, i64)> = runs
         .as_array()
         .unwrap()
@@ -587,6 +582,19 @@ proc_test!(a_renewal_run_from_the_command_line_shows_its_progress, |env: Env| as
     server.kill().unwrap();
     server.wait().unwrap();
 });
+
+/// An API call with a bearer token: the status and the JSON body (null when none).
+async fn api(base: &str, t: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(t)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json::<Value>().await.unwrap_or(Value::Null))
+}
 
 /// The books, the seller's identity and one customer of an organisation,
 /// ready for invoices; returns the customer's id.
