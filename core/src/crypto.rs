@@ -162,22 +162,99 @@ fn argon2(memory_kib: u32) -> argon2::Argon2<'static> {
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
 }
 
+/// Argon2's working memory (19 MiB by default), taken from the system
+/// allocator rather than the process's global one. The binary fixes the C
+/// library's mmap threshold (`return_large_blocks_to_the_system` in
+/// `main.rs`), so these blocks are mapped for the computation and unmapped
+/// when dropped. From jemalloc, the global allocator, they stayed resident
+/// as dirty pages until its decay, which only runs on later allocations: an
+/// idle server kept ~19 MiB after its last sign-in (docs/PERFORMANCE.md).
+struct Blocks {
+    ptr: std::ptr::NonNull<argon2::Block>,
+    len: usize,
+}
+
+impl Blocks {
+    fn layout(len: usize) -> std::alloc::Layout {
+        std::alloc::Layout::array::<argon2::Block>(len).expect("argon2's memory fits the address space")
+    }
+
+    fn new(len: usize) -> Blocks {
+        use std::alloc::GlobalAlloc;
+        let len = len.max(1);
+        let layout = Self::layout(len);
+        // SAFETY: the layout's size is not zero (len >= 1, a block is 1 KiB);
+        // all-zero bytes are a valid `Block` (an array of integers).
+        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        let ptr =
+            std::ptr::NonNull::new(p.cast::<argon2::Block>()).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        Blocks { ptr, len }
+    }
+}
+
+impl AsMut<[argon2::Block]> for Blocks {
+    fn as_mut(&mut self) -> &mut [argon2::Block] {
+        // SAFETY: `ptr` holds `len` initialised blocks, owned by `self` alone.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        use std::alloc::GlobalAlloc;
+        // SAFETY: allocated by `System` with this very layout in `new`.
+        unsafe { std::alloc::System.dealloc(self.ptr.as_ptr().cast(), Self::layout(self.len)) }
+    }
+}
+
+/// The hash of `password` with `salt` under `a`'s parameters, into `out`.
+fn argon2_into(a: &argon2::Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
+    a.hash_password_into_with_memory(password, salt, out, Blocks::new(a.params().block_count()))
+}
+
+/// An argon2id PHC string (`$argon2id$v=19$m=…,t=2,p=1$salt$hash`), as the
+/// argon2 crate writes it.
 pub fn hash_password(password: &str, memory_kib: u32) -> String {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString};
+    let a = argon2(memory_kib);
     let salt = SaltString::generate(&mut OsRng);
-    argon2(memory_kib)
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 hashing cannot fail with valid parameters")
-        .to_string()
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes).expect("a generated salt decodes");
+    let len = a.params().output_len().unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN);
+    let output = Output::init_with(len, |out| {
+        argon2_into(&a, password.as_bytes(), salt_bytes, out).map_err(|_| argon2::password_hash::Error::Password)
+    })
+    .expect("argon2 hashing cannot fail with valid parameters");
+    PasswordHash {
+        algorithm: argon2::Algorithm::Argon2id.ident(),
+        version: Some(argon2::Version::V0x13.into()),
+        params: ParamsString::try_from(a.params()).expect("argon2 parameters are a valid PHC string"),
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    }
+    .to_string()
 }
 
 /// Verifies against a stored PHC string; the parameters stored in it are used.
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    match PasswordHash::new(phc) {
-        Ok(h) => argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
-        Err(_) => false,
-    }
+    use argon2::password_hash::PasswordHash;
+    let check = || -> Option<bool> {
+        let h = PasswordHash::new(phc).ok()?;
+        let algorithm = argon2::Algorithm::try_from(h.algorithm).ok()?;
+        let version = match h.version {
+            Some(v) => argon2::Version::try_from(v).ok()?,
+            None => argon2::Version::default(),
+        };
+        let params = argon2::Params::try_from(&h).ok()?;
+        let expected = h.hash?;
+        let mut salt = [0u8; 64];
+        let salt = h.salt?.decode_b64(&mut salt).ok()?;
+        let a = argon2::Argon2::new(algorithm, version, params);
+        let mut out = vec![0u8; expected.len()];
+        argon2_into(&a, password.as_bytes(), salt, &mut out).ok()?;
+        Some(constant_time_eq(&out, expected.as_bytes()))
+    };
+    check().unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -191,6 +268,23 @@ mod tests {
         assert_eq!(totp_code(secret, 59 / 30), "287082");
         assert_eq!(totp_match(secret, "287082", 59), Some(1));
         assert_eq!(totp_match(secret, "287083", 59), None);
+    }
+
+    /// Hashes written by the argon2 crate's own hasher (every stored
+    /// password so far) still verify, and ours verify with it.
+    #[test]
+    fn passwords_verify_both_ways_with_the_argon2_crate() {
+        use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+        let theirs = argon2(64).hash_password(b"s3cret horse", &SaltString::generate(&mut OsRng)).unwrap().to_string();
+        assert!(verify_password("s3cret horse", &theirs));
+        assert!(!verify_password("s3cret hors", &theirs));
+        let ours = hash_password("s3cret horse", 64);
+        assert!(ours.starts_with("$argon2id$v=19$m=64,t=2,p=1$"), "{ours}");
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2::Argon2::default().verify_password(b"s3cret horse", &parsed).is_ok());
+        assert!(argon2::Argon2::default().verify_password(b"other", &parsed).is_err());
+        assert!(verify_password("s3cret horse", &ours));
+        assert!(!verify_password("s3cret horse", "not a hash"));
     }
 
     #[test]

@@ -20,6 +20,8 @@ type Catalog = HashMap<String, HashMap<String, String>>;
 pub struct Templates {
     env: Arc<Environment<'static>>,
     catalog: Arc<Catalog>,
+    /// Every template's source by name (the theme's in place of the embedded ones).
+    sources: Arc<HashMap<String, String>>,
 }
 
 macro_rules! embed_static {
@@ -98,10 +100,23 @@ impl Templates {
             let lang = state.lookup("lang").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "en".into());
             translate(&cat, &lang, key)
         });
-        for (name, src) in sources {
-            env.add_template_owned(name.clone(), src).map_err(|e| anyhow::anyhow!("template {name}: {e}"))?;
+        // Compiled on first use, not all at start: a server that renders a
+        // dozen pages does not hold the compiled form of two hundred (a
+        // third of an idle server's memory went there, docs/PERFORMANCE.md).
+        // A theme's own files are still checked now, so that an integrator's
+        // mistake stops the start with its name instead of failing a page.
+        if let Some(theme) = theme {
+            let mut check = Environment::new();
+            for (name, src) in sources.iter().filter(|(n, _)| theme.join("templates").join(n).is_file()) {
+                check
+                    .add_template_owned(name.clone(), src.clone())
+                    .map_err(|e| anyhow::anyhow!("template {name} of the theme: {e}"))?;
+            }
         }
-        Ok(Templates { env: Arc::new(env), catalog })
+        let sources = Arc::new(sources);
+        let names = sources.clone();
+        env.set_loader(move |name| Ok(names.get(name).cloned()));
+        Ok(Templates { env: Arc::new(env), catalog, sources })
     }
 
     pub fn render(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
@@ -132,8 +147,17 @@ impl Templates {
         Ok(crate::outbox::Mail { subject, text, html })
     }
 
+    /// Compiles every template (they are otherwise compiled on first use):
+    /// the errors, by template name. For tests and `shrooms check`.
+    pub fn compile_all(&self) -> Vec<String> {
+        let mut errors: Vec<String> =
+            self.sources.keys().filter_map(|n| self.env.get_template(n).err().map(|e| format!("{n}: {e}"))).collect();
+        errors.sort();
+        errors
+    }
+
     pub fn names(&self) -> Vec<String> {
-        self.env.templates().map(|(n, _)| n.to_string()).collect()
+        self.sources.keys().cloned().collect()
     }
 
     pub fn tr(&self, lang: &str, key: &str) -> String {

@@ -179,6 +179,15 @@ fn return_large_blocks_to_the_system() {
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read before `main` from this symbol (its C code
+/// declares it weak for the program to define). A background thread returns
+/// freed pages to the system about a second after they are freed: without
+/// it, jemalloc purges only when later allocations run, so a server that
+/// fell idle after a burst kept the burst's pages (docs/PERFORMANCE.md).
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8; 60] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 fn main() -> anyhow::Result<()> {
     shrooms::alloc::sqlite_on_jemalloc();
     return_large_blocks_to_the_system();
@@ -313,6 +322,14 @@ async fn run(cli: Cli, cfg: Config) -> anyhow::Result<()> {
                 cfg.listen,
                 if cfg.is_postgres() { "postgres" } else { "embedded sqlite" }
             );
+            // Pages compile their templates on first use: check them all now
+            // (a theme's overrides included).
+            let templates = shrooms_core::web::Templates::new(&modules, cfg.theme.as_deref())?;
+            let broken = templates.compile_all();
+            if !broken.is_empty() {
+                anyhow::bail!("templates: {} do not compile:\n{}", broken.len(), broken.join("\n"));
+            }
+            println!("templates: ok ({})", templates.names().len());
             let db = Db::connect(&cfg).await.context("database: cannot connect")?;
             let latency = db.ping().await.map_err(describe)?;
             println!("database: ok ({} , round trip {:.1} ms)", db.backend().name(), latency.as_secs_f64() * 1000.0);

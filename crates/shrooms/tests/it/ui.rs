@@ -4,6 +4,15 @@
 use testkit::db_test;
 use testkit::{extract_csrf, TestApp, ADMIN_PASSWORD};
 
+// Templates are compiled on first use: every one of every module must
+// compile, whether or not another test renders it.
+db_test!(every_template_of_every_module_compiles, |app: TestApp| async move {
+    let t = &app.state.templates;
+    assert!(t.names().len() > 100, "{} templates", t.names().len());
+    assert!(t.names().iter().any(|n| n == "members_person.html"), "module templates are there");
+    assert_eq!(t.compile_all(), Vec::<String>::new());
+});
+
 db_test!(first_run_setup_in_the_browser, |app: TestApp| async move {
     let b = &app.browser;
     let r = b.get(app.url("/")).send().await.unwrap();
