@@ -731,11 +731,12 @@ pub enum Bind {
     Int(i64),
 }
 
-/// Turns a filter `key=value`, `key>=value` or `key<=value` into a condition
-/// on `{id_column}` for a list query whose `$1` is the organisation id; the
-/// binds continue after `$first - 1`. Text matches from the start of the
-/// value, ignoring case and accents; choices, people and yes/no exactly;
-/// numbers and dates also by range.
+/// Turns a filter `key=value`, `key>=value`, `key<=value` or `key~text`
+/// into a condition on `{id_column}` for a list query whose `$1` is the
+/// organisation id; the binds continue after `$first - 1`. Text matches from
+/// the start of the value, ignoring case and accents; choices, people and
+/// yes/no exactly; numbers and dates also by range; `~` finds the text
+/// anywhere in the value.
 pub async fn filter_clause(
     db: &Db,
     org: OrgId,
@@ -745,6 +746,26 @@ pub async fn filter_clause(
     first: usize,
 ) -> CoreResult<(String, Vec<Bind>)> {
     let bad = |m: &str| CoreError::Validation(vec![FieldError::new("cf", m.to_string())]);
+    let field_of = |defs: Vec<FieldDef>, key: &str| {
+        defs.into_iter()
+            .find(|d| d.key == key.trim())
+            .ok_or_else(|| bad(&format!("There is no field `{}`.", key.trim())))
+    };
+    // `key~text`: no index finds a part of a value, so the condition is
+    // tested on each record through its own values (a handful), not by
+    // reading every value of the field first.
+    if let Some(i) = spec.find('~').filter(|&i| !spec[..i].contains(['=', '<', '>'])) {
+        let d = field_of(definitions(db, org, entity_type).await?, &spec[..i])?;
+        let folded = crate::people::fold(&spec[i + 1..]).split_whitespace().collect::<Vec<_>>().join(" ");
+        return Ok((
+            format!(
+                "EXISTS (SELECT 1 FROM custom_values v WHERE v.org_id = $1 AND v.entity_type = '{entity_type}' \
+                 AND v.entity_id = {id_column} AND v.field_id = ${first} AND v.value_fold LIKE ${})",
+                first + 1
+            ),
+            vec![Bind::Text(d.id), Bind::Text(format!("%{folded}%"))],
+        ));
+    }
     let (key, op, value) = if let Some((k, v)) = spec.split_once(">=") {
         (k, ">=", v)
     } else if let Some((k, v)) = spec.split_once("<=") {
@@ -752,13 +773,9 @@ pub async fn filter_clause(
     } else if let Some((k, v)) = spec.split_once('=') {
         (k, "=", v)
     } else {
-        return Err(bad("Write a filter as key=value, key>=value or key<=value."));
+        return Err(bad("Write a filter as key=value, key>=value, key<=value or key~text."));
     };
-    let defs = definitions(db, org, entity_type).await?;
-    let d = defs
-        .iter()
-        .find(|d| d.key == key.trim())
-        .ok_or_else(|| bad(&format!("There is no field `{}`.", key.trim())))?;
+    let d = &field_of(definitions(db, org, entity_type).await?, key)?;
     let sub = |cond: &str| {
         format!(
             "{id_column} IN (SELECT entity_id FROM custom_values WHERE org_id = $1 AND field_id = ${first} AND {cond})"

@@ -633,7 +633,7 @@ async fn store_with(
             who,
             cap.org(),
             &record,
-            &format!("📎 {}", info.name),
+            &format!("📎 {}", crate::markdown::escape_text(&info.name)),
             serde_json::json!({"file": info.id, "name": info.name}),
         )
         .await?;
@@ -871,7 +871,7 @@ async fn remove_rows(tx: &mut Tx, who: &Who, cap: &CanWrite, files: &[FileInfo])
             who,
             cap.org(),
             &record,
-            &format!("🗑 ~~{}~~", f.name),
+            &format!("🗑 ~~{}~~", crate::markdown::escape_text(&f.name)),
             serde_json::json!({"file_deleted": f.id, "name": f.name}),
         )
         .await?;

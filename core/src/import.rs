@@ -923,7 +923,9 @@ async fn write_all(
     progress: &mut impl FnMut(usize, usize),
 ) -> CoreResult<bool> {
     let total = checked.good.len();
-    let mut tx = db.begin().await?;
+    // Durable: an import may post ledger entries (the members import's paid
+    // dues), which must survive a power cut once acknowledged.
+    let mut tx = db.begin_durable().await?;
     // SQLite keeps a transaction's changed pages in the page cache (2 MiB by
     // default) and spills the rest to the WAL, reading it back again and
     // again: a bigger cache for this one transaction (docs/PERFORMANCE.md).

@@ -99,6 +99,28 @@ fn safe_url(url: &str) -> Option<&str> {
     (lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")).then_some(u)
 }
 
+/// Escapes a value (an e-mail address, a file name) put into the Markdown of
+/// a timeline entry, where `*` or a `_` next to punctuation would start
+/// emphasis. Common values (`jean_dupont@example.org`, `devis_2026.pdf`)
+/// stay as typed: the entry's text is also what the API returns.
+pub fn escape_text(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        let word = |j: Option<usize>| j.and_then(|j| chars.get(j)).is_some_and(|c| c.is_alphanumeric());
+        let markup = match c {
+            '\\' | '`' | '*' | '~' | '[' | ']' | '<' | '>' | '&' | '!' => true,
+            '_' => !(word(i.checked_sub(1)) && word(Some(i + 1))),
+            _ => false,
+        };
+        if markup {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
@@ -181,6 +203,16 @@ pub fn mentioned_handles(source: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_values_render_as_typed() {
+        assert_eq!(escape_text("jean_dupont@example.org"), "jean_dupont@example.org");
+        for v in ["*draft*_v2_.pdf", "_a_@example.org", "[x](javascript:y)"] {
+            let html = render(&format!("📎 {}", escape_text(v)), &[]);
+            assert!(!html.contains("<em>") && !html.contains("<a "), "{v}: {html}");
+        }
+        assert!(render(&escape_text("*draft*.pdf"), &[]).contains("*draft*.pdf"));
+    }
 
     #[test]
     fn markdown_basics() {

@@ -3,11 +3,11 @@
 
 use crate::audit::{self, Change, Who};
 use crate::custom_fields::Bind;
-use crate::db::Db;
+use crate::db::{Backend, Db, Tx};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::identity::normalize_email;
-use crate::ids::{parse_id, PersonId, Timestamp};
-use crate::permissions::{CanRead, CanWrite};
+use crate::ids::{parse_id, AccountId, OrgId, PersonId, Timestamp};
+use crate::permissions::{CanAdmin, CanRead, CanWrite};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -458,25 +458,21 @@ pub async fn create(db: &Db, who: &Who, cap: &CanWrite, input: PersonInput) -> C
 /// linked yet, the one person of the organisation with the account's e-mail
 /// and no account is linked now (audited `person.link_account`): accounts
 /// exist only by an organisation's invitation, so the address was vouched
-/// for. Several candidates link none (a secretary must tell them apart).
-pub async fn of_account(
-    db: &Db,
-    who: &Who,
-    org: crate::ids::OrgId,
-    account: crate::ids::AccountId,
-    email: &str,
-) -> CoreResult<Option<Person>> {
-    let linked =
-        sqlx::query(&format!("SELECT {COLS} FROM people WHERE org_id = $1 AND account_id = $2 ORDER BY id LIMIT 1"))
-            .bind(org.to_string())
-            .bind(account.to_string())
-            .fetch_optional(db.pool())
-            .await?;
-    if let Some(r) = linked {
-        return Ok(Some(from_row(&r)?));
+/// for. Several candidates link none (a secretary must tell them apart, with
+/// [`link_account`]), nor does a person a secretary unlinked from this
+/// account by hand ([`unlink_account`]).
+pub async fn of_account(db: &Db, who: &Who, org: OrgId, account: AccountId, email: &str) -> CoreResult<Option<Person>> {
+    if let Some(p) = linked_person(db.pool(), org, account).await? {
+        return Ok(Some(p));
     }
     let Ok(email) = normalize_email(email) else { return Ok(None) };
     let mut tx = db.begin().await?;
+    // The same lock as a secretary's link takes, so that the two never link
+    // one account to two people; then look again under it.
+    lock_membership(&mut tx, org, account).await?;
+    if let Some(p) = linked_person(tx.conn(), org, account).await? {
+        return Ok(Some(p));
+    }
     let rows = sqlx::query("SELECT id FROM people WHERE org_id = $1 AND email = $2 AND account_id IS NULL LIMIT 2")
         .bind(org.to_string())
         .bind(&email)
@@ -484,6 +480,9 @@ pub async fn of_account(
         .await?;
     let [r] = rows.as_slice() else { return Ok(None) };
     let id: String = r.try_get(0)?;
+    if unlinked_by_hand(&mut tx, org, &id, account).await? {
+        return Ok(None);
+    }
     sqlx::query("UPDATE people SET account_id = $1 WHERE org_id = $2 AND id = $3 AND account_id IS NULL")
         .bind(account.to_string())
         .bind(org.to_string())
@@ -508,6 +507,346 @@ pub async fn of_account(
     )?;
     tx.commit().await?;
     Ok(Some(p))
+}
+
+/// The person of `org` linked to `account`, if any.
+async fn linked_person<'c, E>(conn: E, org: OrgId, account: AccountId) -> CoreResult<Option<Person>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(&format!("SELECT {COLS} FROM people WHERE org_id = $1 AND account_id = $2 ORDER BY id LIMIT 1"))
+        .bind(org.to_string())
+        .bind(account.to_string())
+        .fetch_optional(conn)
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
+/// Serialises the links of one account in one organisation: its membership
+/// row, taken on PostgreSQL (SQLite write transactions are already one at a
+/// time). Without it, two links made at once (a secretary's and the
+/// automatic one, or two secretaries') could each see the account free and
+/// link it to two people. `people` has no unique index on the link, so this
+/// lock is what keeps "one person per account and organisation".
+async fn lock_membership(tx: &mut Tx, org: OrgId, account: AccountId) -> CoreResult<()> {
+    if tx.backend() == Backend::Postgres {
+        sqlx::query("SELECT account_id FROM memberships WHERE org_id = $1 AND account_id = $2 FOR UPDATE")
+            .bind(org.to_string())
+            .bind(account.to_string())
+            .fetch_optional(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Whether a secretary unlinked `account` from this person by hand: the
+/// automatic link must not undo that on the account's next visit. The audit
+/// log is the record of it (hash-chained, never purged, written in the
+/// unlink's transaction), read through its `(entity_type, entity_id)` index;
+/// only the rare first visit with exactly one candidate asks.
+async fn unlinked_by_hand(tx: &mut Tx, org: OrgId, person: &str, account: AccountId) -> CoreResult<bool> {
+    let rows = sqlx::query(
+        "SELECT before_json FROM audit_log WHERE entity_type = 'person' AND entity_id = $1 AND org_id = $2 AND action = 'person.unlink_account'",
+    )
+    .bind(person)
+    .bind(org.to_string())
+    .fetch_all(tx.conn())
+    .await?;
+    let account = account.to_string();
+    for r in rows {
+        let before: Option<String> = r.try_get(0)?;
+        let before: serde_json::Value = before.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+        if before["account_id"].as_str() == Some(account.as_str()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Which account a secretary links to a person: its e-mail (any case, as
+/// accounts store it lowercased) or its id, one of the two.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountLink {
+    /// The e-mail the account signs in with.
+    pub email: Option<String>,
+    /// Or the account's id (`account_id` of the organisation's members).
+    pub account_id: Option<String>,
+}
+
+/// A person with the e-mail of the account linked to them.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct PersonWithAccount {
+    #[serde(flatten)]
+    pub person: Person,
+    /// The e-mail of the linked account; null when none is linked.
+    pub account_email: Option<String>,
+}
+
+/// The member account an [`AccountLink`] names: the field it was named by,
+/// its id and e-mail. An account that does not exist and one that is not a
+/// member of the organisation get the same answer, so that an organisation's
+/// administrator learns nothing about the instance's other accounts.
+async fn member_account(tx: &mut Tx, org: OrgId, input: &AccountLink) -> CoreResult<(&'static str, AccountId, String)> {
+    let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    let (field, sql, key) = match (given(&input.email), given(&input.account_id)) {
+        (Some(_), Some(_)) => {
+            return Err(CoreError::validation("account_id", "Give the account's email or its id, not both."))
+        }
+        (None, None) => return Err(CoreError::validation("email", "Give the email of the account to link.")),
+        (Some(e), None) => {
+            ("email", "a.email = $2", normalize_email(&e).map_err(|fe| CoreError::Validation(vec![fe]))?)
+        }
+        (None, Some(id)) => {
+            let id: AccountId =
+                id.parse().map_err(|_| CoreError::validation("account_id", "This is not an account id."))?;
+            ("account_id", "a.id = $2", id.to_string())
+        }
+    };
+    let lock = if tx.backend() == Backend::Postgres { " FOR UPDATE OF m" } else { "" };
+    let row = sqlx::query(&format!(
+        "SELECT a.id, a.email FROM memberships m JOIN accounts a ON a.id = m.account_id WHERE m.org_id = $1 AND {sql}{lock}"
+    ))
+    .bind(org.to_string())
+    .bind(&key)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(row) = row else {
+        return Err(CoreError::validation(
+            field,
+            if field == "email" {
+                "No member of this organisation has an account with this email. Add them to the organisation's members first."
+            } else {
+                "No member of this organisation has this account."
+            },
+        ));
+    };
+    let id: AccountId =
+        row.try_get::<String, _>(0)?.parse().map_err(|_| CoreError::Internal("an account id is not a UUID".into()))?;
+    Ok((field, id, row.try_get(1)?))
+}
+
+/// One person of `org`, read in the transaction; on PostgreSQL its row is
+/// locked until the end of it when `lock` is set.
+async fn person_in(tx: &mut Tx, org: OrgId, id: &str, lock: bool) -> CoreResult<Option<Person>> {
+    let lock = if lock && tx.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+    sqlx::query(&format!("SELECT {COLS} FROM people WHERE org_id = $1 AND id = $2{lock}"))
+        .bind(org.to_string())
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
+async fn account_email(conn: &mut sqlx::AnyConnection, account: &str) -> CoreResult<Option<String>> {
+    Ok(sqlx::query("SELECT email FROM accounts WHERE id = $1")
+        .bind(account)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?)
+}
+
+fn person_ref(id: &str) -> crate::module::RecordRef {
+    crate::module::RecordRef {
+        entity_type: "person".into(),
+        entity_id: id.into(),
+        title: String::new(),
+        path: String::new(),
+    }
+}
+
+fn display_name(p: &Person) -> String {
+    let name = format!("{} {}", p.given_name, p.family_name).trim().to_string();
+    if name.is_empty() {
+        "another person".into()
+    } else {
+        name
+    }
+}
+
+/// A secretary links a member's account to a person by hand: the account
+/// holder then sees this person's member space. Needed when the automatic
+/// link by e-mail cannot choose (two people of a family share the address)
+/// or cannot find (the account's e-mail is not the person's).
+///
+/// It takes `CanAdmin` on the core, not `CanWrite`: the member space shows
+/// the person's personal data (standing, dues, tax receipts, mandates,
+/// address) to whoever holds the account, so linking is as sensitive as the
+/// personal-data export and the erasure, which also need administration of
+/// the core; a role that may edit people may not hand their data to an
+/// account.
+///
+/// Rules: the account must be a member of the organisation (else a field
+/// error on `email` or `account_id`); an account already linked to another
+/// person of the organisation is a conflict naming that person (unlink it
+/// there first: nothing moves silently); a person linked to another account
+/// is relinked, the audit entry keeping both; an erased person cannot be
+/// linked; a person of another organisation is not found. Linking the
+/// account the person already has changes nothing and records nothing.
+pub async fn link_account(
+    db: &Db,
+    who: &Who,
+    cap: &CanAdmin,
+    id: &str,
+    input: &AccountLink,
+) -> CoreResult<PersonWithAccount> {
+    let org = cap.org();
+    let mut tx = db.begin().await?;
+    // The person first: another organisation's answers 404 whatever was sent.
+    if person_in(&mut tx, org, id, false).await?.is_none() {
+        return Err(CoreError::NotFound);
+    }
+    if crate::privacy::erased_at(tx.conn(), org, id).await?.is_some() {
+        return Err(CoreError::Conflict {
+            field: None,
+            message: "This person was erased: their record cannot be linked to an account.".into(),
+        });
+    }
+    // The account's membership row, then the person's row: the order the
+    // automatic link takes them in too.
+    let (field, account, email) = member_account(&mut tx, org, input).await?;
+    let before = person_in(&mut tx, org, id, true).await?.ok_or(CoreError::NotFound)?;
+    if before.account_id.as_deref() == Some(account.to_string().as_str()) {
+        drop(tx);
+        let person = get(db, &cap.as_write().as_read(), id).await?;
+        return Ok(PersonWithAccount { person, account_email: Some(email) });
+    }
+    let other = sqlx::query(&format!(
+        "SELECT {COLS} FROM people WHERE org_id = $1 AND account_id = $2 AND id <> $3 ORDER BY id LIMIT 1"
+    ))
+    .bind(org.to_string())
+    .bind(account.to_string())
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?;
+    if let Some(other) = other {
+        let other = from_row(&other)?;
+        return Err(CoreError::Conflict {
+            field: Some(field.into()),
+            message: format!(
+                "This account is already linked to {} ({}) in this organisation: unlink it there first.",
+                display_name(&other),
+                other.id
+            ),
+        });
+    }
+    let old_email = match &before.account_id {
+        Some(old) => account_email(tx.conn(), old).await?,
+        None => None,
+    };
+    sqlx::query("UPDATE people SET account_id = $1, updated_at = $2 WHERE org_id = $3 AND id = $4")
+        .bind(account.to_string())
+        .bind(Timestamp::now().0)
+        .bind(org.to_string())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    audit::record(
+        &mut tx,
+        who,
+        Change {
+            org: Some(org),
+            action: "person.link_account",
+            entity_type: "person",
+            entity_id: id.to_string(),
+            before: Some(serde_json::json!({"account_id": before.account_id, "account_email": old_email})),
+            after: Some(serde_json::json!({"account_id": account.to_string(), "account_email": email})),
+        },
+    )
+    .await?;
+    let text = match &old_email {
+        Some(old) => format!(
+            "Account linked: {} (instead of {}).",
+            crate::markdown::escape_text(&email),
+            crate::markdown::escape_text(old)
+        ),
+        None => format!("Account linked: {}.", crate::markdown::escape_text(&email)),
+    };
+    crate::timeline::event(
+        &mut tx,
+        who,
+        org,
+        &person_ref(id),
+        &text,
+        serde_json::json!({"account_link": account.to_string(), "previous": before.account_id}),
+    )
+    .await?;
+    tx.commit().await?;
+    let person = get(db, &cap.as_write().as_read(), id).await?;
+    Ok(PersonWithAccount { person, account_email: Some(email) })
+}
+
+/// A secretary unlinks the account from a person by hand (same capability
+/// as [`link_account`], for the same reason): the account holder no longer
+/// sees the person's member space, and the automatic link by e-mail will not
+/// link them back (a secretary may link them again). Unlinking a person who
+/// has no account changes nothing; a person of another organisation is not
+/// found.
+pub async fn unlink_account(db: &Db, who: &Who, cap: &CanAdmin, id: &str) -> CoreResult<()> {
+    let org = cap.org();
+    let mut tx = db.begin().await?;
+    let before = person_in(&mut tx, org, id, true).await?.ok_or(CoreError::NotFound)?;
+    let Some(account) = before.account_id else { return Ok(()) };
+    let email = account_email(tx.conn(), &account).await?;
+    sqlx::query("UPDATE people SET account_id = NULL, updated_at = $1 WHERE org_id = $2 AND id = $3")
+        .bind(Timestamp::now().0)
+        .bind(org.to_string())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    audit::record(
+        &mut tx,
+        who,
+        Change {
+            org: Some(org),
+            action: "person.unlink_account",
+            entity_type: "person",
+            entity_id: id.to_string(),
+            before: Some(serde_json::json!({"account_id": account, "account_email": email})),
+            after: Some(serde_json::json!({"account_id": null, "account_email": null})),
+        },
+    )
+    .await?;
+    let text = match &email {
+        Some(e) => format!("Account unlinked: {}.", crate::markdown::escape_text(e)),
+        None => "Account unlinked.".to_string(),
+    };
+    crate::timeline::event(&mut tx, who, org, &person_ref(id), &text, serde_json::json!({"account_unlink": account}))
+        .await?;
+    tx.commit().await
+}
+
+/// The e-mail of the account linked to a person of the capability's
+/// organisation (none when no account is linked or the person is not theirs).
+pub async fn linked_account_email(db: &Db, cap: &CanRead, id: &str) -> CoreResult<Option<String>> {
+    Ok(sqlx::query(
+        "SELECT a.email FROM people p JOIN accounts a ON a.id = p.account_id WHERE p.org_id = $1 AND p.id = $2",
+    )
+    .bind(cap.org().to_string())
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?
+    .map(|r| r.try_get(0))
+    .transpose()?)
+}
+
+/// The person of the capability's organisation linked to the account that
+/// signs in with `email`, if any (to show a secretary who holds it).
+pub async fn linked_to_email(db: &Db, cap: &CanRead, email: &str) -> CoreResult<Option<Person>> {
+    let Ok(email) = normalize_email(email) else { return Ok(None) };
+    sqlx::query(&format!(
+        "SELECT {} FROM people p JOIN accounts a ON a.id = p.account_id WHERE p.org_id = $1 AND a.email = $2 ORDER BY p.id LIMIT 1",
+        COLS.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ")
+    ))
+    .bind(cap.org().to_string())
+    .bind(&email)
+    .fetch_optional(db.pool())
+    .await?
+    .map(|r| from_row(&r))
+    .transpose()
 }
 
 /// Reads one person of the capability's organisation; any other answers NotFound.
@@ -650,7 +989,7 @@ pub struct Page<T> {
 
 pub struct ListQuery {
     pub q: Option<String>,
-    /// Custom field filters: `key=value`, `key>=value`, `key<=value` (all must hold).
+    /// Custom field filters: `key=value`, `key>=value`, `key<=value`, `key~text` (all must hold).
     pub filters: Vec<String>,
     pub sort: PeopleSort,
     pub cursor: Option<String>,
@@ -727,7 +1066,7 @@ pub async fn list(db: &Db, cap: &CanRead, q: &ListQuery) -> CoreResult<Page<Pers
     }
     for f in q.filters.iter().take(10) {
         let (cond, more) =
-            crate::custom_fields::filter_clause(db, cap.org(), "person", "id", f, binds.len() + 1).await?;
+            crate::custom_fields::filter_clause(db, cap.org(), "person", "people.id", f, binds.len() + 1).await?;
         sql.push_str(" AND ");
         sql.push_str(&cond);
         binds.extend(more);
@@ -1000,6 +1339,14 @@ mod tests {
         assert_eq!(search_words("camille Martin"), vec!["camille", "martin"]);
         assert_eq!(search_words("zo marie-léa 06 12"), vec!["marie", "0612", "lea", "zo"]);
         assert_eq!(search_words("a a a"), vec!["a"]);
+    }
+
+    #[test]
+    fn emails_in_timeline_text_stay_readable_and_inert() {
+        assert_eq!(crate::markdown::escape_text("jean_dupont@example.org"), "jean_dupont@example.org");
+        assert_eq!(crate::markdown::escape_text("_a*b_@x.org"), "\\_a\\*b\\_@x.org");
+        let html = crate::markdown::render(&crate::markdown::escape_text("_a*b_@x.org"), &[]);
+        assert!(html.contains("_a*b_@x.org") && !html.contains("<em>"), "{html}");
     }
 
     #[test]

@@ -21,7 +21,14 @@ use base64::Engine;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use std::path::PathBuf;
 
-const PREFIX: &str = "s1.";
+/// What every sealed value starts with (the format's version).
+pub const PREFIX: &str = "s1.";
+
+/// Whether a stored value is sealed (a column being converted may still
+/// hold values written in clear by an earlier version).
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with(PREFIX)
+}
 
 pub struct DataKey {
     key: LessSafeKey,

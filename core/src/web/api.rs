@@ -12,7 +12,7 @@ use crate::instance::{self, ModuleScope};
 use crate::jobs::{self, JobInfo};
 use crate::orgs::{self, Member, NewOrg, Org, OrgPatch, Role, RoleInput};
 use crate::outbox::{self, OutboxMessage};
-use crate::people::{self, ListQuery, PeopleSort, Person, PersonInput};
+use crate::people::{self, AccountLink, ListQuery, PeopleSort, Person, PersonInput, PersonWithAccount};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
@@ -704,6 +704,39 @@ pub async fn delete_person(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/people/{id}/account", tag = "people", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)), request_body = AccountLink,
+    responses(
+        (status = 200, body = PersonWithAccount, description = "The person, linked to the account (sending the account already linked changes nothing). Audited `person.link_account` with the previous account, and written on the person's timeline"),
+        (status = 403, body = Problem, description = "Administration of `core` is needed: the account holder will see the person's member space"),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The account is already linked to another person of the organisation (named in `detail`; the field is `email` or `account_id`), or the person was erased"),
+        (status = 422, body = Problem, description = "Neither or both of `email` and `account_id`, or no member of the organisation has that account")))]
+pub async fn link_person_account(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<AccountLink>,
+) -> CoreResult<Json<PersonWithAccount>> {
+    let cap = ctx.can_admin(CORE)?;
+    Ok(Json(people::link_account(&st.db, &ctx.who(), &cap, &id, &req).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/people/{id}/account", tag = "people", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path)),
+    responses(
+        (status = 204, description = "No account is linked to the person any more (also when none was). Audited `person.unlink_account`; the automatic link by e-mail will not link them back"),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn unlink_person_account(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+) -> CoreResult<StatusCode> {
+    let cap = ctx.can_admin(CORE)?;
+    people::unlink_account(&st.db, &ctx.who(), &cap, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---------- members and roles ----------
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/members", tag = "orgs", security(("bearer" = [])), params(("org" = String, Path)), responses((status = 200, body = [Member]), (status = 404, body = Problem)))]
@@ -1305,7 +1338,7 @@ pub async fn cancel_job(State(st): State<AppState>, actor: Actor, Path(id): Path
 #[openapi(
     info(title = "Shrooms API", version = "1", description = "The JSON API of Shrooms. Errors are RFC 9457 problem+json; lists are cursor-paginated. See docs/API.md."),
     paths(token, refresh, logout_everywhere, forgot_password, reset_password, verify_email, send_verification, me, change_password, list_keys, create_key, revoke_key, totp_begin, totp_confirm, totp_disable,
-        list_orgs, create_org, get_org, patch_org, list_people, export_people, export_people_ods, export_people_pdf, create_person, get_person, patch_person, delete_person,
+        list_orgs, create_org, get_org, patch_org, list_people, export_people, export_people_ods, export_people_pdf, create_person, get_person, patch_person, delete_person, link_person_account, unlink_person_account,
         list_members, export_members, export_members_ods, add_member, remove_member, list_groups, create_group, delete_group, add_group_member, remove_group_member, get_instance, patch_instance, list_roles, create_role, patch_role, org_modules, set_org_module, instance_modules, set_instance_module,
         org_audit, export_org_audit, export_org_audit_ods, instance_audit, list_outbox, list_jobs, retry_job, cancel_job, admin_health),
     components(schemas(Problem, FieldError, PeopleSort)),
@@ -1523,6 +1556,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orgs/{org}/people/export.ods", get(export_people_ods))
         .route("/api/v1/orgs/{org}/people/export.pdf", get(export_people_pdf))
         .route("/api/v1/orgs/{org}/people/{id}", get(get_person).patch(patch_person).delete(delete_person))
+        .route("/api/v1/orgs/{org}/people/{id}/account", put(link_person_account).delete(unlink_person_account))
         .route("/api/v1/orgs/{org}/members", get(list_members).post(add_member))
         .route("/api/v1/orgs/{org}/members/export.csv", get(export_members))
         .route("/api/v1/orgs/{org}/members/export.ods", get(export_members_ods))

@@ -932,17 +932,27 @@ async fn person_create(ui: Ui, ctx: OrgCtx, Form(pairs): Form<Vec<(String, Strin
 }
 
 async fn person_show(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Result<Response, UiError> {
+    let extra = person_page(&ui.st, &ctx, &id).await?;
+    let ui = ui.with_org(&ctx).await?;
+    Ok(ui.render("person_show.html", extra))
+}
+
+/// What the person page shows: the record, its history (administrators),
+/// timeline, files, and the linked account's e-mail (administrators, who
+/// may link and unlink it).
+async fn person_page(st: &AppState, ctx: &OrgCtx, id: &str) -> CoreResult<Value> {
     let cap = ctx.can_read(CORE)?;
-    let p = people::get(&ui.st.db, &cap, &id).await?;
-    let history = if ctx.access(CORE) >= Access::Admin {
+    let p = people::get(&st.db, &cap, id).await?;
+    let admin = ctx.access(CORE) >= Access::Admin;
+    let history = if admin {
         audit_page(
-            &ui.st,
+            st,
             Some(ctx.org.id),
             AuditParams {
                 actor: None,
                 action: None,
                 entity_type: Some("person".into()),
-                entity_id: Some(id.clone()),
+                entity_id: Some(id.to_string()),
                 limit: Some(20),
                 cursor: None,
             },
@@ -952,17 +962,77 @@ async fn person_show(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>)
     } else {
         vec![]
     };
+    let linked_account = if admin && p.account_id.is_some() {
+        people::linked_account_email(&st.db, &cap, id).await?.map(|email| json!({"email": email}))
+    } else {
+        None
+    };
     let can_write = ctx.access(CORE) >= Access::Write;
-    let timeline = super::social::partial_context(&ui.st, &ctx, "person", &id).await?;
-    let fields = person_fields(&ui.st, &ctx).await?;
+    let timeline = super::social::partial_context(st, ctx, "person", id).await?;
+    let fields = person_fields(st, ctx).await?;
     let back = format!("/o/{}/people/{}", ctx.org.slug, p.id);
-    let attachments = super::files::partial_context(&ui.st, &ctx, CORE, "person", &id, &back).await?;
+    let attachments = super::files::partial_context(st, ctx, CORE, "person", id, &back).await?;
+    Ok(json!({"person": p, "history": history, "can_write": can_write, "timeline": timeline, "fields": fields,
+        "attachments": attachments, "linked_account": linked_account}))
+}
+
+#[derive(Deserialize)]
+struct AccountLinkForm {
+    email: Option<String>,
+}
+
+/// The "Account" section's form: links the account that signs in with the
+/// e-mail typed. Errors come back on the person page with what was typed,
+/// under their own names (`account_errors`) so that the comment form of the
+/// same page does not show them too.
+async fn person_account_link(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+    Form(f): Form<AccountLinkForm>,
+) -> Result<Response, UiError> {
+    let cap = ctx.can_admin(CORE)?;
+    let email = f.email.unwrap_or_default();
+    let input = people::AccountLink { email: Some(email.clone()), account_id: None };
+    let err = match people::link_account(&ui.st.db, &ctx.who(), &cap, &id, &input).await {
+        Ok(_) => return Ok(see_other(&format!("/o/{}/people/{}#account", ctx.org.slug, id))),
+        Err(e @ (CoreError::Validation(_) | CoreError::Conflict { .. })) => e,
+        Err(e) => return Err(UiError(e)),
+    };
+    let mut extra = person_page(&ui.st, &ctx, &id).await?;
+    let errors: serde_json::Map<String, Value> =
+        err.field_errors().into_iter().map(|fe| (fe.field, Value::String(fe.message))).collect();
+    // The account is someone else's: name them, in the page's language, with a link.
+    let holder = match &err {
+        CoreError::Conflict { field: Some(_), .. } => {
+            people::linked_to_email(&ui.st.db, &cap.as_write().as_read(), &email).await?
+        }
+        _ => None,
+    };
+    if let Some(o) = extra.as_object_mut() {
+        o.insert("account_form".into(), json!({"email": email}));
+        o.insert("account_errors".into(), Value::Object(errors));
+        o.insert("account_error".into(), Value::String(err.public_detail()));
+        o.insert(
+            "account_holder".into(),
+            match holder {
+                Some(h) => json!({"id": h.id, "given_name": h.given_name, "family_name": h.family_name}),
+                None => Value::Null,
+            },
+        );
+    }
     let ui = ui.with_org(&ctx).await?;
-    Ok(ui.render(
-        "person_show.html",
-        json!({"person": p, "history": history, "can_write": can_write, "timeline": timeline, "fields": fields,
-            "attachments": attachments}),
-    ))
+    Ok(ui.render_status(err.status(), "person_show.html", extra))
+}
+
+async fn person_account_unlink(
+    ui: Ui,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, UiError> {
+    let cap = ctx.can_admin(CORE)?;
+    people::unlink_account(&ui.st.db, &ctx.who(), &cap, &id).await?;
+    Ok(see_other(&format!("/o/{}/people/{}#account", ctx.org.slug, id)))
 }
 
 async fn person_edit(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>) -> Result<Response, UiError> {
@@ -1414,6 +1484,8 @@ pub fn router() -> Router<AppState> {
         .route("/o/{org}/people/{id}", get(person_show).post(person_update))
         .route("/o/{org}/people/{id}/edit", get(person_edit))
         .route("/o/{org}/people/{id}/delete", post(person_delete))
+        .route("/o/{org}/people/{id}/account", post(person_account_link))
+        .route("/o/{org}/people/{id}/account/unlink", post(person_account_unlink))
         .route("/o/{org}/audit", get(audit_list))
         .route("/o/{org}/audit/{file}", get(audit_export))
         .route("/o/{org}/settings", get(settings_page).post(settings_save))

@@ -107,6 +107,7 @@ db_test!(the_core_schedules_exist_and_the_backup_runs, |app: TestApp| async move
         .await;
     assert_eq!(s, 200, "{v}");
     let later = shrooms_core::ids::Timestamp::now().plus_secs(2 * 86_400);
+    crate::schedules::quiet_members_schedules(&app.state).await;
     let report = schedules::tick(&app.state, later).await.unwrap();
     assert_eq!(report.enqueued, 1, "{report:?}");
     let folder = app.data_dir.join("backups");

@@ -208,6 +208,11 @@ db_test!(lists_filter_and_export_by_custom_fields, |app: TestApp| async move {
         ["Ben"],
         "text matches from the start, without accents or case"
     );
+    assert_eq!(
+        names(&app.get(admin, &url("district~LOTIE")).await.1),
+        ["Ben"],
+        "`~` finds the text anywhere in the value"
+    );
     let (s, p) = app.get(admin, &url("colour=red")).await;
     assert_eq!((s, p["errors"][0]["field"].as_str()), (422, Some("cf")), "{p}");
     let (s, _) = app.get(admin, &url("district>=a")).await;

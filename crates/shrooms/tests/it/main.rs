@@ -17,6 +17,7 @@ mod isolation;
 mod mail;
 mod modules;
 mod outage;
+mod person_account;
 mod privacy;
 mod schedules;
 mod timeline;
