@@ -178,7 +178,7 @@ pub async fn send(
                 &rr,
                 Some(&d.status),
                 &next,
-                &format!("Sent to {to}."),
+                &format!("Sent to {}.", shrooms_core::markdown::escape_text(&to)),
             )
             .await?;
         }
@@ -188,7 +188,7 @@ pub async fn send(
                 who,
                 cap.org(),
                 &rr,
-                &format!("Sent to {to}."),
+                &format!("Sent to {}.", shrooms_core::markdown::escape_text(&to)),
                 serde_json::json!({"send_id": send_id}),
             )
             .await?;

@@ -536,6 +536,21 @@ pub async fn record_collected(
     record_in(st, tx, who, org, p).await
 }
 
+/// A payment typed in another module's page, in that module's transaction:
+/// the members module records the payment of a dues invoice from the
+/// member's page. Checked exactly as [`record`] checks a typed one; the
+/// caller answers for the permission. Returns the payment's id.
+pub async fn record_typed_in(
+    st: &shrooms_core::web::AppState,
+    tx: &mut Tx,
+    who: &Who,
+    org: OrgId,
+    input: PaymentInput,
+) -> CoreResult<String> {
+    let p = check_input(input).map_err(CoreError::Validation)?;
+    record_in(st, tx, who, org, p).await
+}
+
 /// Records a checked payment in the caller's transaction (also used by
 /// online providers' webhooks). Returns the payment's id.
 pub(crate) async fn record_in(

@@ -16,7 +16,7 @@ use serde::Serialize;
 use shrooms_accounting::domain::Day;
 use shrooms_core::audit::Who;
 use shrooms_core::db::{Db, Tx};
-use shrooms_core::error::CoreError;
+use shrooms_core::error::{CoreError, FieldError};
 use shrooms_core::ids::OrgId;
 use shrooms_core::web::AppState;
 use sqlx::Row;
@@ -254,7 +254,7 @@ async fn customers_for(tx: &mut Tx, org: OrgId, persons: &[String]) -> MemResult
                         service::display_name(m),
                         v.iter().map(|f| format!("{} ({})", f.field, f.message)).collect::<Vec<_>>().join(", ")
                     ),
-                ))
+                ));
             }
         }
     }
@@ -445,4 +445,322 @@ fn run_invoice_settled(st: AppState, ctx: shrooms_core::jobs::JobCtx) -> shrooms
         tx.commit().await?;
         Ok(())
     })
+}
+
+// ---------- payments of dues invoices typed on the members pages ----------
+
+/// A payment of a member's dues invoice, typed by the treasurer on the
+/// member's page or the Dues page (dues path *invoice*). Invoicing records
+/// it (allocation, ledger entry bank or cash vs receivable, the invoice's
+/// status); members checks it against the member's dues invoices first.
+#[derive(Clone, Debug, Default, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvoicePaymentInput {
+    pub person_id: String,
+    /// The membership period whose invoice it pays; by default the member's
+    /// oldest dues invoice with something left to pay.
+    pub period_id: Option<String>,
+    /// In cents; by default what is left to pay on the invoice.
+    pub amount_cents: Option<i64>,
+    /// `cash`, `cheque`, `transfer` or `card` (direct debits go through
+    /// SEPA batches, online payments through the pay page).
+    #[schema(example = "cheque")]
+    pub method: String,
+    /// `YYYY-MM-DD`; today when left out. Not in the future.
+    pub paid_on: Option<String>,
+    /// The cheque's number (required for a cheque).
+    pub cheque_number: Option<String>,
+    /// The transfer's or card slip's reference.
+    pub reference: Option<String>,
+    /// Sent again with the same key, the request returns the payment
+    /// already recorded instead of recording it twice.
+    pub request_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct InvoicePayment {
+    /// The payment in the invoicing module.
+    pub payment_id: String,
+    pub person_id: String,
+    pub period_id: String,
+    pub invoice_id: String,
+    pub number: Option<String>,
+    pub amount_cents: i64,
+    pub method: String,
+    pub paid_on: String,
+    /// What is left to pay on the invoice now.
+    pub left_cents: i64,
+}
+
+/// One checked payment, before invoicing records it.
+struct CheckedPayment {
+    person: service::MemberPerson,
+    period_id: String,
+    invoice_id: String,
+    number: Option<String>,
+    customer_id: String,
+    amount: i64,
+    left_after: i64,
+    method: String,
+    paid_on: String,
+    cheque_number: Option<String>,
+    reference: Option<String>,
+    key: Option<String>,
+}
+
+const METHODS: &[&str] = &["cash", "cheque", "transfer", "card"];
+
+/// A member's dues invoice a payment is for.
+struct ToPay {
+    period_id: String,
+    invoice_id: String,
+    number: Option<String>,
+    customer_id: String,
+    /// What is left to pay on it.
+    due: i64,
+    status: String,
+}
+
+/// The dues invoice a payment is for: the period's, or the member's oldest
+/// one with something left to pay.
+async fn invoice_to_pay(tx: &mut Tx, org: OrgId, person: &str, period: Option<&str>) -> MemResult<Option<ToPay>> {
+    let filter = match period {
+        Some(_) => "AND p.id = $3",
+        None => "AND d.status NOT IN ('draft', 'cancelled') AND d.gross_cents - d.paid_cents - d.credited_cents > 0",
+    };
+    let q = format!(
+        "SELECT p.id, d.id, d.number, d.customer_id, d.gross_cents - d.paid_cents - d.credited_cents, d.status \
+         FROM mem_periods p JOIN inv_documents d ON d.org_id = p.org_id AND d.id = p.invoice_id \
+         WHERE p.org_id = $1 AND p.person_id = $2 {filter} ORDER BY p.starts_on, p.id LIMIT 1"
+    );
+    let mut q = sqlx::query(&q).bind(org.to_string()).bind(person);
+    if let Some(p) = period {
+        q = q.bind(p);
+    }
+    let Some(r) = q.fetch_optional(tx.conn()).await? else { return Ok(None) };
+    Ok(Some(ToPay {
+        period_id: r.try_get(0)?,
+        invoice_id: r.try_get(1)?,
+        number: r.try_get(2)?,
+        customer_id: r.try_get(3)?,
+        due: r.try_get(4)?,
+        status: r.try_get(5)?,
+    }))
+}
+
+/// The payment a request key already recorded, as first answered.
+async fn payment_by_key(tx: &mut Tx, org: OrgId, key: &str) -> MemResult<Option<InvoicePayment>> {
+    let r = sqlx::query(
+        "SELECT k.payment_id, k.person_id, k.period_id, k.invoice_id, d.number, y.amount_cents, y.method, y.received_date, \
+         d.gross_cents - d.paid_cents - d.credited_cents \
+         FROM mem_invoice_payments k JOIN inv_payments y ON y.org_id = k.org_id AND y.id = k.payment_id \
+         JOIN inv_documents d ON d.org_id = k.org_id AND d.id = k.invoice_id \
+         WHERE k.org_id = $1 AND k.request_key = $2",
+    )
+    .bind(org.to_string())
+    .bind(key)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(r) = r else { return Ok(None) };
+    Ok(Some(InvoicePayment {
+        payment_id: r.try_get(0)?,
+        person_id: r.try_get(1)?,
+        period_id: r.try_get(2)?,
+        invoice_id: r.try_get(3)?,
+        number: r.try_get(4)?,
+        amount_cents: r.try_get(5)?,
+        method: r.try_get(6)?,
+        paid_on: r.try_get(7)?,
+        left_cents: r.try_get::<i64, _>(8)?.max(0),
+    }))
+}
+
+/// Records payments of dues invoices typed on the members pages: every one
+/// or none, errors naming the item (`items[2].amount_cents`) when there are
+/// several. A request key sent again answers the payment it recorded
+/// (`created` false) when there is one item, an error in a batch. Needs the
+/// invoice dues path; with receipts, dues are recorded as receipts.
+pub async fn record_invoice_payments(
+    st: &AppState,
+    who: &Who,
+    cap: &shrooms_core::permissions::CanWrite,
+    zone: &str,
+    items: Vec<InvoicePaymentInput>,
+) -> MemResult<(Vec<InvoicePayment>, bool)> {
+    service::check_bulk_size(items.len(), "items")?;
+    let org = cap.org();
+    let s = service::settings(&st.db, org).await?;
+    if s.dues_path != DuesPath::Invoice {
+        return Err(MemError::Precondition(
+            "dues_path".into(),
+            "Dues are recorded as receipts here (the settings' dues path): record the due instead.".into(),
+        ));
+    }
+    let today = service::today(zone);
+    let single = items.len() == 1;
+    let mut tx = st.db.begin_durable().await?;
+    let mut people: Vec<&str> = items.iter().map(|i| i.person_id.trim()).collect();
+    people.sort_unstable();
+    people.dedup();
+    let found = service::people_in(&mut tx, org, &people).await?;
+    // Two payments of one invoice sent at once must not both pass the check
+    // of what is left (people of the organisation only: the lock rows
+    // reference them).
+    let known: Vec<&str> = people.iter().copied().filter(|p| found.contains_key(*p)).collect();
+    service::lock_members(&mut tx, org, &known).await?;
+    let mut errors = Vec::new();
+    let mut ok: Vec<CheckedPayment> = Vec::new();
+    let mut pending: HashMap<String, i64> = HashMap::new();
+    let mut keys = std::collections::HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let f = |n: &str| if single { n.to_string() } else { format!("items[{i}].{n}") };
+        let before = errors.len();
+        let key = service::check_key(&item.request_key, &f("request_key"), &mut errors);
+        if let Some(k) = &key {
+            if let Some(done) = payment_by_key(&mut tx, org, k).await? {
+                if single {
+                    return Ok((vec![done], false));
+                }
+                errors.push(FieldError::new(f("request_key"), "This payment was already recorded."));
+                continue;
+            }
+            if !keys.insert(k.clone()) {
+                errors.push(FieldError::new(f("request_key"), "This payment was already recorded."));
+                continue;
+            }
+        }
+        let method = item.method.trim().to_string();
+        if !METHODS.contains(&method.as_str()) {
+            errors.push(FieldError::new(
+                f("method"),
+                "Choose cash, cheque, transfer or card (direct debits go through SEPA batches).",
+            ));
+        }
+        let trimmed = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(String::from);
+        let (cheque_number, reference) = (trimmed(&item.cheque_number), trimmed(&item.reference));
+        if method == "cheque" && cheque_number.is_none() {
+            errors.push(FieldError::new(f("cheque_number"), "Write the cheque's number."));
+        }
+        let paid_on = match item.paid_on.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(d) => match crate::domain::parse_date(&f("paid_on"), d) {
+                Ok(d) if d > today => {
+                    errors.push(FieldError::new(f("paid_on"), "A payment cannot be dated in the future."));
+                    None
+                }
+                Ok(d) => Some(d),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            },
+            None => Some(today),
+        };
+        let Some(person) = found.get(item.person_id.trim()).cloned() else {
+            errors.push(FieldError::new(f("person_id"), "No such person in this organisation."));
+            continue;
+        };
+        let period = trimmed(&item.period_id);
+        let Some(ToPay { period_id, invoice_id, number, customer_id, due, status }) =
+            invoice_to_pay(&mut tx, org, &person.id, period.as_deref()).await?
+        else {
+            errors.push(match period {
+                Some(_) => FieldError::new(f("period_id"), "No invoiced membership period of this person has this id."),
+                None => FieldError::new(f("person_id"), "This member has no dues invoice left to pay."),
+            });
+            continue;
+        };
+        let n = number.clone().unwrap_or_default();
+        let left = due - pending.get(&invoice_id).copied().unwrap_or(0);
+        if matches!(status.as_str(), "draft" | "cancelled") || left <= 0 {
+            errors.push(FieldError::new(f("period_id"), format!("Nothing is left to pay on invoice {n}.")));
+            continue;
+        }
+        let amount = item.amount_cents.unwrap_or(left);
+        if amount <= 0 {
+            errors.push(FieldError::new(f("amount_cents"), "The amount must be more than zero."));
+        } else if amount > left {
+            errors.push(FieldError::new(
+                f("amount_cents"),
+                format!("Only {} is left to pay on invoice {n}.", crate::domain::cents_text(left)),
+            ));
+        }
+        if errors.len() > before {
+            continue;
+        }
+        *pending.entry(invoice_id.clone()).or_default() += amount;
+        ok.push(CheckedPayment {
+            person,
+            period_id,
+            invoice_id,
+            number,
+            customer_id,
+            amount,
+            left_after: left - amount,
+            method,
+            paid_on: paid_on.map(|d| d.to_string()).unwrap_or_default(),
+            cheque_number,
+            reference,
+            key,
+        });
+    }
+    MemError::check(errors)?;
+    let mut out = Vec::with_capacity(ok.len());
+    let now = shrooms_core::ids::Timestamp::now().0;
+    for p in ok {
+        let payment_id = shrooms_invoicing::payments::record_typed_in(
+            st,
+            &mut tx,
+            who,
+            org,
+            shrooms_invoicing::payments::PaymentInput {
+                customer_id: p.customer_id.clone(),
+                method: p.method.clone(),
+                amount_cents: p.amount,
+                received_date: Some(p.paid_on.clone()),
+                payer: Some(service::display_name(&p.person)),
+                cheque_number: p.cheque_number.clone(),
+                reference: p.reference.clone(),
+                allocations: Some(vec![shrooms_invoicing::payments::AllocationInput {
+                    invoice_id: p.invoice_id.clone(),
+                    amount_cents: p.amount,
+                }]),
+                ..Default::default()
+            },
+        )
+        .await?;
+        if let Some(k) = &p.key {
+            sqlx::query(
+                "INSERT INTO mem_invoice_payments (org_id, request_key, payment_id, person_id, period_id, invoice_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(org.to_string())
+            .bind(k)
+            .bind(&payment_id)
+            .bind(&p.person.id)
+            .bind(&p.period_id)
+            .bind(&p.invoice_id)
+            .bind(now)
+            .execute(tx.conn())
+            .await
+            .map_err(|e| {
+                MemError::Core(CoreError::from(e).on_conflict("request_key", "This payment was already recorded."))
+            })?;
+        }
+        out.push(InvoicePayment {
+            payment_id,
+            person_id: p.person.id.clone(),
+            period_id: p.period_id,
+            invoice_id: p.invoice_id,
+            number: p.number,
+            amount_cents: p.amount,
+            method: p.method,
+            paid_on: p.paid_on,
+            left_cents: p.left_after,
+        });
+    }
+    // The directory's summary rows follow the invoices' new statuses now
+    // (invoicing's settled job would do it a moment later).
+    crate::directory::refresh_many(&mut tx, org, out.iter().map(|p| p.person_id.clone()).collect()).await?;
+    tx.commit().await?;
+    Ok((out, true))
 }

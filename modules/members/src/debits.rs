@@ -3,6 +3,12 @@
 //! entry per debit, the pain.008 file, pre-notification mails) and the
 //! import of returned or rejected debits, which marks the dues unpaid and
 //! reverses their ledger entry.
+//!
+//! A debtor's IBAN is sealed at rest ([`shrooms_core::sealed`]): only the
+//! collection file opens it. What lists, pages, exports and the audit log
+//! show is the masked IBAN, from its first and last four characters kept
+//! beside it (`iban_hint`), so they need no key. Nothing looks a mandate up
+//! by its IBAN (returns match the end-to-end id), so no digest of it is kept.
 
 use crate::error::{MemError, MemResult};
 use crate::sepa::{self, Creditor as SepaCreditor, Debit, PostalAddress};
@@ -17,8 +23,11 @@ use shrooms_accounting::service::{post_entry, NewEntry};
 use shrooms_core::audit::Who;
 use shrooms_core::error::FieldError;
 use shrooms_core::ids::{OrgId, Timestamp};
+use shrooms_core::jobs::{JobCtx, JobFuture, JobSpec};
 use shrooms_core::permissions::{CanAdmin, CanRead, CanWrite};
-use shrooms_core::{AppState, CoreError, Db};
+use shrooms_core::schedules::ScheduleSpec;
+use shrooms_core::sealed::{is_sealed, DataKey};
+use shrooms_core::{AppState, CoreError, CoreResult, Db};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::collections::HashMap;
@@ -141,6 +150,8 @@ pub struct Mandate {
     pub person_id: String,
     /// Unique in the organisation (RUM).
     pub reference: String,
+    // Masked (`FR76 •••• •••• 0189`): the full IBAN is sealed and only goes
+    // into the collection file.
     pub iban: String,
     pub bic: Option<String>,
     pub debtor_name: String,
@@ -166,18 +177,21 @@ pub struct MandateInput {
     pub signed_on: Option<String>,
 }
 
+/// Column 10 is the IBAN as stored (sealed, or in clear when written
+/// before IBANs were sealed), for the collection file only.
 const MANDATE_COLS: &str =
-    "m.id, m.person_id, m.reference, m.iban, m.bic, m.debtor_name, m.signed_on, m.status, m.created_at, \
-     (SELECT COUNT(*) FROM mem_debits d WHERE d.org_id = m.org_id AND d.mandate_id = m.id AND d.status = 'sent') \
-     FROM mem_mandates m";
+    "m.id, m.person_id, m.reference, m.iban_hint, m.bic, m.debtor_name, m.signed_on, m.status, m.created_at, \
+     (SELECT COUNT(*) FROM mem_debits d WHERE d.org_id = m.org_id AND d.mandate_id = m.id AND d.status = 'sent'), \
+     m.iban FROM mem_mandates m";
 
 fn mandate_row(r: &AnyRow) -> MemResult<Mandate> {
     let collected: i64 = r.try_get(9)?;
+    let hint = iban_hint_of(r.try_get(3)?, &r.try_get::<String, _>(10)?);
     Ok(Mandate {
         id: r.try_get(0)?,
         person_id: r.try_get(1)?,
         reference: r.try_get(2)?,
-        iban: r.try_get(3)?,
+        iban: mask_iban(hint.as_deref().unwrap_or_default()),
         bic: r.try_get(4)?,
         debtor_name: r.try_get(5)?,
         signed_on: r.try_get(6)?,
@@ -207,7 +221,14 @@ async fn mandate_in(conn: &mut sqlx::AnyConnection, org: OrgId, id: &str) -> Mem
     r.as_ref().map(mandate_row).transpose()
 }
 
-pub async fn create_mandate(db: &Db, who: &Who, cap: &CanWrite, zone: &str, input: MandateInput) -> MemResult<Mandate> {
+pub async fn create_mandate(
+    db: &Db,
+    key: &DataKey,
+    who: &Who,
+    cap: &CanWrite,
+    zone: &str,
+    input: MandateInput,
+) -> MemResult<Mandate> {
     let org = cap.org();
     let mut errors = Vec::new();
     let iban = match sepa::check_iban(input.iban.as_deref().unwrap_or("")) {
@@ -260,14 +281,15 @@ pub async fn create_mandate(db: &Db, who: &Who, cap: &CanWrite, zone: &str, inpu
     let debtor = debtor.unwrap_or_else(|| display_name(&person));
     let id = service::new_id();
     sqlx::query(
-        "INSERT INTO mem_mandates (id, org_id, person_id, reference, iban, bic, debtor_name, signed_on, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9)",
+        "INSERT INTO mem_mandates (id, org_id, person_id, reference, iban, iban_hint, bic, debtor_name, signed_on, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'active', $10)",
     )
     .bind(&id)
     .bind(org.to_string())
     .bind(&person.id)
     .bind(&reference)
-    .bind(&iban)
+    .bind(key.seal(&iban_context(&id), &iban))
+    .bind(iban_hint(&iban))
     .bind(&bic)
     .bind(&debtor)
     .bind(signed_on.to_string())
@@ -297,6 +319,124 @@ pub async fn revoke_mandate(db: &Db, who: &Who, cap: &CanWrite, id: &str) -> Mem
         .await?;
     tx.commit().await?;
     Ok(after)
+}
+
+// ---------- sealed IBANs ----------
+
+/// The place a mandate's sealed IBAN is bound to: a value copied into
+/// another mandate's row does not open.
+fn iban_context(mandate_id: &str) -> String {
+    format!("mem_mandates.iban:{mandate_id}")
+}
+
+/// The IBAN of a mandate from its stored value: sealed, or still in clear
+/// when it was written before IBANs were sealed ([`seal_clear_ibans`] has
+/// not reached it yet); empty once the person was erased.
+fn open_iban(key: &DataKey, mandate_id: &str, stored: &str) -> CoreResult<String> {
+    if is_sealed(stored) {
+        key.open(&iban_context(mandate_id), stored)
+    } else {
+        Ok(stored.to_string())
+    }
+}
+
+/// The first four characters of an IBAN (country, check digits) and its
+/// last four: what a masked IBAN shows, kept in clear beside the sealed one.
+fn iban_hint(iban: &str) -> Option<String> {
+    let c: Vec<char> = iban.chars().filter(|c| !c.is_whitespace()).collect();
+    if c.len() < 8 {
+        return None;
+    }
+    Some(c[..4].iter().chain(&c[c.len() - 4..]).collect())
+}
+
+/// A mandate's hint: its `iban_hint` column, or taken from an IBAN still in
+/// clear (rows written before IBANs were sealed have none).
+pub(crate) fn iban_hint_of(column: Option<String>, stored: &str) -> Option<String> {
+    column.or_else(|| if is_sealed(stored) { None } else { iban_hint(stored) })
+}
+
+/// `FR76 •••• •••• 0189` from an IBAN or its hint: enough for the debtor to
+/// recognise their account; empty when there is none (an erased person's).
+pub fn mask_iban(iban_or_hint: &str) -> String {
+    match iban_hint(iban_or_hint) {
+        Some(h) => {
+            let (head, tail): (String, String) = (h.chars().take(4).collect(), h.chars().skip(4).collect());
+            format!("{head} •••• •••• {tail}")
+        }
+        None => String::new(),
+    }
+}
+
+/// How many rows [`seal_clear_ibans`] seals per transaction.
+const SEAL_BATCH: i64 = 500;
+
+/// Seals the IBANs still in clear: rows written before IBANs were sealed
+/// (or by a server of an older version during an upgrade). SQL cannot seal,
+/// so the migration that brought sealing only added `iban_hint`; this runs
+/// from an hourly instance schedule and does nothing once every IBAN is
+/// sealed. Each row is rewritten only if it still holds the value read, so
+/// two servers running it at once never seal a value twice (the second
+/// finds nothing to change and stops). Returns how many rows it sealed.
+pub async fn seal_clear_ibans(db: &Db, key: &DataKey) -> MemResult<u64> {
+    let mut sealed = 0;
+    loop {
+        let rows = sqlx::query(
+            "SELECT org_id, id, iban FROM mem_mandates WHERE iban <> '' AND substr(iban, 1, 3) <> $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(shrooms_core::sealed::PREFIX)
+        .bind(SEAL_BATCH)
+        .fetch_all(db.pool())
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut tx = db.begin().await?;
+        let mut now = 0;
+        for r in &rows {
+            let (org, id, iban): (String, String, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            now += sqlx::query(
+                "UPDATE mem_mandates SET iban = $1, iban_hint = $2 WHERE org_id = $3 AND id = $4 AND iban = $5",
+            )
+            .bind(key.seal(&iban_context(&id), &iban))
+            .bind(iban_hint(&iban))
+            .bind(&org)
+            .bind(&id)
+            .bind(&iban)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        sealed += now;
+        // Another server sealed this batch first: it is at work, let it finish.
+        if now == 0 {
+            break;
+        }
+    }
+    if sealed > 0 {
+        tracing::info!(sealed, "members: mandates' IBANs sealed");
+    }
+    Ok(sealed)
+}
+
+/// The job of [`seal_clear_ibans`], for the whole instance.
+pub const SEAL_IBANS: JobSpec =
+    JobSpec { name: "members.seal_ibans", max_attempts: 3, backoff_secs: 300, timeout_secs: 1800, run: seal_job };
+
+pub const SEAL_IBANS_SCHEDULE: &str = "members.seal_ibans";
+
+/// Hourly: after an upgrade, the IBANs in clear are sealed within the hour.
+pub fn seal_schedule() -> ScheduleSpec {
+    ScheduleSpec::instance(SEAL_IBANS_SCHEDULE, SEAL_IBANS.name, "17 * * * *")
+}
+
+fn seal_job(st: AppState, _ctx: JobCtx) -> JobFuture {
+    Box::pin(async move {
+        seal_clear_ibans(&st.db, &st.data_key).await.map_err(|e| anyhow::anyhow!("{}", CoreError::from(e)))?;
+        Ok(())
+    })
 }
 
 // ---------- collection batches ----------
@@ -514,8 +654,10 @@ pub async fn create_batch(
             "Fill in the creditor (the organisation's IBAN, BIC and creditor identifier) before collecting.".into(),
         ));
     };
-    // Active mandates of the people of the batch, newest first.
+    // Active mandates of the people of the batch, newest first, with their
+    // IBAN as stored (opened below for the debits of the batch only).
     let mut mandate_of: HashMap<String, Mandate> = HashMap::new();
+    let mut stored_iban: HashMap<String, String> = HashMap::new();
     let rows = sqlx::query(&format!(
         "SELECT {MANDATE_COLS} WHERE m.org_id = $1 AND m.status = 'active' ORDER BY m.signed_on, m.created_at"
     ))
@@ -524,6 +666,7 @@ pub async fn create_batch(
     .await?;
     for r in &rows {
         let m = mandate_row(r)?;
+        stored_iban.insert(m.id.clone(), r.try_get(10)?);
         mandate_of.insert(m.person_id.clone(), m);
     }
     let mut checked = Vec::with_capacity(input.items.len());
@@ -640,6 +783,7 @@ pub async fn create_batch(
     let mut debits = Vec::with_capacity(rows.len());
     for r in &rows {
         let m = &r.mandate;
+        let iban = open_iban(&st.data_key, &m.id, stored_iban.get(&m.id).map_or("", String::as_str))?;
         debits.push(Debit {
             end_to_end_id: r.end_to_end_id.clone(),
             amount_cents: r.amount_cents,
@@ -647,7 +791,7 @@ pub async fn create_batch(
             mandate_signed_on: m.signed_on.clone(),
             first: m.next_sequence == "FRST",
             debtor_name: m.debtor_name.clone(),
-            debtor_iban: m.iban.clone(),
+            debtor_iban: iban,
             debtor_bic: m.bic.clone(),
             debtor_address: PostalAddress {
                 street: r.person.address.street.clone(),

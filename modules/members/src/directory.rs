@@ -19,6 +19,7 @@ use crate::service::{self, new_id, record, text_field, today};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shrooms_core::audit::Who;
+use shrooms_core::custom_fields::Bind;
 use shrooms_core::db::Tx;
 use shrooms_core::error::FieldError;
 use shrooms_core::ids::{OrgId, Timestamp};
@@ -346,6 +347,7 @@ fn standing_is(code: &str, t: &str) -> String {
     let paid = format!("(({a} AND d.a_paid = 1) OR ({b} AND d.b_paid = 1))");
     let past = format!("(NOT {a} AND NOT {b} AND d.a_start <= {t})");
     match code {
+        "current" => format!("({a} OR {b})"),
         "up_to_date" => paid,
         "dues_unpaid" => format!("(({a} OR {b}) AND NOT {paid})"),
         "not_started" => format!("(NOT {a} AND NOT {b} AND d.a_start > {t})"),
@@ -488,12 +490,6 @@ pub struct DirPage {
 pub enum Sort {
     Name,
     Joined,
-}
-
-#[derive(Clone)]
-enum Bind {
-    Text(String),
-    Int(i64),
 }
 
 struct Sql {
@@ -650,6 +646,12 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql, by_join
             } else if !n && statuses.iter().all(|s| !CURRENT.contains(s)) {
                 w.push_str(&format!(" AND d.live_end <= {t}"));
             }
+            // "Up to date or dues unpaid" is "a period covers the day": one
+            // test of the two periods instead of both standings spelled out.
+            if statuses.contains(&"up_to_date") && statuses.contains(&"dues_unpaid") {
+                statuses.retain(|s| !["up_to_date", "dues_unpaid"].contains(s));
+                statuses.push("current");
+            }
             let cond = format!("({})", statuses.iter().map(|s| standing_is(s, t)).collect::<Vec<_>>().join(" OR "));
             if n {
                 w.push_str(&format!(" AND (d.person_id IS NULL OR {cond})"));
@@ -660,7 +662,10 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql, by_join
     }
     if let Some(ty) = &f.type_id {
         let x = sql.text(ty.as_str());
-        w.push_str(&format!(" AND {}", shown_cmp("type", "=", &x, t)));
+        // The first test is implied by the second; being two plain
+        // comparisons it is evaluated first and turns away most rows before
+        // the standing's longer test.
+        w.push_str(&format!(" AND (d.a_type = {x} OR d.b_type = {x}) AND {}", shown_cmp("type", "=", &x, t)));
     }
     if let Some(v) = &f.joined_from {
         w.push_str(&format!(" AND d.first_start >= {}", sql.text(v.as_str())));
@@ -711,41 +716,17 @@ async fn where_clause(db: &Db, org: OrgId, f: &DirFilter, sql: &mut Sql, by_join
     }
     // Custom fields of people.
     for spec in shrooms_core::custom_fields::split_filters(f.cf.as_deref()).iter().take(10) {
-        let contains = spec.find('~').filter(|&i| !spec[..i].contains(['=', '<', '>']));
-        if let Some(i) = contains {
-            let (key, value) = (spec[..i].trim(), &spec[i + 1..]);
-            let defs = shrooms_core::custom_fields::definitions(db, org, "person").await?;
-            let d =
-                defs.iter().find(|d| d.key == key).ok_or_else(|| bad("cf", format!("There is no field `{key}`.")))?;
-            let folded = shrooms_core::people::fold(value).split_whitespace().collect::<Vec<_>>().join(" ");
-            let fid = sql.text(d.id.as_str());
-            let pat = sql.text(format!("%{folded}%"));
-            // No index can find a part of a value: tested on each person
-            // through the person's own values (a handful), not by reading
-            // every value of the field first.
-            w.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM custom_values v WHERE v.org_id = p.org_id AND v.entity_type = 'person' \
-                 AND v.entity_id = p.id AND v.field_id = {fid} AND v.value_fold LIKE {pat})"
-            ));
-        } else {
-            let (cond, more) = shrooms_core::custom_fields::filter_clause(db, org, "person", "p.id", spec, 2).await?;
-            let binds: Vec<Bind> = more
-                .into_iter()
-                .map(|b| match b {
-                    shrooms_core::custom_fields::Bind::Text(t) => Bind::Text(t),
-                    shrooms_core::custom_fields::Bind::Int(i) => Bind::Int(i),
-                })
-                .collect();
-            match cond.strip_prefix("p.id IN (SELECT entity_id ").and_then(|c| c.strip_suffix(')')) {
-                // The field already names the kind of record; saying it
-                // again lets a person be tested through the index of their
-                // own values (org, kind, record) while walking the name
-                // order, instead of hashing every value first and sorting.
-                Some(tail) => {
-                    sets.push(PeopleSet { col: "entity_id", tail: format!("{tail} AND entity_type = 'person'"), binds })
-                }
-                None => w.push_str(&format!(" AND {}", embed(&cond, &binds, sql))),
+        // (`key~text` comes back as a test of each person's own values.)
+        let (cond, binds) = shrooms_core::custom_fields::filter_clause(db, org, "person", "p.id", spec, 2).await?;
+        match cond.strip_prefix("p.id IN (SELECT entity_id ").and_then(|c| c.strip_suffix(')')) {
+            // The field already names the kind of record; saying it
+            // again lets a person be tested through the index of their
+            // own values (org, kind, record) while walking the name
+            // order, instead of hashing every value first and sorting.
+            Some(tail) => {
+                sets.push(PeopleSet { col: "entity_id", tail: format!("{tail} AND entity_type = 'person'"), binds })
             }
+            None => w.push_str(&format!(" AND {}", embed(&cond, &binds, sql))),
         }
     }
     // The smallest of the sets under SMALL_SET drives; the others are tests.
@@ -786,8 +767,8 @@ fn select_cols() -> String {
     let t = "$2";
     format!(
         "SELECT p.id, p.given_name, p.family_name, p.email, p.phone, {}, {}, {}, {}, d.first_start, m.household_id, \
-         CAST(CASE WHEN EXISTS (SELECT 1 FROM mem_mandates s WHERE s.org_id = p.org_id AND s.person_id = p.id AND s.status = 'active') THEN 1 ELSE 0 END AS BIGINT), \
-         CAST(CASE WHEN EXISTS (SELECT 1 FROM mem_bounces b WHERE b.org_id = p.org_id AND b.person_id = p.id) THEN 1 ELSE 0 END AS BIGINT)",
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM mem_mandates s WHERE s.org_id = $1 AND s.person_id = p.id AND s.status = 'active') THEN 1 ELSE 0 END AS BIGINT), \
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM mem_bounces b WHERE b.org_id = $1 AND b.person_id = p.id) THEN 1 ELSE 0 END AS BIGINT)",
         status_sql(t),
         shown("type", t),
         shown("start", t),
@@ -795,7 +776,7 @@ fn select_cols() -> String {
     )
 }
 
-fn bind_all<'q>(
+pub(crate) fn bind_all<'q>(
     mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     binds: &'q [Bind],
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
@@ -1234,6 +1215,8 @@ mod tests {
             assert!(sqlx::query_scalar::<_, i64>(&q).fetch_one(&pool).await.unwrap() > 0, "no row is {code}");
             assert_eq!(differ(exact, standing_is(code, t)).await, 0, "{code}");
         }
+        let exact = format!("{} IN ('up_to_date', 'dues_unpaid')", status_sql(t));
+        assert_eq!(differ(exact, standing_is("current", t)).await, 0, "current");
         for (col, op, v) in [
             ("type", "=", "'x'"),
             ("end", ">=", "'2026-01-01'"),

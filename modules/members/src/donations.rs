@@ -1,5 +1,6 @@
 //! Donations and tax receipts (reçus fiscaux). A donation is recorded with
-//! its donor (a person of the directory, as an individual or for a company),
+//! its donor (anyone of the directory, member or not, as an individual or
+//! for a company),
 //! its form, nature and method, and posts its ledger entry (money gifts);
 //! a tax receipt gathers one or more donations of one donor in one calendar
 //! year under a continuous number, with the content of Cerfa 11580
@@ -35,6 +36,8 @@ pub const NATURES: [&str; 3] = ["money", "securities", "in_kind"];
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Donation {
     pub id: String,
+    /// The donor in the directory; empty once the receipt covering the gift
+    /// was pseudonymised, its six years past.
     pub person_id: String,
     /// `individual` or `company`.
     pub donor_kind: String,
@@ -60,6 +63,7 @@ pub struct Donation {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DonationInput {
+    /// Anyone of the organisation's directory, member or not.
     pub person_id: String,
     /// `individual` (default) or `company`; a company needs its SIREN.
     pub donor_kind: Option<String>,
@@ -128,7 +132,11 @@ pub fn valid_siren(s: &str) -> bool {
     }
 }
 
-async fn donation_by_key(conn: &mut sqlx::AnyConnection, org: OrgId, key: &str) -> MemResult<Option<Donation>> {
+pub(crate) async fn donation_by_key(
+    conn: &mut sqlx::AnyConnection,
+    org: OrgId,
+    key: &str,
+) -> MemResult<Option<Donation>> {
     let r = sqlx::query(&format!("SELECT {DONATION_COLS} WHERE org_id = $1 AND request_key = $2"))
         .bind(org.to_string())
         .bind(key)
@@ -155,6 +163,23 @@ pub struct Recorded<T> {
 /// (bank or cash against the donations account), in one durable transaction.
 pub async fn record_donation(
     db: &Db,
+    who: &Who,
+    cap: &CanWrite,
+    zone: &str,
+    input: DonationInput,
+) -> MemResult<Recorded<Donation>> {
+    let mut tx = db.begin_durable().await?;
+    let r = record_donation_in(&mut tx, who, cap, zone, input).await?;
+    if r.created {
+        tx.commit().await?;
+    }
+    Ok(r)
+}
+
+/// [`record_donation`] in the caller's transaction (a gift plan's expected
+/// gift is recorded with the plan's move, at once); the caller commits.
+pub(crate) async fn record_donation_in(
+    tx: &mut shrooms_core::db::Tx,
     who: &Who,
     cap: &CanWrite,
     zone: &str,
@@ -201,21 +226,29 @@ pub async fn record_donation(
     if method.is_none() {
         errors.push(FieldError::new("method", "Choose cash, cheque, transfer, card or direct_debit."));
     }
-    let mut tx = db.begin_durable().await?;
     if let Some(k) = &key {
         if let Some(d) = donation_by_key(tx.conn(), org, k).await? {
             return Ok(Recorded { item: d, created: false });
         }
     }
-    let person = person_in(tx.conn(), org, &input.person_id).await?;
-    if person.is_none() {
-        errors.push(FieldError::new("person_id", "No such person in this organisation."));
-    }
+    let person = if input.person_id.trim().is_empty() {
+        errors.push(FieldError::new(
+            "person_id",
+            "Choose the donor: find them in the directory, member or not (add them to it first if needed).",
+        ));
+        None
+    } else {
+        let p = person_in(tx.conn(), org, input.person_id.trim()).await?;
+        if p.is_none() {
+            errors.push(FieldError::new("person_id", "No such person in this organisation."));
+        }
+        p
+    };
     MemError::check(errors)?;
     let (Some(person), Some(received), Some(method)) = (person, received, method) else {
         unreachable!("checked above")
     };
-    lock_member(&mut tx, org, &person.id).await?;
+    lock_member(tx, org, &person.id).await?;
     let donor_name = if kind == "company" {
         input.company_name.clone().unwrap_or_default().trim().to_string()
     } else {
@@ -245,7 +278,7 @@ pub async fn record_donation(
             piece_date: None,
             lines: vec![line(account, input.amount_cents, 0), line(s.donations_account.clone(), 0, input.amount_cents)],
         };
-        Some(post_entry(&mut tx, who, org, MODULE, entry, true).await.map_err(|e| {
+        Some(post_entry(tx, who, org, MODULE, entry, true).await.map_err(|e| {
             match MemError::from(e) {
                 MemError::Ledger(shrooms_accounting::error::AcctError::Invalid(v)) => MemError::Invalid(
                     v.into_iter()
@@ -286,8 +319,7 @@ pub async fn record_donation(
     .execute(tx.conn())
     .await?;
     let d = donation_in(tx.conn(), org, &id).await?.ok_or(MemError::Core(CoreError::NotFound))?;
-    record(&mut tx, who, org, "members.donation.record", "donation", &id, None, Some(json!(d))).await?;
-    tx.commit().await?;
+    record(tx, who, org, "members.donation.record", "donation", &id, None, Some(json!(d))).await?;
     Ok(Recorded { item: d, created: true })
 }
 
@@ -319,7 +351,9 @@ pub async fn donations(db: &Db, cap: &CanRead, f: &DonationFilter) -> MemResult<
 
 // ---------- tax receipts ----------
 
-/// The donor as printed on the receipt, kept as it was when it was issued.
+/// The donor as printed on the receipt, kept as it was when it was issued
+/// for the six years the law requires; then the name becomes a pseudonym and
+/// the SIREN, address and e-mail are removed (`privacy::pseudonymise_old_receipts`).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Donor {
     pub name: String,
@@ -337,6 +371,7 @@ pub struct TaxReceipt {
     /// `2026-000042`: the year of the gifts and the number.
     pub reference: String,
     pub year: i64,
+    /// The donor in the directory; empty once pseudonymised, its six years past.
     pub person_id: String,
     /// `individual` (Cerfa 11580, article 200 CGI) or `company` (Cerfa 16216, article 238 bis CGI).
     pub donor_kind: String,

@@ -22,6 +22,7 @@ pub mod domain;
 pub mod donations;
 pub mod error;
 pub mod french;
+pub mod gift_plans;
 pub mod http;
 pub mod import;
 pub mod mailing;
@@ -88,6 +89,22 @@ impl Module for MembersModule {
             Migration {
                 id: "m20261121_670_members_renewal_runs",
                 sql: include_str!("../migrations/m20261121_670_members_renewal_runs.sql"),
+            },
+            Migration {
+                id: "m20261122_680_members_invoice_payments",
+                sql: include_str!("../migrations/m20261122_680_members_invoice_payments.sql"),
+            },
+            Migration {
+                id: "m20261122_690_members_mandate_iban_sealed",
+                sql: include_str!("../migrations/m20261122_690_members_mandate_iban_sealed.sql"),
+            },
+            Migration {
+                id: "m20261122_700_members_retention_schedule_on",
+                sql: include_str!("../migrations/m20261122_700_members_retention_schedule_on.sql"),
+            },
+            Migration {
+                id: "m20261122_710_members_gift_plans",
+                sql: include_str!("../migrations/m20261122_710_members_gift_plans.sql"),
             },
         ]
     }
@@ -160,32 +177,44 @@ impl Module for MembersModule {
             renewals::RENEWALS_JOB,
             renewals::RUN_JOB,
             billing::INVOICE_SETTLED,
+            debits::SEAL_IBANS,
         ]
     }
     fn importers(&self) -> Vec<std::sync::Arc<dyn shrooms_core::import::Importer>> {
         vec![std::sync::Arc::new(import::MembersImporter)]
     }
     fn schedules(&self) -> Vec<shrooms_core::schedules::ScheduleSpec> {
-        // Each organisation, daily, in its time zone; created off, switched
-        // on when the organisation sets a retention period.
+        // Each organisation, daily, in its time zone: tax receipts past
+        // their six years are pseudonymised everywhere; former members are
+        // erased only where a retention period is set.
         vec![
             shrooms_core::schedules::ScheduleSpec::each_org(
                 privacy::RETENTION_SCHEDULE,
                 privacy::RETENTION.name,
                 "20 4 * * *",
-            )
-            .disabled(),
+            ),
             renewals::schedule(),
+            debits::seal_schedule(),
         ]
     }
     fn notification_kinds(&self) -> Vec<shrooms_core::module::NotificationKind> {
-        vec![shrooms_core::module::NotificationKind {
-            id: selfservice::JOIN_REQUEST_NOTICE,
-            label_key: "members.notify.kind.join_request",
-            verb_key: "members.notify.verb.join_request",
-            in_app: true,
-            mail: shrooms_core::module::MailMode::Immediate,
-        }]
+        vec![
+            shrooms_core::module::NotificationKind {
+                id: selfservice::JOIN_REQUEST_NOTICE,
+                label_key: "members.notify.kind.join_request",
+                verb_key: "members.notify.verb.join_request",
+                in_app: true,
+                mail: shrooms_core::module::MailMode::Immediate,
+            },
+            // A profile change is not urgent: mailed in the daily digest.
+            shrooms_core::module::NotificationKind {
+                id: selfservice::CHANGE_REQUEST_NOTICE,
+                label_key: "members.notify.kind.change_request",
+                verb_key: "members.notify.verb.change_request",
+                in_app: true,
+                mail: shrooms_core::module::MailMode::Digest,
+            },
+        ]
     }
     fn personal_data(&self) -> Option<std::sync::Arc<dyn shrooms_core::privacy::PersonalData>> {
         Some(std::sync::Arc::new(privacy::MembersPersonalData))

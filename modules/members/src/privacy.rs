@@ -13,14 +13,23 @@
 //!   and the donations they cover are kept unchanged: the organisation must
 //!   be able to show the counterfoil of every receipt to the tax
 //!   administration (livre des procédures fiscales, art. L102 E: 6 years);
+//!   the daily retention job pseudonymises them once those years have
+//!   passed (see [`pseudonymise_old_receipts`]), erased donor or not;
 //! - mandates are revoked, their IBAN and BIC removed, the debtor's name
 //!   pseudonymised; in the stored pain.008 files the person's debtor block
 //!   and IBAN are replaced (amounts, references and dates stay).
+//!
+//! The retention job also pseudonymises, for every donor, member or not,
+//! the tax receipts issued more than [`TAX_RECEIPT_KEEPING_YEARS`] years
+//! before the current year: their numbers, dates and amounts stay, so the
+//! yearly totals and the continuous numbering still add up.
 //!
 //! Something still binds a member when a period covers today or starts
 //! later and is not closed (record the resignation first), or when a direct
 //! debit is yet to be collected.
 
+use crate::debits::iban_hint_of;
+use crate::donations::{receipt_reference, Donor};
 use crate::error::{MemError, MemResult};
 use crate::service::{self, MODULE};
 use jiff::civil::Date;
@@ -38,19 +47,10 @@ use shrooms_core::privacy::{
 use shrooms_core::web::AppState;
 use shrooms_core::{CoreError, CoreResult, Db};
 use sqlx::Row;
+use std::collections::HashMap;
 use utoipa::ToSchema;
 
 pub struct MembersPersonalData;
-
-async fn org_today(conn: &mut sqlx::AnyConnection, org: OrgId) -> CoreResult<Date> {
-    let tz: Option<String> = sqlx::query("SELECT timezone FROM orgs WHERE id = $1")
-        .bind(org.to_string())
-        .fetch_optional(conn)
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    Ok(service::today(tz.as_deref().unwrap_or("UTC")))
-}
 
 impl PersonalData for MembersPersonalData {
     fn export<'a>(&'a self, db: &'a Db, s: &'a Subject) -> PrivacyFuture<'a, Vec<Section>> {
@@ -110,16 +110,21 @@ impl PersonalData for MembersPersonalData {
                 &[("number", Int), ("year", Int), ("donor_kind", Text), ("donor", Text), ("amount_cents", Int), ("issued_on", Text), ("emailed_to", OptText)],
             )
             .await?;
+            // Masked from the hint kept beside the sealed IBAN: no key needed.
             let mut mandates = rows(
                 db,
-                "SELECT reference, iban, bic, debtor_name, signed_on, status FROM mem_mandates WHERE org_id = $1 AND person_id = $2 ORDER BY created_at",
+                "SELECT reference, iban, iban_hint, bic, debtor_name, signed_on, status FROM mem_mandates WHERE org_id = $1 AND person_id = $2 ORDER BY created_at",
                 &b,
-                &[("reference", Text), ("iban", Text), ("bic", OptText), ("debtor_name", Text), ("signed_on", Text), ("status", Text)],
+                &[("reference", Text), ("iban", Text), ("iban_hint", OptText), ("bic", OptText), ("debtor_name", Text), ("signed_on", Text), ("status", Text)],
             )
             .await?;
             for m in &mut mandates {
-                let masked = m["iban"].as_str().map(mask_iban).unwrap_or_default();
-                m["iban"] = json!(masked);
+                let hint =
+                    iban_hint_of(m["iban_hint"].as_str().map(String::from), m["iban"].as_str().unwrap_or_default());
+                m["iban"] = json!(mask_iban(hint.as_deref().unwrap_or_default()));
+                if let Some(o) = m.as_object_mut() {
+                    o.remove("iban_hint");
+                }
             }
             let debits = rows(
                 db,
@@ -129,6 +134,22 @@ impl PersonalData for MembersPersonalData {
                 &[("collection_date", Text), ("amount_cents", Int), ("end_to_end_id", Text), ("sequence", Text), ("status", Text), ("reason", OptText), ("returned_on", OptText)],
             )
             .await?;
+            let gift_plans = rows(
+                db,
+                "SELECT amount_cents, frequency, method, first_on, ends_on, next_on, status FROM mem_gift_plans \
+                 WHERE org_id = $1 AND person_id = $2 ORDER BY first_on",
+                &b,
+                &[
+                    ("amount_cents", Int),
+                    ("frequency", Text),
+                    ("method", Text),
+                    ("first_on", Text),
+                    ("ends_on", OptText),
+                    ("next_on", Text),
+                    ("status", Text),
+                ],
+            )
+            .await?;
             Ok(vec![
                 Section::new(MODULE, "profile", profile),
                 Section::new(MODULE, "household", household),
@@ -136,6 +157,7 @@ impl PersonalData for MembersPersonalData {
                 Section::new(MODULE, "events", events),
                 Section::new(MODULE, "dues", dues),
                 Section::new(MODULE, "donations", donations),
+                Section::new(MODULE, "gift_plans", gift_plans),
                 Section::new(MODULE, "tax_receipts", receipts),
                 Section::new(MODULE, "mandates", mandates),
                 Section::new(MODULE, "debits", debits),
@@ -145,7 +167,7 @@ impl PersonalData for MembersPersonalData {
 
     fn obligations<'a>(&'a self, tx: &'a mut Tx, s: &'a Subject) -> PrivacyFuture<'a, Vec<String>> {
         Box::pin(async move {
-            let today = org_today(tx.conn(), s.org).await?.to_string();
+            let today = service::org_today(tx.conn(), s.org).await?.to_string();
             let mut out = Vec::new();
             let open = sqlx::query(
                 "SELECT t.name, p.starts_on, p.ends_on FROM mem_periods p JOIN mem_types t ON t.id = p.type_id \
@@ -277,6 +299,15 @@ async fn erase(tx: &mut Tx, e: &Erasure) -> CoreResult<Vec<ErasureNote>> {
         n,
         "Donations without a tax receipt keep their amount and date; the donor's name is the pseudonym.",
     ));
+    // A recurring gift of someone erased is no longer expected.
+    let n = exec(tx, "DELETE FROM mem_gift_plans WHERE org_id = $1 AND person_id = $2", &[o, p]).await?;
+    notes.push(ErasureNote::new(
+        MODULE,
+        "gift_plans",
+        Outcome::Deleted,
+        n,
+        "Recurring gift plans are removed (the gifts received stay as donations, above).",
+    ));
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM mem_tax_receipts WHERE org_id = $1 AND person_id = $2")
         .bind(o)
         .bind(p)
@@ -288,12 +319,12 @@ async fn erase(tx: &mut Tx, e: &Erasure) -> CoreResult<Vec<ErasureNote>> {
         "tax_receipts",
         Outcome::Kept,
         n,
-        "Tax receipts issued and the donations they cover are kept unchanged: their counterfoils must be shown to the tax administration for 6 years (LPF art. L102 E).",
+        "Tax receipts issued and the donations they cover are kept unchanged: their counterfoils must be shown to the tax administration for 6 years (LPF art. L102 E); the daily retention job pseudonymises them after that.",
     ));
 
     // Stored collection files: the person's debtor block and IBAN.
     let debits = sqlx::query(
-        "SELECT d.batch_id, d.end_to_end_id, m.iban FROM mem_debits d JOIN mem_mandates m ON m.id = d.mandate_id \
+        "SELECT d.batch_id, d.end_to_end_id, m.iban_hint, m.iban FROM mem_debits d JOIN mem_mandates m ON m.id = d.mandate_id \
          WHERE d.org_id = $1 AND d.person_id = $2",
     )
     .bind(o)
@@ -301,14 +332,20 @@ async fn erase(tx: &mut Tx, e: &Erasure) -> CoreResult<Vec<ErasureNote>> {
     .fetch_all(tx.conn())
     .await?;
     for r in &debits {
-        let (batch, e2e, iban): (String, String, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+        let (batch, e2e): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+        let hint = iban_hint_of(r.try_get(2)?, &r.try_get::<String, _>(3)?);
         let xml: String = sqlx::query("SELECT xml FROM mem_debit_batches WHERE org_id = $1 AND id = $2")
             .bind(o)
             .bind(&batch)
             .fetch_one(tx.conn())
             .await?
             .try_get(0)?;
-        let redacted = redact_debtor(&xml, &e2e, &crate::sepa::sepa_text(ps, 140), &mask_iban(&iban));
+        let redacted = redact_debtor(
+            &xml,
+            &e2e,
+            &crate::sepa::sepa_text(ps, 140),
+            &mask_iban(hint.as_deref().unwrap_or_default()),
+        );
         if redacted != xml {
             exec(tx, "UPDATE mem_debit_batches SET xml = $1 WHERE org_id = $2 AND id = $3", &[&redacted, o, &batch])
                 .await?;
@@ -316,7 +353,7 @@ async fn erase(tx: &mut Tx, e: &Erasure) -> CoreResult<Vec<ErasureNote>> {
     }
     let n = exec(
         tx,
-        "UPDATE mem_mandates SET iban = '', bic = NULL, debtor_name = $1, status = 'revoked' WHERE org_id = $2 AND person_id = $3",
+        "UPDATE mem_mandates SET iban = '', iban_hint = NULL, bic = NULL, debtor_name = $1, status = 'revoked' WHERE org_id = $2 AND person_id = $3",
         &[ps, o, p],
     )
     .await?;
@@ -408,8 +445,10 @@ pub async fn set_retention(db: &Db, who: &Who, cap: &CanAdmin, input: Retention)
     )
     .await?;
     tx.commit().await?;
-    // The daily schedule is created switched off: on while a period is set.
-    shrooms_core::schedules::switch_org(db, who, cap, RETENTION_SCHEDULE, input.months.is_some()).await?;
+    // The daily schedule is created switched off. Once the organisation has
+    // chosen, it runs whatever the choice: without a period it erases no
+    // one but still pseudonymises the tax receipts past their six years.
+    shrooms_core::schedules::switch_org(db, who, cap, RETENTION_SCHEDULE, true).await?;
     Ok(input)
 }
 
@@ -417,11 +456,11 @@ pub async fn set_retention(db: &Db, who: &Who, cap: &CanAdmin, input: Retention)
 pub const RETENTION_SCHEDULE: &str = "members.retention";
 
 /// What a retention run did: the pseudonyms of the people erased (never
-/// their names), and how many former members it left because something
-/// still binds them.
+/// their names), how many former members it left because something still
+/// binds them, and the tax receipts it pseudonymised.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct RetentionRun {
-    /// Null when the retention is off: nothing was done.
+    /// Null when the retention is off: no former member was erased.
     pub months: Option<i64>,
     /// Memberships that ended before this day are past the delay.
     pub ended_before: Option<String>,
@@ -429,6 +468,161 @@ pub struct RetentionRun {
     /// Former members past the delay who still have a tie (an account with
     /// access, an unpaid invoice, an office in a club…).
     pub kept: i64,
+    /// Tax receipts past their six years, done whether the retention of
+    /// former members is on or off.
+    pub receipts: ReceiptRetention,
+}
+
+/// How long a tax receipt keeps its donor's identity, in years. The
+/// organisation must keep the duplicate (souche) of every receipt it issued,
+/// and what it needs to check it, for the tax administration for six years
+/// (livre des procédures fiscales, art. L102 E), counted here from the end
+/// of the year of issue: never shorter than the law's count. A legal
+/// minimum: a constant, never a setting, so no one can shorten it.
+pub const TAX_RECEIPT_KEEPING_YEARS: i16 = 6;
+
+/// Receipts pseudonymised per transaction: a first run on years of
+/// receipts does not hold one long write transaction.
+const RECEIPTS_PER_TX: i64 = 200;
+
+/// Tax receipts issued before this day have kept their donor's identity
+/// for [`TAX_RECEIPT_KEEPING_YEARS`] full years after their year of issue.
+pub fn receipts_kept_until(today: Date) -> String {
+    format!("{:04}-01-01", today.year() - TAX_RECEIPT_KEEPING_YEARS)
+}
+
+/// The tax receipts part of a retention run.
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+pub struct ReceiptRetention {
+    /// Receipts issued before this day are past their six years.
+    pub issued_before: String,
+    /// Receipts pseudonymised by this run (with the gifts they cover).
+    pub pseudonymised: i64,
+    /// The pseudonyms given to their donors, one per donor (never names).
+    pub pseudonyms: Vec<String>,
+}
+
+/// Pseudonymises the tax receipts issued before [`receipts_kept_until`]:
+/// on the receipt, the donor's name becomes a pseudonym (the person's
+/// erasure pseudonym if they were erased), their SIREN, address and e-mail
+/// are removed, the mailed download link stops working and the receipt is
+/// no longer tied to the person; the gifts it covers lose the name, SIREN
+/// and tie too. Number, year, date of issue, amount and kind of the
+/// receipt, and date, amount, form, nature and method of each gift stay:
+/// the yearly totals and the continuous numbering still add up, and the
+/// PDF, drawn from these rows, shows the pseudonym. The ledger entries are
+/// the accounting record and are left to the books.
+///
+/// A receipt no longer tied to a person (`person_id` empty) is done: run
+/// again, it changes nothing. Each batch of receipts is one transaction
+/// with its audit entry (references, count and pseudonyms, never names).
+pub async fn pseudonymise_old_receipts(db: &Db, who: &Who, org: OrgId, today: Date) -> MemResult<ReceiptRetention> {
+    let before = receipts_kept_until(today);
+    let mut out = ReceiptRetention { issued_before: before.clone(), pseudonymised: 0, pseudonyms: vec![] };
+    let mut given: HashMap<String, String> = HashMap::new();
+    loop {
+        let mut tx = db.begin_durable().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, number, year, person_id, donor FROM mem_tax_receipts \
+             WHERE org_id = $1 AND person_id <> '' AND issued_on < $2 ORDER BY number LIMIT {RECEIPTS_PER_TX}"
+        ))
+        .bind(org.to_string())
+        .bind(&before)
+        .fetch_all(tx.conn())
+        .await
+        .map_err(CoreError::from)?;
+        let mut references = Vec::new();
+        let mut pseudonyms: Vec<String> = Vec::new();
+        for r in &rows {
+            let (id, number, year, person, donor): (String, i64, i64, String, String) = (
+                r.try_get(0).map_err(CoreError::from)?,
+                r.try_get(1).map_err(CoreError::from)?,
+                r.try_get(2).map_err(CoreError::from)?,
+                r.try_get(3).map_err(CoreError::from)?,
+                r.try_get(4).map_err(CoreError::from)?,
+            );
+            let pseudonym = match given.get(&person) {
+                Some(p) => p.clone(),
+                None => {
+                    let erased: Option<String> =
+                        sqlx::query("SELECT pseudonym FROM privacy_erasures WHERE org_id = $1 AND person_id = $2")
+                            .bind(org.to_string())
+                            .bind(&person)
+                            .fetch_optional(tx.conn())
+                            .await
+                            .map_err(CoreError::from)?
+                            .map(|r| r.try_get(0))
+                            .transpose()
+                            .map_err(CoreError::from)?;
+                    let p = erased.unwrap_or_else(privacy::new_pseudonym);
+                    given.insert(person.clone(), p.clone());
+                    p
+                }
+            };
+            // Only the company's legal form is kept from the stored donor: a
+            // donor that does not read is replaced all the same, or its
+            // personal data would outlive their period.
+            let legal_form = serde_json::from_str::<serde_json::Value>(&donor)
+                .ok()
+                .and_then(|v| v.get("legal_form").and_then(|f| f.as_str()).map(String::from));
+            let donor = Donor {
+                name: pseudonym.clone(),
+                siren: None,
+                legal_form,
+                address: service::Address::default(),
+                email: None,
+            };
+            let token = shrooms_core::crypto::token_hash(&shrooms_core::crypto::random_token());
+            // The condition makes a concurrent run's second claim change nothing.
+            let n = sqlx::query(
+                "UPDATE mem_tax_receipts SET person_id = '', donor = $1, emailed_to = NULL, token = $2 \
+                 WHERE org_id = $3 AND id = $4 AND person_id <> ''",
+            )
+            .bind(serde_json::to_string(&donor).map_err(|e| CoreError::Internal(e.to_string()))?)
+            .bind(token)
+            .bind(org.to_string())
+            .bind(&id)
+            .execute(tx.conn())
+            .await
+            .map_err(CoreError::from)?
+            .rows_affected();
+            if n == 0 {
+                continue;
+            }
+            exec(
+                &mut tx,
+                "UPDATE mem_donations SET person_id = '', donor_name = $1, siren = NULL WHERE org_id = $2 AND receipt_id = $3",
+                &[&pseudonym, &org.to_string(), &id],
+            )
+            .await?;
+            references.push(receipt_reference(year, number));
+            if !pseudonyms.contains(&pseudonym) {
+                pseudonyms.push(pseudonym.clone());
+            }
+            if !out.pseudonyms.contains(&pseudonym) {
+                out.pseudonyms.push(pseudonym);
+            }
+        }
+        if !references.is_empty() {
+            service::record(
+                &mut tx,
+                who,
+                org,
+                "members.tax_receipt.pseudonymise",
+                "members_retention",
+                &org.to_string(),
+                None,
+                Some(json!({"issued_before": before, "count": references.len(), "receipts": references,
+                    "pseudonyms": pseudonyms})),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        out.pseudonymised += references.len() as i64;
+        if (rows.len() as i64) < RECEIPTS_PER_TX {
+            return Ok(out);
+        }
+    }
 }
 
 pub const RETENTION: JobSpec =
@@ -448,39 +642,16 @@ fn retention_job(st: AppState, ctx: JobCtx) -> JobFuture {
 pub async fn run_retention(st: &AppState, org: OrgId, who: &Who) -> MemResult<RetentionRun> {
     let cap = CanWrite::operator(org, MODULE);
     let Retention { months } = retention(&st.db, &cap.as_read()).await?;
-    let Some(months) = months else {
-        return Ok(RetentionRun { months: None, ended_before: None, erased: vec![], kept: 0 });
-    };
     let mut conn = st.db.pool().acquire().await.map_err(CoreError::from)?;
-    let today = org_today(&mut conn, org).await?;
+    let today = service::org_today(&mut conn, org).await?;
     drop(conn);
-    let cutoff = today
-        .checked_sub(jiff::Span::new().months(months))
-        .map_err(|e| MemError::from(CoreError::Internal(e.to_string())))?
-        .to_string();
-    let candidates = sqlx::query(
-        "SELECT p.person_id FROM mem_periods p WHERE p.org_id = $1 \
-         AND NOT EXISTS (SELECT 1 FROM privacy_erasures e WHERE e.org_id = p.org_id AND e.person_id = p.person_id) \
-         GROUP BY p.person_id \
-         HAVING SUM(CASE WHEN p.closed_on IS NULL AND p.ends_on IS NULL THEN 1 ELSE 0 END) = 0 \
-         AND MAX(COALESCE(p.closed_on, p.ends_on)) < $2 ORDER BY p.person_id",
-    )
-    .bind(org.to_string())
-    .bind(&cutoff)
-    .fetch_all(st.db.pool())
-    .await
-    .map_err(CoreError::from)?;
-    let core_cap = CanWrite::operator(org, "core");
-    let mut run = RetentionRun { months: Some(months), ended_before: Some(cutoff), erased: vec![], kept: 0 };
-    for r in &candidates {
-        let person: String = r.try_get(0).map_err(CoreError::from)?;
-        match privacy::erase(&st.db, &st.modules, who, &core_cap, &person, privacy::Reason::Retention, None).await {
-            Ok(report) => run.erased.push(report.pseudonym),
-            Err(CoreError::Conflict { .. }) | Err(CoreError::NotFound) => run.kept += 1,
-            Err(e) => return Err(e.into()),
-        }
+    let mut run = RetentionRun { months, ended_before: None, erased: vec![], kept: 0, receipts: Default::default() };
+    if let Some(months) = months {
+        erase_former_members(st, org, who, today, months, &mut run).await?;
     }
-    if !run.erased.is_empty() || run.kept > 0 {
+    // After the erasures: a donor erased now gives their old receipts their pseudonym.
+    run.receipts = pseudonymise_old_receipts(&st.db, who, org, today).await?;
+    if !run.erased.is_empty() || run.kept > 0 || run.receipts.pseudonymised > 0 {
         let mut tx = st.db.begin().await?;
         service::record(
             &mut tx,
@@ -498,9 +669,57 @@ pub async fn run_retention(st: &AppState, org: OrgId, who: &Who) -> MemResult<Re
     Ok(run)
 }
 
+/// Erases the former members whose last membership ended `months` before
+/// `today`, one transaction each.
+async fn erase_former_members(
+    st: &AppState,
+    org: OrgId,
+    who: &Who,
+    today: Date,
+    months: i64,
+    run: &mut RetentionRun,
+) -> MemResult<()> {
+    let cutoff = today
+        .checked_sub(jiff::Span::new().months(months))
+        .map_err(|e| MemError::from(CoreError::Internal(e.to_string())))?
+        .to_string();
+    let candidates = sqlx::query(
+        "SELECT p.person_id FROM mem_periods p WHERE p.org_id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM privacy_erasures e WHERE e.org_id = p.org_id AND e.person_id = p.person_id) \
+         GROUP BY p.person_id \
+         HAVING SUM(CASE WHEN p.closed_on IS NULL AND p.ends_on IS NULL THEN 1 ELSE 0 END) = 0 \
+         AND MAX(COALESCE(p.closed_on, p.ends_on)) < $2 ORDER BY p.person_id",
+    )
+    .bind(org.to_string())
+    .bind(&cutoff)
+    .fetch_all(st.db.pool())
+    .await
+    .map_err(CoreError::from)?;
+    let core_cap = CanWrite::operator(org, "core");
+    run.ended_before = Some(cutoff);
+    for r in &candidates {
+        let person: String = r.try_get(0).map_err(CoreError::from)?;
+        match privacy::erase(&st.db, &st.modules, who, &core_cap, &person, privacy::Reason::Retention, None).await {
+            Ok(report) => run.erased.push(report.pseudonym),
+            Err(CoreError::Conflict { .. }) | Err(CoreError::NotFound) => run.kept += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::redact_debtor;
+    use super::{receipts_kept_until, redact_debtor};
+
+    #[test]
+    fn receipts_keep_their_donor_six_full_years_after_their_year_of_issue() {
+        let day = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
+        // Issued on 31 December 2019: kept through 2025, pseudonymised from 2026.
+        assert_eq!(receipts_kept_until(day("2026-01-01")), "2020-01-01");
+        assert_eq!(receipts_kept_until(day("2026-12-31")), "2020-01-01");
+        assert_eq!(receipts_kept_until(day("2025-12-31")), "2019-01-01");
+    }
 
     #[test]
     fn only_the_persons_transaction_is_redacted() {

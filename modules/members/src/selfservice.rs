@@ -347,16 +347,60 @@ async fn check_join(db: &Db, org: OrgId, zone: &str, s: &SelfSettings, f: &JoinF
     })
 }
 
+/// The notification of a join request waiting for approval, sent to whoever
+/// may write members in the organisation.
+pub const JOIN_REQUEST_NOTICE: &str = "members.join_request";
+
+/// The notification of a profile change waiting for approval, sent to the
+/// same people.
+pub const CHANGE_REQUEST_NOTICE: &str = "members.change_request";
+
+/// What the people who may decide a request read of it: "<requester>
+/// <verb of `kind`> <title>", the excerpt, and the link to the requests page.
+fn request_notice(
+    kind: &'static str,
+    who: &Who,
+    org: &Org,
+    requester: &str,
+    title: String,
+    excerpt: String,
+) -> shrooms_core::notify::Notice {
+    shrooms_core::notify::Notice {
+        kind,
+        org: Some(org.id),
+        actor: who.account,
+        actor_label: requester.trim().to_string(),
+        title,
+        excerpt,
+        status: None,
+        link: format!("/o/{}/members/requests", org.slug),
+    }
+}
+
+/// Tells the accounts of the organisation that may decide a request (write
+/// access to members through their role, owners and administrators
+/// included; the requester, the notice's actor, left out) that one arrived,
+/// in the request's transaction. Each one's preferences for the notice's
+/// kind say whether it shows under the bell and whether it is mailed at
+/// once or in the daily digest.
+async fn notify_deciders(
+    st: &AppState,
+    tx: &mut Tx,
+    org: OrgId,
+    notice: &shrooms_core::notify::Notice,
+) -> MemResult<()> {
+    let deciders = shrooms_core::orgs::accounts_with_access(tx, &st.modules, org, crate::MODULE, Access::Write).await?;
+    shrooms_core::notify::send(st, tx, &deciders, notice).await?;
+    Ok(())
+}
+
 /// Records a join from the public form: the person (the one of the
 /// organisation with this e-mail, or a new one), and a join request that
 /// waits for approval, or the membership period at once when the settings
 /// say "automatic". The same submission sent again, or a second one for a
 /// type the person already has an open request for, answers what was
-/// recorded: never a second person, never a second request.
-/// The notification of a join request waiting for approval, sent to whoever
-/// may write members in the organisation.
-pub const JOIN_REQUEST_NOTICE: &str = "members.join_request";
-
+/// recorded: never a second person, never a second request (nor a second
+/// notification of the secretaries).
 pub async fn submit_join(
     st: &AppState,
     who: &Who,
@@ -513,24 +557,8 @@ pub async fn submit_join(
     };
     timeline::event(&mut tx, who, oid, &person_record(org, &person, &name), &text, json!({"join_request": id})).await?;
     if status == "pending" {
-        let secretaries =
-            shrooms_core::orgs::accounts_with_access(&mut tx, &st.modules, oid, "members", Access::Write).await?;
-        shrooms_core::notify::send(
-            st,
-            &mut tx,
-            &secretaries,
-            &shrooms_core::notify::Notice {
-                kind: JOIN_REQUEST_NOTICE,
-                org: Some(oid),
-                actor: None,
-                actor_label: name.trim().to_string(),
-                title: c.type_.name.clone(),
-                excerpt: c.email.clone(),
-                status: None,
-                link: format!("/o/{}/members/requests", org.slug),
-            },
-        )
-        .await?;
+        let notice = request_notice(JOIN_REQUEST_NOTICE, who, org, &name, c.type_.name.clone(), c.email.clone());
+        notify_deciders(st, &mut tx, oid, &notice).await?;
     }
     tx.commit().await?;
     answer_of(db, org, &s, &id, false).await
@@ -904,18 +932,6 @@ pub struct MySpace {
 /// How long before its end a membership can be renewed from the member space.
 const RENEW_WINDOW_DAYS: i64 = 60;
 
-/// `FR76 •••• •••• 0189`: enough for the member to recognise their account.
-pub fn mask_iban(iban: &str) -> String {
-    let c: String = iban.chars().filter(|c| !c.is_whitespace()).collect();
-    let n = c.chars().count();
-    if n <= 8 {
-        return "•".repeat(n);
-    }
-    let head: String = c.chars().take(4).collect();
-    let tail: String = c.chars().skip(n - 4).collect();
-    format!("{head} •••• •••• {tail}")
-}
-
 pub async fn my_space(st: &AppState, own: &Own, org: &Org) -> MemResult<MySpace> {
     let db = &st.db;
     let zone = org.timezone.as_str();
@@ -944,15 +960,11 @@ pub async fn my_space(st: &AppState, own: &Own, org: &Org) -> MemResult<MySpace>
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    // The mandates' IBANs come masked (`crate::debits::mask_iban`).
     let mandates = crate::debits::mandates(db, &read, Some(&own.person))
         .await?
         .into_iter()
-        .map(|m| MyMandate {
-            reference: m.reference,
-            iban: mask_iban(&m.iban),
-            signed_on: m.signed_on,
-            status: m.status,
-        })
+        .map(|m| MyMandate { reference: m.reference, iban: m.iban, signed_on: m.signed_on, status: m.status })
         .collect();
     let join_requests = join_requests_where(db, read.org(), "r.person_id = $2", &own.person).await?;
     let change_requests = change_requests_where(db, read.org(), "c.person_id = $2", &own.person).await?;
@@ -1206,14 +1218,17 @@ async fn apply(db: &Db, who: &Who, cap: &CanWrite, person: &str, changes: &[Fiel
 
 /// The member changes their profile: fields the organisation does not check
 /// are changed at once (audited); checked ones make a change request that a
-/// secretary approves or rejects, recorded on the person's timeline.
+/// secretary approves or rejects, recorded on the person's timeline and
+/// notified to whoever may decide it (the fields' names only: the values
+/// stay behind the sign-in of the requests page).
 pub async fn change_profile(
-    db: &Db,
+    st: &AppState,
     who: &Who,
     own: &Own,
     org: &Org,
     input: ProfileChange,
 ) -> MemResult<ProfileOutcome> {
+    let db = &st.db;
     let current = current_profile(db, &own.grant.as_read(), &own.person).await?;
     let changes = diff(&current, &input)?;
     let checked = self_settings(db, org.id).await?.checked_fields;
@@ -1251,6 +1266,8 @@ pub async fn change_profile(
         json!({"change_request": id}),
     )
     .await?;
+    let notice = request_notice(CHANGE_REQUEST_NOTICE, who, org, &name, fields.join(", "), String::new());
+    notify_deciders(st, &mut tx, oid, &notice).await?;
     tx.commit().await?;
     let pending = change_request_in(db, oid, &id).await?;
     Ok(ProfileOutcome { applied, pending })

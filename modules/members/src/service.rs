@@ -41,6 +41,18 @@ pub fn today(zone: &str) -> Date {
     jiff::Timestamp::now().to_zoned(tz).date()
 }
 
+/// Today in the time zone of an organisation read by id (jobs and hooks
+/// that have no `Org` at hand).
+pub(crate) async fn org_today(conn: &mut sqlx::AnyConnection, org: OrgId) -> shrooms_core::CoreResult<Date> {
+    let tz: Option<String> = sqlx::query("SELECT timezone FROM orgs WHERE id = $1")
+        .bind(org.to_string())
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    Ok(today(tz.as_deref().unwrap_or("UTC")))
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record(
     tx: &mut Tx,
@@ -169,7 +181,7 @@ fn settings_row(r: &AnyRow) -> MemResult<Settings> {
     })
 }
 
-pub const INVOICE_PATH_UNAVAILABLE: &str = "Dues are invoiced (the settings' dues path): record the payment of the member's invoice in invoicing, or let the member pay it online.";
+pub const INVOICE_PATH_UNAVAILABLE: &str = "Dues are invoiced (the settings' dues path): record the payment of the member's dues invoice (the member's page, or POST …/members/invoice-payments), or let the member pay it online.";
 
 pub async fn settings(db: &Db, org: OrgId) -> MemResult<Settings> {
     let mut conn = db.pool().acquire().await?;

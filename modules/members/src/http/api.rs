@@ -12,6 +12,7 @@ use crate::donations::{
     self, BatchReport, Donation, DonationFilter, DonationInput, Donor, TaxReceipt, YearBatch, YearTotals,
 };
 use crate::error::MemError;
+use crate::gift_plans::{self, GiftPlan, GiftPlanFilter, GiftPlanInput, ReceiveInput, ReceivedGift};
 use crate::service::{
     self, Address, ApplyType, BulkDues, BulkRenew, CloseInput, Due, DueFilter, DueInput, Household, HouseholdInput,
     HouseholdLink, HouseholdMember, HouseholdRef, JoinInput, MemberFilter, MemberPerson, MemberRow, Membership,
@@ -400,6 +401,66 @@ async fn record_donation(
     Ok(created(r.created, r.item))
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members/gift-plans", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path), GiftPlanFilter),
+    responses((status = 200, body = [GiftPlan], description = "Active first, by next expected day; `late` when expected before today"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn list_gift_plans(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiQuery(f): ApiQuery<GiftPlanFilter>,
+) -> R<Json<Vec<GiftPlan>>> {
+    let cap = ctx.can_read(MODULE)?;
+    Ok(Json(gift_plans::list(&st.db, &cap, &ctx.org.timezone, &f).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members/gift-plans", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = GiftPlanInput,
+    responses((status = 201, body = GiftPlan, description = "Planned: the first gift is expected on `first_on`"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "Amount not above zero, unknown person, unknown frequency or method, bad dates")))]
+async fn create_gift_plan(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<GiftPlanInput>,
+) -> R<(StatusCode, Json<GiftPlan>)> {
+    let cap = ctx.can_write(MODULE)?;
+    let p = gift_plans::create(&st.db, &ctx.who(), &cap, &ctx.org.timezone, input).await.map_err(e)?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members/gift-plans/{id}/stop", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path, description = "Gift plan id")),
+    responses((status = 200, body = GiftPlan, description = "Stopped (a stopped plan is returned as it is)"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn stop_gift_plan(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+) -> R<Json<GiftPlan>> {
+    let cap = ctx.can_write(MODULE)?;
+    Ok(Json(gift_plans::stop(&st.db, &ctx.who(), &cap, &ctx.org.timezone, &id).await.map_err(e)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members/gift-plans/{id}/receive", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path), ("id" = String, Path, description = "Gift plan id")), request_body = ReceiveInput,
+    responses((status = 201, body = ReceivedGift, description = "The donation recorded as by hand (recurring, posted to the ledger); the plan moved to its next expected day"),
+        (status = 200, body = ReceivedGift, description = "The same request_key was already recorded"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The plan is stopped, or the books are not opened"),
+        (status = 422, body = Problem, description = "Received in the future or outside an open fiscal year, amount not above zero")))]
+async fn receive_gift(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    Path((_, id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<serde_json::Value>,
+) -> R<(StatusCode, Json<ReceivedGift>)> {
+    let cap = ctx.can_write(MODULE)?;
+    let input: ReceiveInput = object(input)?;
+    let r = gift_plans::receive(&st.db, &ctx.who(), &cap, &ctx.org.timezone, &id, input).await.map_err(e)?;
+    Ok(created(r.created, r.item))
+}
+
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/members/donations/{id}/tax-receipt", tag = "members", security(("bearer" = [])),
     params(("org" = String, Path), ("id" = String, Path, description = "Donation id")),
     responses((status = 201, body = TaxReceipt, description = "Issued with the next receipt number"),
@@ -547,7 +608,11 @@ async fn create_mandate(
     let cap = ctx.can_write(MODULE)?;
     Ok((
         StatusCode::CREATED,
-        Json(debits::create_mandate(&st.db, &ctx.who(), &cap, &ctx.org.timezone, input).await.map_err(e)?),
+        Json(
+            debits::create_mandate(&st.db, &st.data_key, &ctx.who(), &cap, &ctx.org.timezone, input)
+                .await
+                .map_err(e)?,
+        ),
     ))
 }
 
@@ -667,14 +732,15 @@ pub fn file_download(name: &str, content_type: &str, body: Vec<u8>) -> Response 
         get_settings, put_settings, list_types, create_type, get_type, patch_type, directory, membership, put_profile,
         join, renew, close_period, renew_many, apply_type, list_households, create_household, get_household,
         link_household, unlink_household, list_dues, record_due, record_dues, get_due, list_donations,
-        record_donation, issue_receipt, list_receipts, receipt_batch, receipt_totals, get_receipt, receipt_pdf,
+        record_donation, issue_receipt, list_gift_plans, create_gift_plan, stop_gift_plan, receive_gift, list_receipts, receipt_batch, receipt_totals, get_receipt, receipt_pdf,
         get_creditor, put_creditor, list_mandates, create_mandate, revoke_mandate, list_batches, create_batch, get_batch,
         batch_xml, import_returns, export_csv, export_ods
     ),
     components(schemas(
         Settings, MembershipType, TypeInput, Tier, MemberRow, Membership, MemberPerson, Address, HouseholdRef,
         StandingView, Period, JoinInput, RenewInput, CloseInput, BulkRenew, ApplyType, Household, HouseholdMember,
-        HouseholdInput, HouseholdLink, ProfileInput, Due, DueInput, BulkDues, Donation, DonationInput, TaxReceipt, Donor,
+        HouseholdInput, HouseholdLink, ProfileInput, Due, DueInput, BulkDues, Donation, DonationInput, GiftPlan, GiftPlanInput,
+        ReceiveInput, ReceivedGift, TaxReceipt, Donor,
         YearBatch, BatchReport, YearTotals, Creditor, Mandate, MandateInput, Batch, DebitView, CollectionInput,
         CollectionItem, ReturnsInput, ReturnsReport, Problem
     )),
@@ -707,6 +773,9 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/dues/{{id}}"), get(get_due))
         .route(&format!("{base}/donations"), get(list_donations).post(record_donation))
         .route(&format!("{base}/donations/{{id}}/tax-receipt"), post(issue_receipt))
+        .route(&format!("{base}/gift-plans"), get(list_gift_plans).post(create_gift_plan))
+        .route(&format!("{base}/gift-plans/{{id}}/stop"), post(stop_gift_plan))
+        .route(&format!("{base}/gift-plans/{{id}}/receive"), post(receive_gift))
         .route(&format!("{base}/tax-receipts"), get(list_receipts))
         .route(&format!("{base}/tax-receipts/batch"), post(receipt_batch))
         .route(&format!("{base}/tax-receipts/totals"), get(receipt_totals))

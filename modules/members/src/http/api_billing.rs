@@ -1,7 +1,7 @@
 //! JSON API of dues invoices, online payment links, renewal notices and
 //! reminders (`/api/v1/orgs/{org}/members/…`).
 
-use crate::billing::{self, DuesInvoice};
+use crate::billing::{self, DuesInvoice, InvoicePayment, InvoicePaymentInput};
 use crate::error::MemError;
 use crate::renewals::{self, LateMember, NewRenewalRun, Notice, RenewalRun, RenewalSettings};
 use crate::service::{self, StandingView, MODULE};
@@ -139,6 +139,47 @@ async fn late(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<LateMember>
     Ok(Json(renewals::late(&st.db, &cap, &ctx.org.timezone).await.map_err(e)?))
 }
 
+/// Several payments of dues invoices at once.
+#[derive(Clone, Debug, Default, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkInvoicePayments {
+    pub items: Vec<InvoicePaymentInput>,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members/invoice-payments", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = InvoicePaymentInput,
+    responses((status = 201, body = InvoicePayment, description = "Recorded by invoicing: allocated to the dues invoice, its ledger entry validated"),
+        (status = 200, body = InvoicePayment, description = "The same request_key was already recorded: that payment, nothing new"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Dues are recorded as receipts (dues path), or the books are not opened"),
+        (status = 422, body = Problem, description = "Unknown person or period, nothing left to pay, amount over what is left, cheque without its number, date in the future")))]
+async fn record_invoice_payment(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<InvoicePaymentInput>,
+) -> R<(StatusCode, Json<InvoicePayment>)> {
+    let cap = ctx.can_write(MODULE)?;
+    let (mut out, created) =
+        billing::record_invoice_payments(&st, &ctx.who(), &cap, &ctx.org.timezone, vec![input]).await.map_err(e)?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(out.remove(0))))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members/invoice-payments/bulk", tag = "members", security(("bearer" = [])),
+    params(("org" = String, Path)), request_body = BulkInvoicePayments,
+    responses((status = 201, body = [InvoicePayment], description = "Every payment recorded, or none"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem, description = "Errors name the item: `items[2].amount_cents`")))]
+async fn record_invoice_payments(
+    State(st): State<AppState>,
+    ctx: OrgCtx,
+    ApiJson(input): ApiJson<BulkInvoicePayments>,
+) -> R<(StatusCode, Json<Vec<InvoicePayment>>)> {
+    let cap = ctx.can_write(MODULE)?;
+    let (out, _) =
+        billing::record_invoice_payments(&st, &ctx.who(), &cap, &ctx.org.timezone, input.items).await.map_err(e)?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     paths(
@@ -150,7 +191,9 @@ async fn late(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<LateMember>
         list_runs,
         get_run,
         cancel_run,
-        late
+        late,
+        record_invoice_payment,
+        record_invoice_payments
     ),
     components(schemas(
         MemberDues,
@@ -160,6 +203,9 @@ async fn late(State(st): State<AppState>, ctx: OrgCtx) -> R<Json<Vec<LateMember>
         RenewalRun,
         NewRenewalRun,
         LateMember,
+        InvoicePaymentInput,
+        InvoicePayment,
+        BulkInvoicePayments,
         Problem
     ))
 )]
@@ -175,4 +221,6 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{base}/renewals/runs/{{id}}"), get(get_run))
         .route(&format!("{base}/renewals/runs/{{id}}/cancel"), post(cancel_run))
         .route(&format!("{base}/late"), get(late))
+        .route(&format!("{base}/invoice-payments"), post(record_invoice_payment))
+        .route(&format!("{base}/invoice-payments/bulk"), post(record_invoice_payments))
 }

@@ -248,9 +248,31 @@ async fn post_bounce(
 )]
 pub struct DirectoryApi;
 
+/// The directory page's downloads: the same files for the signed-in
+/// browser (the API paths take bearer tokens only), errors as pages.
+macro_rules! page_download {
+    ($name:ident, $api:ident) => {
+        async fn $name(
+            st: State<AppState>,
+            ctx: OrgCtx,
+            q: ApiQuery<DirQuery>,
+        ) -> Result<Response, shrooms_core::web::ui::UiError> {
+            $api(st, ctx, q).await.map_err(shrooms_core::web::ui::UiError)
+        }
+    };
+}
+page_download!(page_export_csv, export_csv);
+page_download!(page_export_ods, export_ods);
+page_download!(page_list_pdf, list_pdf);
+page_download!(page_labels_pdf, labels_pdf);
+
 pub fn router() -> Router<AppState> {
     let base = "/api/v1/orgs/{org}/members";
     Router::new()
+        .route("/o/{org}/members/directory/export.csv", get(page_export_csv))
+        .route("/o/{org}/members/directory/export.ods", get(page_export_ods))
+        .route("/o/{org}/members/directory/list.pdf", get(page_list_pdf))
+        .route("/o/{org}/members/directory/labels.pdf", get(page_labels_pdf))
         .route(&format!("{base}/search"), get(search))
         .route(&format!("{base}/search/export.csv"), get(export_csv))
         .route(&format!("{base}/search/export.ods"), get(export_ods))

@@ -107,7 +107,7 @@ async fn me_profile(
     ApiJson(input): ApiJson<ProfileChange>,
 ) -> R<Json<ProfileOutcome>> {
     let o = own(&st, &ctx).await?;
-    Ok(Json(selfservice::change_profile(&st.db, &ctx.who(), &o, &ctx.org, input).await.map_err(e)?))
+    Ok(Json(selfservice::change_profile(&st, &ctx.who(), &o, &ctx.org, input).await.map_err(e)?))
 }
 
 /// The card PDF of the signed-in member.

@@ -7,6 +7,7 @@ use crate::debits::{self, CollectionInput, CollectionItem, Creditor, MandateInpu
 use crate::domain::Tier;
 use crate::donations::{self, DonationFilter, DonationInput, YearBatch};
 use crate::error::MemError;
+use crate::gift_plans::{self, GiftPlanFilter, GiftPlanInput, ReceiveInput};
 use crate::service::{
     self, Address, ApplyType, BulkDues, BulkRenew, CloseInput, DueFilter, DueInput, HouseholdInput, HouseholdLink,
     JoinInput, MemberFilter, ProfileInput, RenewInput, Settings, TypeInput, MODULE,
@@ -161,6 +162,42 @@ async fn bulk(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
     }
 }
 
+/// The bulk dues form with dues as invoices: a payment of each ticked
+/// member's dues invoice (what is left on it). Cheques are recorded one by
+/// one on the member's page, each with its number.
+async fn dues_bulk_invoices(ui: Ui, ctx: OrgCtx, cap: shrooms_core::permissions::CanWrite, f: Fields) -> Page {
+    let result = if field(&f, "method") == "cheque" {
+        Err(MemError::field(
+            "method",
+            "Each cheque has its own number: record cheques on the member's page, one by one.",
+        ))
+    } else {
+        let items: Vec<crate::billing::InvoicePaymentInput> = all(&f, "period_ids")
+            .into_iter()
+            .filter_map(|v| {
+                let (person, period) = v.split_once(':')?;
+                Some(crate::billing::InvoicePaymentInput {
+                    person_id: person.into(),
+                    period_id: Some(period.into()),
+                    method: field(&f, "method").into(),
+                    paid_on: opt(&f, "paid_on"),
+                    reference: opt(&f, "reference"),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        crate::billing::record_invoice_payments(&ui.st, &ctx.who(), &cap, &ctx.org.timezone, items).await.map(|_| ())
+    };
+    match result {
+        Ok(()) => Ok(back(&ctx, "/dues")),
+        Err(e) => {
+            let c = dues_context(&ui, &ctx, &DuesQuery::default()).await?;
+            let ui = ui.with_org(&ctx).await?;
+            Ok(ui.form_error("members_dues.html", ce(e), merge(c, json!({"form": form_json(&f)}))))
+        }
+    }
+}
+
 // ---------- a member ----------
 
 async fn person_context(ui: &Ui, ctx: &OrgCtx, person: &str) -> Result<Value, CoreError> {
@@ -169,9 +206,10 @@ async fn person_context(ui: &Ui, ctx: &OrgCtx, person: &str) -> Result<Value, Co
     let m = service::membership(db, &cap, &ctx.org.timezone, person).await.map_err(ce)?;
     let types = service::types(db, &cap).await.map_err(ce)?;
     let households = service::households(db, &cap).await.map_err(ce)?;
+    let invoice_path = service::settings(db, cap.org()).await.map_err(ce)?.dues_path == service::DuesPath::Invoice;
     Ok(merge(
         json!({"mb": m, "types": types, "households": households, "today": service::today(&ctx.org.timezone).to_string(),
-            "request_key": uuid::Uuid::now_v7().to_string(),
+            "request_key": uuid::Uuid::now_v7().to_string(), "invoice_path": invoice_path,
             "methods": ["cash", "cheque", "transfer", "card", "direct_debit"]}),
         flags(ctx),
     ))
@@ -230,6 +268,26 @@ async fn pay(ui: Ui, ctx: OrgCtx, Path((_, person)): Path<(String, String)>, For
         Ok(a) => a,
         Err(e) => return person_error(ui, &ctx, &person, "pay", &f, e).await,
     };
+    // Dues as invoices: the payment of the member's dues invoice.
+    let path = service::settings(&ui.st.db, cap.org()).await.map_err(ce)?.dues_path;
+    if path == service::DuesPath::Invoice {
+        let input = crate::billing::InvoicePaymentInput {
+            person_id: person.clone(),
+            period_id: opt(&f, "period_id"),
+            amount_cents: amount,
+            method: field(&f, "method").into(),
+            paid_on: opt(&f, "paid_on"),
+            cheque_number: opt(&f, "cheque_number"),
+            reference: opt(&f, "reference"),
+            request_key: opt(&f, "request_key"),
+        };
+        return match crate::billing::record_invoice_payments(&ui.st, &ctx.who(), &cap, &ctx.org.timezone, vec![input])
+            .await
+        {
+            Ok(_) => Ok(back(&ctx, &format!("/people/{person}"))),
+            Err(e) => person_error(ui, &ctx, &person, "pay", &f, ce(e)).await,
+        };
+    }
     let input = DueInput {
         person_id: person.clone(),
         period_id: opt(&f, "period_id"),
@@ -416,8 +474,11 @@ async fn dues_context(ui: &Ui, ctx: &OrgCtx, q: &DuesQuery) -> Result<Value, Cor
     )
     .await
     .map_err(ce)?;
+    let invoice_path =
+        service::settings(&ui.st.db, cap.org()).await.map_err(ce)?.dues_path == service::DuesPath::Invoice;
     Ok(merge(
         json!({"dues": list, "total_cents": total, "filter": {"from": q.from, "to": q.to}, "unpaid": unpaid,
+            "invoice_path": invoice_path,
             "today": service::today(&ctx.org.timezone).to_string(),
             "methods": ["cash", "cheque", "transfer", "card", "direct_debit"]}),
         flags(ctx),
@@ -434,6 +495,10 @@ async fn dues(ui: Ui, ctx: OrgCtx, Query(q): Query<DuesQuery>) -> Page {
 /// period), with one method and date.
 async fn dues_bulk(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
     let cap = ctx.can_write(MODULE)?;
+    let path = service::settings(&ui.st.db, cap.org()).await.map_err(ce)?.dues_path;
+    if path == service::DuesPath::Invoice {
+        return dues_bulk_invoices(ui, ctx, cap, f).await;
+    }
     let items: Vec<DueInput> = all(&f, "period_ids")
         .into_iter()
         .filter_map(|v| {
@@ -504,33 +569,114 @@ async fn settings_save(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
 // ---------- donations and tax receipts ----------
 
 #[derive(serde::Deserialize, Default)]
-struct YearParam {
+struct DonationsQuery {
     year: Option<i64>,
+    /// The donor search: a name or an e-mail of the directory.
+    find: Option<String>,
+    /// A donor chosen beforehand (shown checked in the form).
+    person_id: Option<String>,
 }
 
-async fn donations_context(ui: &Ui, ctx: &OrgCtx, year: Option<i64>) -> Result<Value, CoreError> {
+/// Donors offered by one search of the donations form.
+const DONOR_CHOICES: i64 = 20;
+
+/// The donors the form offers: the directory's people matching `find`
+/// (anyone, member or not, searched through the directory's index: never
+/// the whole directory), the chosen one first. Empty, with `can_search`
+/// false, when the role may not read the directory.
+async fn donor_choices(ui: &Ui, ctx: &OrgCtx, find: Option<&str>, chosen: Option<&str>) -> Result<Value, CoreError> {
+    let Ok(core) = ctx.can_read("core") else {
+        return Ok(json!({"found": [], "more": false, "can_search": false}));
+    };
+    let db = &ui.st.db;
+    let (mut found, more) = match find {
+        Some(q) => {
+            let q = shrooms_core::people::ListQuery {
+                q: Some(q.to_string()),
+                filters: vec![],
+                sort: Default::default(),
+                cursor: None,
+                limit: DONOR_CHOICES,
+            };
+            let page = shrooms_core::people::list(db, &core, &q).await?;
+            (page.items, page.next_cursor.is_some())
+        }
+        None => (vec![], false),
+    };
+    if let Some(id) = chosen {
+        match found.iter().position(|p| p.id.to_string() == id) {
+            Some(i) => {
+                let p = found.remove(i);
+                found.insert(0, p);
+            }
+            None => match shrooms_core::people::get(db, &core, id).await {
+                Ok(p) => found.insert(0, p),
+                // A chosen id that is not (or no longer) there: the form says so on submit.
+                Err(CoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            },
+        }
+    }
+    let found: Vec<Value> = found
+        .iter()
+        .map(|p| json!({"id": p.id.to_string(), "name": format!("{} {}", p.given_name, p.family_name).trim(), "email": p.email}))
+        .collect();
+    Ok(json!({"found": found, "more": more, "can_search": true}))
+}
+
+/// The donations page. `light` (a search typed in the donor field, asked
+/// by htmx) leaves out the year's lists: only the donor choices are used.
+async fn donations_context(
+    ui: &Ui,
+    ctx: &OrgCtx,
+    year: Option<i64>,
+    find: Option<&str>,
+    chosen: Option<&str>,
+    light: bool,
+) -> Result<Value, CoreError> {
     let cap = ctx.can_read(MODULE)?;
     let db = &ui.st.db;
     let year = year.unwrap_or_else(|| service::today(&ctx.org.timezone).year() as i64);
-    let list =
-        donations::donations(db, &cap, &DonationFilter { person_id: None, year: Some(year) }).await.map_err(ce)?;
-    let receipts = donations::receipts(db, &cap, Some(year)).await.map_err(ce)?;
-    let totals = donations::totals(db, &cap, year).await.map_err(ce)?;
-    let members =
-        service::members(db, &cap, &ctx.org.timezone, &MemberFilter { limit: Some(2000), ..Default::default() })
+    let find = find.map(str::trim).filter(|s| !s.is_empty());
+    let chosen = chosen.map(str::trim).filter(|s| !s.is_empty());
+    let choices =
+        if ctx.access(MODULE) >= Access::Write { donor_choices(ui, ctx, find, chosen).await? } else { json!({}) };
+    let (list, receipts, plans) = if light {
+        (vec![], vec![], vec![])
+    } else {
+        let list =
+            donations::donations(db, &cap, &DonationFilter { person_id: None, year: Some(year) }).await.map_err(ce)?;
+        let active = GiftPlanFilter { status: Some("active".into()) };
+        // Each "Received" button carries its own key: clicked twice, one gift.
+        let plans = gift_plans::list(db, &cap, &ctx.org.timezone, &active)
             .await
-            .map_err(ce)?;
+            .map_err(ce)?
+            .into_iter()
+            .map(|p| merge(json!(p), json!({"request_key": uuid::Uuid::now_v7().to_string()})))
+            .collect();
+        (list, donations::receipts(db, &cap, Some(year)).await.map_err(ce)?, plans)
+    };
+    let totals = donations::totals(db, &cap, year).await.map_err(ce)?;
     Ok(merge(
-        json!({"donations": list, "receipts": receipts, "totals": totals, "year": year, "people": members,
-            "today": service::today(&ctx.org.timezone).to_string(), "request_key": uuid::Uuid::now_v7().to_string()}),
+        merge(
+            json!({"donations": list, "receipts": receipts, "plans": plans, "totals": totals, "year": year,
+                "find": find.unwrap_or(""),
+                "chosen": chosen, "can_add_person": ctx.access("core") >= Access::Write,
+                "today": service::today(&ctx.org.timezone).to_string(), "request_key": uuid::Uuid::now_v7().to_string()}),
+            choices,
+        ),
         flags(ctx),
     ))
 }
 
-async fn donations_page(ui: Ui, ctx: OrgCtx, Query(q): Query<YearParam>) -> Page {
-    let c = donations_context(&ui, &ctx, q.year).await?;
+async fn donations_page(ui: Ui, ctx: OrgCtx, Query(q): Query<DonationsQuery>) -> Page {
+    // Typed in the donor field: htmx takes the choices out of the page.
+    let light = ui.htmx && q.find.is_some();
+    let c = donations_context(&ui, &ctx, q.year, q.find.as_deref(), q.person_id.as_deref(), light).await?;
     let ui = ui.with_org(&ctx).await?;
-    Ok(ui.render("members_donations.html", c))
+    let mut resp = ui.render("members_donations.html", c);
+    resp.headers_mut().insert(axum::http::header::VARY, axum::http::HeaderValue::from_static("HX-Request"));
+    Ok(resp)
 }
 
 async fn donation_create(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
@@ -561,7 +707,9 @@ async fn donation_create(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
     match result {
         Ok(()) => Ok(back(&ctx, "/donations")),
         Err(e) => {
-            let c = donations_context(&ui, &ctx, None).await?;
+            let c =
+                donations_context(&ui, &ctx, None, opt(&f, "find").as_deref(), opt(&f, "person_id").as_deref(), false)
+                    .await?;
             let ui = ui.with_org(&ctx).await?;
             Ok(ui.form_error("members_donations.html", e, merge(c, json!({"form": form_json(&f)}))))
         }
@@ -573,7 +721,7 @@ async fn donation_receipt(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, Stri
     match donations::issue_receipt(&ui.st.db, &ctx.who(), &cap, &ctx.org.timezone, &id).await {
         Ok(_) => Ok(back(&ctx, "/donations")),
         Err(e) => {
-            let c = donations_context(&ui, &ctx, None).await?;
+            let c = donations_context(&ui, &ctx, None, None, None, false).await?;
             let ui = ui.with_org(&ctx).await?;
             Ok(ui.form_error("members_donations.html", ce(e), c))
         }
@@ -586,15 +734,65 @@ async fn receipts_batch(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
     let input = YearBatch { year, email: field(&f, "email") == "1" };
     match donations::issue_year(&ui.st, &ctx.who(), &cap, &ctx.org.timezone, &ctx.org.slug, input).await {
         Ok(report) => {
-            let c = donations_context(&ui, &ctx, Some(year)).await?;
+            let c = donations_context(&ui, &ctx, Some(year), None, None, false).await?;
             let ui = ui.with_org(&ctx).await?;
             Ok(ui.render("members_donations.html", merge(c, json!({"report": report}))))
         }
         Err(e) => {
-            let c = donations_context(&ui, &ctx, None).await?;
+            let c = donations_context(&ui, &ctx, None, None, None, false).await?;
             let ui = ui.with_org(&ctx).await?;
             Ok(ui.form_error("members_donations.html", ce(e), merge(c, json!({"form": form_json(&f)}))))
         }
+    }
+}
+
+/// The donations page again with a gift plan form's error (`plan_form`
+/// keeps the donation form's fields apart).
+async fn gift_plan_error(ui: Ui, ctx: &OrgCtx, f: &Fields, e: CoreError) -> Page {
+    let c = donations_context(&ui, ctx, None, opt(f, "find").as_deref(), opt(f, "person_id").as_deref(), false).await?;
+    let ui = ui.with_org(ctx).await?;
+    Ok(ui.form_error("members_donations.html", e, merge(c, json!({"form": form_json(f), "plan_form": true}))))
+}
+
+async fn gift_plan_create(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let result = match cents(&f, "amount", "amount_cents") {
+        Ok(amount) => {
+            let input = GiftPlanInput {
+                person_id: field(&f, "person_id").into(),
+                amount_cents: amount.unwrap_or(0),
+                frequency: field(&f, "frequency").into(),
+                method: opt(&f, "method"),
+                form: None,
+                nature: None,
+                first_on: opt(&f, "first_on"),
+                ends_on: opt(&f, "ends_on"),
+            };
+            gift_plans::create(&ui.st.db, &ctx.who(), &cap, &ctx.org.timezone, input).await.map(|_| ()).map_err(ce)
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(back(&ctx, "/donations")),
+        Err(e) => gift_plan_error(ui, &ctx, &f, e).await,
+    }
+}
+
+async fn gift_plan_receive(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>, Form(f): Form<Fields>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    let input =
+        ReceiveInput { received_on: opt(&f, "received_on"), amount_cents: None, request_key: opt(&f, "request_key") };
+    match gift_plans::receive(&ui.st.db, &ctx.who(), &cap, &ctx.org.timezone, &id, input).await {
+        Ok(_) => Ok(back(&ctx, "/donations")),
+        Err(e) => gift_plan_error(ui, &ctx, &f, ce(e)).await,
+    }
+}
+
+async fn gift_plan_stop(ui: Ui, ctx: OrgCtx, Path((_, id)): Path<(String, String)>, Form(f): Form<Fields>) -> Page {
+    let cap = ctx.can_write(MODULE)?;
+    match gift_plans::stop(&ui.st.db, &ctx.who(), &cap, &ctx.org.timezone, &id).await {
+        Ok(_) => Ok(back(&ctx, "/donations")),
+        Err(e) => gift_plan_error(ui, &ctx, &f, ce(e)).await,
     }
 }
 
@@ -668,7 +866,7 @@ async fn sepa_mandate(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
         debtor_name: opt(&f, "debtor_name"),
         signed_on: opt(&f, "signed_on"),
     };
-    match debits::create_mandate(&ui.st.db, &ctx.who(), &cap, &ctx.org.timezone, input).await {
+    match debits::create_mandate(&ui.st.db, &ui.st.data_key, &ctx.who(), &cap, &ctx.org.timezone, input).await {
         Ok(_) => Ok(back(&ctx, "/sepa")),
         Err(e) => sepa_error(ui, &ctx, "mandate", &f, ce(e)).await,
     }
@@ -796,6 +994,9 @@ pub fn router() -> Router<AppState> {
         .route("/o/{org}/members/settings", get(settings).post(settings_save))
         .route("/o/{org}/members/donations", get(donations_page).post(donation_create))
         .route("/o/{org}/members/donations/{id}/receipt", post(donation_receipt))
+        .route("/o/{org}/members/gift-plans", post(gift_plan_create))
+        .route("/o/{org}/members/gift-plans/{id}/receive", post(gift_plan_receive))
+        .route("/o/{org}/members/gift-plans/{id}/stop", post(gift_plan_stop))
         .route("/o/{org}/members/tax-receipts/batch", post(receipts_batch))
         .route("/o/{org}/members/tax-receipts/{id}/pdf", get(receipt_pdf))
         .route("/o/{org}/members/receipts/{token}", get(public_receipt))

@@ -184,7 +184,7 @@ async fn me_profile(ui: Ui, ctx: OrgCtx, Form(f): Form<Fields>) -> Page {
         phone: Some(field(&f, "phone").into()),
         address: Some(address_of(&f)),
     };
-    match selfservice::change_profile(&ui.st.db, &ctx.who(), &o, &ctx.org, input).await {
+    match selfservice::change_profile(&ui.st, &ctx.who(), &o, &ctx.org, input).await {
         Ok(out) => {
             let c = me_context(&ui, &ctx).await?;
             let ui = ui.with_org(&ctx).await?;

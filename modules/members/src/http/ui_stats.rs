@@ -1,17 +1,23 @@
-//! The statistics page (`/o/{org}/members/stats`): charts with the same
-//! figures in tables under them, and, for administrators, the retention
-//! period of former members' data with a button that runs it now.
+//! The statistics page (`/o/{org}/members/stats`): a filter form (a GET
+//! form, by membership type and custom fields), charts with the same
+//! figures in tables under them, each table downloadable as CSV with the
+//! filter (`/o/{org}/members/stats.csv`, for the signed-in browser), and,
+//! for administrators, the retention period of former members' data with a
+//! button that runs it now.
 
 use crate::privacy::{self, Retention, RetentionRun};
 use crate::service::{self, MODULE};
-use crate::stats::{self, Stats};
-use axum::extract::State;
+use crate::stats::{self, Stats, StatsCsvQuery, StatsFilter};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use shrooms_core::error::{CoreError, FieldError};
 use shrooms_core::permissions::Access;
+use shrooms_core::web::auth::urlencode;
 use shrooms_core::web::ui::{Ui, UiError};
 use shrooms_core::web::{AppState, OrgCtx};
 
@@ -35,28 +41,93 @@ fn charts(s: &Stats, t: impl Fn(&str) -> String) -> Value {
     })
 }
 
-async fn render(ui: Ui, ctx: &OrgCtx, form: Option<Value>, err: Option<CoreError>, run: Option<RetentionRun>) -> Page {
+/// The filter's part of a link (`&type_id=…&cf=…`), for the CSV links.
+fn filter_query(f: &StatsFilter) -> String {
+    let mut q = String::new();
+    for (k, v) in [("type_id", &f.type_id), ("cf", &f.cf)] {
+        if let Some(v) = v {
+            q.push_str(&format!("&{k}={}", urlencode(v)));
+        }
+    }
+    q
+}
+
+async fn render(
+    ui: Ui,
+    ctx: &OrgCtx,
+    filter: Result<StatsFilter, CoreError>,
+    form: Option<Value>,
+    err: Option<CoreError>,
+    run: Option<RetentionRun>,
+) -> Page {
     let cap = ctx.can_read(MODULE)?;
-    let s = stats::stats(&ui.st.db, &cap, service::today(&ctx.org.timezone)).await.map_err(CoreError::from)?;
+    let db = &ui.st.db;
+    let typed = filter.as_ref().map(StatsFilter::normalized).unwrap_or_default();
+    // A filter that names an unknown type or field is shown on its form,
+    // without figures (unfiltered figures under it would be misread).
+    let figures = match filter {
+        Ok(f) => stats::stats(db, &cap, service::today(&ctx.org.timezone), &f).await.map_err(CoreError::from),
+        Err(e) => Err(e),
+    };
+    let (s, filter_errors) = match figures {
+        Ok(s) => (Some(s), None),
+        Err(e @ CoreError::Validation(_)) => (None, Some(e)),
+        Err(e) => return Err(e.into()),
+    };
     let can_admin = ctx.access(MODULE) >= Access::Admin && ctx.access("core") >= Access::Admin;
     let retention = if can_admin {
-        privacy::retention(&ui.st.db, &cap).await.map_err(CoreError::from)?
+        privacy::retention(db, &cap).await.map_err(CoreError::from)?
     } else {
         Retention { months: None }
     };
-    let c = charts(&s, |k| ui.t(k));
+    let types = service::types(db, &cap).await.map_err(CoreError::from)?;
+    let mut type_options = vec![json!(["", ui.t("members.stats.all_types")])];
+    for ty in &types {
+        let name =
+            if ty.archived { format!("{} ({})", ty.name, ui.t("members.stats.archived")) } else { ty.name.clone() };
+        type_options.push(json!([ty.id, name]));
+    }
+    let type_name = typed.type_id.as_ref().and_then(|id| types.iter().find(|t| &t.id == id)).map(|t| t.name.clone());
+    let c = s.as_ref().map(|s| charts(s, |k| ui.t(k)));
     let form = form.unwrap_or_else(|| json!({"months": retention.months.map(|m| m.to_string()).unwrap_or_default()}));
-    let extra = json!({"stats": s, "charts": c, "currency": ctx.org.currency, "can_admin": can_admin,
-        "retention": retention, "retention_form": form, "run": run});
+    let mut extra = json!({"stats": s, "charts": c, "currency": ctx.org.currency, "can_admin": can_admin,
+        "retention": retention, "retention_form": form, "run": run,
+        "filter": typed, "filtered": !typed.is_empty(), "type_name": type_name, "type_options": type_options,
+        "filter_qs": filter_query(&typed)});
+    let status = match &filter_errors {
+        Some(e) => {
+            let fields: Map<String, Value> =
+                e.field_errors().into_iter().map(|f| (f.field, Value::String(f.message))).collect();
+            extra["filter_errors"] = Value::Object(fields);
+            extra["filter_error"] = Value::String(e.public_detail());
+            e.status()
+        }
+        None => StatusCode::OK,
+    };
     let ui = ui.with_org(ctx).await?;
     Ok(match err {
         Some(e) => ui.form_error("members_stats.html", e, extra),
-        None => ui.render("members_stats.html", extra),
+        None => ui.render_status(status, "members_stats.html", extra),
     })
 }
 
-async fn page(ui: Ui, ctx: OrgCtx) -> Page {
-    render(ui, &ctx, None, None, None).await
+/// The query string of the page; a malformed one is a form error.
+fn read_filter(q: Result<Query<StatsFilter>, QueryRejection>) -> Result<StatsFilter, CoreError> {
+    q.map(|Query(f)| f).map_err(|e| CoreError::validation("query", &e.body_text()))
+}
+
+async fn page(ui: Ui, ctx: OrgCtx, q: Result<Query<StatsFilter>, QueryRejection>) -> Page {
+    render(ui, &ctx, read_filter(q), None, None, None).await
+}
+
+/// One table as CSV with the page's filter, for the signed-in browser (the
+/// same file as `GET /api/v1/orgs/{org}/members/stats.csv`).
+async fn csv(State(st): State<AppState>, ctx: OrgCtx, q: Result<Query<StatsCsvQuery>, QueryRejection>) -> Page {
+    let cap = ctx.can_read(MODULE)?;
+    let q = q.map(|Query(q)| q).map_err(|e| CoreError::validation("query", &e.body_text()))?;
+    let today = service::today(&ctx.org.timezone);
+    let (name, body) = stats::export(&st.db, &cap, today, &q).await.map_err(CoreError::from)?;
+    Ok(super::api::file_download(&name, "text/csv; charset=utf-8", body))
 }
 
 async fn save_retention(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>>) -> Page {
@@ -78,7 +149,7 @@ async fn save_retention(ui: Ui, ctx: OrgCtx, Form(f): Form<Vec<(String, String)>
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("/o/{}/members/stats", ctx.org.slug)).into_response()),
-        Err(e) => render(ui, &ctx, Some(json!({"months": typed})), Some(e), None).await,
+        Err(e) => render(ui, &ctx, Ok(StatsFilter::default()), Some(json!({"months": typed})), Some(e), None).await,
     }
 }
 
@@ -86,12 +157,13 @@ async fn run_now(ui: Ui, ctx: OrgCtx, State(st): State<AppState>) -> Page {
     ctx.can_admin(MODULE)?;
     ctx.can_admin("core")?;
     let run = privacy::run_retention(&st, ctx.org.id, &ctx.who()).await.map_err(CoreError::from)?;
-    render(ui, &ctx, None, None, Some(run)).await
+    render(ui, &ctx, Ok(StatsFilter::default()), None, None, Some(run)).await
 }
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/o/{org}/members/stats", get(page))
+        .route("/o/{org}/members/stats.csv", get(csv))
         .route("/o/{org}/members/retention", post(save_retention))
         .route("/o/{org}/members/retention/run", post(run_now))
 }

@@ -199,7 +199,27 @@ db_test!(pages_follow_the_cursor_and_other_organisations_never_show, |app: TestA
     let csrf = app.sign_in(&browser, "admin@example.org", testkit::ADMIN_PASSWORD).await;
     let r = browser.get(app.url(&format!("/o/{}/members/directory?status=dues_unpaid", s.org))).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("Nom3"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Nom3"));
+    // Its download links work in the signed-in browser (no bearer token).
+    let link = format!("/o/{}/members/directory/export.csv?", s.org);
+    assert!(html.contains(&link), "{html}");
+    let r = browser.get(app.url(&format!("{link}q=nom1"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csv = r.text().await.unwrap();
+    assert!(csv.contains("Nom1") && !csv.contains("Nom2"), "{csv}");
+    for file in ["export.ods", "list.pdf", "labels.pdf"] {
+        let r = browser.get(app.url(&format!("/o/{}/members/directory/{file}", s.org))).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{file}");
+        assert!(!r.bytes().await.unwrap().is_empty());
+    }
+    // Signed out: to the sign-in page, not a file.
+    let r = testkit::browser_client()
+        .get(app.url(&format!("/o/{}/members/directory/export.csv", s.org)))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
     let r = browser
         .post(app.url(&format!("/o/{}/members/searches", s.org)))
         .form(&[("_csrf", csrf.as_str()), ("name", ""), ("q", "nom2")])

@@ -7,6 +7,7 @@ mod directory;
 mod donations;
 mod dues;
 mod import;
+mod invoice_payments;
 mod journey;
 mod mailing;
 mod memberships;

@@ -54,6 +54,15 @@ db_test!(a_member_is_exported_then_erased, |app: TestApp| async move {
         )
         .await;
     assert_eq!(st, 201, "{m}");
+    let (st, plan) = app
+        .post(
+            &s.admin,
+            &url(&s.org, "/gift-plans"),
+            json!({"person_id": ana, "amount_cents": 1500, "frequency": "monthly", "method": "transfer",
+                   "first_on": format!("{y}-01-31")}),
+        )
+        .await;
+    assert_eq!(st, 201, "{plan}");
 
     // The export: core and members sections; the IBAN masked.
     let (st, ex) = app.get(&s.admin, &people_url(&s, &format!("/{ana}/personal-data"))).await;
@@ -63,6 +72,7 @@ db_test!(a_member_is_exported_then_erased, |app: TestApp| async move {
     assert_eq!(section(&ex, "members", "periods")[0]["type"], "Individuelle");
     assert_eq!(section(&ex, "members", "dues")[0]["amount_cents"], 3000);
     assert_eq!(section(&ex, "members", "mandates")[0]["iban"], "FR76 **** 0189");
+    assert_eq!(section(&ex, "members", "gift_plans")[0]["amount_cents"], 1500);
     assert!(!ex.to_string().contains("30006000011234567890189"), "the IBAN is never exported whole");
     let r = app
         .http
@@ -118,6 +128,9 @@ db_test!(a_member_is_exported_then_erased, |app: TestApp| async move {
         .map(|n| n["section"].as_str().unwrap())
         .collect();
     assert!(kept.contains(&"tax_receipts") && kept.contains(&"audit"), "{rep}");
+    // A recurring gift of someone erased is no longer expected.
+    let (_, plans) = app.get(&s.admin, &url(&s.org, "/gift-plans")).await;
+    assert_eq!(plans.as_array().map(Vec::len), Some(0), "{plans}");
 
     // The name is found nowhere: people search, the member list, the export.
     let (_, found) = app.get(&s.admin, &people_url(&s, "?q=moreau")).await;

@@ -377,6 +377,108 @@ db_test!(an_automatic_join_records_the_membership_once, |app: TestApp| async mov
     assert_eq!(reqs["joins"].as_array().unwrap().len(), 1);
 });
 
+/// The notifications of `kind` under the bell of the account of `token`.
+async fn told(app: &TestApp, token: &str, kind: &str) -> Vec<Value> {
+    let (st, bell) = app.get(token, "/api/v1/notifications").await;
+    assert_eq!(st, 200, "{bell}");
+    bell["items"].as_array().unwrap().iter().filter(|n| n["kind"] == kind).cloned().collect()
+}
+
+/// The mails of `kind` queued for `to` (the outbox the mailer delivers from).
+async fn mails(app: &TestApp, s: &Setup, to: &str, kind: &str) -> Vec<Value> {
+    let (st, b) = app.get(&s.admin, &format!("/api/v1/admin/outbox?to={to}")).await;
+    assert_eq!(st, 200, "{b}");
+    b.as_array().unwrap().iter().filter(|m| m["kind"] == kind).cloned().collect()
+}
+
+db_test!(a_join_request_notifies_the_secretaries_of_its_organisation_only, |app: TestApp| async move {
+    let s = setup(&app).await;
+    let org = s.org.clone();
+    // A manager (reads French), staff (reads members only), a plain member,
+    // and the manager of another organisation.
+    let manager = app.member(&s.admin, &org, "gerant@example.org", "manager").await;
+    let id: shrooms_core::ids::AccountId =
+        app.get(&manager, "/api/v1/me").await.1["id"].as_str().unwrap().parse().unwrap();
+    shrooms_core::identity::set_lang(&app.state.db, id, "fr").await.unwrap();
+    let staff = app.member(&s.admin, &org, "staff@example.org", "staff").await;
+    let plain = app.member(&s.admin, &org, "simple@example.org", "member").await;
+    assert_eq!(app.post(&s.admin, "/api/v1/orgs", json!({"name": "Other", "slug": "other"})).await.0, 201);
+    let stranger = app.member(&s.admin, "other", "autre@example.org", "manager").await;
+    let (ind, _) = open_form(&app, &s, "approval", &[]).await;
+
+    let (st, a) = public_post(&app, &url(&org, "/join"), join_body("ana.libre@example.org", &ind, "told-1")).await;
+    assert_eq!((st, a["status"].as_str()), (201, Some("pending")), "{a}");
+    // Sent again, with the same submission id and with another one: the same request, told once.
+    for again in ["told-1", "told-2"] {
+        let (st, b) = public_post(&app, &url(&org, "/join"), join_body("ana.libre@example.org", &ind, again)).await;
+        assert_eq!((st, &b["request_id"]), (200, &a["request_id"]), "{b}");
+    }
+
+    let link = format!("/o/{org}/members/requests");
+    let theirs = told(&app, &manager, "members.join_request").await;
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["title"], "Ana Libre demande à adhérer : Individuelle", "in the manager's language");
+    assert_eq!(theirs[0]["body"], "ana.libre@example.org");
+    assert_eq!(theirs[0]["link"], link.as_str());
+    assert_eq!(theirs[0]["read"], false);
+    let owners = told(&app, &s.admin, "members.join_request").await;
+    assert_eq!(owners.len(), 1, "the owner is told too: {owners:?}");
+    assert_eq!(owners[0]["title"], "Ana Libre asks to join: Individuelle");
+    for (who, token) in [("staff", &staff), ("a plain member", &plain), ("another organisation", &stranger)] {
+        assert_eq!(told(&app, token, "members.join_request").await, Vec::<Value>::new(), "{who} is not told");
+    }
+
+    // Mailed at once (the kind's default), once, in each one's language.
+    let mail = mails(&app, &s, "gerant@example.org", "notification").await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert!(mail[0]["subject"].as_str().unwrap().starts_with("Nouvelle notification"), "{mail:?}");
+    let body = mail[0]["body_text"].as_str().unwrap();
+    assert!(body.contains("Ana Libre demande à adhérer : Individuelle") && body.contains(&link), "{body}");
+    assert_eq!(mails(&app, &s, "admin@example.org", "notification").await.len(), 1);
+    for to in ["staff@example.org", "simple@example.org", "autre@example.org"] {
+        assert_eq!(mails(&app, &s, to, "notification").await, Vec::<Value>::new(), "no mail to {to}");
+    }
+});
+
+db_test!(a_profile_change_request_notifies_the_secretaries_in_their_digest, |app: TestApp| async move {
+    let s = setup(&app).await;
+    let org = s.org.clone();
+    open_form(&app, &s, "approval", &["email"]).await;
+    // Mia manages members and is a member herself; Bo is a plain member.
+    crate::person(&app, &s, "Mia", "Gérante").await;
+    let mia = app.member(&s.admin, &org, "mia@example.org", "manager").await;
+    let bo = app.member(&s.admin, &org, "bo@example.org", "member").await;
+
+    // A change made at once (the phone is not checked): nothing to decide, nobody told.
+    let (st, out) =
+        app.send(reqwest::Method::PATCH, &mia, &url(&org, "/me/profile"), json!({"phone": "07 00 00 00 02"})).await;
+    assert_eq!((st, &out["applied"], &out["pending"]), (200, &json!(["phone"]), &Value::Null), "{out}");
+    assert_eq!(told(&app, &s.admin, "members.change_request").await, Vec::<Value>::new());
+
+    // The e-mail waits for approval: whoever may decide is told, not Mia who asked.
+    let (st, out) =
+        app.send(reqwest::Method::PATCH, &mia, &url(&org, "/me/profile"), json!({"email": "mia@jardin.example"})).await;
+    assert_eq!(st, 200, "{out}");
+    assert_eq!(out["pending"]["status"], "pending", "{out}");
+    let link = format!("/o/{org}/members/requests");
+    let theirs = told(&app, &s.admin, "members.change_request").await;
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["title"], "Mia Gérante asks to change their profile: email");
+    assert_eq!(theirs[0]["body"], "", "the new values stay behind the sign-in");
+    assert_eq!(theirs[0]["link"], link.as_str());
+    assert_eq!(told(&app, &mia, "members.change_request").await, Vec::<Value>::new(), "the requester is not told");
+    assert_eq!(told(&app, &bo, "members.change_request").await, Vec::<Value>::new(), "a plain member is not told");
+
+    // Not mailed at once: in the daily digest.
+    assert_eq!(mails(&app, &s, "admin@example.org", "notification").await, Vec::<Value>::new());
+    assert_eq!(shrooms_core::notify::send_digests(&app.state).await.unwrap(), 1, "one digest, the owner's");
+    let digest = mails(&app, &s, "admin@example.org", "digest").await;
+    assert_eq!(digest.len(), 1, "{digest:?}");
+    let body = digest[0]["body_text"].as_str().unwrap();
+    assert!(body.contains("Mia Gérante asks to change their profile: email") && body.contains(&link), "{body}");
+    assert_eq!(mails(&app, &s, "mia@example.org", "digest").await, Vec::<Value>::new());
+});
+
 db_test!(self_service_pages_render_in_both_languages, |app: TestApp| async move {
     let s = setup(&app).await;
     open_form(&app, &s, "approval", &["address"]).await;
@@ -452,4 +554,55 @@ db_test!(forms_sent_at_once_make_one_person_and_one_request, |app: TestApp| asyn
     assert_ne!(a["request_id"], r["id"]);
     let (_, refused) = app.get(&s.admin, &url(&org, "/requests?status=refused")).await;
     assert_eq!(refused["joins"].as_array().unwrap().len(), 1);
+});
+
+db_test!(a_secretary_links_a_shared_family_address_by_hand, |app: TestApp| async move {
+    let s = setup(&app).await;
+    let org = s.org.clone();
+    let people = format!("/api/v1/orgs/{org}/people");
+    // Two people of a family share one address: the first visit cannot choose.
+    let mut family = Vec::new();
+    for given in ["Ana", "Léo"] {
+        let (st, p) = app
+            .post(
+                &s.admin,
+                &people,
+                json!({"given_name": given, "family_name": "Libre", "email": "famille.libre@example.org"}),
+            )
+            .await;
+        assert_eq!(st, 201, "{p}");
+        family.push(p["id"].as_str().unwrap().to_string());
+    }
+    let token = app.member(&s.admin, &org, "famille.libre@example.org", "member").await;
+    let (st, b) = app.get(&token, &url(&org, "/me")).await;
+    assert_eq!(st, 404, "{b}");
+    let browser = testkit::browser_client();
+    app.sign_in(&browser, "famille.libre@example.org", MEMBER_PASSWORD).await;
+    let space = app.url(&format!("/o/{org}/members/me"));
+    let html = browser.get(&space).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Your account is not linked to a member"), "{html}");
+    for id in &family {
+        assert_eq!(app.get(&s.admin, &format!("{people}/{id}")).await.1["account_id"], Value::Null);
+    }
+
+    // The secretary links the account to Léo by its address.
+    let (st, p) = app
+        .send(
+            reqwest::Method::PUT,
+            &s.admin,
+            &format!("{people}/{}/account", family[1]),
+            json!({"email": "Famille.Libre@example.org"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["account_email"], "famille.libre@example.org");
+
+    // The member space is Léo's now, in the API and on the page.
+    let (st, me) = app.get(&token, &url(&org, "/me")).await;
+    assert_eq!(st, 200, "{me}");
+    assert_eq!(me["membership"]["person"]["id"], family[1].as_str());
+    assert_eq!(me["membership"]["person"]["given_name"], "Léo");
+    let html = browser.get(&space).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Léo Libre") && !html.contains("not linked"), "{html}");
+    assert_eq!(app.get(&s.admin, &format!("{people}/{}", family[0])).await.1["account_id"], Value::Null);
 });
