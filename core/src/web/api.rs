@@ -71,6 +71,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// For an optional object nested in a request body, with
+/// `#[serde(default, deserialize_with = "shrooms_core::web::api::nested_object")]`:
+/// serde would read a struct from an array of its fields in order (`[null, null]`),
+/// which nobody means; this takes an object or `null` and refuses the rest.
+pub fn nested_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(None),
+        v @ serde_json::Value::Object(_) => serde_json::from_value(v).map(Some).map_err(D::Error::custom),
+        _ => Err(D::Error::custom("expected an object")),
+    }
+}
+
 /// `application/json` or any `application/*+json`, as axum's `Json` accepts.
 fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
     let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {

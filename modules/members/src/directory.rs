@@ -993,6 +993,7 @@ pub struct SavedSearch {
 #[serde(deny_unknown_fields)]
 pub struct SavedSearchInput {
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "shrooms_core::web::api::nested_object")]
     pub filter: Option<DirFilter>,
 }
 

@@ -277,6 +277,7 @@ pub struct MailingInput {
     pub body: Option<String>,
     /// A saved search, or else `filter`.
     pub saved: Option<String>,
+    #[serde(default, deserialize_with = "shrooms_core::web::api::nested_object")]
     pub filter: Option<DirFilter>,
     /// `newsletter` (the default: skips people who opted out) or `service`.
     pub list_kind: Option<String>,

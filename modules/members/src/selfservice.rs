@@ -49,27 +49,17 @@ pub enum JoinMode {
 #[serde(deny_unknown_fields)]
 pub struct SelfSettings {
     /// Whether the public join form is open.
-    #[serde(default)]
     pub join_enabled: bool,
-    #[serde(default = "approval")]
     pub join_mode: JoinMode,
     /// The membership types the form offers.
-    #[serde(default)]
     pub join_type_ids: Vec<String>,
     /// The organisation's terms, which a visitor must accept to join.
-    #[serde(default)]
     pub terms_text: String,
     /// What to do to pay the dues (shown after joining): cheque to…, transfer to…
-    #[serde(default)]
     pub payment_instructions: String,
     /// Profile fields whose change by the member waits for approval:
     /// `given_name`, `family_name`, `email`, `phone`, `address`.
-    #[serde(default)]
     pub checked_fields: Vec<String>,
-}
-
-fn approval() -> JoinMode {
-    JoinMode::Approval
 }
 
 impl Default for SelfSettings {

@@ -145,7 +145,7 @@ async fn api_fuzzing() {
         http.get(format!("{base}/api/v1/orgs")).bearer_auth(&secret).send().await.unwrap().json().await.unwrap();
     let org = orgs["items"][0]["slug"].as_str().expect("the demo administrator's organisation").to_string();
 
-    let examples = std::env::var("SHROOMS_FUZZ_EXAMPLES").unwrap_or_else(|_| "20".into());
+    let examples = std::env::var("SHROOMS_FUZZ_EXAMPLES").unwrap_or_else(|_| "15".into());
     // A fixed seed: the test command gives the same verdict on the same code.
     // Explore further by hand with other seeds (`SHROOMS_FUZZ_SEED=random`,
     // docs/TESTING.md); what they find becomes a fix and a test.
@@ -157,14 +157,24 @@ async fn api_fuzzing() {
         .env("NO_COLOR", "1")
         .args(["-m", "schemathesis.cli", "run"])
         .arg(format!("{base}/api/v1/openapi.json"))
-        .args(["--checks", "all", "--max-examples", &examples, "--exclude-operation-id", "revoke_key", "--no-color"]);
+        .args(["--checks", "all", "--max-examples", &examples, "--no-color"])
+        // Not fuzzed (their own integration tests cover them): revoking keys
+        // (the fuzzer's own key among them), and switching modules off for the
+        // instance or the organisation, after which every route of the module
+        // answers 404 for the rest of the run: its operations would no longer
+        // be exercised, and the stateful phase reads that 404 as "a resource
+        // just created is not found" (it links `POST /orgs` to every
+        // `/orgs/{org}/…` operation, whose `org` this run fixes).
+        .args(["--exclude-operation-id", "revoke_key"])
+        .args(["--exclude-operation-id", "set_org_module"])
+        .args(["--exclude-operation-id", "set_instance_module"]);
     if seed != "random" {
         cmd.args(["--seed", &seed]);
     }
     cmd.arg("-H").arg(format!("Authorization: Bearer {secret}"));
     let (ok, output) = tokio::task::spawn_blocking({
         let dir = env.dir.clone();
-        move || run_bounded(cmd, Duration::from_secs(300), &dir, "schemathesis")
+        move || run_bounded(cmd, Duration::from_secs(900), &dir, "schemathesis")
     })
     .await
     .expect("schemathesis");
@@ -173,4 +183,17 @@ async fn api_fuzzing() {
     // The key was not revoked during the run: every operation was tried with it.
     let me = http.get(format!("{base}/api/v1/me")).bearer_auth(&secret).send().await.unwrap();
     assert_eq!(me.status(), 200);
+    // Every module was still on at the end: the module operations ran.
+    let modules: serde_json::Value = http
+        .get(format!("{base}/api/v1/orgs/{org}/modules"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let off: Vec<&serde_json::Value> =
+        modules.as_array().expect("module list").iter().filter(|m| m["enabled"] != true).collect();
+    assert!(off.is_empty(), "modules switched off during the run: {off:?}");
 }

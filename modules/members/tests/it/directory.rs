@@ -152,6 +152,22 @@ db_test!(pages_follow_the_cursor_and_other_organisations_never_show, |app: TestA
         .await;
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["filter"]["q"], "nom0");
+    // A filter is an object: an array is refused, not read as the filter's
+    // fields in order, and the stored filter stays.
+    let (st, b) = app
+        .send(
+            reqwest::Method::PATCH,
+            &s.admin,
+            &url(&s.org, &format!("/searches/{id}")),
+            json!({"filter": [null, null]}),
+        )
+        .await;
+    assert_eq!(st, 422, "{b}");
+    let (st, b) = app.post(&s.admin, &url(&s.org, "/searches"), json!({"name": "Array", "filter": ["x"]})).await;
+    assert_eq!(st, 422, "{b}");
+    let (_, list) = app.get(&s.admin, &url(&s.org, "/searches")).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["filter"]["q"], "nom0");
 
     // Another organisation sees neither the members nor the saved search.
     assert_eq!(app.post(&s.admin, "/api/v1/orgs", json!({"name": "Other", "slug": "other"})).await.0, 201);

@@ -63,8 +63,18 @@ async fn open_form(app: &TestApp, s: &Setup, mode: &str, checked: &[&str]) -> (S
     let body = json!({"join_enabled": true, "join_mode": mode, "join_type_ids": [ind, free],
         "terms_text": "Statuts de l'association, article 3.", "payment_instructions": "Chèque à l'ordre des Amis du Jardin.",
         "checked_fields": checked});
-    let (st, b) = app.send(reqwest::Method::PUT, &s.admin, &url(&s.org, "/self-service"), body).await;
+    let (st, b) = app.send(reqwest::Method::PUT, &s.admin, &url(&s.org, "/self-service"), body.clone()).await;
     assert_eq!(st, 200, "{b}");
+    // PUT replaces the settings as a whole: a field left out is refused,
+    // and what was stored stays.
+    let mut partial = body.clone();
+    partial.as_object_mut().unwrap().remove("terms_text");
+    let (st, b) = app.send(reqwest::Method::PUT, &s.admin, &url(&s.org, "/self-service"), partial).await;
+    assert_eq!(st, 422, "{b}");
+    assert_eq!(b["errors"][0]["field"], "terms_text", "{b}");
+    let (st, b) = app.get(&s.admin, &url(&s.org, "/self-service")).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["terms_text"], body["terms_text"]);
     (ind, free)
 }
 
